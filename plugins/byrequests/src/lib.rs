@@ -1,0 +1,94 @@
+//! `byrequests`: httpd's request-counting method (smooth weighted round robin).
+//!
+//! For each candidate `lbstatus += lbfactor` and `total += lbfactor`; the candidate with the
+//! highest lbstatus wins, ties going to the first in order (a strict `>`); the winner's
+//! lbstatus drops by `total`. Bit-exact with httpd 2.4's `mod_lbmethod_byrequests`.
+
+use switchyard_sdk::{Candidates, Config, Decision, LbMethod, Request};
+
+/// The byrequests method. Keeps no state of its own: all of it is the host's lbstatus.
+#[derive(Debug, Default)]
+pub struct ByRequests;
+
+impl LbMethod for ByRequests {
+    fn configure(config: &Config) -> Result<Self, String> {
+        config.expect_empty("byrequests")?;
+        Ok(ByRequests)
+    }
+
+    fn pick(&mut self, _request: Request, candidates: &Candidates<'_>) -> Option<Decision> {
+        let lbfactors = candidates.lbfactors();
+        let lbstatuses = candidates.lbstatuses();
+        let mut deltas = Vec::with_capacity(lbfactors.len());
+        let mut total: i64 = 0;
+        let mut best: Option<(usize, i64)> = None;
+        for (i, (&factor, &status)) in lbfactors.iter().zip(lbstatuses).enumerate() {
+            let status = status.wrapping_add(factor);
+            deltas.push(factor);
+            total += factor;
+            if best.is_none_or(|(_, best_status)| status > best_status) {
+                best = Some((i, status));
+            }
+        }
+        let (chosen, _) = best?;
+        deltas[chosen] -= total;
+        Some(Decision::to(chosen).with_lbstatus_delta(deltas))
+    }
+}
+
+switchyard_sdk::export_lbmethod!(ByRequests);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchyard_sdk::testing::Harness;
+
+    fn harness(members: &[(&str, f64)]) -> Harness<ByRequests> {
+        members
+            .iter()
+            .fold(Harness::new("{}").expect("configure"), |h, &(name, lf)| h.member(name, lf))
+    }
+
+    #[test]
+    fn httpd_docs_70_30_example() {
+        let mut h = harness(&[("a", 70.0), ("b", 30.0)]);
+        assert_eq!(h.sequence(10), ["a", "b", "a", "a", "a", "b", "a", "a", "b", "a"]);
+    }
+
+    #[test]
+    fn loadfactors_1_2_3() {
+        let mut h = harness(&[("a", 1.0), ("b", 2.0), ("c", 3.0)]);
+        assert_eq!(h.sequence(6), ["c", "b", "a", "c", "b", "c"]);
+        // The cycle repeats and every lbstatus is back to zero.
+        assert_eq!(h.sequence(6), ["c", "b", "a", "c", "b", "c"]);
+        assert!(h.members().iter().all(|m| m.lbstatus == 0));
+    }
+
+    #[test]
+    fn equal_weights_alternate_from_the_first() {
+        let mut h = harness(&[("a", 1.0), ("b", 1.0), ("c", 1.0)]);
+        assert_eq!(h.sequence(6), ["a", "b", "c", "a", "b", "c"]);
+    }
+
+    #[test]
+    fn decimal_loadfactor_counts() {
+        let mut h = harness(&[("a", 2.5), ("b", 1.0)]);
+        let seq = h.sequence(7);
+        assert_eq!(seq.iter().filter(|s| *s == "a").count(), 5);
+        assert_eq!(h.members()[0].lbfactor, 250);
+    }
+
+    #[test]
+    fn sticky_hit_uses_httpd_default_bookkeeping() {
+        let mut h = harness(&[("a", 1.0), ("b", 1.0)]);
+        h.sticky_hit(1);
+        assert_eq!(h.members()[0].lbstatus, 100);
+        assert_eq!(h.members()[1].lbstatus, -100);
+        assert_eq!(h.sequence(2), ["a", "a"]);
+    }
+
+    #[test]
+    fn rejects_config_keys() {
+        assert!(Harness::<ByRequests>::new(r#"{"x": 1}"#).is_err());
+    }
+}

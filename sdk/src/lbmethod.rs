@@ -1,0 +1,193 @@
+//! The load-balancing method trait and the plain types it works with.
+//!
+//! These mirror `wit/lbmethod.wit` without exposing generated bindings. The host owns every
+//! counter and the `lbstatus` scratch value; a method reads them from [`Candidates`] and changes
+//! `lbstatus` only through the deltas in its [`Decision`].
+
+use crate::config::Config;
+
+/// A load-balancing method: picks which candidate member gets a request.
+///
+/// Only [`configure`](LbMethod::configure) and [`pick`](LbMethod::pick) are required. One value
+/// of the type lives in each Wasm instance; the host may run several instances for one balancer
+/// and throw one away at any time, so private state is a cache, never the truth.
+pub trait LbMethod: Sized + 'static {
+    /// Builds the method from its config table (empty when the operator gave none). An error
+    /// refuses the plugin with this message.
+    fn configure(config: &Config) -> Result<Self, String>;
+
+    /// Called after `configure` and whenever members are added, removed or edited, with every
+    /// member in config order. Drop private per-member state here. The default does nothing.
+    fn reset(&mut self, members: &[MemberInfo]) {
+        let _ = members;
+    }
+
+    /// Chooses one of `candidates` (never empty) for a request, or `None` to refuse them all
+    /// (the client gets 503). Called for every request that is not a sticky hit.
+    fn pick(&mut self, request: Request, candidates: &Candidates<'_>) -> Option<Decision>;
+
+    /// A sticky session sent a request to `usable[chosen]` without asking `pick`; return the
+    /// lbstatus deltas to apply (one per usable member, or empty). The default is httpd's: every
+    /// usable member's lbstatus grows by its lbfactor and the chosen one loses the total.
+    fn sticky_hit(&mut self, usable: &Candidates<'_>, chosen: usize) -> Vec<i64> {
+        let mut deltas: Vec<i64> = usable.iter().map(|c| i64::from(c.lbfactor)).collect();
+        let total: i64 = deltas.iter().sum();
+        if let Some(d) = deltas.get_mut(chosen) {
+            *d -= total;
+        }
+        deltas
+    }
+}
+
+/// What the host tells `pick` about the request itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Request {
+    /// A 64-bit hash of the balancer's `hashkey` source (client address, a header, a cookie,
+    /// the path), for hashing methods; 0 when the balancer sets no `hashkey`.
+    pub key: u64,
+}
+
+/// A member as `reset` describes it: what is not a number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberInfo {
+    /// The member's URL as configured.
+    pub url: String,
+    /// Its sticky-session route; empty when it has none.
+    pub route: String,
+    /// Its lbset (0..99).
+    pub lbset: u32,
+}
+
+/// One candidate's state, as read from [`Candidates`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Candidate {
+    /// Position of the member in the list last given to `reset`.
+    pub member: usize,
+    /// Weight: loadfactor × 100 (100..10000).
+    pub lbfactor: u32,
+    /// The method's scratch value, owned by the host.
+    pub lbstatus: i64,
+    /// Requests in flight to the member.
+    pub busy: u64,
+    /// Bytes sent to the member so far.
+    pub transferred: u64,
+    /// Bytes read from the member so far.
+    pub read: u64,
+}
+
+/// The per-member fields, in the column order of the WIT `member-field` enum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(usize)]
+pub enum Field {
+    /// Position in the member list given to `reset`.
+    Member = 0,
+    /// loadfactor × 100.
+    Lbfactor = 1,
+    /// The host-owned scratch value.
+    Lbstatus = 2,
+    /// Requests in flight.
+    Busy = 3,
+    /// Bytes sent to the member.
+    Transferred = 4,
+    /// Bytes read from the member.
+    Read = 5,
+}
+
+impl Field {
+    /// How many fields version 0.1 of the contract sends.
+    pub const COUNT: usize = 6;
+}
+
+/// The members a request may go to: a table with one column per [`Field`], one row per
+/// candidate. Column accessors return slices of `len()` values.
+#[derive(Debug, Clone, Copy)]
+pub struct Candidates<'a> {
+    count: usize,
+    values: &'a [i64],
+}
+
+impl<'a> Candidates<'a> {
+    /// Views a column-major table of `count` rows, as the host packs it. A `values` list too
+    /// short for `count` rows of every field is cut to the rows it can hold.
+    pub fn from_columns(count: usize, values: &'a [i64]) -> Self {
+        let count = count.min(values.len() / Field::COUNT);
+        Self { count, values }
+    }
+
+    /// Number of candidates.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// Whether there are no candidates (the host never calls `pick` with none).
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// One field of every candidate.
+    pub fn column(&self, field: Field) -> &'a [i64] {
+        let start = field as usize * self.count;
+        &self.values[start..start + self.count]
+    }
+
+    /// The lbfactor column.
+    pub fn lbfactors(&self) -> &'a [i64] {
+        self.column(Field::Lbfactor)
+    }
+
+    /// The lbstatus column.
+    pub fn lbstatuses(&self) -> &'a [i64] {
+        self.column(Field::Lbstatus)
+    }
+
+    /// The busy column.
+    pub fn busies(&self) -> &'a [i64] {
+        self.column(Field::Busy)
+    }
+
+    /// Candidate `i`, if in range.
+    pub fn get(&self, i: usize) -> Option<Candidate> {
+        (i < self.count).then(|| self.row(i))
+    }
+
+    /// The candidates in order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = Candidate> + '_ {
+        (0..self.count).map(|i| self.row(i))
+    }
+
+    fn row(&self, i: usize) -> Candidate {
+        let at = |field: Field| self.values[field as usize * self.count + i];
+        // Counters and indices are never negative; clamp rather than wrap if a host lies.
+        let unsigned = |field: Field| u64::try_from(at(field)).unwrap_or(0);
+        Candidate {
+            member: unsigned(Field::Member) as usize,
+            lbfactor: u32::try_from(at(Field::Lbfactor)).unwrap_or(0),
+            lbstatus: at(Field::Lbstatus),
+            busy: unsigned(Field::Busy),
+            transferred: unsigned(Field::Transferred),
+            read: unsigned(Field::Read),
+        }
+    }
+}
+
+/// The answer to `pick`: the chosen candidate and optional lbstatus deltas.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    /// Index into the candidates.
+    pub chosen: usize,
+    /// Empty (no change) or one delta per candidate, added to its lbstatus by the host.
+    pub lbstatus_delta: Vec<i64>,
+}
+
+impl Decision {
+    /// Sends the request to candidate `chosen`, changing no lbstatus.
+    pub fn to(chosen: usize) -> Self {
+        Self { chosen, lbstatus_delta: Vec::new() }
+    }
+
+    /// Adds lbstatus deltas, one per candidate.
+    pub fn with_lbstatus_delta(mut self, deltas: Vec<i64>) -> Self {
+        self.lbstatus_delta = deltas;
+        self
+    }
+}
