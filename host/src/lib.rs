@@ -4,7 +4,11 @@
 //! # Layout
 //! Dependencies point one way, top to bottom:
 //! - [`config`]: the TOML file, checked into a typed model.
+//! - [`balancer`]: members, flags, failover tiers, counters; asks an [`balancer::LbMethod`].
+//! - [`plugin`]: the Wasm runtime; implements [`balancer::LbMethod`] with components.
 
 #![forbid(unsafe_code)]
 
+pub mod balancer;
 pub mod config;
+pub mod plugin;

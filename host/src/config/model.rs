@@ -82,7 +82,7 @@ pub struct LbMethodSpec {
 }
 
 /// Where a plugin's component comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum PluginSource {
     /// One of the default plugins embedded in the binary.
     Builtin(String),

@@ -1,0 +1,95 @@
+//! The seam between the balancer and whatever implements a load-balancing method.
+//!
+//! The plugin runtime implements [`LbMethod`] for Wasm components; tests implement it natively.
+//! Nothing here knows about Wasm.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+/// A boxed future, as trait objects need.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The candidates of one request as the contract packs them: one column per field
+/// (member, lbfactor, lbstatus, busy, transferred, read), `count` values each.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CandidateTable {
+    /// Number of candidates.
+    pub count: usize,
+    /// `FIELDS × count` values, column-major.
+    pub values: Vec<i64>,
+}
+
+impl CandidateTable {
+    /// Fields per candidate in version 0.1 of the contract.
+    pub const FIELDS: usize = 6;
+
+    /// Column `field` (0 member … 5 read).
+    pub fn column(&self, field: usize) -> &[i64] {
+        &self.values[field * self.count..(field + 1) * self.count]
+    }
+}
+
+/// What `pick` answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    /// Index into the candidates.
+    pub chosen: usize,
+    /// Empty, or one lbstatus delta per candidate.
+    pub lbstatus_delta: Vec<i64>,
+}
+
+/// What a method knows about a member that is not a number (handed over on membership change).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberInfo {
+    /// The member's URL.
+    pub url: String,
+    /// Its sticky route.
+    pub route: String,
+    /// Its lbset.
+    pub lbset: u32,
+}
+
+/// Why a method could not answer. The balancer then falls back to the first candidate.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LbMethodError {
+    /// The call trapped: a panic, the CPU deadline, the memory cap.
+    #[error("plugin {plugin} trapped: {reason}")]
+    Trapped {
+        /// Which plugin.
+        plugin: String,
+        /// The trap message.
+        reason: String,
+    },
+    /// The plugin trapped too often and is bypassed for a while.
+    #[error("plugin {plugin} is circuit-broken after repeated traps")]
+    CircuitOpen {
+        /// Which plugin.
+        plugin: String,
+    },
+    /// No instance could be made (e.g. `configure` failed on a fresh instance).
+    #[error("plugin {plugin} has no usable instance: {reason}")]
+    Unavailable {
+        /// Which plugin.
+        plugin: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A load-balancing method. Implementations are shared by every request of a balancer and
+/// must allow concurrent calls.
+pub trait LbMethod: Send + Sync + 'static {
+    /// A name for logs and the manager (e.g. `byrequests`, or a file name).
+    fn name(&self) -> &str;
+
+    /// Chooses among `candidates` (never empty). `Ok(None)` means the method refuses all of
+    /// them; the answer is validated by the caller.
+    fn pick<'a>(&'a self, key: u64, candidates: &'a CandidateTable) -> BoxFuture<'a, Result<Option<Decision>, LbMethodError>>;
+
+    /// A sticky session chose `usable[chosen]`; returns lbstatus deltas (empty or one per entry).
+    fn sticky_hit<'a>(&'a self, usable: &'a CandidateTable, chosen: usize) -> BoxFuture<'a, Result<Vec<i64>, LbMethodError>>;
+
+    /// The balancer's members changed; implementations pass this on before their next call.
+    fn set_members(&self, members: Arc<[MemberInfo]>);
+}

@@ -1,0 +1,202 @@
+//! One balancer member: its settings, status flags and the counters the host owns.
+//!
+//! Everything that changes at run time is an atomic, so requests read and update members
+//! without locks. `C` is whatever per-member state the proxy attaches (its connection pool);
+//! the balancer never looks inside it.
+
+use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::config::{self, StatusFlags};
+
+/// A member and its live state.
+#[derive(Debug)]
+pub struct Member<C> {
+    /// The member's settings as configured.
+    pub config: config::Member,
+    /// The proxy's per-member state (e.g. a connection pool).
+    pub conn: C,
+    status: AtomicU32,
+    lbfactor: AtomicU32,
+    lbstatus: AtomicI64,
+    busy: AtomicU64,
+    elected: AtomicU64,
+    transferred: AtomicU64,
+    read: AtomicU64,
+    errors: AtomicU64,
+    /// When E was last set, as nanoseconds after `epoch`.
+    error_at: AtomicU64,
+    epoch: Instant,
+}
+
+/// A consistent-enough copy of a member's counters, for display and tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberSnapshot {
+    /// The member's URL.
+    pub url: String,
+    /// Current flags.
+    pub status: StatusFlags,
+    /// loadfactor × 100.
+    pub lbfactor: u32,
+    /// The lbmethod's scratch value.
+    pub lbstatus: i64,
+    /// Requests in flight.
+    pub busy: u64,
+    /// Times chosen.
+    pub elected: u64,
+    /// Bytes sent to it.
+    pub transferred: u64,
+    /// Bytes read from it.
+    pub read: u64,
+    /// Times it was put in error.
+    pub errors: u64,
+}
+
+impl<C> Member<C> {
+    /// A member in its configured initial state.
+    pub fn new(config: config::Member, conn: C) -> Self {
+        Self {
+            status: AtomicU32::new(config.status.bits()),
+            lbfactor: AtomicU32::new(config.lbfactor),
+            lbstatus: AtomicI64::new(0),
+            busy: AtomicU64::new(0),
+            elected: AtomicU64::new(0),
+            transferred: AtomicU64::new(0),
+            read: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            error_at: AtomicU64::new(0),
+            epoch: Instant::now(),
+            config,
+            conn,
+        }
+    }
+
+    /// Current status flags.
+    pub fn status(&self) -> StatusFlags {
+        StatusFlags::from_bits(self.status.load(Ordering::Relaxed))
+    }
+
+    /// Sets or clears flags.
+    pub fn set_status(&self, flags: StatusFlags, on: bool) {
+        if on {
+            self.status.fetch_or(flags.bits(), Ordering::Relaxed);
+        } else {
+            self.status.fetch_and(!flags.bits(), Ordering::Relaxed);
+        }
+    }
+
+    /// loadfactor × 100.
+    pub fn lbfactor(&self) -> u32 {
+        self.lbfactor.load(Ordering::Relaxed)
+    }
+
+    /// The lbmethod's scratch value.
+    pub fn lbstatus(&self) -> i64 {
+        self.lbstatus.load(Ordering::Relaxed)
+    }
+
+    /// Adds a delta to lbstatus (wrapping, as httpd's int arithmetic would not be asked to).
+    pub(crate) fn add_lbstatus(&self, delta: i64) {
+        self.lbstatus.fetch_add(delta, Ordering::Relaxed);
+    }
+
+    /// Requests in flight.
+    pub fn busy(&self) -> u64 {
+        self.busy.load(Ordering::Relaxed)
+    }
+
+    /// Counts a request in flight until the guard is dropped.
+    pub fn busy_guard(self: &std::sync::Arc<Self>) -> BusyGuard<C> {
+        self.busy.fetch_add(1, Ordering::Relaxed);
+        BusyGuard { member: std::sync::Arc::clone(self) }
+    }
+
+    /// Counts one election.
+    pub(crate) fn count_elected(&self) {
+        self.elected.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Adds bytes sent to the member.
+    pub fn add_transferred(&self, bytes: u64) {
+        self.transferred.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Adds bytes read from the member.
+    pub fn add_read(&self, bytes: u64) {
+        self.read.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Puts the member in error (E) unless it ignores errors (I). Returns whether E was set.
+    pub fn mark_error(&self, now: Instant) -> bool {
+        if self.status().contains(StatusFlags::IGNORE_ERRORS) {
+            return false;
+        }
+        self.error_at.store(self.nanos_since_epoch(now), Ordering::Relaxed);
+        self.set_status(StatusFlags::IN_ERROR, true);
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        true
+    }
+
+    /// Whether the member may take a new (non-sticky) request now. A member in error whose
+    /// `retry` time has passed is taken out of error here and tried again, as httpd does.
+    pub fn usable(&self, now: Instant) -> bool {
+        let status = self.status();
+        if status.contains(StatusFlags::IGNORE_ERRORS) {
+            return !status.intersects(StatusFlags::DISABLED.union(StatusFlags::STOPPED));
+        }
+        if status.intersects(StatusFlags::DISABLED.union(StatusFlags::STOPPED).union(StatusFlags::HEALTH_FAILED)) {
+            return false;
+        }
+        if status.contains(StatusFlags::IN_ERROR) {
+            let since = self.error_at.load(Ordering::Relaxed);
+            let elapsed = self.nanos_since_epoch(now).saturating_sub(since);
+            if Duration::from_nanos(elapsed) < self.config.retry {
+                return false;
+            }
+            self.set_status(StatusFlags::IN_ERROR, false);
+        }
+        true
+    }
+
+    /// Whether the member is draining (N).
+    pub fn draining(&self) -> bool {
+        self.status().contains(StatusFlags::DRAINING)
+    }
+
+    /// Bytes (sent to, read from) the member.
+    pub fn snapshot_traffic(&self) -> (u64, u64) {
+        (self.transferred.load(Ordering::Relaxed), self.read.load(Ordering::Relaxed))
+    }
+
+    /// A copy of the counters.
+    pub fn snapshot(&self) -> MemberSnapshot {
+        MemberSnapshot {
+            url: self.config.url.clone(),
+            status: self.status(),
+            lbfactor: self.lbfactor(),
+            lbstatus: self.lbstatus(),
+            busy: self.busy(),
+            elected: self.elected.load(Ordering::Relaxed),
+            transferred: self.transferred.load(Ordering::Relaxed),
+            read: self.read.load(Ordering::Relaxed),
+            errors: self.errors.load(Ordering::Relaxed),
+        }
+    }
+
+    fn nanos_since_epoch(&self, now: Instant) -> u64 {
+        // Saturates at ~584 years of uptime.
+        u64::try_from(now.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX).max(1)
+    }
+}
+
+/// Keeps a member's busy count raised while alive.
+#[derive(Debug)]
+pub struct BusyGuard<C> {
+    member: std::sync::Arc<Member<C>>,
+}
+
+impl<C> Drop for BusyGuard<C> {
+    fn drop(&mut self) {
+        self.member.busy.fetch_sub(1, Ordering::Relaxed);
+    }
+}

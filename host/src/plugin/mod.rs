@@ -1,0 +1,156 @@
+//! The plugin runtime: the only code that knows wasmtime.
+//!
+//! One [`wasmtime::Engine`] for the process, one [`Linker`] per plugin world (WASI, denied
+//! everything, plus the world's own imports), a compiled [`Component`] per plugin source
+//! (compiled once, off the async threads), and per balancer a [`WasmLbMethod`] holding the
+//! pre-instantiated component, its config and a pool of instances. Every call runs under a
+//! CPU deadline (epoch interruption) and a memory cap; a trap fails that call only.
+//!
+//! Instances are called asynchronously (wasmtime fibers) because wasmtime-wasi's synchronous
+//! bindings block on a nested tokio runtime whenever a guest writes to stdout or stderr, which
+//! panics inside our runtime; a guest's panic message is such a write.
+
+mod breaker;
+mod builtin;
+mod engine;
+mod lbmethod;
+mod state;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use wasmtime::Engine;
+use wasmtime::component::{Component, Linker};
+
+pub use lbmethod::{PluginStats, WasmLbMethod};
+
+use crate::config::{LbMethodSpec, PluginLimits, PluginSource};
+use engine::EpochTicker;
+use state::PluginState;
+
+/// Why a plugin could not be loaded. Messages name the plugin; callers add where it was
+/// configured.
+#[derive(Debug, thiserror::Error)]
+pub enum PluginError {
+    /// The engine could not be set up.
+    #[error("wasm engine: {0}")]
+    Engine(String),
+    /// The component file could not be read.
+    #[error("cannot read plugin {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The bytes are not a valid component for this engine.
+    #[error("plugin {plugin} does not compile: {reason}")]
+    Compile {
+        /// Which plugin.
+        plugin: String,
+        /// The compiler's message.
+        reason: String,
+    },
+    /// The component needs imports Switchyard does not provide, or lacks the world's exports.
+    #[error("plugin {plugin} does not fit the lbmethod-plugin world: {reason}")]
+    Link {
+        /// Which plugin.
+        plugin: String,
+        /// What is missing.
+        reason: String,
+    },
+    /// The plugin's `configure` refused its config.
+    #[error("plugin {plugin} refused its config: {message}")]
+    Configure {
+        /// Which plugin.
+        plugin: String,
+        /// The plugin's own message.
+        message: String,
+    },
+    /// The plugin trapped or answered nonsense while being tried out before use.
+    #[error("plugin {plugin} failed its self-test: {reason}")]
+    SelfTest {
+        /// Which plugin.
+        plugin: String,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+/// Loads and runs plugins. One per process.
+pub struct PluginRuntime {
+    engine: Engine,
+    lbmethod_linker: Linker<PluginState>,
+    limits: PluginLimits,
+    ticker: EpochTicker,
+    compiled: Mutex<HashMap<PluginSource, Component>>,
+}
+
+impl PluginRuntime {
+    /// Sets up the engine, the linkers and the deadline ticker.
+    pub fn new(limits: PluginLimits) -> Result<Self, PluginError> {
+        let engine = engine::engine()?;
+        let mut lbmethod_linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut lbmethod_linker).map_err(|e| PluginError::Engine(format!("{e:#}")))?;
+        lbmethod::add_to_linker(&mut lbmethod_linker).map_err(|e| PluginError::Engine(format!("{e:#}")))?;
+        let ticker = EpochTicker::start(&engine, limits.deadline)?;
+        Ok(Self { engine, lbmethod_linker, limits, ticker, compiled: Mutex::new(HashMap::new()) })
+    }
+
+    /// Loads the lbmethod `spec` for balancer `balancer`: compiles (or reuses) the component,
+    /// instantiates it, configures it and self-tests it.
+    pub async fn lbmethod(&self, spec: &LbMethodSpec, balancer: &str) -> Result<Arc<WasmLbMethod>, PluginError> {
+        let name = plugin_name(&spec.source);
+        let component = self.component(&spec.source, &name).await?;
+        let setup = self.limits.deadline + lbmethod::SETUP_ALLOWANCE;
+        WasmLbMethod::load(
+            &component,
+            lbmethod::LoadParams {
+                engine: &self.engine,
+                linker: &self.lbmethod_linker,
+                label: format!("{balancer}/{name}"),
+                name,
+                config_json: spec.config_json.clone(),
+                limits: self.limits,
+                call_ticks: self.ticker.ticks_for(self.limits.deadline),
+                setup_ticks: self.ticker.ticks_for(setup),
+            },
+        )
+        .await
+    }
+
+    /// The compiled component for `source`, compiling it on a blocking thread the first time.
+    async fn component(&self, source: &PluginSource, name: &str) -> Result<Component, PluginError> {
+        if let Some(c) = self.compiled.lock().ok().and_then(|c| c.get(source).cloned()) {
+            return Ok(c);
+        }
+        let bytes: Vec<u8> = match source {
+            PluginSource::Builtin(builtin) => builtin::component(builtin)
+                .ok_or_else(|| PluginError::Compile { plugin: name.to_string(), reason: "no such default plugin".into() })?
+                .to_vec(),
+            PluginSource::File(path) => tokio::fs::read(path)
+                .await
+                .map_err(|source| PluginError::Read { path: path.display().to_string(), source })?,
+        };
+        let engine = self.engine.clone();
+        let component = tokio::task::spawn_blocking(move || Component::new(&engine, &bytes))
+            .await
+            .map_err(|e| PluginError::Compile { plugin: name.to_string(), reason: e.to_string() })?
+            .map_err(|e| PluginError::Compile { plugin: name.to_string(), reason: format!("{e:#}") })?;
+        // Only defaults are cached: a file may change between loads (hot swap).
+        if matches!(source, PluginSource::Builtin(_)) {
+            if let Ok(mut compiled) = self.compiled.lock() {
+                compiled.insert(source.clone(), component.clone());
+            }
+        }
+        Ok(component)
+    }
+}
+
+/// A short name for a plugin: the default method's name, or the file name.
+fn plugin_name(source: &PluginSource) -> String {
+    match source {
+        PluginSource::Builtin(name) => name.clone(),
+        PluginSource::File(path) => path.file_name().map_or_else(|| path.display().to_string(), |f| f.to_string_lossy().into_owned()),
+    }
+}
