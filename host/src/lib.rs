@@ -12,3 +12,5 @@
 pub mod balancer;
 pub mod config;
 pub mod plugin;
+pub mod proxy;
+pub mod server;

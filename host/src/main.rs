@@ -1,1 +1,103 @@
-fn main() {}
+//! The `switchyard` command: load a config, then serve until SIGTERM or ctrl-c.
+//!
+//! `switchyard --config FILE` runs; `switchyard --config FILE --check` loads the config and
+//! every plugin it names, reports problems, and exits 0 (valid) or 1 (not).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use switchyard::{config, server};
+use tracing_subscriber::EnvFilter;
+
+/// A programmable reverse proxy and load balancer with Wasm plugins.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// The TOML config file.
+    #[arg(long, short)]
+    config: PathBuf,
+    /// Check the config (and load its plugins), then exit: 0 when valid, 1 otherwise.
+    #[arg(long)]
+    check: bool,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_writer(std::io::stderr)
+        .init();
+    let config = match config::load(&args.config) {
+        Ok(config) => config,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match run(args, config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args, config: config::Config) -> anyhow::Result<()> {
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Some(workers) = config.server.workers {
+        runtime.worker_threads(workers);
+    }
+    let runtime = runtime.enable_all().build().context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        if args.check {
+            server::build(&config).await?;
+            println!(
+                "{}: ok ({} listeners, {} routes, {} balancers)",
+                config.file.display(),
+                config.listeners.len(),
+                config.routes.len(),
+                config.balancers.len()
+            );
+            return Ok(());
+        }
+        let running = server::start(&config).await?;
+        for addr in &running.addrs {
+            tracing::info!(%addr, "listening");
+        }
+        let stop = running.shutdown_handle();
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            tracing::info!("shutdown requested");
+            let _ = stop.send(true);
+        });
+        running.wait().await;
+        tracing::info!("stopped");
+        Ok(())
+    })
+}
+
+/// Resolves on SIGTERM or ctrl-c (SIGINT).
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

@@ -94,6 +94,7 @@ pub struct WasmLbMethod {
     members: ArcSwap<MemberList>,
     breaker: Breaker,
     stats: PluginStats,
+    _ticker: Arc<super::engine::EpochTicker>,
 }
 
 /// What `WasmLbMethod::load` needs besides the component.
@@ -106,13 +107,15 @@ pub(crate) struct LoadParams<'a> {
     pub(crate) limits: PluginLimits,
     pub(crate) call_ticks: u64,
     pub(crate) setup_ticks: u64,
+    /// Kept alive by every loaded plugin: without it, deadlines would never fire.
+    pub(crate) ticker: Arc<super::engine::EpochTicker>,
 }
 
 impl WasmLbMethod {
     /// Links, instantiates, configures and self-tests a component; the plugin is returned only
     /// when all of that worked.
     pub(crate) async fn load(component: &Component, params: LoadParams<'_>) -> Result<Arc<Self>, PluginError> {
-        let LoadParams { engine, linker, name, label, config_json, limits, call_ticks, setup_ticks } = params;
+        let LoadParams { engine, linker, name, label, config_json, limits, call_ticks, setup_ticks, ticker } = params;
         let instance_pre = linker
             .instantiate_pre(component)
             .map_err(|e| PluginError::Link { plugin: name.clone(), reason: format!("{e:#}") })?;
@@ -133,6 +136,7 @@ impl WasmLbMethod {
             members: ArcSwap::from_pointee(MemberList { generation: 0, infos: Arc::from(Vec::new()) }),
             breaker: Breaker::new(limits.trap_limit, limits.trap_cooldown),
             stats: PluginStats::default(),
+            _ticker: ticker,
         });
         method.self_test().await?;
         Ok(method)

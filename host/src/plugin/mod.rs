@@ -82,7 +82,7 @@ pub struct PluginRuntime {
     engine: Engine,
     lbmethod_linker: Linker<PluginState>,
     limits: PluginLimits,
-    ticker: EpochTicker,
+    ticker: Arc<EpochTicker>,
     compiled: Mutex<HashMap<PluginSource, Component>>,
 }
 
@@ -93,7 +93,7 @@ impl PluginRuntime {
         let mut lbmethod_linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut lbmethod_linker).map_err(|e| PluginError::Engine(format!("{e:#}")))?;
         lbmethod::add_to_linker(&mut lbmethod_linker).map_err(|e| PluginError::Engine(format!("{e:#}")))?;
-        let ticker = EpochTicker::start(&engine, limits.deadline)?;
+        let ticker = Arc::new(EpochTicker::start(&engine, limits.deadline)?);
         Ok(Self { engine, lbmethod_linker, limits, ticker, compiled: Mutex::new(HashMap::new()) })
     }
 
@@ -114,6 +114,7 @@ impl PluginRuntime {
                 limits: self.limits,
                 call_ticks: self.ticker.ticks_for(self.limits.deadline),
                 setup_ticks: self.ticker.ticks_for(setup),
+                ticker: Arc::clone(&self.ticker),
             },
         )
         .await

@@ -1,0 +1,120 @@
+//! The request path: routes, forwarding to members over pooled connections, failover
+//! between attempts, and the one place errors become 404/502/503/504.
+//!
+//! A request is matched against the routes; a balancer route asks the [`Balancer`] for a
+//! member, a backend route has its one member. [`forward`] makes one attempt; [`service`]
+//! decides whether a failed attempt may go to another member; [`respond`] answers errors.
+
+mod body;
+mod forward;
+mod headers;
+mod pool;
+mod respond;
+mod route;
+mod service;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use http::HeaderValue;
+
+pub use body::ResponseBody;
+pub use pool::MemberPool;
+pub use service::ProxyService;
+
+use crate::balancer::{Balancer, Member};
+use crate::config::{self, Config, RouteTarget};
+use crate::plugin::{PluginError, PluginRuntime};
+use route::{Route, RouteTable};
+
+/// A member as the proxy holds it: balancer state plus its connection pool.
+pub type ProxyMember = Member<Arc<MemberPool>>;
+/// A balancer whose members have connection pools.
+pub type ProxyBalancer = Balancer<Arc<MemberPool>>;
+
+/// Where a route sends requests.
+enum Target {
+    Exclude,
+    Backend(Arc<ProxyMember>),
+    Balancer(Arc<ProxyBalancer>),
+}
+
+struct RouteEntry {
+    target: Target,
+    preserve_host: bool,
+}
+
+/// The proxy's request-handling state, built from a config.
+pub struct Proxy {
+    routes: RouteTable<RouteEntry>,
+    balancers: Vec<Arc<ProxyBalancer>>,
+}
+
+/// Why the proxy could not be built from a valid config.
+#[derive(Debug, thiserror::Error)]
+#[error("{origin}: {source}")]
+pub struct BuildError {
+    /// Where the failing plugin is configured (`file:line: key`).
+    pub origin: String,
+    /// What failed.
+    pub source: PluginError,
+}
+
+impl Proxy {
+    /// Builds routes, balancers and pools, loading every balancer's lbmethod plugin.
+    pub async fn build(config: &Config, plugins: &PluginRuntime) -> Result<Self, BuildError> {
+        let mut balancers = Vec::with_capacity(config.balancers.len());
+        for b in &config.balancers {
+            let method = plugins
+                .lbmethod(&b.lbmethod, &b.name)
+                .await
+                .map_err(|source| BuildError { origin: b.lbmethod.origin.clone(), source })?;
+            balancers.push(Arc::new(Balancer::new(b, method, pool_for)));
+        }
+        let routes = config
+            .routes
+            .iter()
+            .map(|r| {
+                let target = match &r.target {
+                    RouteTarget::Exclude => Target::Exclude,
+                    RouteTarget::Backend(member) => Target::Backend(Arc::new(Member::new(member.clone(), pool_for(member)))),
+                    RouteTarget::Balancer(i) => Target::Balancer(Arc::clone(&balancers[*i])),
+                };
+                Route { prefix: r.prefix.clone(), target: RouteEntry { target, preserve_host: r.preserve_host } }
+            })
+            .collect();
+        Ok(Self { routes: RouteTable::new(routes), balancers })
+    }
+
+    /// The balancers, in config (name) order.
+    pub fn balancers(&self) -> &[Arc<ProxyBalancer>] {
+        &self.balancers
+    }
+
+    /// Closes idle member connections older than their `ttl`.
+    pub fn evict_idle_connections(&self) {
+        let now = Instant::now();
+        for b in &self.balancers {
+            for m in b.members() {
+                m.conn.evict_idle(now);
+            }
+        }
+        for r in self.routes.iter() {
+            if let Target::Backend(m) = &r.target.target {
+                m.conn.evict_idle(now);
+            }
+        }
+    }
+}
+
+fn pool_for(member: &config::Member) -> Arc<MemberPool> {
+    Arc::new(MemberPool::new(member.authority.clone(), member.connection))
+}
+
+/// The Host header a member gets when the client's is not preserved: its authority, without
+/// the port when it is 80.
+fn host_header(member: &ProxyMember) -> Option<HeaderValue> {
+    let a = &member.config.authority;
+    let text = if a.port_u16() == Some(80) { a.host() } else { a.as_str() };
+    HeaderValue::from_str(text).ok()
+}

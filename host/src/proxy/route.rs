@@ -1,0 +1,94 @@
+//! Routes: which prefix a request path matches, and the path the member receives.
+//!
+//! Matching follows httpd's ProxyPass: routes are tried in config order, the first match wins,
+//! and a prefix matches only at a segment boundary (`/images` matches `/images` and
+//! `/images/a.png`, not `/imagesX`). The matched prefix is replaced by the target's path.
+//! Where httpd would glue two slashes together (`ProxyPass /a http://h/b/` sends `/a/x` to
+//! `/b//x`), we join with exactly one.
+
+/// One compiled route: a prefix and what it leads to.
+#[derive(Debug)]
+pub(crate) struct Route<T> {
+    pub(crate) prefix: String,
+    pub(crate) target: T,
+}
+
+/// The routes in config order.
+#[derive(Debug)]
+pub(crate) struct RouteTable<T> {
+    routes: Vec<Route<T>>,
+}
+
+impl<T> RouteTable<T> {
+    pub(crate) fn new(routes: Vec<Route<T>>) -> Self {
+        Self { routes }
+    }
+
+    /// The first route matching `path`, and the rest of the path after its prefix.
+    pub(crate) fn find<'p>(&self, path: &'p str) -> Option<(&Route<T>, &'p str)> {
+        self.routes.iter().find_map(|r| matches(&r.prefix, path).map(|rest| (r, rest)))
+    }
+
+    /// Every route, in order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Route<T>> {
+        self.routes.iter()
+    }
+}
+
+/// The rest of `path` after `prefix`, if `prefix` matches at a segment boundary.
+fn matches<'p>(prefix: &str, path: &'p str) -> Option<&'p str> {
+    let rest = path.strip_prefix(prefix)?;
+    (prefix.ends_with('/') || rest.is_empty() || rest.starts_with('/')).then_some(rest)
+}
+
+/// The path a member receives: the target's `base` path with `rest` appended (one slash
+/// between them), plus the query, if any.
+pub(crate) fn forward_path(base: &str, rest: &str, query: Option<&str>) -> String {
+    let mut out = String::with_capacity(base.len() + rest.len() + query.map_or(0, |q| q.len() + 1) + 1);
+    if rest.is_empty() {
+        out.push_str(if base.is_empty() { "/" } else { base });
+    } else {
+        out.push_str(base.trim_end_matches('/'));
+        if !rest.starts_with('/') {
+            out.push('/');
+        }
+        out.push_str(rest);
+    }
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(q);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(prefixes: &[&str]) -> RouteTable<usize> {
+        RouteTable::new(prefixes.iter().enumerate().map(|(i, p)| Route { prefix: p.to_string(), target: i }).collect())
+    }
+
+    #[test]
+    fn first_match_at_a_segment_boundary() {
+        let t = table(&["/images/", "/static", "/"]);
+        let find = |p| t.find(p).map(|(r, rest)| (r.target, rest));
+        assert_eq!(find("/images/a.png"), Some((0, "a.png")));
+        assert_eq!(find("/images"), Some((2, "images")), "/images/ does not match /images");
+        assert_eq!(find("/static"), Some((1, "")));
+        assert_eq!(find("/static/x"), Some((1, "/x")));
+        assert_eq!(find("/staticx"), Some((2, "staticx")));
+        assert_eq!(table(&["/api"]).find("/other").map(|(r, _)| r.target), None);
+    }
+
+    #[test]
+    fn forwarded_paths_join_with_one_slash() {
+        assert_eq!(forward_path("/", "a.png", None), "/a.png");
+        assert_eq!(forward_path("/", "", None), "/");
+        assert_eq!(forward_path("", "", None), "/");
+        assert_eq!(forward_path("/app/", "/x", Some("q=1")), "/app/x?q=1");
+        assert_eq!(forward_path("/app", "x", None), "/app/x");
+        assert_eq!(forward_path("/app/", "", None), "/app/");
+        assert_eq!(forward_path("/", "/x", None), "/x");
+    }
+}

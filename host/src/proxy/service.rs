@@ -1,0 +1,270 @@
+//! Handling one client request: route, prepare the outgoing request, try members until one
+//! answers or the attempts run out.
+//!
+//! Retry rules. A request that never reached a member (refused or timed-out connect, full
+//! pool, stale pooled connection) goes to the next member, whatever its method, up to the
+//! balancer's `maxattempts`. Once a request was sent it is tried again only if its method is
+//! idempotent and it had no body (nothing has reached the client yet at that point). A member
+//! that does not answer within its `timeout` gets 504, without another attempt, as in httpd.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::hash::{Hash, Hasher};
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Instant;
+
+use http::{HeaderMap, HeaderValue, Method, Request, Response, Uri, Version, header, request::Parts};
+use hyper::body::{Body, Incoming};
+
+use super::body::{RequestBody, ResponseBody};
+use super::forward::{self, AttemptError};
+use super::pool::ConnectError;
+use super::respond::{ProxyError, error_response};
+use super::route::forward_path;
+use super::{Proxy, ProxyBalancer, ProxyMember, Target, headers, host_header};
+use crate::balancer::NoMember;
+use crate::config::HashKey;
+
+/// The hyper service for one client connection.
+#[derive(Clone)]
+pub struct ProxyService {
+    proxy: Arc<Proxy>,
+    peer: SocketAddr,
+}
+
+impl ProxyService {
+    /// Serves requests from `peer` with `proxy`.
+    pub fn new(proxy: Arc<Proxy>, peer: SocketAddr) -> Self {
+        Self { proxy, peer }
+    }
+}
+
+impl hyper::service::Service<Request<Incoming>> for ProxyService {
+    type Response = Response<ResponseBody>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn call(&self, request: Request<Incoming>) -> Self::Future {
+        let proxy = Arc::clone(&self.proxy);
+        let peer = self.peer;
+        Box::pin(async move { Ok(proxy.handle(request, peer).await) })
+    }
+}
+
+impl Proxy {
+    /// Relays one request; errors are answered here.
+    pub async fn handle(&self, request: Request<Incoming>, peer: SocketAddr) -> Response<ResponseBody> {
+        match self.relay(request, peer).await {
+            Ok(response) => response,
+            Err(e) => error_response(&e),
+        }
+    }
+
+    async fn relay(&self, request: Request<Incoming>, peer: SocketAddr) -> Result<Response<ResponseBody>, ProxyError> {
+        if request.method() == Method::CONNECT {
+            return Err(ProxyError::MethodNotAllowed { method: Method::CONNECT });
+        }
+        let path = request.uri().path();
+        let Some((route, rest)) = self.routes.find(path) else {
+            return Err(ProxyError::NoRoute { path: path.to_string() });
+        };
+        let upstream = match &route.target.target {
+            Target::Exclude => return Err(ProxyError::NoRoute { path: path.to_string() }),
+            Target::Backend(member) => Upstream::Single(member),
+            Target::Balancer(balancer) => Upstream::Balancer(balancer),
+        };
+        let key = match &upstream {
+            Upstream::Balancer(b) => request_key(b.hashkey(), &request, peer),
+            Upstream::Single(_) => 0,
+        };
+        let rest = rest.to_string();
+        let (parts, body) = request.into_parts();
+        let (outgoing, parts) = Outgoing::prepare(parts, rest, &body, peer, route.target.preserve_host);
+        let body = RequestBody::Client { inner: body, member: None };
+        relay_with_failover(upstream, outgoing, (parts, body), key).await
+    }
+}
+
+/// Where attempts go: one backend, or a balancer's picks.
+enum Upstream<'a> {
+    Single(&'a Arc<ProxyMember>),
+    Balancer(&'a ProxyBalancer),
+}
+
+impl Upstream<'_> {
+    fn name(&self) -> &str {
+        match self {
+            Upstream::Single(m) => &m.config.url,
+            Upstream::Balancer(b) => b.name(),
+        }
+    }
+
+    /// How many members a request may try in all.
+    fn attempts(&self) -> u32 {
+        match self {
+            Upstream::Single(_) => 1,
+            Upstream::Balancer(b) => b.maxattempts().saturating_add(1),
+        }
+    }
+
+    async fn next(&self, key: u64, tried: &[usize]) -> Result<(Arc<ProxyMember>, usize), NoMember> {
+        match self {
+            Upstream::Single(m) if tried.is_empty() => Ok((Arc::clone(m), 0)),
+            Upstream::Single(_) => Err(NoMember::NoneUsable),
+            Upstream::Balancer(b) => b.pick(key, tried, Instant::now()).await.map(|p| (p.member, p.index)),
+        }
+    }
+
+    /// Puts a balancer member in error (E); a single backend is never put in error, so every
+    /// request tries it (httpd would answer 503 for `retry` seconds).
+    fn mark_error(&self, member: &ProxyMember) {
+        if let Upstream::Balancer(b) = self {
+            if member.mark_error(Instant::now()) {
+                tracing::warn!(balancer = b.name(), member = %member.config.url, retry = ?member.config.retry, "member put in error");
+            }
+        }
+    }
+}
+
+/// The request as it goes to members, minus what depends on the member (URI, Host).
+struct Outgoing {
+    rest: String,
+    query: Option<String>,
+    client_host: Option<HeaderValue>,
+    preserve_host: bool,
+    /// A copy to send again when the exchange breaks after sending: only for idempotent
+    /// methods without a body.
+    replay: Option<Parts>,
+}
+
+impl Outgoing {
+    /// Applies the header rules to `parts`; returns them with what each attempt needs.
+    fn prepare(mut parts: Parts, rest: String, body: &Incoming, peer: SocketAddr, preserve_host: bool) -> (Self, Parts) {
+        let client_host = parts.headers.get(header::HOST).cloned().or_else(|| {
+            parts.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+        });
+        let query = parts.uri.query().map(str::to_string);
+        headers::strip_hop_by_hop(&mut parts.headers);
+        // The proxy answered any 100-continue itself by reading the body.
+        parts.headers.remove(header::EXPECT);
+        headers::add_forwarded(&mut parts.headers, peer.ip(), client_host.as_ref(), "http");
+        parts.version = Version::HTTP_11;
+        let replay = (is_idempotent(&parts.method) && body.is_end_stream()).then(|| clone_parts(&parts));
+        (Self { rest, query, client_host, preserve_host, replay }, parts)
+    }
+
+    /// The request for `member`, with its path and Host.
+    fn for_member(&self, mut parts: Parts, body: RequestBody, member: &ProxyMember) -> Result<Request<RequestBody>, ProxyError> {
+        let path = forward_path(&member.config.base_path, &self.rest, self.query.as_deref());
+        parts.uri = path.parse::<Uri>().map_err(|e| ProxyError::BadRequest { reason: format!("path `{path}`: {e}") })?;
+        let host = if self.preserve_host { self.client_host.clone() } else { host_header(member) };
+        match host {
+            Some(h) => parts.headers.insert(header::HOST, h),
+            None => parts.headers.remove(header::HOST),
+        };
+        Ok(Request::from_parts(parts, body))
+    }
+}
+
+async fn relay_with_failover(
+    upstream: Upstream<'_>,
+    outgoing: Outgoing,
+    request: (Parts, RequestBody),
+    key: u64,
+) -> Result<Response<ResponseBody>, ProxyError> {
+    let mut pending = Some(request);
+    let mut tried: Vec<usize> = Vec::new();
+    let mut attempts_left = upstream.attempts();
+    // One extra attempt for a pooled connection the member closed just as we sent on it.
+    let mut keepalive_race_allowance = 1u32;
+    let mut last_error: Option<ProxyError> = None;
+    while attempts_left > 0 {
+        let (member, index) = match upstream.next(key, &tried).await {
+            Ok(picked) => picked,
+            Err(no) => return Err(last_error.unwrap_or_else(|| ProxyError::unavailable(upstream.name(), no))),
+        };
+        let Some((parts, body)) = pending.take() else { break };
+        let request = outgoing.for_member(parts, body, &member)?;
+        let busy = member.busy_guard();
+        match forward::attempt(&member, request, busy).await {
+            Ok(response) => return Ok(response),
+            Err(AttemptError::NotSent { request, cause }) => {
+                if !matches!(cause, ConnectError::Exhausted { .. }) {
+                    upstream.mark_error(&member);
+                }
+                tracing::debug!(target_name = upstream.name(), member = %member.config.url, error = %cause, "attempt failed before sending");
+                last_error = Some(ProxyError::from_connect(upstream.name(), &cause));
+                tried.push(index);
+                attempts_left -= 1;
+                pending = Some(request.into_parts());
+            }
+            Err(AttemptError::Broken { reason, fresh_connection }) => {
+                let broke = ProxyError::MemberBroke { member: member.config.url.clone(), reason };
+                let Some(replay) = &outgoing.replay else { return Err(broke) };
+                if fresh_connection {
+                    upstream.mark_error(&member);
+                    tried.push(index);
+                    attempts_left -= 1;
+                } else if keepalive_race_allowance > 0 {
+                    keepalive_race_allowance -= 1;
+                } else {
+                    attempts_left -= 1;
+                }
+                tracing::debug!(target_name = upstream.name(), error = %broke, "idempotent request sent again");
+                last_error = Some(broke);
+                pending = Some((clone_parts(replay), RequestBody::Empty));
+            }
+            Err(AttemptError::Timeout { after }) => {
+                return Err(ProxyError::MemberTimeout { member: member.config.url.clone(), after });
+            }
+        }
+    }
+    Err(last_error.unwrap_or_else(|| ProxyError::unavailable(upstream.name(), NoMember::NoneUsable)))
+}
+
+fn is_idempotent(method: &Method) -> bool {
+    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE)
+}
+
+/// `Parts` has no `Clone` (extensions cannot be cloned); copy what a member sees.
+fn clone_parts(parts: &Parts) -> Parts {
+    let mut request = Request::new(());
+    *request.method_mut() = parts.method.clone();
+    *request.uri_mut() = parts.uri.clone();
+    *request.version_mut() = parts.version;
+    *request.headers_mut() = parts.headers.clone();
+    request.into_parts().0
+}
+
+/// The 64-bit request key `pick` gets, hashed from the balancer's `hashkey` source.
+fn request_key(source: &HashKey, request: &Request<Incoming>, peer: SocketAddr) -> u64 {
+    let mut hasher = std::hash::DefaultHasher::new();
+    match source {
+        HashKey::None => return 0,
+        HashKey::ClientIp => peer.ip().hash(&mut hasher),
+        HashKey::Path => request.uri().path().hash(&mut hasher),
+        HashKey::Header(name) => match request.headers().get(name) {
+            Some(v) => v.as_bytes().hash(&mut hasher),
+            None => return 0,
+        },
+        HashKey::Cookie(name) => match cookie(request.headers(), name) {
+            Some(v) => v.hash(&mut hasher),
+            None => return 0,
+        },
+    }
+    hasher.finish()
+}
+
+/// The value of cookie `name` in the request's Cookie headers.
+fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
