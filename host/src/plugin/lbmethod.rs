@@ -218,7 +218,13 @@ impl WasmLbMethod {
                 .collect();
             instance.store.set_epoch_deadline(self.setup_ticks);
             let reset = instance.plugin.switchyard_plugin_lbmethod().call_reset(&mut instance.store, &infos).await;
-            self.finish(reset, None)?;
+            // A setup call that worked says nothing about the plugin's health: only pick and
+            // sticky-hit returning normally close the circuit.
+            if let Err(e) = reset {
+                let reason = format!("reset {}", describe_trap(&e, self.limits.deadline));
+                self.record_trap(&reason);
+                return Err(LbMethodError::Trapped { plugin: self.name.clone(), reason });
+            }
             instance.generation = members.generation;
         }
         Ok(instance)

@@ -1,0 +1,63 @@
+//! What the member receives: hop-by-hop headers removed, X-Forwarded-* added, Host and path
+//! rewritten (or Host preserved), query kept.
+
+use http::Request;
+use http_body_util::Full;
+use switchyard_tests::client::TestClient;
+use switchyard_tests::member::Member;
+use switchyard_tests::proxy::{TestProxy, config};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hop_by_hop_removed_and_forwarded_headers_added() {
+    let m = Member::start("m").await;
+    let toml = format!(
+        "[[route]]\npath = \"/api/\"\nbackend = \"{}/echo/\"\n[[route]]\npath = \"/keep/\"\nbackend = \"{}/\"\npreserve_host = true\n",
+        m.url(),
+        m.url()
+    );
+    let proxy = TestProxy::start(&config(&toml)).await;
+    let request = Request::get(proxy.url("/api/v1?x=1&y=2"))
+        .header("host", "public.example:8443")
+        .header("connection", "keep-alive, x-drop-me, x-forwarded-proto")
+        .header("x-drop-me", "secret")
+        .header("keep-alive", "timeout=5")
+        .header("te", "trailers")
+        .header("proxy-connection", "keep-alive")
+        .header("upgrade", "websocket")
+        .header("x-forwarded-for", "203.0.113.9")
+        .header("x-forwarded-proto", "https")
+        .header("x-kept", "yes")
+        .body(Full::default())
+        .expect("request");
+    let reply = TestClient::http1().send(request).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.header("x-seen-uri"), "/echo/v1?x=1&y=2", "prefix replaced, query kept");
+    for gone in ["x-drop-me", "keep-alive", "te", "proxy-connection", "upgrade", "transfer-encoding"] {
+        assert!(reply.seen(gone).is_empty(), "{gone} reached the member: {:?}", reply.seen_headers());
+    }
+    // Only the connection the proxy itself opened may carry Connection (hyper's keep-alive).
+    assert!(reply.seen("connection").iter().all(|v| v != "keep-alive, x-drop-me, x-forwarded-proto"));
+    assert_eq!(reply.seen("x-kept"), ["yes"]);
+    assert_eq!(reply.seen("x-forwarded-for"), ["203.0.113.9, 127.0.0.1"]);
+    assert_eq!(reply.seen("x-forwarded-host"), ["public.example:8443"]);
+    assert_eq!(reply.seen("x-forwarded-proto"), ["http"], "ours replaces the client's");
+    assert_eq!(reply.seen("host"), [m.addr.to_string()], "the member's own Host by default");
+
+    let kept = TestClient::http1()
+        .send(Request::get(proxy.url("/keep/echo")).header("host", "public.example").body(Full::default()).expect("request"))
+        .await;
+    assert_eq!(kept.seen("host"), ["public.example"], "preserve_host keeps the client's Host");
+    assert_eq!(kept.header("x-seen-uri"), "/echo");
+    proxy.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hop_by_hop_response_headers_removed() {
+    let m = Member::start("m").await;
+    let toml = format!("[[route]]\npath = \"/\"\nbackend = \"{}/\"\n", m.url());
+    let proxy = TestProxy::start(&config(&toml)).await;
+    let reply = TestClient::http1().get(&proxy.url("/anything")).await;
+    assert_eq!(reply.header("x-member"), "m");
+    assert!(reply.headers.get("keep-alive").is_none());
+    proxy.stop().await;
+}

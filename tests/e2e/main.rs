@@ -1,0 +1,8 @@
+//! End-to-end tests: the real proxy, real members on 127.0.0.1:0, real clients, real Wasm
+//! components (the embedded default plugins and the test guests).
+
+mod bodies;
+mod errors;
+mod headers;
+mod lbmethods;
+mod plugins;

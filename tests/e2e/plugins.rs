@@ -1,0 +1,169 @@
+//! The plugin sandbox under a real proxy: a custom lbmethod that panics, loops, hogs memory,
+//! sleeps, prints or answers nonsense never takes the proxy down; a plugin that cannot load is
+//! refused with its reason.
+
+use std::sync::atomic::Ordering;
+
+use http::{Request, StatusCode};
+use http_body_util::Full;
+use switchyard_tests::GUEST_MISBEHAVE;
+use switchyard_tests::client::TestClient;
+use switchyard_tests::member::Member;
+use switchyard_tests::proxy::{TestProxy, config};
+
+/// Two members behind the misbehaving guest in `mode`; it acts up on requests carrying
+/// `x-misbehave`. `extra` goes into the config (e.g. `[plugins]` limits).
+async fn setup(mode: &str, extra: &str) -> (TestProxy, Member, Member) {
+    let a = Member::start("a").await;
+    let b = Member::start("b").await;
+    let toml = format!(
+        "{extra}\n[[route]]\npath = \"/\"\nbalancer = \"b\"\n[balancer.b]\nhashkey = \"header:x-misbehave\"\n\
+         lbmethod = {{ path = \"{GUEST_MISBEHAVE}\", config = {{ mode = \"{mode}\", every = 2 }} }}\n\
+         [[balancer.b.member]]\nurl = \"{}\"\n[[balancer.b.member]]\nurl = \"{}\"\n",
+        a.url(),
+        b.url()
+    );
+    (TestProxy::start(&config(&toml)).await, a, b)
+}
+
+async fn misbehaving_get(proxy: &TestProxy) -> switchyard_tests::client::Reply {
+    let request = Request::get(proxy.url("/")).header("x-misbehave", "1").body(Full::default()).expect("request");
+    TestClient::http1().send(request).await
+}
+
+fn plugin_stats(proxy: &TestProxy) -> (u64, u64, u64) {
+    let b = &proxy.running.proxy.balancers()[0];
+    let s = b.stats();
+    (s.method_failures.load(Ordering::Relaxed), s.refused_answers.load(Ordering::Relaxed), s.fallbacks.load(Ordering::Relaxed))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_plugin_that_prints_first_does_not_take_the_proxy_down() {
+    // The guest writes to stdout and stderr and then panics (whose message is another write):
+    // the case that panics a host using wasmtime-wasi's synchronous bindings inside tokio.
+    let (proxy, _a, _b) = setup("panic", "").await;
+    for _ in 0..3 {
+        let reply = misbehaving_get(&proxy).await;
+        assert_eq!(reply.status, StatusCode::OK, "served by the fallback: {}", reply.text());
+        assert_eq!(reply.header("x-member"), "a", "the fallback is the first candidate");
+    }
+    assert_eq!(plugin_stats(&proxy).0, 3, "every trap is counted");
+    // A request that does not trigger the panic is served by the plugin itself, on a fresh instance.
+    let reply = TestClient::http1().get(&proxy.url("/")).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(plugin_stats(&proxy).0, 3);
+    proxy.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_that_keeps_trapping_is_circuit_broken() {
+    let (proxy, _a, _b) = setup("panic", "[plugins]\ntrap_limit = 2\ntrap_cooldown = \"1h\"\n").await;
+    for _ in 0..5 {
+        assert_eq!(misbehaving_get(&proxy).await.status, StatusCode::OK);
+    }
+    let (failures, _, fallbacks) = plugin_stats(&proxy);
+    assert_eq!((failures, fallbacks), (5, 5), "all five fell back");
+    // While open, even well-behaved requests skip the plugin: they also count as failures.
+    assert_eq!(TestClient::http1().get(&proxy.url("/")).await.status, StatusCode::OK);
+    assert_eq!(plugin_stats(&proxy).0, 6, "the circuit is open");
+    proxy.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endless_loop_hits_the_cpu_deadline() {
+    let (proxy, _a, _b) = setup("loop", "[plugins]\ndeadline = \"20ms\"\n").await;
+    let reply = misbehaving_get(&proxy).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(plugin_stats(&proxy).0, 1);
+    proxy.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_memory_hog_hits_the_memory_cap() {
+    let (proxy, _a, _b) = setup("oom", "[plugins]\nmemory_limit = \"16MiB\"\n").await;
+    let reply = misbehaving_get(&proxy).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(plugin_stats(&proxy).0, 1);
+    proxy.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_sleeping_in_the_host_is_stopped_by_the_wall_clock_bound() {
+    let (proxy, _a, _b) = setup("sleep", "[plugins]\ndeadline = \"50ms\"\n").await;
+    let started = std::time::Instant::now();
+    let reply = misbehaving_get(&proxy).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert!(started.elapsed() < std::time::Duration::from_secs(5), "the 30 s sleep was cut short");
+    assert_eq!(plugin_stats(&proxy).0, 1);
+    proxy.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_printing_plugin_works_and_is_not_a_failure() {
+    let (proxy, _a, _b) = setup("print", "").await;
+    for _ in 0..3 {
+        assert_eq!(misbehaving_get(&proxy).await.status, StatusCode::OK);
+    }
+    assert_eq!(plugin_stats(&proxy), (0, 0, 0));
+    proxy.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nonsense_answers_are_refused_and_counted() {
+    let (proxy, _a, _b) = setup("bad-index", "").await;
+    assert_eq!(misbehaving_get(&proxy).await.header("x-member"), "a");
+    assert_eq!(plugin_stats(&proxy), (0, 1, 1));
+    proxy.stop().await;
+
+    let (proxy, _a, _b) = setup("bad-deltas", "").await;
+    assert_eq!(misbehaving_get(&proxy).await.status, StatusCode::OK);
+    assert_eq!(plugin_stats(&proxy), (0, 1, 1));
+    assert_eq!(proxy.running.proxy.balancers()[0].members()[0].lbstatus(), 0, "refused deltas are not applied");
+    proxy.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_refusing_every_candidate_gets_503() {
+    let (proxy, a, b) = setup("refuse", "").await;
+    assert_eq!(misbehaving_get(&proxy).await.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(a.requests() + b.requests(), 0);
+    proxy.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugins_that_cannot_load_are_refused_with_their_reason() {
+    let member = Member::start("m").await;
+    let with = |lbmethod: String| {
+        config(&format!("[balancer.b]\nlbmethod = {lbmethod}\n[[balancer.b.member]]\nurl = \"{}\"\n", member.url()))
+    };
+    let refused = TestProxy::try_start(&with(format!(
+        "{{ path = \"{GUEST_MISBEHAVE}\", config = {{ mode = \"refuse-config\" }} }}"
+    )))
+    .await
+    .err()
+    .expect("refused");
+    assert!(refused.starts_with("test.toml:5: balancer.b.lbmethod: "), "{refused}");
+    assert!(refused.contains("refused its config: misbehave: this config is refused on purpose"), "{refused}");
+
+    let unknown_key = TestProxy::try_start(&with(format!("{{ path = \"{GUEST_MISBEHAVE}\", config = {{ mood = \"x\" }} }}")))
+        .await
+        .err()
+        .expect("refused");
+    assert!(unknown_key.contains("unknown field `mood`"), "{unknown_key}");
+
+    let traps = TestProxy::try_start(&with(format!(
+        "{{ path = \"{GUEST_MISBEHAVE}\", config = {{ mode = \"panic\", at = \"configure\" }} }}"
+    )))
+    .await
+    .err()
+    .expect("refused");
+    assert!(traps.contains("failed its self-test") && traps.contains("configure trapped"), "{traps}");
+
+    let dir = std::env::temp_dir().join(format!("switchyard-e2e-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let garbage = dir.join("garbage.wasm");
+    std::fs::write(&garbage, b"\0asm definitely not a component").expect("write");
+    let bad = TestProxy::try_start(&with(format!("{{ path = \"{}\" }}", garbage.display()))).await.err().expect("refused");
+    assert!(bad.contains("does not compile"), "{bad}");
+    std::fs::remove_dir_all(&dir).ok();
+}

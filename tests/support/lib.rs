@@ -1,0 +1,10 @@
+//! Support for the end-to-end tests: real member servers on 127.0.0.1:0, the real proxy
+//! started from a config string, and HTTP clients. Everything binds to loopback, every wait
+//! is bounded, and everything started here is stopped when its handle is dropped.
+
+pub mod client;
+pub mod member;
+pub mod proxy;
+
+/// Path of the misbehaving test guest component.
+pub const GUEST_MISBEHAVE: &str = env!("GUEST_MISBEHAVE");

@@ -1,0 +1,182 @@
+//! A member server with behaviours chosen by path:
+//!
+//! - any path not below: 200, body = the member's name, header `x-member: NAME`
+//! - `/echo…`: 200, the request body streamed back; what arrived in `x-seen-*` headers
+//! - `/bytes/N`: N bytes of a fixed pattern
+//! - `/status/N`: status N
+//! - `/sleep/MS`: waits MS milliseconds, then answers like the default
+//! - `/close`: reads the request, then drops the connection without answering
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, combinators::BoxBody};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+type Body = BoxBody<Bytes, hyper::Error>;
+
+/// A running member server; stopped on drop.
+pub struct Member {
+    /// Its name (body and `x-member` header of default answers).
+    pub name: String,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    requests: Arc<AtomicUsize>,
+    stop: watch::Sender<bool>,
+}
+
+impl Member {
+    /// Starts a member on a free loopback port.
+    pub async fn start(name: &str) -> Member {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind member");
+        Self::serve(name, listener)
+    }
+
+    /// Starts a member on a given address (to bring a stopped member back on its port).
+    pub async fn start_on(name: &str, addr: SocketAddr) -> Member {
+        // The old socket may linger for a moment after a stop; retry briefly (bounded).
+        for _ in 0..50 {
+            if let Ok(listener) = TcpListener::bind(addr).await {
+                return Self::serve(name, listener);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("cannot rebind member {name} on {addr}");
+    }
+
+    fn serve(name: &str, listener: TcpListener) -> Member {
+        let addr = listener.local_addr().expect("member addr");
+        let requests = Arc::new(AtomicUsize::new(0));
+        let (stop, mut stopped) = watch::channel(false);
+        let name_owned = name.to_string();
+        let counter = Arc::clone(&requests);
+        tokio::spawn(async move {
+            loop {
+                let (stream, _) = tokio::select! {
+                    accepted = listener.accept() => match accepted { Ok(a) => a, Err(_) => continue },
+                    _ = stopped.wait_for(|s| *s) => return,
+                };
+                let name = name_owned.clone();
+                let counter = Arc::clone(&counter);
+                let mut stopped = stopped.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |req| {
+                        counter.fetch_add(1, Ordering::SeqCst);
+                        handle(name.clone(), req)
+                    });
+                    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                    let conn = builder.serve_connection(TokioIo::new(stream), service);
+                    tokio::select! {
+                        _ = conn => {}
+                        _ = stopped.wait_for(|s| *s) => {}
+                    }
+                });
+            }
+        });
+        Member { name: name.to_string(), addr, requests, stop }
+    }
+
+    /// `http://127.0.0.1:PORT`
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Requests served so far.
+    pub fn requests(&self) -> usize {
+        self.requests.load(Ordering::SeqCst)
+    }
+
+    /// Stops listening and closes every connection.
+    pub fn stop(self) -> SocketAddr {
+        let _ = self.stop.send(true);
+        self.addr
+    }
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+/// An address nothing listens on: connecting to it is refused.
+pub async fn refusing_addr() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    listener.local_addr().expect("addr")
+}
+
+fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into()).map_err(|never| match never {}).boxed()
+}
+
+/// The pattern `/bytes/N` sends: byte i is `i % 251`.
+pub fn pattern(n: usize) -> Vec<u8> {
+    (0..n).map(|i| (i % 251) as u8).collect()
+}
+
+/// Returned by the handler to make hyper drop the connection without answering.
+#[derive(Debug)]
+struct CloseOnPurpose;
+
+impl std::fmt::Display for CloseOnPurpose {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("member closes the connection on purpose")
+    }
+}
+
+impl std::error::Error for CloseOnPurpose {}
+
+async fn handle(name: String, req: Request<Incoming>) -> Result<Response<Body>, CloseOnPurpose> {
+    let path = req.uri().path().to_string();
+    let mut segments = path.trim_start_matches('/').splitn(2, '/');
+    let first = segments.next().unwrap_or("");
+    let arg = segments.next().unwrap_or("");
+    let named = |status: StatusCode| {
+        let mut r = Response::new(full(name.clone()));
+        *r.status_mut() = status;
+        r.headers_mut().insert("x-member", name.parse().expect("name is a header value"));
+        r
+    };
+    let response = match first {
+        "echo" => {
+            let seen: Vec<(String, String)> = req
+                .headers()
+                .iter()
+                .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+                .collect();
+            let seen = serde_json::to_string(&seen).expect("json");
+            let method = req.method().to_string();
+            let uri = req.uri().to_string();
+            let mut response = Response::new(req.into_body().boxed());
+            let h = response.headers_mut();
+            h.insert("x-member", name.parse().expect("header"));
+            h.insert("x-seen-method", method.parse().expect("header"));
+            h.insert("x-seen-uri", uri.parse().expect("header"));
+            h.insert("x-seen-headers", seen.parse().expect("header"));
+            response
+        }
+        "bytes" => {
+            let mut r = Response::new(full(pattern(arg.parse().unwrap_or(0))));
+            r.headers_mut().insert("x-member", name.parse().expect("header"));
+            r
+        }
+        "status" => named(StatusCode::from_u16(arg.parse().unwrap_or(500)).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)),
+        "sleep" => {
+            tokio::time::sleep(Duration::from_millis(arg.parse().unwrap_or(0))).await;
+            named(StatusCode::OK)
+        }
+        "close" => {
+            let _ = req.into_body().collect().await;
+            return Err(CloseOnPurpose);
+        }
+        _ => named(StatusCode::OK),
+    };
+    Ok(response)
+}

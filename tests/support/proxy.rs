@@ -1,0 +1,56 @@
+//! The real proxy, started in-process from a config string.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use switchyard::config;
+use switchyard::server::{self, Running};
+
+/// A running proxy; shut down on [`TestProxy::stop`] or when the test's runtime ends.
+pub struct TestProxy {
+    /// Where the first listener is bound.
+    pub addr: SocketAddr,
+    /// The running server (balancers and counters via `running.proxy`).
+    pub running: Running,
+}
+
+impl TestProxy {
+    /// Starts the proxy from `toml`; use `127.0.0.1:0` as the listen address.
+    pub async fn start(toml: &str) -> TestProxy {
+        Self::try_start(toml).await.unwrap_or_else(|e| panic!("proxy did not start: {e}"))
+    }
+
+    /// Like [`TestProxy::start`], but returns the error instead of panicking.
+    pub async fn try_start(toml: &str) -> Result<TestProxy, String> {
+        init_tracing();
+        let config = config::parse(toml, Path::new("test.toml")).map_err(|e| e.to_string())?;
+        let running = server::start(&config).await.map_err(|e| e.to_string())?;
+        let addr = running.addrs[0];
+        Ok(TestProxy { addr, running })
+    }
+
+    /// `http://127.0.0.1:PORT{path}`
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Drains and stops the proxy.
+    pub async fn stop(self) {
+        self.running.shutdown().await;
+    }
+}
+
+/// A config with one listener on a free port, plus `rest`.
+pub fn config(rest: &str) -> String {
+    format!("[[listen]]\naddr = \"127.0.0.1:0\"\n\n{rest}")
+}
+
+/// Sends the proxy's log to the test output when `RUST_LOG` is set (e.g. `RUST_LOG=debug`).
+fn init_tracing() {
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+    }
+}
