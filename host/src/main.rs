@@ -3,6 +3,7 @@
 //! `switchyard --config FILE` runs; `switchyard --config FILE --check` loads the config and
 //! every plugin it names, reports problems, and exits 0 (valid) or 1 (not).
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -28,6 +29,7 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let config = match config::load(&args.config) {
         Ok(config) => config,

@@ -167,7 +167,9 @@ impl<C> Balancer<C> {
             return None;
         }
         for (&i, &delta) in candidates.iter().zip(&lbstatus_delta) {
-            self.members[i].add_lbstatus(delta);
+            if delta != 0 {
+                self.members[i].add_lbstatus(delta);
+            }
         }
         Some(candidates[chosen])
     }

@@ -15,26 +15,32 @@ use crate::config::StatusFlags;
 
 /// Indices (into `members`) of the first non-empty tier; empty when no member is usable.
 pub(crate) fn first_tier<C>(members: &[Arc<Member<C>>], tried: &[usize], now: Instant) -> Vec<usize> {
-    let mut lbsets: Vec<u32> = members.iter().map(|m| m.config.lbset).collect();
-    lbsets.sort_unstable();
-    lbsets.dedup();
-    for lbset in lbsets {
-        let mut candidates = Vec::new();
+    let mut candidates = Vec::with_capacity(members.len());
+    let Some(mut lbset) = members.iter().map(|m| m.config.lbset).min() else {
+        return candidates;
+    };
+    loop {
+        // Spares and standbys are rare: these stay unallocated unless there are some.
         let mut spares = Vec::new();
         let mut standbys = Vec::new();
         let mut unusable_regulars = 0usize;
-        for (i, m) in members.iter().enumerate().filter(|(_, m)| m.config.lbset == lbset) {
-            let status = m.status();
-            let spare = status.contains(StatusFlags::HOT_SPARE);
-            let standby = status.contains(StatusFlags::HOT_STANDBY);
-            let regular = !spare && !standby;
-            if m.draining() || tried.contains(&i) || !m.usable(now) {
-                if regular {
-                    unusable_regulars += 1;
+        let mut next_lbset: Option<u32> = None;
+        for (i, m) in members.iter().enumerate() {
+            let set = m.config.lbset;
+            if set != lbset {
+                if set > lbset {
+                    next_lbset = Some(next_lbset.map_or(set, |n| n.min(set)));
                 }
                 continue;
             }
-            if spare {
+            let status = m.status();
+            let spare = status.contains(StatusFlags::HOT_SPARE);
+            let standby = status.contains(StatusFlags::HOT_STANDBY);
+            if status.contains(StatusFlags::DRAINING) || tried.contains(&i) || !m.usable(now) {
+                if !spare && !standby {
+                    unusable_regulars += 1;
+                }
+            } else if spare {
                 spares.push(i);
             } else if standby {
                 standbys.push(i);
@@ -46,11 +52,12 @@ pub(crate) fn first_tier<C>(members: &[Arc<Member<C>>], tried: &[usize], now: In
         if candidates.is_empty() {
             candidates = standbys;
         }
-        if !candidates.is_empty() {
-            return candidates;
+        match next_lbset {
+            _ if !candidates.is_empty() => return candidates,
+            Some(next) => lbset = next,
+            None => return candidates,
         }
     }
-    Vec::new()
 }
 
 /// Packs the candidates' state the way the lbmethod contract expects.

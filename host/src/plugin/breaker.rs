@@ -23,10 +23,11 @@ impl Breaker {
         Self { limit, cooldown, consecutive: AtomicU32::new(0), open_until: AtomicU64::new(0), epoch: Instant::now() }
     }
 
-    /// Whether calls must be skipped now.
-    pub(crate) fn is_open(&self, now: Instant) -> bool {
+    /// Whether calls must be skipped now. `now` is only asked for when the circuit has been
+    /// opened, so a healthy plugin's calls never read the clock here.
+    pub(crate) fn is_open(&self, now: impl FnOnce() -> Instant) -> bool {
         let until = self.open_until.load(Ordering::Relaxed);
-        until != 0 && self.nanos(now) < until
+        until != 0 && self.nanos(now()) < until
     }
 
     /// Records a successful call.
@@ -44,7 +45,7 @@ impl Breaker {
         if traps < self.limit {
             return false;
         }
-        let was_open = self.is_open(now);
+        let was_open = self.is_open(|| now);
         self.open_until.store(self.nanos(now + self.cooldown), Ordering::Relaxed);
         !was_open
     }
@@ -64,13 +65,13 @@ mod tests {
         let t = Instant::now();
         assert!(!b.failure(t));
         assert!(!b.failure(t));
-        assert!(!b.is_open(t));
+        assert!(!b.is_open(|| t));
         assert!(b.failure(t), "third trap in a row opens");
-        assert!(b.is_open(t + Duration::from_secs(9)));
-        assert!(!b.is_open(t + Duration::from_secs(10)), "half-open after the cooldown");
+        assert!(b.is_open(|| t + Duration::from_secs(9)));
+        assert!(!b.is_open(|| t + Duration::from_secs(10)), "half-open after the cooldown");
         assert!(b.failure(t + Duration::from_secs(10)), "a trap while half-open reopens at once");
         b.success();
-        assert!(!b.is_open(t + Duration::from_secs(11)));
+        assert!(!b.is_open(|| t + Duration::from_secs(11)));
         assert!(!b.failure(t), "count restarts after a success");
     }
 }

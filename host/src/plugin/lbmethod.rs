@@ -27,6 +27,7 @@ mod bindings {
         path: "../wit",
         world: "lbmethod-plugin",
         exports: { default: async },
+        ownership: Borrowing { duplicate_if_necessary: false },
     });
 }
 
@@ -92,6 +93,8 @@ pub struct WasmLbMethod {
     idle: Mutex<Vec<Instance>>,
     max_idle: usize,
     members: ArcSwap<MemberList>,
+    /// Copy of `members.generation`, so the hot path checks one atomic instead of the swap.
+    generation: AtomicU64,
     breaker: Breaker,
     stats: PluginStats,
     _ticker: Arc<super::engine::EpochTicker>,
@@ -134,6 +137,7 @@ impl WasmLbMethod {
             idle: Mutex::new(Vec::new()),
             max_idle,
             members: ArcSwap::from_pointee(MemberList { generation: 0, infos: Arc::from(Vec::new()) }),
+            generation: AtomicU64::new(0),
             breaker: Breaker::new(limits.trap_limit, limits.trap_cooldown),
             stats: PluginStats::default(),
             _ticker: ticker,
@@ -155,10 +159,11 @@ impl WasmLbMethod {
             SetupError::Configure(message) => PluginError::Configure { plugin: self.name.clone(), message },
             SetupError::Trap(reason) => refuse(reason),
         })?;
-        let table = wit::Candidates { count: 3, values: synthetic_values(3) };
+        let values = synthetic_values(3);
+        let table = wit::Candidates { count: 3, values: &values };
         instance.store.set_epoch_deadline(self.call_ticks);
         let lb = instance.plugin.switchyard_plugin_lbmethod();
-        let decision = lb.call_pick(&mut instance.store, 0, &table).await.map_err(|e| refuse(format!("pick trapped: {e:#}")))?;
+        let decision = lb.call_pick(&mut instance.store, 0, table).await.map_err(|e| refuse(format!("pick trapped: {e:#}")))?;
         if let Some(d) = &decision {
             if d.chosen >= 3 {
                 return Err(refuse(format!("pick chose candidate {} of 3", d.chosen)));
@@ -168,7 +173,7 @@ impl WasmLbMethod {
             }
         }
         instance.store.set_epoch_deadline(self.call_ticks);
-        let deltas = lb.call_sticky_hit(&mut instance.store, &table, 1).await.map_err(|e| refuse(format!("sticky-hit trapped: {e:#}")))?;
+        let deltas = lb.call_sticky_hit(&mut instance.store, wit::Candidates { count: 3, values: &values }, 1).await.map_err(|e| refuse(format!("sticky-hit trapped: {e:#}")))?;
         if !matches!(deltas.len(), 0 | 3) {
             return Err(refuse(format!("sticky-hit returned {} lbstatus deltas for 3 members", deltas.len())));
         }
@@ -194,7 +199,7 @@ impl WasmLbMethod {
 
     /// An idle instance, or a new one; brought up to date with the member list.
     async fn checkout(&self) -> Result<Instance, LbMethodError> {
-        if self.breaker.is_open(Instant::now()) {
+        if self.breaker.is_open(Instant::now) {
             return Err(LbMethodError::CircuitOpen { plugin: self.name.clone() });
         }
         let idle = self.idle.lock().ok().and_then(|mut idle| idle.pop());
@@ -209,12 +214,12 @@ impl WasmLbMethod {
                 LbMethodError::Unavailable { plugin: self.name.clone(), reason }
             })?,
         };
-        let members = self.members.load();
-        if instance.generation != members.generation {
+        if instance.generation != self.generation.load(Ordering::Acquire) {
+            let members = self.members.load();
             let infos: Vec<wit::MemberInfo> = members
                 .infos
                 .iter()
-                .map(|m| wit::MemberInfo { url: m.url.clone(), route: m.route.clone(), lbset: m.lbset })
+                .map(|m| wit::MemberInfo { url: &m.url, route: &m.route, lbset: m.lbset })
                 .collect();
             instance.store.set_epoch_deadline(self.setup_ticks);
             let reset = instance.plugin.switchyard_plugin_lbmethod().call_reset(&mut instance.store, &infos).await;
@@ -279,10 +284,10 @@ impl LbMethod for WasmLbMethod {
     fn pick<'a>(&'a self, key: u64, candidates: &'a CandidateTable) -> BoxFuture<'a, Result<Option<Decision>, LbMethodError>> {
         Box::pin(async move {
             let mut instance = self.checkout().await?;
-            let table = wit::Candidates { count: candidates.count as u32, values: candidates.values.clone() };
+            let table = wit::Candidates { count: candidates.count as u32, values: &candidates.values };
             instance.store.set_epoch_deadline(self.call_ticks);
             let lb = instance.plugin.switchyard_plugin_lbmethod();
-            let result = bounded(self.limits.deadline, lb.call_pick(&mut instance.store, key, &table)).await;
+            let result = bounded(self.limits.deadline, lb.call_pick(&mut instance.store, key, table)).await;
             let decision = self.finish(result, Some(instance))?;
             Ok(decision.map(|d| Decision { chosen: d.chosen as usize, lbstatus_delta: d.lbstatus_delta }))
         })
@@ -291,11 +296,11 @@ impl LbMethod for WasmLbMethod {
     fn sticky_hit<'a>(&'a self, usable: &'a CandidateTable, chosen: usize) -> BoxFuture<'a, Result<Vec<i64>, LbMethodError>> {
         Box::pin(async move {
             let mut instance = self.checkout().await?;
-            let table = wit::Candidates { count: usable.count as u32, values: usable.values.clone() };
+            let table = wit::Candidates { count: usable.count as u32, values: &usable.values };
             let chosen = u32::try_from(chosen).unwrap_or(u32::MAX);
             instance.store.set_epoch_deadline(self.call_ticks);
             let lb = instance.plugin.switchyard_plugin_lbmethod();
-            let result = bounded(self.limits.deadline, lb.call_sticky_hit(&mut instance.store, &table, chosen)).await;
+            let result = bounded(self.limits.deadline, lb.call_sticky_hit(&mut instance.store, table, chosen)).await;
             self.finish(result, Some(instance))
         })
     }
@@ -303,6 +308,7 @@ impl LbMethod for WasmLbMethod {
     fn set_members(&self, members: Arc<[MemberInfo]>) {
         let generation = self.members.load().generation + 1;
         self.members.store(Arc::new(MemberList { generation, infos: members }));
+        self.generation.store(generation, Ordering::Release);
     }
 }
 

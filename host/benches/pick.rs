@@ -1,0 +1,95 @@
+//! What one `pick` costs: through the Wasm plugin (as the proxy calls it, instance pool
+//! included), the same algorithm compiled natively, and a whole `Balancer::pick` (tiers,
+//! packing the member table, the plugin call, applying the deltas).
+//!
+//! `cargo bench -p switchyard --bench pick`
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use switchyard::balancer::{Balancer, CandidateTable, LbMethod};
+use switchyard::config::{self, LbMethodSpec, PluginLimits, PluginSource, StatusFlags};
+use switchyard::plugin::PluginRuntime;
+use switchyard_sdk::{Candidates, LbMethod as _, Request};
+
+const SIZES: [usize; 3] = [4, 16, 64];
+
+fn table(n: usize) -> CandidateTable {
+    let mut values = vec![0i64; CandidateTable::FIELDS * n];
+    for i in 0..n {
+        values[i] = i as i64;
+        values[n + i] = 100 * (1 + (i as i64 % 3));
+    }
+    CandidateTable { count: n, values }
+}
+
+fn member(i: usize) -> config::Member {
+    let settings = config::ConnectionSettings {
+        timeout: Duration::from_secs(1),
+        connect_timeout: Duration::from_secs(1),
+        max_connections: 1,
+        idle_timeout: Duration::from_secs(1),
+        acquire_timeout: Duration::from_secs(1),
+    };
+    config::Member {
+        url: format!("http://10.0.0.{i}:80"),
+        authority: format!("10.0.0.{i}:80").parse().expect("authority"),
+        base_path: "/".into(),
+        lbfactor: 100,
+        lbset: 0,
+        status: StatusFlags::empty(),
+        retry: Duration::from_secs(60),
+        route: String::new(),
+        redirect: String::new(),
+        connection: settings,
+    }
+}
+
+fn spec(name: &str) -> LbMethodSpec {
+    LbMethodSpec { source: PluginSource::Builtin(name.into()), config_json: "{}".into(), origin: "bench".into() }
+}
+
+fn picks(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let plugins = PluginRuntime::new(PluginLimits::default()).expect("plugin runtime");
+    let mut group = c.benchmark_group("pick");
+    group.measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
+
+    for name in ["byrequests", "bybusyness", "bytraffic"] {
+        let method = rt.block_on(plugins.lbmethod(&spec(name), "bench")).expect("load");
+        for n in SIZES {
+            let t = table(n);
+            group.bench_with_input(BenchmarkId::new(format!("wasm/{name}"), n), &t, |b, t| {
+                b.to_async(&rt).iter(|| method.pick(0, t));
+            });
+        }
+    }
+
+    for n in SIZES {
+        let t = table(n);
+        let mut native = lbmethod_byrequests::ByRequests;
+        group.bench_with_input(BenchmarkId::new("native/byrequests", n), &t, |b, t| {
+            b.iter(|| native.pick(Request { key: 0 }, &Candidates::from_columns(t.count, &t.values)));
+        });
+    }
+
+    let method: Arc<dyn LbMethod> = rt.block_on(plugins.lbmethod(&spec("byrequests"), "bench")).expect("load");
+    for n in SIZES {
+        let config = config::Balancer {
+            name: "bench".into(),
+            lbmethod: spec("byrequests"),
+            maxattempts: 1,
+            hashkey: config::HashKey::None,
+            members: (0..n).map(member).collect(),
+        };
+        let balancer = Balancer::new(&config, Arc::clone(&method), |_| ());
+        group.bench_with_input(BenchmarkId::new("balancer/byrequests", n), &balancer, |b, balancer| {
+            b.to_async(&rt).iter(|| async { balancer.pick(0, &[], Instant::now()).await.map(|p| p.index) });
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, picks);
+criterion_main!(benches);

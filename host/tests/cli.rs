@@ -1,0 +1,119 @@
+//! The `switchyard` binary as an operator runs it: `--check`, exit codes, error messages, and
+//! SIGTERM draining a request in flight.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_switchyard");
+
+/// A fresh temporary directory for one test.
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("switchyard-cli-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+#[test]
+fn check_accepts_a_valid_config() {
+    let dir = temp_dir("valid");
+    let file = dir.join("ok.toml");
+    std::fs::write(
+        &file,
+        "[[listen]]\naddr = \"127.0.0.1:0\"\n[[route]]\npath = \"/\"\nbalancer = \"b\"\n[balancer.b]\nlbmethod = \"bybusyness\"\n[[balancer.b.member]]\nurl = \"http://127.0.0.1:1\"\n",
+    )
+    .expect("write");
+    let out = Command::new(BIN).arg("--config").arg(&file).arg("--check").output().expect("run");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ok (1 listeners, 1 routes, 1 balancers)"));
+}
+
+#[test]
+fn check_rejects_a_bad_config_naming_file_line_and_key() {
+    let dir = temp_dir("invalid");
+    let file = dir.join("bad.toml");
+    std::fs::write(
+        &file,
+        "[[listen]]\naddr = \"127.0.0.1:0\"\n[balancer.b]\n[[balancer.b.member]]\nurl = \"http://127.0.0.1:1\"\nloadfactor = 0.5\n",
+    )
+    .expect("write");
+    let out = Command::new(BIN).arg("--config").arg(&file).arg("--check").output().expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let expected = format!("{}:6: balancer.b.member[0].loadfactor: must be between 1 and 100", file.display());
+    assert!(stderr.contains(&expected), "{stderr}");
+
+    let missing = Command::new(BIN).args(["--config", "/nonexistent/switchyard.toml", "--check"]).output().expect("run");
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("/nonexistent/switchyard.toml: cannot read"));
+}
+
+#[test]
+fn sigterm_lets_a_request_in_flight_finish() {
+    // A member that answers 600 ms after it receives a request.
+    let member = TcpListener::bind("127.0.0.1:0").expect("bind member");
+    let member_addr = member.local_addr().expect("addr");
+    let (received_tx, received_rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        if let Ok((mut stream, _)) = member.accept() {
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let _ = received_tx.send(());
+            std::thread::sleep(Duration::from_millis(600));
+            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nslow");
+        }
+    });
+
+    let dir = temp_dir("drain");
+    let file = dir.join("drain.toml");
+    std::fs::write(&file, format!("[[listen]]\naddr = \"127.0.0.1:0\"\n[[route]]\npath = \"/\"\nbackend = \"http://{member_addr}/\"\n"))
+        .expect("write");
+    let mut child = Command::new(BIN).arg("--config").arg(&file).stderr(Stdio::piped()).spawn().expect("spawn");
+    let stderr = child.stderr.take().expect("stderr");
+    let (line_tx, line_rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = line_tx.send(line);
+        }
+    });
+    let addr = loop {
+        let line = line_rx.recv_timeout(Duration::from_secs(30)).expect("the proxy logs its address");
+        if let Some(addr) = line.split("addr=").nth(1) {
+            break addr.trim().to_string();
+        }
+    };
+
+    let client = std::thread::spawn(move || {
+        let mut stream = TcpStream::connect(&addr).expect("connect to proxy");
+        stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+        stream.write_all(b"GET /x HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").expect("write");
+        let mut reply = String::new();
+        let _ = stream.read_to_string(&mut reply);
+        reply
+    });
+    received_rx.recv_timeout(Duration::from_secs(10)).expect("the request reached the member");
+    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
+    assert!(killed.success());
+
+    let reply = client.join().expect("client");
+    assert!(reply.starts_with("HTTP/1.1 200") && reply.ends_with("slow"), "{reply}");
+    let status = wait_with_timeout(&mut child, Duration::from_secs(10));
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "exits cleanly after draining");
+}
+
+fn wait_with_timeout(child: &mut std::process::Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let step = Duration::from_millis(20);
+    let mut waited = Duration::ZERO;
+    while waited < limit {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        std::thread::sleep(step);
+        waited += step;
+    }
+    let _ = child.kill();
+    None
+}
