@@ -19,6 +19,7 @@ pub const TARGET: &str = "wasm32-wasip2";
 /// path of each component, in order. Panics with cargo's output on failure: this runs in a
 /// build script, where a panic is how an error is reported.
 pub fn build_components(workspace: &Path, packages: &[&str]) -> Vec<PathBuf> {
+    ensure_target();
     let target_dir = target_dir(workspace).join("wasm-plugins");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
@@ -43,6 +44,27 @@ pub fn build_components(workspace: &Path, packages: &[&str]) -> Vec<PathBuf> {
     }
     let out = target_dir.join(TARGET).join("wasm-plugin");
     packages.iter().map(|p| out.join(format!("{}.wasm", p.replace('-', "_")))).collect()
+}
+
+/// Installs the wasm target with rustup when the toolchain lacks it, so a fresh machine needs
+/// no extra set-up step (rust-toolchain.toml names the target, but rustup installs it only
+/// when auto-install is on, and these machines turn it off).
+fn ensure_target() {
+    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let sysroot = Command::new(&rustc).args(["--print", "sysroot"]).output().ok().filter(|o| o.status.success());
+    let installed = sysroot.is_some_and(|o| {
+        let root = PathBuf::from(String::from_utf8_lossy(&o.stdout).trim());
+        root.join("lib").join("rustlib").join(TARGET).is_dir()
+    });
+    if installed {
+        return;
+    }
+    println!("cargo:warning=installing the {TARGET} target with rustup (needed to build the plugins)");
+    match Command::new("rustup").args(["target", "add", TARGET]).status() {
+        Ok(status) if status.success() => {}
+        Ok(status) => panic!("`rustup target add {TARGET}` failed ({status}); install the target and build again"),
+        Err(e) => panic!("the {TARGET} target is missing and rustup cannot be run ({e}); install the target and build again"),
+    }
 }
 
 /// Whether a variable cargo set for this build script would change the nested build (its
