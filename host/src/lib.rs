@@ -11,6 +11,7 @@
 
 pub mod balancer;
 pub mod config;
+mod deadline;
 pub mod plugin;
 pub mod proxy;
 pub mod server;

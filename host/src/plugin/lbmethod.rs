@@ -9,7 +9,6 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
-use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
@@ -313,20 +312,11 @@ impl LbMethod for WasmLbMethod {
 }
 
 /// Runs a plugin call with a wall-clock limit as well as its CPU deadline: the epoch deadline
-/// stops guest code, but not a guest waiting in the host (a WASI sleep or poll).
-///
-/// A call that completes on its first poll (every well-behaved call: guest code runs to the
-/// end on the fiber) never touches the timer wheel; only a call that suspended gets a timeout.
-/// When the timeout fires the call is dropped, and its instance with it.
+/// stops guest code, but not a guest waiting in the host (a WASI sleep or poll). A call that
+/// completes on its first poll never touches the timer wheel. When the limit passes the call is
+/// dropped, and its instance with it.
 async fn bounded<R>(limit: Duration, call: impl Future<Output = wasmtime::Result<R>>) -> wasmtime::Result<R> {
-    let mut call = std::pin::pin!(call);
-    if let Poll::Ready(result) = std::future::poll_fn(|cx| Poll::Ready(call.as_mut().poll(cx))).await {
-        return result;
-    }
-    match tokio::time::timeout(limit, call).await {
-        Ok(result) => result,
-        Err(_) => Err(wasmtime::Error::from(wasmtime::Trap::Interrupt)),
-    }
+    crate::deadline::within(limit, call).await.unwrap_or_else(|| Err(wasmtime::Error::from(wasmtime::Trap::Interrupt)))
 }
 
 /// Why an instance could not be made.

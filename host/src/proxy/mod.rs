@@ -2,25 +2,25 @@
 //! between attempts, and the one place errors become 404/502/503/504.
 //!
 //! A request is matched against the routes; a balancer route asks the [`Balancer`] for a
-//! member, a backend route has its one member. [`forward`] makes one attempt; [`service`]
-//! decides whether a failed attempt may go to another member; [`respond`] answers errors.
+//! member, a backend route has its one member. `upstream` makes one attempt over a pooled
+//! HTTP/1.1 connection, inside the request's task; `service` decides whether a failed attempt
+//! may go to another member; `respond` answers errors. The proxy runs one single-threaded
+//! runtime per worker thread ([`worker`]); member connections are pooled per worker.
 
 mod body;
-mod forward;
 mod headers;
-mod pool;
 mod respond;
 mod route;
 mod service;
+mod upstream;
+pub mod worker;
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use http::HeaderValue;
-
 pub use body::ResponseBody;
-pub use pool::MemberPool;
 pub use service::ProxyService;
+pub use upstream::{MemberBody, MemberBodyError, MemberPool};
 
 use crate::balancer::{Balancer, Member};
 use crate::config::{self, Config, RouteTarget};
@@ -61,8 +61,10 @@ pub struct BuildError {
 }
 
 impl Proxy {
-    /// Builds routes, balancers and pools, loading every balancer's lbmethod plugin.
-    pub async fn build(config: &Config, plugins: &PluginRuntime) -> Result<Self, BuildError> {
+    /// Builds routes, balancers and pools (with a slot for each of `workers` threads), loading
+    /// every balancer's lbmethod plugin.
+    pub async fn build(config: &Config, plugins: &PluginRuntime, workers: usize) -> Result<Self, BuildError> {
+        let pool_for = |m: &config::Member| Arc::new(MemberPool::new(m.authority.clone(), m.connection, workers));
         let mut balancers = Vec::with_capacity(config.balancers.len());
         for b in &config.balancers {
             let method = plugins
@@ -91,7 +93,7 @@ impl Proxy {
         &self.balancers
     }
 
-    /// Closes idle member connections older than their `ttl`.
+    /// Closes this worker's idle member connections older than their `ttl`.
     pub fn evict_idle_connections(&self) {
         let now = Instant::now();
         for b in &self.balancers {
@@ -107,14 +109,3 @@ impl Proxy {
     }
 }
 
-fn pool_for(member: &config::Member) -> Arc<MemberPool> {
-    Arc::new(MemberPool::new(member.authority.clone(), member.connection))
-}
-
-/// The Host header a member gets when the client's is not preserved: its authority, without
-/// the port when it is 80.
-fn host_header(member: &ProxyMember) -> Option<HeaderValue> {
-    let a = &member.config.authority;
-    let text = if a.port_u16() == Some(80) { a.host() } else { a.as_str() };
-    HeaderValue::from_str(text).ok()
-}

@@ -8,7 +8,7 @@ use std::time::Duration;
 use http::{Response, StatusCode, header};
 
 use super::body::ResponseBody;
-use super::pool::ConnectError;
+use super::upstream::ConnectError;
 
 /// Why the proxy could not relay a request.
 #[derive(Debug, thiserror::Error)]

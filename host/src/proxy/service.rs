@@ -19,11 +19,10 @@ use http::{HeaderMap, HeaderValue, Method, Request, Response, Uri, Version, head
 use hyper::body::{Body, Incoming};
 
 use super::body::{RequestBody, ResponseBody};
-use super::forward::{self, AttemptError};
-use super::pool::ConnectError;
 use super::respond::{ProxyError, error_response};
 use super::route::forward_path;
-use super::{Proxy, ProxyBalancer, ProxyMember, Target, headers, host_header};
+use super::upstream::{self, AttemptError, ConnectError};
+use super::{Proxy, ProxyBalancer, ProxyMember, Target, headers};
 use crate::balancer::NoMember;
 use crate::config::HashKey;
 
@@ -32,12 +31,14 @@ use crate::config::HashKey;
 pub struct ProxyService {
     proxy: Arc<Proxy>,
     peer: SocketAddr,
+    /// The client's X-Forwarded-For entry, made once for the connection.
+    peer_value: HeaderValue,
 }
 
 impl ProxyService {
     /// Serves requests from `peer` with `proxy`.
     pub fn new(proxy: Arc<Proxy>, peer: SocketAddr) -> Self {
-        Self { proxy, peer }
+        Self { proxy, peer, peer_value: headers::peer_value(peer.ip()) }
     }
 }
 
@@ -48,21 +49,29 @@ impl hyper::service::Service<Request<Incoming>> for ProxyService {
 
     fn call(&self, request: Request<Incoming>) -> Self::Future {
         let proxy = Arc::clone(&self.proxy);
-        let peer = self.peer;
-        Box::pin(async move { Ok(proxy.handle(request, peer).await) })
+        let client = Client { addr: self.peer, forwarded_for: self.peer_value.clone() };
+        Box::pin(async move { Ok(proxy.handle(request, &client).await) })
     }
+}
+
+/// Who sent a request.
+pub struct Client {
+    /// The peer address of the client connection.
+    pub addr: SocketAddr,
+    /// Its X-Forwarded-For entry.
+    pub forwarded_for: HeaderValue,
 }
 
 impl Proxy {
     /// Relays one request; errors are answered here.
-    pub async fn handle(&self, request: Request<Incoming>, peer: SocketAddr) -> Response<ResponseBody> {
-        match self.relay(request, peer).await {
+    pub async fn handle(&self, request: Request<Incoming>, client: &Client) -> Response<ResponseBody> {
+        match self.relay(request, client).await {
             Ok(response) => response,
             Err(e) => error_response(&e),
         }
     }
 
-    async fn relay(&self, request: Request<Incoming>, peer: SocketAddr) -> Result<Response<ResponseBody>, ProxyError> {
+    async fn relay(&self, request: Request<Incoming>, client: &Client) -> Result<Response<ResponseBody>, ProxyError> {
         if request.method() == Method::CONNECT {
             return Err(ProxyError::MethodNotAllowed { method: Method::CONNECT });
         }
@@ -76,12 +85,12 @@ impl Proxy {
             Target::Balancer(balancer) => Upstream::Balancer(balancer),
         };
         let key = match &upstream {
-            Upstream::Balancer(b) => request_key(b.hashkey(), &request, peer),
+            Upstream::Balancer(b) => request_key(b.hashkey(), &request, client.addr),
             Upstream::Single(_) => 0,
         };
         let rest = rest.to_string();
         let (parts, body) = request.into_parts();
-        let (outgoing, parts) = Outgoing::prepare(parts, rest, &body, peer, route.target.preserve_host);
+        let (outgoing, parts) = Outgoing::prepare(parts, rest, &body, &client.forwarded_for, route.target.preserve_host);
         let body = RequestBody::Client { inner: body, member: None };
         relay_with_failover(upstream, outgoing, (parts, body), key).await
     }
@@ -134,14 +143,14 @@ struct Outgoing {
     query: Option<String>,
     client_host: Option<HeaderValue>,
     preserve_host: bool,
-    /// A copy to send again when the exchange breaks after sending: only for idempotent
-    /// methods without a body.
-    replay: Option<Parts>,
+    /// Whether the request may be sent again after an exchange broke: an idempotent method
+    /// and no body (the parts come back with the failure; there is no body to replay).
+    replayable: bool,
 }
 
 impl Outgoing {
     /// Applies the header rules to `parts`; returns them with what each attempt needs.
-    fn prepare(mut parts: Parts, rest: String, body: &Incoming, peer: SocketAddr, preserve_host: bool) -> (Self, Parts) {
+    fn prepare(mut parts: Parts, rest: String, body: &Incoming, forwarded_for: &HeaderValue, preserve_host: bool) -> (Self, Parts) {
         let client_host = parts.headers.get(header::HOST).cloned().or_else(|| {
             parts.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok())
         });
@@ -149,17 +158,17 @@ impl Outgoing {
         headers::strip_hop_by_hop(&mut parts.headers);
         // The proxy answered any 100-continue itself by reading the body.
         parts.headers.remove(header::EXPECT);
-        headers::add_forwarded(&mut parts.headers, peer.ip(), client_host.as_ref(), "http");
+        headers::add_forwarded(&mut parts.headers, forwarded_for, client_host.as_ref(), "http");
         parts.version = Version::HTTP_11;
-        let replay = (is_idempotent(&parts.method) && body.is_end_stream()).then(|| clone_parts(&parts));
-        (Self { rest, query, client_host, preserve_host, replay }, parts)
+        let replayable = is_idempotent(&parts.method) && body.is_end_stream();
+        (Self { rest, query, client_host, preserve_host, replayable }, parts)
     }
 
     /// The request for `member`, with its path and Host.
     fn for_member(&self, mut parts: Parts, body: RequestBody, member: &ProxyMember) -> Result<Request<RequestBody>, ProxyError> {
         let path = forward_path(&member.config.base_path, &self.rest, self.query.as_deref());
         parts.uri = path.parse::<Uri>().map_err(|e| ProxyError::BadRequest { reason: format!("path `{path}`: {e}") })?;
-        let host = if self.preserve_host { self.client_host.clone() } else { host_header(member) };
+        let host = if self.preserve_host { self.client_host.clone() } else { member.conn.host_header().cloned() };
         match host {
             Some(h) => parts.headers.insert(header::HOST, h),
             None => parts.headers.remove(header::HOST),
@@ -188,7 +197,7 @@ async fn relay_with_failover(
         let Some((parts, body)) = pending.take() else { break };
         let request = outgoing.for_member(parts, body, &member)?;
         let busy = member.busy_guard();
-        match forward::attempt(&member, request, busy).await {
+        match upstream::exchange(&member, request, busy).await {
             Ok(response) => return Ok(response),
             Err(AttemptError::NotSent { request, cause }) => {
                 if !matches!(cause, ConnectError::Exhausted { .. }) {
@@ -200,9 +209,11 @@ async fn relay_with_failover(
                 attempts_left -= 1;
                 pending = Some(request.into_parts());
             }
-            Err(AttemptError::Broken { reason, fresh_connection }) => {
+            Err(AttemptError::Broken { reason, fresh_connection, parts }) => {
                 let broke = ProxyError::MemberBroke { member: member.config.url.clone(), reason };
-                let Some(replay) = &outgoing.replay else { return Err(broke) };
+                if !outgoing.replayable {
+                    return Err(broke);
+                }
                 if fresh_connection {
                     upstream.mark_error(&member);
                     tried.push(index);
@@ -214,7 +225,7 @@ async fn relay_with_failover(
                 }
                 tracing::debug!(target_name = upstream.name(), error = %broke, "idempotent request sent again");
                 last_error = Some(broke);
-                pending = Some((clone_parts(replay), RequestBody::Empty));
+                pending = Some((*parts, RequestBody::Empty));
             }
             Err(AttemptError::Timeout { after }) => {
                 return Err(ProxyError::MemberTimeout { member: member.config.url.clone(), after });
@@ -226,16 +237,6 @@ async fn relay_with_failover(
 
 fn is_idempotent(method: &Method) -> bool {
     matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE)
-}
-
-/// `Parts` has no `Clone` (extensions cannot be cloned); copy what a member sees.
-fn clone_parts(parts: &Parts) -> Parts {
-    let mut request = Request::new(());
-    *request.method_mut() = parts.method.clone();
-    *request.uri_mut() = parts.uri.clone();
-    *request.version_mut() = parts.version;
-    *request.headers_mut() = parts.headers.clone();
-    request.into_parts().0
 }
 
 /// The 64-bit request key `pick` gets, hashed from the balancer's `hashkey` source.

@@ -1,0 +1,147 @@
+//! Writing a request to a member: the head the proxy serialises itself, then the body.
+//!
+//! Nothing of the client's framing crosses: Content-Length and Transfer-Encoding are always
+//! the proxy's own, chosen from what it knows about the body — a known length is sent as
+//! Content-Length, an unknown one chunked, none as nothing (or `Content-Length: 0` for methods
+//! that normally carry a body, as curl and hyper do).
+
+use std::future::poll_fn;
+use std::pin::Pin;
+use std::time::Duration;
+
+use http::request::Parts;
+use http::{Method, header};
+use http_body::Body;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+use super::super::body::RequestBody;
+
+/// How the request body is delimited on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RequestFraming {
+    None,
+    Length(u64),
+    Chunked,
+}
+
+/// Chooses the framing for `body`.
+pub(crate) fn framing(method: &Method, body: &RequestBody) -> RequestFraming {
+    if body.is_end_stream() {
+        return if matches!(*method, Method::POST | Method::PUT | Method::PATCH) {
+            RequestFraming::Length(0)
+        } else {
+            RequestFraming::None
+        };
+    }
+    match body.size_hint().exact() {
+        Some(n) => RequestFraming::Length(n),
+        None => RequestFraming::Chunked,
+    }
+}
+
+/// Appends the request head to `out`: request line, headers (minus any framing header), the
+/// proxy's framing header, blank line. `parts.uri` must be in origin form.
+pub(crate) fn encode_head(parts: &Parts, framing: RequestFraming, out: &mut Vec<u8>) {
+    out.extend_from_slice(parts.method.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(parts.uri.path_and_query().map_or("/", |p| p.as_str()).as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    for (name, value) in &parts.headers {
+        if name == header::CONTENT_LENGTH || name == header::TRANSFER_ENCODING {
+            continue;
+        }
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    match framing {
+        RequestFraming::None => {}
+        RequestFraming::Length(n) => {
+            out.extend_from_slice(b"content-length: ");
+            out.extend_from_slice(n.to_string().as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        RequestFraming::Chunked => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Why the body could not be delivered.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum BodyWriteError {
+    /// The client's body failed (it went away, or sent a malformed body).
+    #[error("client body: {0}")]
+    Client(hyper::Error),
+    /// Writing to the member failed or stalled.
+    #[error("writing to the member: {0}")]
+    Member(std::io::Error),
+}
+
+/// Streams `body` to the member with `framing`; every write must progress within `timeout`.
+pub(crate) async fn write_body(stream: &mut TcpStream, body: &mut RequestBody, framing: RequestFraming, timeout: Duration) -> Result<(), BodyWriteError> {
+    if framing == RequestFraming::None || framing == RequestFraming::Length(0) {
+        return Ok(());
+    }
+    let mut chunk = Vec::new();
+    loop {
+        let frame = poll_fn(|cx| Pin::new(&mut *body).poll_frame(cx)).await;
+        let data = match frame {
+            None => break,
+            Some(Err(e)) => return Err(BodyWriteError::Client(e)),
+            Some(Ok(frame)) => match frame.into_data() {
+                Ok(data) if !data.is_empty() => data,
+                // Trailers of a chunked upload are dropped: members rarely want them, and
+                // forwarding them would need them announced in the head.
+                _ => continue,
+            },
+        };
+        let bytes: &[u8] = if framing == RequestFraming::Chunked {
+            chunk.clear();
+            chunk.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+            chunk.extend_from_slice(&data);
+            chunk.extend_from_slice(b"\r\n");
+            &chunk
+        } else {
+            &data
+        };
+        write_within(stream, bytes, timeout).await?;
+    }
+    if framing == RequestFraming::Chunked {
+        write_within(stream, b"0\r\n\r\n", timeout).await?;
+    }
+    Ok(())
+}
+
+/// Writes all of `bytes`, failing if the member stops reading for `timeout`.
+pub(crate) async fn write_within(stream: &mut TcpStream, bytes: &[u8], timeout: Duration) -> Result<(), BodyWriteError> {
+    match crate::deadline::within(timeout, stream.write_all(bytes)).await {
+        Some(result) => result.map_err(BodyWriteError::Member),
+        None => Err(BodyWriteError::Member(std::io::Error::new(std::io::ErrorKind::TimedOut, "member stopped reading"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn head_is_serialised_by_the_proxy() {
+        let mut request = http::Request::post("/upload?x=1")
+            .header("host", "m:9")
+            .header("content-length", "999")
+            .header("transfer-encoding", "gzip")
+            .header("x-a", "1")
+            .body(())
+            .expect("request");
+        *request.uri_mut() = "/upload?x=1".parse().expect("uri");
+        let (parts, ()) = request.into_parts();
+        let mut out = Vec::new();
+        encode_head(&parts, RequestFraming::Chunked, &mut out);
+        assert_eq!(
+            String::from_utf8(out).expect("utf8"),
+            "POST /upload?x=1 HTTP/1.1\r\nhost: m:9\r\nx-a: 1\r\ntransfer-encoding: chunked\r\n\r\n"
+        );
+    }
+}

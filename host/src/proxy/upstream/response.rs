@@ -1,0 +1,188 @@
+//! Reading a member's response head: status, headers and how the body is framed.
+//!
+//! Strict, as a proxy must be: a head that does not parse, a header name or value that is not
+//! valid, a Content-Length that is not plain digits or disagrees with another, any
+//! Transfer-Encoding other than `chunked`, or both Transfer-Encoding and Content-Length make
+//! the response invalid (the client gets 502), never a guess. Framing follows RFC 9112 §6.3.
+
+use bytes::BytesMut;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, StatusCode};
+
+/// Most header lines a member response may have.
+const MAX_HEADERS: usize = 128;
+/// Largest member response head accepted.
+pub(crate) const MAX_HEAD_BYTES: usize = 64 * 1024;
+
+/// How a response body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Framing {
+    /// No body (HEAD, 1xx, 204, 304).
+    Empty,
+    /// Exactly this many bytes.
+    Length(u64),
+    /// `Transfer-Encoding: chunked`.
+    Chunked,
+    /// Until the member closes the connection.
+    UntilClose,
+}
+
+/// A parsed response head.
+#[derive(Debug)]
+pub(crate) struct ResponseHead {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: HeaderMap,
+    pub(crate) framing: Framing,
+    /// Whether the connection may carry another request after this response's body.
+    pub(crate) keep_alive: bool,
+}
+
+/// Why a response head was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub(crate) enum HeadError {
+    #[error("invalid response head: {0}")]
+    Invalid(String),
+    #[error("response head larger than {MAX_HEAD_BYTES} bytes")]
+    TooLarge,
+}
+
+/// Parses the response head at the start of `buf` and takes it off the buffer. `Ok(None)`:
+/// incomplete, read more. Header values are slices of the buffer, not copies.
+pub(crate) fn parse(buf: &mut BytesMut, method: &Method) -> Result<Option<ResponseHead>, HeadError> {
+    // Where each name and value sits in `buf`, so the head can be split off and shared.
+    let mut spans = [(0usize, 0usize, 0usize, 0usize); MAX_HEADERS];
+    let (len, code, http11, count) = {
+        let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut response = httparse::Response::new(&mut slots);
+        let len = match response.parse(buf) {
+            Ok(httparse::Status::Complete(len)) => len,
+            Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD_BYTES => return Err(HeadError::TooLarge),
+            Ok(httparse::Status::Partial) => return Ok(None),
+            Err(e) => return Err(HeadError::Invalid(e.to_string())),
+        };
+        let base = buf.as_ptr() as usize;
+        let offset = |part: &[u8]| part.as_ptr() as usize - base;
+        for (span, h) in spans.iter_mut().zip(response.headers.iter()) {
+            *span = (offset(h.name.as_bytes()), h.name.len(), offset(h.value), h.value.len());
+        }
+        (len, response.code, response.version == Some(1), response.headers.len())
+    };
+    let code = code.ok_or_else(|| HeadError::Invalid("no status code".into()))?;
+    let status = StatusCode::from_u16(code).map_err(|_| HeadError::Invalid(format!("status {code}")))?;
+    let head = buf.split_to(len).freeze();
+
+    let mut headers = HeaderMap::with_capacity(count);
+    for &(name_at, name_len, value_at, value_len) in &spans[..count] {
+        let name_bytes = &head[name_at..name_at + name_len];
+        let name = HeaderName::from_bytes(name_bytes)
+            .map_err(|_| HeadError::Invalid(format!("header name `{}`", String::from_utf8_lossy(name_bytes))))?;
+        let value = HeaderValue::from_maybe_shared(head.slice(value_at..value_at + value_len))
+            .map_err(|_| HeadError::Invalid(format!("value of header `{name}`")))?;
+        headers.append(name, value);
+    }
+    let framing = framing(&headers, status, method)?;
+    let close = has_token(&headers, "close");
+    let keep_alive = !close && (http11 || has_token(&headers, "keep-alive")) && framing != Framing::UntilClose;
+    Ok(Some(ResponseHead { status, headers, framing, keep_alive }))
+}
+
+fn framing(headers: &HeaderMap, status: StatusCode, method: &Method) -> Result<Framing, HeadError> {
+    if method == Method::HEAD || status.is_informational() || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
+        return Ok(Framing::Empty);
+    }
+    let te: Vec<&HeaderValue> = headers.get_all(header::TRANSFER_ENCODING).iter().collect();
+    let cl: Vec<&HeaderValue> = headers.get_all(header::CONTENT_LENGTH).iter().collect();
+    if !te.is_empty() {
+        if !cl.is_empty() {
+            return Err(HeadError::Invalid("both Transfer-Encoding and Content-Length".into()));
+        }
+        if te.len() == 1 && te[0].as_bytes().eq_ignore_ascii_case(b"chunked") {
+            return Ok(Framing::Chunked);
+        }
+        return Err(HeadError::Invalid("Transfer-Encoding other than exactly `chunked`".into()));
+    }
+    let mut length: Option<u64> = None;
+    for value in cl {
+        // A list ("5, 5") is allowed by RFC 9110 when every element agrees; we accept only that.
+        for part in value.as_bytes().split(|&b| b == b',') {
+            let digits = part.trim_ascii();
+            if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) || digits.len() > 19 {
+                return Err(HeadError::Invalid("Content-Length is not a number".into()));
+            }
+            let n: u64 = std::str::from_utf8(digits).ok().and_then(|s| s.parse().ok()).ok_or_else(|| HeadError::Invalid("Content-Length overflows".into()))?;
+            if length.is_some_and(|l| l != n) {
+                return Err(HeadError::Invalid("Content-Length values disagree".into()));
+            }
+            length = Some(n);
+        }
+    }
+    Ok(match length {
+        Some(0) => Framing::Empty,
+        Some(n) => Framing::Length(n),
+        None => Framing::UntilClose,
+    })
+}
+
+/// Whether the Connection header lists `token`.
+fn has_token(headers: &HeaderMap, token: &str) -> bool {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(raw: &str) -> Result<Option<ResponseHead>, HeadError> {
+        parse(&mut BytesMut::from(raw), &Method::GET)
+    }
+
+    fn framing_of(raw: &str) -> Framing {
+        head(raw).expect("valid").expect("complete").framing
+    }
+
+    #[test]
+    fn framings() {
+        assert_eq!(framing_of("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"), Framing::Length(5));
+        assert_eq!(framing_of("HTTP/1.1 200 OK\r\ncontent-length: 5, 5\r\n\r\n"), Framing::Length(5));
+        assert_eq!(framing_of("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"), Framing::Chunked);
+        assert_eq!(framing_of("HTTP/1.1 200 OK\r\n\r\n"), Framing::UntilClose);
+        assert_eq!(framing_of("HTTP/1.1 204 No Content\r\nContent-Length: 9\r\n\r\n"), Framing::Empty);
+        assert_eq!(framing_of("HTTP/1.1 304 Not Modified\r\n\r\n"), Framing::Empty);
+        assert_eq!(framing_of("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"), Framing::Empty);
+        let mut buf = BytesMut::from("HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nbody");
+        let h = parse(&mut buf, &Method::HEAD).expect("valid").expect("complete");
+        assert_eq!(h.framing, Framing::Empty);
+        assert_eq!(&buf[..], b"body", "only the head is taken off the buffer");
+    }
+
+    #[test]
+    fn keep_alive() {
+        let ka = |raw: &str| head(raw).expect("valid").expect("complete").keep_alive;
+        assert!(ka("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n"));
+        assert!(!ka("HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 1\r\n\r\n"));
+        assert!(!ka("HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\n"));
+        assert!(ka("HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\nContent-Length: 1\r\n\r\n"));
+        assert!(!ka("HTTP/1.1 200 OK\r\n\r\n"), "close-delimited bodies end the connection");
+    }
+
+    #[test]
+    fn strictness() {
+        let invalid = |raw: &str| matches!(head(raw), Err(HeadError::Invalid(_)));
+        assert!(invalid("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"));
+        assert!(invalid("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"));
+        assert!(invalid("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n"));
+        assert!(invalid("HTTP/1.1 200 OK\r\nContent-Length: +5\r\n\r\n"));
+        assert!(invalid("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n"));
+        assert!(invalid("HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999\r\n\r\n"));
+        assert!(invalid("HTTP/1.1 200 OK\r\nX-Folded: a\r\n b\r\n\r\n"), "obs-fold");
+        assert!(invalid("HTTP/1.1 200 OK\r\nBad Name: x\r\n\r\n"));
+        assert!(invalid("HTTP/1.1 2000 OK\r\n\r\n"));
+        assert!(head("HTTP/1.1 200 OK\r\nContent-Le").expect("partial").is_none());
+        let huge = format!("HTTP/1.1 200 OK\r\nX: {}", "a".repeat(MAX_HEAD_BYTES + 1));
+        assert_eq!(head(&huge).err(), Some(HeadError::TooLarge));
+    }
+}
