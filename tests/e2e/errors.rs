@@ -6,7 +6,7 @@ use http::{Method, Request, StatusCode};
 use http_body_util::Full;
 use switchyard::config::StatusFlags;
 use switchyard_tests::client::TestClient;
-use switchyard_tests::member::{Member, refusing_addr};
+use switchyard_tests::member::{Member, refusing_port};
 use switchyard_tests::proxy::{TestProxy, config};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -29,7 +29,8 @@ async fn no_route_and_excluded_paths_get_404() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_refused_fails_over_then_503() {
     let live = Member::start("live").await;
-    let dead = refusing_addr().await;
+    let refusing = refusing_port();
+    let dead = refusing.addr;
     let toml = format!(
         "[[route]]\npath = \"/\"\nbalancer = \"b\"\n[balancer.b]\n[[balancer.b.member]]\nurl = \"http://{dead}\"\n[[balancer.b.member]]\nurl = \"{}\"\n",
         live.url()
@@ -49,7 +50,8 @@ async fn connect_refused_fails_over_then_503() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn single_backend_refusing_gets_503() {
-    let dead = refusing_addr().await;
+    let refusing = refusing_port();
+    let dead = refusing.addr;
     let proxy = TestProxy::start(&config(&format!("[[route]]\npath = \"/\"\nbackend = \"http://{dead}/\"\n"))).await;
     let reply = TestClient::http1().get(&proxy.url("/x")).await;
     assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);

@@ -106,10 +106,18 @@ impl Drop for Member {
     }
 }
 
-/// An address nothing listens on: connecting to it is refused.
-pub async fn refusing_addr() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    listener.local_addr().expect("addr")
+/// A port that refuses connections: bound (so no other test can take it) but not listening.
+pub struct RefusingPort {
+    /// The address to connect to.
+    pub addr: SocketAddr,
+    _socket: tokio::net::TcpSocket,
+}
+
+/// Reserves a loopback port on which every connect is refused, for as long as it lives.
+pub fn refusing_port() -> RefusingPort {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.bind("127.0.0.1:0".parse().expect("addr")).expect("bind");
+    RefusingPort { addr: socket.local_addr().expect("addr"), _socket: socket }
 }
 
 fn full(bytes: impl Into<Bytes>) -> Body {
