@@ -61,7 +61,7 @@ fn picks(c: &mut Criterion) {
         for n in SIZES {
             let t = table(n);
             group.bench_with_input(BenchmarkId::new(format!("wasm/{name}"), n), &t, |b, t| {
-                b.to_async(&rt).iter(|| method.pick(0, t));
+                b.iter(|| method.pick(0, t));
             });
         }
     }
@@ -85,7 +85,7 @@ fn picks(c: &mut Criterion) {
         };
         let balancer = Balancer::new(&config, Arc::clone(&method), |_| ());
         group.bench_with_input(BenchmarkId::new("balancer/byrequests", n), &balancer, |b, balancer| {
-            b.to_async(&rt).iter(|| async { balancer.pick(0, &[], Instant::now()).await.map(|p| p.index) });
+            b.iter(|| balancer.pick(0, &[], Instant::now()).map(|p| p.index));
         });
     }
     group.finish();

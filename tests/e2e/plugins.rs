@@ -88,12 +88,13 @@ async fn a_memory_hog_hits_the_memory_cap() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_plugin_sleeping_in_the_host_is_stopped_by_the_wall_clock_bound() {
-    let (proxy, _a, _b) = setup("sleep", "[plugins]\ndeadline = \"50ms\"\n").await;
+async fn a_plugin_that_tries_to_sleep_traps_at_once() {
+    // WASI never blocks for a plugin: the sleep's poll cannot complete, so the call traps.
+    let (proxy, _a, _b) = setup("sleep", "").await;
     let started = std::time::Instant::now();
     let reply = misbehaving_get(&proxy).await;
     assert_eq!(reply.status, StatusCode::OK);
-    assert!(started.elapsed() < std::time::Duration::from_secs(5), "the 30 s sleep was cut short");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5), "the 30 s sleep never happened");
     assert_eq!(plugin_stats(&proxy).0, 1);
     proxy.stop().await;
 }

@@ -3,12 +3,7 @@
 //! The plugin runtime implements [`LbMethod`] for Wasm components; tests implement it natively.
 //! Nothing here knows about Wasm.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-
-/// A boxed future, as trait objects need.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// The candidates of one request as the contract packs them: one column per field
 /// (member, lbfactor, lbstatus, busy, transferred, read), `count` values each.
@@ -78,17 +73,18 @@ pub enum LbMethodError {
 }
 
 /// A load-balancing method. Implementations are shared by every request of a balancer and
-/// must allow concurrent calls.
+/// must allow concurrent calls. Calls are synchronous and short (a plugin call is bounded by
+/// its CPU deadline and can never wait on I/O).
 pub trait LbMethod: Send + Sync + 'static {
     /// A name for logs and the manager (e.g. `byrequests`, or a file name).
     fn name(&self) -> &str;
 
     /// Chooses among `candidates` (never empty). `Ok(None)` means the method refuses all of
     /// them; the answer is validated by the caller.
-    fn pick<'a>(&'a self, key: u64, candidates: &'a CandidateTable) -> BoxFuture<'a, Result<Option<Decision>, LbMethodError>>;
+    fn pick(&self, key: u64, candidates: &CandidateTable) -> Result<Option<Decision>, LbMethodError>;
 
     /// A sticky session chose `usable[chosen]`; returns lbstatus deltas (empty or one per entry).
-    fn sticky_hit<'a>(&'a self, usable: &'a CandidateTable, chosen: usize) -> BoxFuture<'a, Result<Vec<i64>, LbMethodError>>;
+    fn sticky_hit(&self, usable: &CandidateTable, chosen: usize) -> Result<Vec<i64>, LbMethodError>;
 
     /// The balancer's members changed; implementations pass this on before their next call.
     fn set_members(&self, members: Arc<[MemberInfo]>);

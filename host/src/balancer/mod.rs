@@ -19,7 +19,7 @@ use std::time::Instant;
 
 use arc_swap::ArcSwap;
 
-pub use lbmethod::{BoxFuture, CandidateTable, Decision, LbMethod, LbMethodError, MemberInfo};
+pub use lbmethod::{CandidateTable, Decision, LbMethod, LbMethodError, MemberInfo};
 pub use member::{BusyGuard, Member, MemberSnapshot};
 
 use crate::config;
@@ -125,14 +125,14 @@ impl<C> Balancer<C> {
     }
 
     /// Picks the member for a request with hash `key`, skipping the members in `tried`.
-    pub async fn pick(&self, key: u64, tried: &[usize], now: Instant) -> Result<Picked<C>, NoMember> {
+    pub fn pick(&self, key: u64, tried: &[usize], now: Instant) -> Result<Picked<C>, NoMember> {
         let candidates = tiers::first_tier(&self.members, tried, now);
         if candidates.is_empty() {
             return Err(NoMember::NoneUsable);
         }
         let table = tiers::table(&self.members, &candidates);
         let method = self.lbmethod();
-        let chosen = match method.pick(key, &table).await {
+        let chosen = match method.pick(key, &table) {
             Ok(Some(decision)) => self.accept(&method, &candidates, decision),
             Ok(None) => return Err(NoMember::Refused),
             Err(e) => {

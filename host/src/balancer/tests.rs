@@ -16,15 +16,14 @@ impl<M: switchyard_sdk::LbMethod + Send> LbMethod for Native<M> {
     fn name(&self) -> &str {
         "native"
     }
-    fn pick<'a>(&'a self, key: u64, c: &'a CandidateTable) -> BoxFuture<'a, Result<Option<Decision>, LbMethodError>> {
+    fn pick(&self, key: u64, c: &CandidateTable) -> Result<Option<Decision>, LbMethodError> {
         let view = Candidates::from_columns(c.count, &c.values);
         let answer = self.0.lock().expect("lock").pick(Request { key }, &view);
-        Box::pin(async move { Ok(answer.map(|d| Decision { chosen: d.chosen, lbstatus_delta: d.lbstatus_delta })) })
+        Ok(answer.map(|d| Decision { chosen: d.chosen, lbstatus_delta: d.lbstatus_delta }))
     }
-    fn sticky_hit<'a>(&'a self, c: &'a CandidateTable, chosen: usize) -> BoxFuture<'a, Result<Vec<i64>, LbMethodError>> {
+    fn sticky_hit(&self, c: &CandidateTable, chosen: usize) -> Result<Vec<i64>, LbMethodError> {
         let view = Candidates::from_columns(c.count, &c.values);
-        let deltas = self.0.lock().expect("lock").sticky_hit(&view, chosen);
-        Box::pin(async move { Ok(deltas) })
+        Ok(self.0.lock().expect("lock").sticky_hit(&view, chosen))
     }
     fn set_members(&self, _members: Arc<[MemberInfo]>) {}
 }
@@ -36,12 +35,11 @@ impl LbMethod for Fixed {
     fn name(&self) -> &str {
         "fixed"
     }
-    fn pick<'a>(&'a self, _: u64, _: &'a CandidateTable) -> BoxFuture<'a, Result<Option<Decision>, LbMethodError>> {
-        let answer = self.0.clone();
-        Box::pin(async move { answer })
+    fn pick(&self, _: u64, _: &CandidateTable) -> Result<Option<Decision>, LbMethodError> {
+        self.0.clone()
     }
-    fn sticky_hit<'a>(&'a self, _: &'a CandidateTable, _: usize) -> BoxFuture<'a, Result<Vec<i64>, LbMethodError>> {
-        Box::pin(async { Ok(Vec::new()) })
+    fn sticky_hit(&self, _: &CandidateTable, _: usize) -> Result<Vec<i64>, LbMethodError> {
+        Ok(Vec::new())
     }
     fn set_members(&self, _members: Arc<[MemberInfo]>) {}
 }
@@ -87,9 +85,8 @@ fn byrequests() -> Arc<dyn LbMethod> {
 }
 
 fn sequence(b: &Balancer<()>, n: usize) -> Vec<String> {
-    let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
     (0..n)
-        .map(|_| match rt.block_on(b.pick(0, &[], Instant::now())) {
+        .map(|_| match b.pick(0, &[], Instant::now()) {
             Ok(p) => p.member.config.url.clone(),
             Err(e) => format!("<{e}>"),
         })
@@ -170,10 +167,9 @@ fn error_clears_after_retry() {
 fn tried_members_are_skipped_and_count_for_spares() {
     let members = vec![member("a", 1.0, "", 0), member("b", 1.0, "", 0), member("s", 1.0, "+R", 0)];
     let b = balancer(members, byrequests());
-    let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
-    let picked = rt.block_on(b.pick(0, &[0], Instant::now())).expect("a member");
+    let picked = b.pick(0, &[0], Instant::now()).expect("a member");
     assert!(picked.index == 1 || picked.index == 2);
-    assert!(matches!(rt.block_on(b.pick(0, &[0, 1, 2], Instant::now())), Err(NoMember::NoneUsable)));
+    assert!(matches!(b.pick(0, &[0, 1, 2], Instant::now()), Err(NoMember::NoneUsable)));
 }
 
 #[test]

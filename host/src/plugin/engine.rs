@@ -22,7 +22,6 @@ pub(crate) fn engine() -> Result<Engine, PluginError> {
     // Backtraces are for the log line of a trap; DWARF parsing is not worth it.
     config.wasm_backtrace_details(WasmBacktraceDetails::Disable);
     config.max_wasm_stack(512 << 10);
-    config.async_stack_size(1 << 20);
     Engine::new(&config).map_err(|e| PluginError::Engine(e.to_string()))
 }
 

@@ -4,10 +4,11 @@
 //! Instances are interchangeable because the host owns all member state: a call checks one out
 //! of the pool (making a new one if none is idle), and checks it back in when the call
 //! returned normally. A trap leaves a store poisoned, so a trapped instance is dropped, never
-//! reused; the next call makes a fresh one.
+//! reused; the next call makes a fresh one. Calls are synchronous (see `wasi` for why that is
+//! safe): a pick is a plain function call into the guest, bounded by the CPU deadline.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -18,14 +19,13 @@ use wasmtime::{Engine, Store};
 use super::PluginError;
 use super::breaker::Breaker;
 use super::state::{PluginState, log_enabled, log_line};
-use crate::balancer::{BoxFuture, CandidateTable, Decision, LbMethod, LbMethodError, MemberInfo};
+use crate::balancer::{CandidateTable, Decision, LbMethod, LbMethodError, MemberInfo};
 use crate::config::PluginLimits;
 
 mod bindings {
     wasmtime::component::bindgen!({
         path: "../wit",
         world: "lbmethod-plugin",
-        exports: { default: async },
         ownership: Borrowing { duplicate_if_necessary: false },
     });
 }
@@ -116,7 +116,7 @@ pub(crate) struct LoadParams<'a> {
 impl WasmLbMethod {
     /// Links, instantiates, configures and self-tests a component; the plugin is returned only
     /// when all of that worked.
-    pub(crate) async fn load(component: &Component, params: LoadParams<'_>) -> Result<Arc<Self>, PluginError> {
+    pub(crate) fn load(component: &Component, params: LoadParams<'_>) -> Result<Arc<Self>, PluginError> {
         let LoadParams { engine, linker, name, label, config_json, limits, call_ticks, setup_ticks, ticker } = params;
         let instance_pre = linker
             .instantiate_pre(component)
@@ -141,7 +141,7 @@ impl WasmLbMethod {
             stats: PluginStats::default(),
             _ticker: ticker,
         });
-        method.self_test().await?;
+        method.self_test()?;
         Ok(method)
     }
 
@@ -152,9 +152,9 @@ impl WasmLbMethod {
 
     /// Picks over three synthetic members and checks the answers, so a plugin that cannot do
     /// its one job is refused before it serves a request. The instance it made is kept.
-    async fn self_test(&self) -> Result<(), PluginError> {
+    fn self_test(&self) -> Result<(), PluginError> {
         let refuse = |reason: String| PluginError::SelfTest { plugin: self.name.clone(), reason };
-        let mut instance = self.make_instance().await.map_err(|e| match e {
+        let mut instance = self.make_instance().map_err(|e| match e {
             SetupError::Configure(message) => PluginError::Configure { plugin: self.name.clone(), message },
             SetupError::Trap(reason) => refuse(reason),
         })?;
@@ -162,7 +162,7 @@ impl WasmLbMethod {
         let table = wit::Candidates { count: 3, values: &values };
         instance.store.set_epoch_deadline(self.call_ticks);
         let lb = instance.plugin.switchyard_plugin_lbmethod();
-        let decision = lb.call_pick(&mut instance.store, 0, table).await.map_err(|e| refuse(format!("pick trapped: {e:#}")))?;
+        let decision = guarded(|| lb.call_pick(&mut instance.store, 0, table)).map_err(|e| refuse(format!("pick trapped: {e:#}")))?;
         if let Some(d) = &decision {
             if d.chosen >= 3 {
                 return Err(refuse(format!("pick chose candidate {} of 3", d.chosen)));
@@ -172,7 +172,9 @@ impl WasmLbMethod {
             }
         }
         instance.store.set_epoch_deadline(self.call_ticks);
-        let deltas = lb.call_sticky_hit(&mut instance.store, wit::Candidates { count: 3, values: &values }, 1).await.map_err(|e| refuse(format!("sticky-hit trapped: {e:#}")))?;
+        let sticky = wit::Candidates { count: 3, values: &values };
+        let deltas =
+            guarded(|| lb.call_sticky_hit(&mut instance.store, sticky, 1)).map_err(|e| refuse(format!("sticky-hit trapped: {e:#}")))?;
         if !matches!(deltas.len(), 0 | 3) {
             return Err(refuse(format!("sticky-hit returned {} lbstatus deltas for 3 members", deltas.len())));
         }
@@ -180,31 +182,29 @@ impl WasmLbMethod {
         Ok(())
     }
 
-    async fn make_instance(&self) -> Result<Instance, SetupError> {
+    fn make_instance(&self) -> Result<Instance, SetupError> {
         self.stats.instances.fetch_add(1, Ordering::Relaxed);
         let mut store = Store::new(&self.engine, PluginState::new(Arc::clone(&self.label), self.limits.memory_limit));
         store.limiter(|s| s.limiter());
         store.set_epoch_deadline(self.setup_ticks);
-        let plugin = self.pre.instantiate_async(&mut store).await.map_err(|e| SetupError::Trap(format!("instantiation failed: {e:#}")))?;
+        let plugin = guarded(|| self.pre.instantiate(&mut store)).map_err(|e| SetupError::Trap(format!("instantiation failed: {e:#}")))?;
         store.set_epoch_deadline(self.setup_ticks);
-        plugin
-            .switchyard_plugin_lbmethod()
-            .call_configure(&mut store, &self.config_json)
-            .await
+        let lb = plugin.switchyard_plugin_lbmethod();
+        guarded(|| lb.call_configure(&mut store, &self.config_json))
             .map_err(|e| SetupError::Trap(format!("configure trapped: {e:#}")))?
             .map_err(SetupError::Configure)?;
         Ok(Instance { store, plugin, generation: u64::MAX })
     }
 
     /// An idle instance, or a new one; brought up to date with the member list.
-    async fn checkout(&self) -> Result<Instance, LbMethodError> {
+    fn checkout(&self) -> Result<Instance, LbMethodError> {
         if self.breaker.is_open(Instant::now) {
             return Err(LbMethodError::CircuitOpen { plugin: self.name.clone() });
         }
         let idle = self.idle.lock().ok().and_then(|mut idle| idle.pop());
         let mut instance = match idle {
             Some(instance) => instance,
-            None => self.make_instance().await.map_err(|e| {
+            None => self.make_instance().map_err(|e| {
                 let reason = match e {
                     SetupError::Configure(m) => format!("configure refused: {m}"),
                     SetupError::Trap(m) => m,
@@ -221,7 +221,8 @@ impl WasmLbMethod {
                 .map(|m| wit::MemberInfo { url: &m.url, route: &m.route, lbset: m.lbset })
                 .collect();
             instance.store.set_epoch_deadline(self.setup_ticks);
-            let reset = instance.plugin.switchyard_plugin_lbmethod().call_reset(&mut instance.store, &infos).await;
+            let lb = instance.plugin.switchyard_plugin_lbmethod();
+            let reset = guarded(|| lb.call_reset(&mut instance.store, &infos));
             // A setup call that worked says nothing about the plugin's health: only pick and
             // sticky-hit returning normally close the circuit.
             if let Err(e) = reset {
@@ -280,28 +281,24 @@ impl LbMethod for WasmLbMethod {
         &self.name
     }
 
-    fn pick<'a>(&'a self, key: u64, candidates: &'a CandidateTable) -> BoxFuture<'a, Result<Option<Decision>, LbMethodError>> {
-        Box::pin(async move {
-            let mut instance = self.checkout().await?;
-            let table = wit::Candidates { count: candidates.count as u32, values: &candidates.values };
-            instance.store.set_epoch_deadline(self.call_ticks);
-            let lb = instance.plugin.switchyard_plugin_lbmethod();
-            let result = bounded(self.limits.deadline, lb.call_pick(&mut instance.store, key, table)).await;
-            let decision = self.finish(result, Some(instance))?;
-            Ok(decision.map(|d| Decision { chosen: d.chosen as usize, lbstatus_delta: d.lbstatus_delta }))
-        })
+    fn pick(&self, key: u64, candidates: &CandidateTable) -> Result<Option<Decision>, LbMethodError> {
+        let mut instance = self.checkout()?;
+        let table = wit::Candidates { count: candidates.count as u32, values: &candidates.values };
+        instance.store.set_epoch_deadline(self.call_ticks);
+        let lb = instance.plugin.switchyard_plugin_lbmethod();
+        let result = guarded(|| lb.call_pick(&mut instance.store, key, table));
+        let decision = self.finish(result, Some(instance))?;
+        Ok(decision.map(|d| Decision { chosen: d.chosen as usize, lbstatus_delta: d.lbstatus_delta }))
     }
 
-    fn sticky_hit<'a>(&'a self, usable: &'a CandidateTable, chosen: usize) -> BoxFuture<'a, Result<Vec<i64>, LbMethodError>> {
-        Box::pin(async move {
-            let mut instance = self.checkout().await?;
-            let table = wit::Candidates { count: usable.count as u32, values: &usable.values };
-            let chosen = u32::try_from(chosen).unwrap_or(u32::MAX);
-            instance.store.set_epoch_deadline(self.call_ticks);
-            let lb = instance.plugin.switchyard_plugin_lbmethod();
-            let result = bounded(self.limits.deadline, lb.call_sticky_hit(&mut instance.store, table, chosen)).await;
-            self.finish(result, Some(instance))
-        })
+    fn sticky_hit(&self, usable: &CandidateTable, chosen: usize) -> Result<Vec<i64>, LbMethodError> {
+        let mut instance = self.checkout()?;
+        let table = wit::Candidates { count: usable.count as u32, values: &usable.values };
+        let chosen = u32::try_from(chosen).unwrap_or(u32::MAX);
+        instance.store.set_epoch_deadline(self.call_ticks);
+        let lb = instance.plugin.switchyard_plugin_lbmethod();
+        let result = guarded(|| lb.call_sticky_hit(&mut instance.store, table, chosen));
+        self.finish(result, Some(instance))
     }
 
     fn set_members(&self, members: Arc<[MemberInfo]>) {
@@ -311,12 +308,13 @@ impl LbMethod for WasmLbMethod {
     }
 }
 
-/// Runs a plugin call with a wall-clock limit as well as its CPU deadline: the epoch deadline
-/// stops guest code, but not a guest waiting in the host (a WASI sleep or poll). A call that
-/// completes on its first poll never touches the timer wheel. When the limit passes the call is
-/// dropped, and its instance with it.
-async fn bounded<R>(limit: Duration, call: impl Future<Output = wasmtime::Result<R>>) -> wasmtime::Result<R> {
-    crate::deadline::within(limit, call).await.unwrap_or_else(|| Err(wasmtime::Error::from(wasmtime::Trap::Interrupt)))
+/// Runs a call into a plugin, turning a host panic during it (a WASI function failing in a way
+/// the host did not foresee) into an error like a trap, so it fails only this call.
+fn guarded<R>(call: impl FnOnce() -> wasmtime::Result<R>) -> wasmtime::Result<R> {
+    catch_unwind(AssertUnwindSafe(call)).unwrap_or_else(|panic| {
+        let what = panic.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| panic.downcast_ref::<String>().cloned());
+        Err(wasmtime::format_err!("host panic during a plugin call: {}", what.unwrap_or_default()))
+    })
 }
 
 /// Why an instance could not be made.

@@ -6,15 +6,15 @@
 //! pre-instantiated component, its config and a pool of instances. Every call runs under a
 //! CPU deadline (epoch interruption) and a memory cap; a trap fails that call only.
 //!
-//! Instances are called asynchronously (wasmtime fibers) because wasmtime-wasi's synchronous
-//! bindings block on a nested tokio runtime whenever a guest writes to stdout or stderr, which
-//! panics inside our runtime; a guest's panic message is such a write.
+//! Calls are synchronous: the WASI plugins get never blocks (see `wasi`), so a call cannot
+//! wait on the host and needs neither a fiber nor the tokio runtime.
 
 mod breaker;
 mod builtin;
 mod engine;
 mod lbmethod;
 mod state;
+mod wasi;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -91,7 +91,7 @@ impl PluginRuntime {
     pub fn new(limits: PluginLimits) -> Result<Self, PluginError> {
         let engine = engine::engine()?;
         let mut lbmethod_linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut lbmethod_linker).map_err(|e| PluginError::Engine(format!("{e:#}")))?;
+        wasi::add_to_linker(&mut lbmethod_linker).map_err(|e| PluginError::Engine(format!("{e:#}")))?;
         lbmethod::add_to_linker(&mut lbmethod_linker).map_err(|e| PluginError::Engine(format!("{e:#}")))?;
         let ticker = Arc::new(EpochTicker::start(&engine, limits.deadline)?);
         Ok(Self { engine, lbmethod_linker, limits, ticker, compiled: Mutex::new(HashMap::new()) })
@@ -117,7 +117,6 @@ impl PluginRuntime {
                 ticker: Arc::clone(&self.ticker),
             },
         )
-        .await
     }
 
     /// The compiled component for `source`, compiling it on a blocking thread the first time.

@@ -45,6 +45,11 @@ impl PluginState {
         Self { wasi: wasi.build(), table: ResourceTable::new(), limits, label }
     }
 
+    /// The guest's resources (streams, pollables).
+    pub(crate) fn table(&mut self) -> &mut ResourceTable {
+        &mut self.table
+    }
+
     /// The limiter wasmtime consults on every memory or table growth.
     pub(crate) fn limiter(&mut self) -> &mut dyn ResourceLimiter {
         &mut self.limits

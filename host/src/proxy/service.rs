@@ -118,11 +118,11 @@ impl Upstream<'_> {
         }
     }
 
-    async fn next(&self, key: u64, tried: &[usize]) -> Result<(Arc<ProxyMember>, usize), NoMember> {
+    fn next(&self, key: u64, tried: &[usize]) -> Result<(Arc<ProxyMember>, usize), NoMember> {
         match self {
             Upstream::Single(m) if tried.is_empty() => Ok((Arc::clone(m), 0)),
             Upstream::Single(_) => Err(NoMember::NoneUsable),
-            Upstream::Balancer(b) => b.pick(key, tried, Instant::now()).await.map(|p| (p.member, p.index)),
+            Upstream::Balancer(b) => b.pick(key, tried, Instant::now()).map(|p| (p.member, p.index)),
         }
     }
 
@@ -190,7 +190,7 @@ async fn relay_with_failover(
     let mut keepalive_race_allowance = 1u32;
     let mut last_error: Option<ProxyError> = None;
     while attempts_left > 0 {
-        let (member, index) = match upstream.next(key, &tried).await {
+        let (member, index) = match upstream.next(key, &tried) {
             Ok(picked) => picked,
             Err(no) => return Err(last_error.unwrap_or_else(|| ProxyError::unavailable(upstream.name(), no))),
         };
