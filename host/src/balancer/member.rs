@@ -24,6 +24,7 @@ pub struct Member<C> {
     transferred: AtomicU64,
     read: AtomicU64,
     errors: AtomicU64,
+    retries: AtomicU64,
     /// When E was last set, as nanoseconds after `epoch`.
     error_at: AtomicU64,
     epoch: Instant,
@@ -50,6 +51,8 @@ pub struct MemberSnapshot {
     pub read: u64,
     /// Times it was put in error.
     pub errors: u64,
+    /// Times it was taken out of error to be tried again (retry time passed, or forced).
+    pub retries: u64,
 }
 
 impl<C> Member<C> {
@@ -64,6 +67,7 @@ impl<C> Member<C> {
             transferred: AtomicU64::new(0),
             read: AtomicU64::new(0),
             errors: AtomicU64::new(0),
+            retries: AtomicU64::new(0),
             error_at: AtomicU64::new(0),
             epoch: Instant::now(),
             config,
@@ -137,8 +141,9 @@ impl<C> Member<C> {
         true
     }
 
-    /// Whether the member may take a new (non-sticky) request now. A member in error whose
-    /// `retry` time has passed is taken out of error here and tried again, as httpd does.
+    /// Whether the member may take a request now (draining members still may: the tiers keep
+    /// new requests off them, sticky sessions do not). A member in error whose `retry` time
+    /// has passed is taken out of error here and tried again, as httpd does.
     pub fn usable(&self, now: Instant) -> bool {
         let status = self.status();
         if status.contains(StatusFlags::IGNORE_ERRORS) {
@@ -147,15 +152,31 @@ impl<C> Member<C> {
         if status.intersects(StatusFlags::DISABLED.union(StatusFlags::STOPPED).union(StatusFlags::HEALTH_FAILED)) {
             return false;
         }
-        if status.contains(StatusFlags::IN_ERROR) {
-            let since = self.error_at.load(Ordering::Relaxed);
-            let elapsed = self.nanos_since_epoch(now).saturating_sub(since);
-            if Duration::from_nanos(elapsed) < self.config.retry {
-                return false;
-            }
-            self.set_status(StatusFlags::IN_ERROR, false);
+        !status.contains(StatusFlags::IN_ERROR) || self.retry_if_due(now)
+    }
+
+    /// Clears E when the member's `retry` time has passed; returns whether it is out of error.
+    pub(crate) fn retry_if_due(&self, now: Instant) -> bool {
+        if !self.status().contains(StatusFlags::IN_ERROR) {
+            return true;
         }
+        if now < self.retry_at() {
+            return false;
+        }
+        self.set_status(StatusFlags::IN_ERROR, false);
+        self.retries.fetch_add(1, Ordering::Relaxed);
         true
+    }
+
+    /// When a member in error may be tried again.
+    pub fn retry_at(&self) -> Instant {
+        self.epoch + Duration::from_nanos(self.error_at.load(Ordering::Relaxed)) + self.config.retry
+    }
+
+    /// Takes the member out of error at once (forced recovery).
+    pub(crate) fn force_recover(&self) {
+        self.set_status(StatusFlags::IN_ERROR, false);
+        self.retries.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Whether the member is draining (N).
@@ -180,6 +201,7 @@ impl<C> Member<C> {
             transferred: self.transferred.load(Ordering::Relaxed),
             read: self.read.load(Ordering::Relaxed),
             errors: self.errors.load(Ordering::Relaxed),
+            retries: self.retries.load(Ordering::Relaxed),
         }
     }
 

@@ -1,21 +1,25 @@
 //! Balancers: members, status flags, failover tiers and counters — pure logic, no I/O.
 //!
-//! A [`Balancer`] answers "which member gets this request": it applies httpd's tiers
-//! ([`tiers`]), asks the load-balancing method (any [`LbMethod`], normally a Wasm plugin) to
-//! choose within the tier, checks the answer, applies the lbstatus deltas and counts. When the
-//! method fails (trap, circuit open) or answers nonsense, the request goes to the first
-//! candidate instead and the failure is counted, so a broken plugin never fails a request.
+//! A [`Balancer`] answers "which member gets this request" ([`choose`]): a sticky session's
+//! member if it is usable (or its redirect), else httpd's failover tiers ([`tiers`]) and the
+//! load-balancing method (any [`LbMethod`], normally a Wasm plugin) choosing within the tier.
+//! It checks the method's answer, applies the lbstatus deltas and counts. When the method
+//! fails (trap, circuit open) or answers nonsense, the request goes to the first candidate
+//! instead and the failure is counted, so a broken plugin never fails a request. [`sticky`]
+//! finds a request's route in its URL or cookies.
 
+mod choose;
 mod lbmethod;
 mod member;
+pub mod sticky;
 mod tiers;
 
 #[cfg(test)]
 mod tests;
 
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::sync::atomic::AtomicU64;
 
 use arc_swap::ArcSwap;
 
@@ -31,6 +35,10 @@ pub struct Balancer<C> {
     lbmethod: ArcSwap<Arc<dyn LbMethod>>,
     maxattempts: u32,
     hashkey: config::HashKey,
+    failover: config::Failover,
+    sticky: Option<config::StickySession>,
+    /// Member index by sticky route.
+    routes: HashMap<String, usize>,
     stats: BalancerStats,
 }
 
@@ -43,6 +51,21 @@ pub struct BalancerStats {
     pub refused_answers: AtomicU64,
     /// Requests sent to the first candidate because of either of the above.
     pub fallbacks: AtomicU64,
+    /// Requests sent to their sticky session's member (or its redirect).
+    pub sticky_hits: AtomicU64,
+    /// Times every member was in error and all were put back in service (forcerecovery).
+    pub forced_recoveries: AtomicU64,
+}
+
+/// What the balancer needs to know about one attempt of a request.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PickRequest<'a> {
+    /// The hash of the balancer's `hashkey` source (0 without one).
+    pub key: u64,
+    /// The route of the request's sticky session, if it carries one.
+    pub route: Option<&'a str>,
+    /// Members this request already tried; they are not chosen again.
+    pub tried: &'a [usize],
 }
 
 /// The member a request goes to.
@@ -51,6 +74,8 @@ pub struct Picked<C> {
     pub member: Arc<Member<C>>,
     /// Its index in the balancer (to exclude it from a retry).
     pub index: usize,
+    /// Whether a sticky session chose it.
+    pub sticky: bool,
 }
 
 /// Why no member was picked.
@@ -62,6 +87,10 @@ pub enum NoMember {
     /// The method looked at the candidates and refused them all.
     #[error("the lbmethod refused every candidate")]
     Refused,
+    /// The sticky session's member and its redirect are unusable, and the balancer does not
+    /// fail over (`nofailover`).
+    #[error("the sticky session's member is unavailable and nofailover is set")]
+    StickyUnavailable,
 }
 
 impl<C> Balancer<C> {
@@ -69,12 +98,22 @@ impl<C> Balancer<C> {
     pub fn new(config: &config::Balancer, lbmethod: Arc<dyn LbMethod>, mut conn: impl FnMut(&config::Member) -> C) -> Self {
         let members: Vec<Arc<Member<C>>> =
             config.members.iter().map(|m| Arc::new(Member::new(m.clone(), conn(m)))).collect();
+        let routes = config
+            .members
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| !m.route.is_empty())
+            .map(|(i, m)| (m.route.clone(), i))
+            .collect();
         let balancer = Self {
             name: config.name.clone(),
             members,
             lbmethod: ArcSwap::from_pointee(lbmethod),
             maxattempts: config.maxattempts,
             hashkey: config.hashkey.clone(),
+            failover: config.failover.clone(),
+            sticky: config.sticky.clone(),
+            routes,
             stats: BalancerStats::default(),
         };
         balancer.lbmethod().set_members(balancer.member_infos());
@@ -101,6 +140,16 @@ impl<C> Balancer<C> {
         &self.hashkey
     }
 
+    /// Failure handling settings.
+    pub fn failover(&self) -> &config::Failover {
+        &self.failover
+    }
+
+    /// Sticky-session settings, when configured.
+    pub fn sticky(&self) -> Option<&config::StickySession> {
+        self.sticky.as_ref()
+    }
+
     /// The method's counters.
     pub fn stats(&self) -> &BalancerStats {
         &self.stats
@@ -122,55 +171,5 @@ impl<C> Balancer<C> {
             .iter()
             .map(|m| MemberInfo { url: m.config.url.clone(), route: m.config.route.clone(), lbset: m.config.lbset })
             .collect()
-    }
-
-    /// Picks the member for a request with hash `key`, skipping the members in `tried`.
-    pub fn pick(&self, key: u64, tried: &[usize], now: Instant) -> Result<Picked<C>, NoMember> {
-        let candidates = tiers::first_tier(&self.members, tried, now);
-        if candidates.is_empty() {
-            return Err(NoMember::NoneUsable);
-        }
-        let table = tiers::table(&self.members, &candidates);
-        let method = self.lbmethod();
-        let chosen = match method.pick(key, &table) {
-            Ok(Some(decision)) => self.accept(&method, &candidates, decision),
-            Ok(None) => return Err(NoMember::Refused),
-            Err(e) => {
-                self.stats.method_failures.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(balancer = %self.name, error = %e, "lbmethod failed; using the first candidate");
-                None
-            }
-        };
-        let index = chosen.unwrap_or_else(|| {
-            self.stats.fallbacks.fetch_add(1, Ordering::Relaxed);
-            candidates[0]
-        });
-        let member = Arc::clone(&self.members[index]);
-        member.count_elected();
-        Ok(Picked { member, index })
-    }
-
-    /// Checks a decision and applies its deltas; `None` when it must be refused.
-    fn accept(&self, method: &Arc<dyn LbMethod>, candidates: &[usize], decision: Decision) -> Option<usize> {
-        let Decision { chosen, lbstatus_delta } = decision;
-        let valid_deltas = lbstatus_delta.is_empty() || lbstatus_delta.len() == candidates.len();
-        if chosen >= candidates.len() || !valid_deltas {
-            self.stats.refused_answers.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(
-                balancer = %self.name,
-                lbmethod = method.name(),
-                chosen,
-                candidates = candidates.len(),
-                deltas = lbstatus_delta.len(),
-                "lbmethod answer refused: index out of range or wrong number of deltas"
-            );
-            return None;
-        }
-        for (&i, &delta) in candidates.iter().zip(&lbstatus_delta) {
-            if delta != 0 {
-                self.members[i].add_lbstatus(delta);
-            }
-        }
-        Some(candidates[chosen])
     }
 }

@@ -1,6 +1,7 @@
 //! Balancer tests with the real default algorithms run natively (no Wasm): tiers, flags,
 //! exact httpd sequences, and what happens to a broken method's answers.
 
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -55,6 +56,7 @@ fn member(name: &str, loadfactor: f64, status: &str, lbset: u32) -> config::Memb
         retry: Duration::from_secs(60),
         route: String::new(),
         redirect: String::new(),
+        ping: None,
         connection: config::ConnectionSettings {
             timeout: Duration::from_secs(1),
             connect_timeout: Duration::from_secs(1),
@@ -66,6 +68,15 @@ fn member(name: &str, loadfactor: f64, status: &str, lbset: u32) -> config::Memb
 }
 
 fn balancer(members: Vec<config::Member>, method: Arc<dyn LbMethod>) -> Balancer<()> {
+    balancer_with(members, method, config::Failover::default(), None)
+}
+
+fn balancer_with(
+    members: Vec<config::Member>,
+    method: Arc<dyn LbMethod>,
+    failover: config::Failover,
+    sticky: Option<config::StickySession>,
+) -> Balancer<()> {
     let config = config::Balancer {
         name: "b".into(),
         lbmethod: config::LbMethodSpec {
@@ -75,6 +86,8 @@ fn balancer(members: Vec<config::Member>, method: Arc<dyn LbMethod>) -> Balancer
         },
         maxattempts: 1,
         hashkey: config::HashKey::None,
+        failover,
+        sticky,
         members,
     };
     Balancer::new(&config, method, |_| ())
@@ -86,7 +99,7 @@ fn byrequests() -> Arc<dyn LbMethod> {
 
 fn sequence(b: &Balancer<()>, n: usize) -> Vec<String> {
     (0..n)
-        .map(|_| match b.pick(0, &[], Instant::now()) {
+        .map(|_| match b.pick(&PickRequest::default(), Instant::now()) {
             Ok(p) => p.member.config.url.clone(),
             Err(e) => format!("<{e}>"),
         })
@@ -107,7 +120,7 @@ fn byrequests_70_30() {
 #[test]
 fn spares_substitute_one_for_one_and_standbys_come_last() {
     let members = vec![member("b1", 1.0, "", 0), member("b2", 1.0, "", 0), member("b3", 1.0, "+R", 0), member("b4", 1.0, "+H", 0)];
-    let b = balancer(members, byrequests());
+    let b = balancer_with(members, byrequests(), no_recovery(), None);
     assert_eq!(sequence(&b, 4), ["b1", "b2", "b1", "b2"]);
     down(&b, 0);
     assert_eq!(sequence(&b, 4), ["b2", "b3", "b2", "b3"]);
@@ -167,9 +180,9 @@ fn error_clears_after_retry() {
 fn tried_members_are_skipped_and_count_for_spares() {
     let members = vec![member("a", 1.0, "", 0), member("b", 1.0, "", 0), member("s", 1.0, "+R", 0)];
     let b = balancer(members, byrequests());
-    let picked = b.pick(0, &[0], Instant::now()).expect("a member");
+    let picked = b.pick(&PickRequest { tried: &[0], ..Default::default() }, Instant::now()).expect("a member");
     assert!(picked.index == 1 || picked.index == 2);
-    assert!(matches!(b.pick(0, &[0, 1, 2], Instant::now()), Err(NoMember::NoneUsable)));
+    assert!(matches!(b.pick(&PickRequest { tried: &[0, 1, 2], ..Default::default() }, Instant::now()), Err(NoMember::NoneUsable)));
 }
 
 #[test]
@@ -201,4 +214,119 @@ fn valid_deltas_are_applied() {
     );
     assert_eq!(sequence(&b, 2), ["b", "b"]);
     assert_eq!((b.members()[0].lbstatus(), b.members()[1].lbstatus()), (10, -10));
+}
+
+fn no_recovery() -> config::Failover {
+    config::Failover { forcerecovery: false, ..Default::default() }
+}
+
+fn routed(name: &str, route: &str, redirect: &str, status: &str) -> config::Member {
+    let mut m = member(name, 1.0, status, 0);
+    m.route = route.into();
+    m.redirect = redirect.into();
+    m
+}
+
+fn sticky_cfg() -> config::StickySession {
+    config::StickySession {
+        cookie: "JSESSIONID".into(),
+        param: "jsessionid".into(),
+        separator: Some('.'),
+        scolon_path_delim: false,
+        insert: None,
+    }
+}
+
+fn pick_route(b: &Balancer<()>, route: &str) -> Result<(String, bool), NoMember> {
+    b.pick(&PickRequest { route: Some(route), ..Default::default() }, Instant::now())
+        .map(|p| (p.member.config.url.clone(), p.sticky))
+}
+
+#[test]
+fn all_members_in_error_are_recovered_by_default() {
+    let b = balancer(vec![member("a", 1.0, "", 0), member("b", 1.0, "", 0)], byrequests());
+    down(&b, 0);
+    assert_eq!(sequence(&b, 2), ["b", "b"], "one member in error: no recovery");
+    down(&b, 1);
+    assert_eq!(sequence(&b, 2), ["a", "b"], "all in error: all put back");
+    assert_eq!(b.stats().forced_recoveries.load(Ordering::Relaxed), 1);
+    assert_eq!(b.members()[1].snapshot().retries, 1);
+
+    let off = balancer_with(vec![member("a", 1.0, "", 0), member("b", 1.0, "", 0)], byrequests(), no_recovery(), None);
+    down(&off, 0);
+    down(&off, 1);
+    assert_eq!(sequence(&off, 1), ["<no usable member>"]);
+}
+
+#[test]
+fn a_disabled_member_is_not_in_error_and_prevents_recovery() {
+    let b = balancer(vec![member("a", 1.0, "", 0), member("d", 1.0, "D", 0)], byrequests());
+    down(&b, 0);
+    assert_eq!(sequence(&b, 1), ["<no usable member>"], "as httpd: only members in error count");
+    assert_eq!(b.stats().forced_recoveries.load(Ordering::Relaxed), 0);
+}
+
+#[test]
+fn sticky_sessions_go_to_their_member_and_update_lbstatus_like_httpd() {
+    let members = vec![routed("a", "ra", "", ""), routed("b", "rb", "", ""), routed("c", "rc", "", "")];
+    let b = balancer_with(members, byrequests(), config::Failover::default(), Some(sticky_cfg()));
+    for _ in 0..3 {
+        assert_eq!(pick_route(&b, "rc"), Ok(("c".into(), true)));
+    }
+    // httpd's update: every usable member gains its lbfactor, the chosen one loses the total.
+    let lbstatus: Vec<i64> = b.members().iter().map(|m| m.lbstatus()).collect();
+    assert_eq!(lbstatus, [300, 300, -600]);
+    assert_eq!(b.members()[2].snapshot().elected, 3);
+    assert_eq!(b.stats().sticky_hits.load(Ordering::Relaxed), 3);
+    // Unknown routes are ordinary requests; byrequests then favours the members c starved.
+    assert_eq!(pick_route(&b, "nobody").map(|p| p.1), Ok(false));
+    assert_eq!(sequence(&b, 2), ["b", "a"]);
+}
+
+#[test]
+fn draining_members_keep_their_sticky_sessions_only() {
+    let members = vec![routed("a", "ra", "", "N"), routed("b", "rb", "", "")];
+    let b = balancer_with(members, byrequests(), config::Failover::default(), Some(sticky_cfg()));
+    assert_eq!(pick_route(&b, "ra"), Ok(("a".into(), true)));
+    assert_eq!(sequence(&b, 3), ["b", "b", "b"], "no new sessions on a draining member");
+}
+
+#[test]
+fn unusable_sticky_member_uses_its_redirect_then_the_method() {
+    let members = vec![routed("a", "ra", "rc", ""), routed("b", "rb", "", ""), routed("c", "rc", "", "")];
+    let b = balancer_with(members, byrequests(), config::Failover::default(), Some(sticky_cfg()));
+    b.members()[0].set_status(StatusFlags::DISABLED, true);
+    assert_eq!(pick_route(&b, "ra"), Ok(("c".into(), true)), "redirect");
+    b.members()[2].set_status(StatusFlags::STOPPED, true);
+    assert_eq!(pick_route(&b, "ra"), Ok(("b".into(), false)), "redirect unusable too: the method decides");
+    // A member already tried by this request counts as unusable.
+    let retried = b.pick(&PickRequest { route: Some("rb"), tried: &[1], ..Default::default() }, Instant::now());
+    assert!(matches!(retried, Err(NoMember::NoneUsable)));
+}
+
+#[test]
+fn nofailover_answers_503_instead_of_breaking_the_session() {
+    let members = vec![routed("a", "ra", "", "E"), routed("b", "rb", "", "")];
+    let failover = config::Failover { nofailover: true, ..no_recovery() };
+    let b = balancer_with(members, byrequests(), failover, Some(sticky_cfg()));
+    b.members()[0].mark_error(Instant::now());
+    assert!(matches!(pick_route(&b, "ra"), Err(NoMember::StickyUnavailable)));
+    assert!(matches!(pick_route(&b, "zz"), Err(NoMember::StickyUnavailable)), "as httpd: an unknown route too");
+    assert_eq!(pick_route(&b, "rb"), Ok(("b".into(), true)));
+    assert_eq!(sequence(&b, 1), ["b"], "requests without a session are balanced as usual");
+}
+
+#[test]
+fn next_retry_is_the_earliest_error_expiry() {
+    let mut slow = member("slow", 1.0, "", 0);
+    slow.retry = Duration::from_secs(30);
+    let mut quick = member("quick", 1.0, "", 0);
+    quick.retry = Duration::from_secs(5);
+    let b = balancer(vec![slow, quick], byrequests());
+    assert_eq!(b.next_retry_at(), None);
+    let t = Instant::now();
+    b.members()[0].mark_error(t);
+    b.members()[1].mark_error(t);
+    let next = b.next_retry_at().expect("members in error");
+    assert!(next >= t + Duration::from_secs(5) && next < t + Duration::from_secs(6));
 }

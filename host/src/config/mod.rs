@@ -16,8 +16,8 @@ use std::path::Path;
 
 pub use error::{ConfigError, ConfigErrors};
 pub use model::{
-    Balancer, Config, ConnectionSettings, HashKey, LbMethodSpec, Listener, Member, PluginLimits, PluginSource,
-    Route, RouteTarget, Server,
+    Balancer, Config, ConnectionSettings, Failover, HashKey, LbMethodSpec, Listener, Member, PluginLimits,
+    PluginSource, Route, RouteCookie, RouteTarget, Server, StickySession,
 };
 pub use status::StatusFlags;
 pub use units::{parse_duration, parse_size};

@@ -66,8 +66,66 @@ pub struct Balancer {
     pub maxattempts: u32,
     /// What `pick`'s request key is hashed from.
     pub hashkey: HashKey,
+    /// What happens when members fail.
+    pub failover: Failover,
+    /// Sticky sessions, when configured.
+    pub sticky: Option<StickySession>,
     /// The members, in config order.
     pub members: Vec<Member>,
+}
+
+/// A balancer's failure handling, with httpd's names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failover {
+    /// A request whose sticky member (and its redirect) is unusable gets 503 instead of
+    /// another member (httpd `nofailover`).
+    pub nofailover: bool,
+    /// When every member is in error, put them all back in service (httpd `forcerecovery`).
+    pub forcerecovery: bool,
+    /// Response statuses that put the member that sent them in error (httpd `failonstatus`).
+    pub failonstatus: Vec<u16>,
+    /// A member timeout puts the member in error (httpd `failontimeout`).
+    pub failontimeout: bool,
+    /// How long a request waits for a usable member before 503 (httpd balancer `timeout`;
+    /// zero: no wait).
+    pub timeout: Duration,
+}
+
+impl Default for Failover {
+    fn default() -> Self {
+        Self { nofailover: false, forcerecovery: true, failonstatus: Vec::new(), failontimeout: false, timeout: Duration::ZERO }
+    }
+}
+
+/// Sticky sessions: where a request's route is found, and whether the proxy sets it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StickySession {
+    /// The cookie holding the session (e.g. `JSESSIONID`).
+    pub cookie: String,
+    /// The URL parameter holding the session (e.g. `jsessionid`); it wins over the cookie.
+    pub param: String,
+    /// The route is what follows this character in the session value; `None`: the whole
+    /// value is the route (httpd `stickysessionsep`, `Off`).
+    pub separator: Option<char>,
+    /// `;` also ends a URL parameter's value (httpd `scolonpathdelim`).
+    pub scolon_path_delim: bool,
+    /// When set, the proxy itself sets the cookie to the chosen member's route.
+    pub insert: Option<RouteCookie>,
+}
+
+/// The attributes of a cookie the proxy sets to keep a client on its member.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteCookie {
+    /// `Path=` (default `/`).
+    pub path: String,
+    /// `Secure`.
+    pub secure: bool,
+    /// `HttpOnly` (default on).
+    pub http_only: bool,
+    /// `SameSite=` value, if any.
+    pub same_site: Option<String>,
+    /// `Max-Age=`; a session cookie when `None`.
+    pub max_age: Option<Duration>,
 }
 
 /// Which plugin a balancer uses, and its config.
@@ -127,8 +185,30 @@ pub struct Member {
     pub route: String,
     /// Route to use when this member is unusable.
     pub redirect: String,
+    /// Probe the member with `Expect: 100-continue` before sending a request body, and put it
+    /// in error if it does not answer within this long (httpd `ping`).
+    pub ping: Option<Duration>,
     /// Connection and pooling settings.
     pub connection: ConnectionSettings,
+}
+
+impl Member {
+    /// A route's single `backend`: weight 1, no flags, no route.
+    pub(crate) fn single_backend(url: &str, authority: http::uri::Authority, base_path: String, connection: ConnectionSettings) -> Self {
+        Self {
+            url: url.to_string(),
+            authority,
+            base_path,
+            lbfactor: 100,
+            lbset: 0,
+            status: StatusFlags::empty(),
+            retry: super::validate::DEFAULT_RETRY,
+            route: String::new(),
+            redirect: String::new(),
+            ping: None,
+            connection,
+        }
+    }
 }
 
 /// How the proxy connects to a member.

@@ -59,8 +59,54 @@ pub(crate) struct RawBalancer {
     pub lbmethod: Option<RawLbMethod>,
     pub maxattempts: Option<u32>,
     pub hashkey: Option<String>,
+    pub nofailover: Option<bool>,
+    pub forcerecovery: Option<bool>,
+    pub failonstatus: Option<Vec<i64>>,
+    pub failontimeout: Option<bool>,
+    pub stickysession: Option<RawSticky>,
+    pub stickysessionsep: Option<String>,
+    pub scolonpathdelim: Option<bool>,
+    pub timeout: Option<DurationValue>,
     #[serde(default)]
     pub member: Vec<RawMember>,
+}
+
+/// `stickysession = "JSESSIONID|jsessionid"` or `stickysession = { name = "ROUTEID", insert = true, ... }`.
+#[derive(Debug)]
+pub(crate) enum RawSticky {
+    Name(String),
+    Table(RawStickyTable),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawStickyTable {
+    pub name: String,
+    pub insert: Option<bool>,
+    pub path: Option<String>,
+    pub secure: Option<bool>,
+    pub httponly: Option<bool>,
+    pub samesite: Option<String>,
+    pub max_age: Option<DurationValue>,
+}
+
+impl<'de> Deserialize<'de> for RawSticky {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawSticky;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a cookie name (\"JSESSIONID\" or \"JSESSIONID|jsessionid\") or a table { name = \"ROUTEID\", insert = true }")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(RawSticky::Name(v.to_string()))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                RawStickyTable::deserialize(de::value::MapAccessDeserializer::new(map)).map(RawSticky::Table)
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// `[[balancer.NAME.member]]`
@@ -74,6 +120,7 @@ pub(crate) struct RawMember {
     pub retry: Option<DurationValue>,
     pub route: Option<String>,
     pub redirect: Option<String>,
+    pub ping: Option<DurationValue>,
     pub timeout: Option<DurationValue>,
     pub connectiontimeout: Option<DurationValue>,
     pub max: Option<u32>,

@@ -8,6 +8,7 @@
 //! runtime per worker thread ([`worker`]); member connections are pooled per worker.
 
 mod body;
+mod failover;
 mod headers;
 mod respond;
 mod route;

@@ -1,11 +1,5 @@
-//! Handling one client request: route, prepare the outgoing request, try members until one
-//! answers or the attempts run out.
-//!
-//! Retry rules. A request that never reached a member (refused or timed-out connect, full
-//! pool, stale pooled connection) goes to the next member, whatever its method, up to the
-//! balancer's `maxattempts`. Once a request was sent it is tried again only if its method is
-//! idempotent and it had no body (nothing has reached the client yet at that point). A member
-//! that does not answer within its `timeout` gets 504, without another attempt, as in httpd.
+//! Handling one client request: route it, find its sticky route and request key, prepare the
+//! outgoing request, and hand it to [`failover`](super::failover) for the attempts.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -13,17 +7,16 @@ use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Instant;
 
 use http::{HeaderMap, HeaderValue, Method, Request, Response, Uri, Version, header, request::Parts};
 use hyper::body::{Body, Incoming};
 
 use super::body::{RequestBody, ResponseBody};
+use super::failover::{self, Upstream};
 use super::respond::{ProxyError, error_response};
 use super::route::forward_path;
-use super::upstream::{self, AttemptError, ConnectError};
-use super::{Proxy, ProxyBalancer, ProxyMember, Target, headers};
-use crate::balancer::NoMember;
+use super::{Proxy, ProxyMember, Target, headers};
+use crate::balancer::sticky;
 use crate::config::HashKey;
 
 /// The hyper service for one client connection.
@@ -84,61 +77,29 @@ impl Proxy {
             Target::Backend(member) => Upstream::Single(member),
             Target::Balancer(balancer) => Upstream::Balancer(balancer),
         };
-        let key = match &upstream {
-            Upstream::Balancer(b) => request_key(b.hashkey(), &request, client.addr),
-            Upstream::Single(_) => 0,
+        let (key, sticky_route) = match &upstream {
+            Upstream::Balancer(b) => {
+                let route = b.sticky().and_then(|s| sticky_route(s, &request)).map(str::to_string);
+                (request_key(b.hashkey(), &request, client.addr), route)
+            }
+            Upstream::Single(_) => (0, None),
         };
         let rest = rest.to_string();
         let (parts, body) = request.into_parts();
         let (outgoing, parts) = Outgoing::prepare(parts, rest, &body, &client.forwarded_for, route.target.preserve_host);
         let body = RequestBody::Client { inner: body, member: None };
-        relay_with_failover(upstream, outgoing, (parts, body), key).await
+        failover::relay(upstream, outgoing, (parts, body), key, sticky_route.as_deref()).await
     }
 }
 
-/// Where attempts go: one backend, or a balancer's picks.
-enum Upstream<'a> {
-    Single(&'a Arc<ProxyMember>),
-    Balancer(&'a ProxyBalancer),
-}
-
-impl Upstream<'_> {
-    fn name(&self) -> &str {
-        match self {
-            Upstream::Single(m) => &m.config.url,
-            Upstream::Balancer(b) => b.name(),
-        }
-    }
-
-    /// How many members a request may try in all.
-    fn attempts(&self) -> u32 {
-        match self {
-            Upstream::Single(_) => 1,
-            Upstream::Balancer(b) => b.maxattempts().saturating_add(1),
-        }
-    }
-
-    fn next(&self, key: u64, tried: &[usize]) -> Result<(Arc<ProxyMember>, usize), NoMember> {
-        match self {
-            Upstream::Single(m) if tried.is_empty() => Ok((Arc::clone(m), 0)),
-            Upstream::Single(_) => Err(NoMember::NoneUsable),
-            Upstream::Balancer(b) => b.pick(key, tried, Instant::now()).map(|p| (p.member, p.index)),
-        }
-    }
-
-    /// Puts a balancer member in error (E); a single backend is never put in error, so every
-    /// request tries it (httpd would answer 503 for `retry` seconds).
-    fn mark_error(&self, member: &ProxyMember) {
-        if let Upstream::Balancer(b) = self {
-            if member.mark_error(Instant::now()) {
-                tracing::warn!(balancer = b.name(), member = %member.config.url, retry = ?member.config.retry, "member put in error");
-            }
-        }
-    }
+/// The route of the request's sticky session, from its URL or cookies.
+fn sticky_route<'r>(sticky: &crate::config::StickySession, request: &'r Request<Incoming>) -> Option<&'r str> {
+    let path_and_query = request.uri().path_and_query().map_or("/", |p| p.as_str());
+    sticky::route_of(sticky, path_and_query, request.headers().get_all(header::COOKIE).iter().map(HeaderValue::as_bytes))
 }
 
 /// The request as it goes to members, minus what depends on the member (URI, Host).
-struct Outgoing {
+pub(crate) struct Outgoing {
     rest: String,
     query: Option<String>,
     client_host: Option<HeaderValue>,
@@ -164,8 +125,13 @@ impl Outgoing {
         (Self { rest, query, client_host, preserve_host, replayable }, parts)
     }
 
+    /// Whether the request may be sent again after an exchange broke.
+    pub(crate) fn replayable(&self) -> bool {
+        self.replayable
+    }
+
     /// The request for `member`, with its path and Host.
-    fn for_member(&self, mut parts: Parts, body: RequestBody, member: &ProxyMember) -> Result<Request<RequestBody>, ProxyError> {
+    pub(crate) fn for_member(&self, mut parts: Parts, body: RequestBody, member: &ProxyMember) -> Result<Request<RequestBody>, ProxyError> {
         let path = forward_path(&member.config.base_path, &self.rest, self.query.as_deref());
         parts.uri = path.parse::<Uri>().map_err(|e| ProxyError::BadRequest { reason: format!("path `{path}`: {e}") })?;
         let host = if self.preserve_host { self.client_host.clone() } else { member.conn.host_header().cloned() };
@@ -175,64 +141,6 @@ impl Outgoing {
         };
         Ok(Request::from_parts(parts, body))
     }
-}
-
-async fn relay_with_failover(
-    upstream: Upstream<'_>,
-    outgoing: Outgoing,
-    request: (Parts, RequestBody),
-    key: u64,
-) -> Result<Response<ResponseBody>, ProxyError> {
-    let mut pending = Some(request);
-    let mut tried: Vec<usize> = Vec::new();
-    let mut attempts_left = upstream.attempts();
-    // One extra attempt for a pooled connection the member closed just as we sent on it.
-    let mut keepalive_race_allowance = 1u32;
-    let mut last_error: Option<ProxyError> = None;
-    while attempts_left > 0 {
-        let (member, index) = match upstream.next(key, &tried) {
-            Ok(picked) => picked,
-            Err(no) => return Err(last_error.unwrap_or_else(|| ProxyError::unavailable(upstream.name(), no))),
-        };
-        let Some((parts, body)) = pending.take() else { break };
-        let request = outgoing.for_member(parts, body, &member)?;
-        let busy = member.busy_guard();
-        match upstream::exchange(&member, request, busy).await {
-            Ok(response) => return Ok(response),
-            Err(AttemptError::NotSent { request, cause }) => {
-                if !matches!(cause, ConnectError::Exhausted { .. }) {
-                    upstream.mark_error(&member);
-                }
-                tracing::debug!(target_name = upstream.name(), member = %member.config.url, error = %cause, "attempt failed before sending");
-                last_error = Some(ProxyError::from_connect(upstream.name(), &cause));
-                tried.push(index);
-                attempts_left -= 1;
-                pending = Some(request.into_parts());
-            }
-            Err(AttemptError::Broken { reason, fresh_connection, parts }) => {
-                let broke = ProxyError::MemberBroke { member: member.config.url.clone(), reason };
-                if !outgoing.replayable {
-                    return Err(broke);
-                }
-                if fresh_connection {
-                    upstream.mark_error(&member);
-                    tried.push(index);
-                    attempts_left -= 1;
-                } else if keepalive_race_allowance > 0 {
-                    keepalive_race_allowance -= 1;
-                } else {
-                    attempts_left -= 1;
-                }
-                tracing::debug!(target_name = upstream.name(), error = %broke, "idempotent request sent again");
-                last_error = Some(broke);
-                pending = Some((*parts, RequestBody::Empty));
-            }
-            Err(AttemptError::Timeout { after }) => {
-                return Err(ProxyError::MemberTimeout { member: member.config.url.clone(), after });
-            }
-        }
-    }
-    Err(last_error.unwrap_or_else(|| ProxyError::unavailable(upstream.name(), NoMember::NoneUsable)))
 }
 
 fn is_idempotent(method: &Method) -> bool {

@@ -61,23 +61,47 @@ pub(crate) async fn exchange(
     let (parts, mut body) = request.into_parts();
     body.count_for(member);
     let framing = request::framing(&parts.method, &body);
+    // httpd's `ping`: before sending a body, make sure the member is there to take it.
+    let ping = member.config.ping.filter(|_| framing.has_body());
     let mut head = Vec::with_capacity(512);
-    request::encode_head(&parts, framing, &mut head);
+    request::encode_head(&parts, framing, ping.is_some(), &mut head);
     member.add_transferred(head.len() as u64);
     if let Err(e) = request::write_within(&mut lease.conn.stream, &head, timeout).await {
         // Nothing of the request was accepted: it may go elsewhere, body untouched.
         let cause = ConnectError::Failed { member: member.config.authority.clone(), source: std::io::Error::other(e.to_string()) };
         return Err(AttemptError::NotSent { request: Request::from_parts(parts, body), cause });
     }
-    let written = request::write_body(&mut lease.conn.stream, &mut body, framing, timeout).await;
-    let read = read_head(&mut lease, &parts.method, timeout, member).await;
-    let broken = |reason: String| AttemptError::Broken { reason, fresh_connection, parts: Box::new(parts) };
-    let head = match (written, read) {
-        (_, Ok(head)) => head,
-        (Err(BodyWriteError::Client(e)), _) => return Err(broken(format!("the client's body failed: {e}"))),
-        (_, Err(HeadFailure::Timeout)) => return Err(AttemptError::Timeout { after: timeout }),
-        (Err(e), Err(_)) => return Err(broken(e.to_string())),
-        (Ok(()), Err(HeadFailure::Broken(reason))) => return Err(broken(reason)),
+    let broken = |reason: String, parts: Parts| AttemptError::Broken { reason, fresh_connection, parts: Box::new(parts) };
+    let mut early_answer = None;
+    if let Some(ping) = ping {
+        match await_continue(&mut lease, ping, member).await {
+            Ok(Continue::Proceed) => {}
+            // The member answered without wanting the body: it never gets it, so the
+            // connection is out of step and is not reused.
+            Ok(Continue::Final(mut head)) => {
+                head.keep_alive = false;
+                early_answer = Some(head);
+            }
+            Err(HeadFailure::Timeout) => {
+                let cause = ConnectError::PingTimeout { member: member.config.authority.clone(), after: ping };
+                return Err(AttemptError::NotSent { request: Request::from_parts(parts, body), cause });
+            }
+            Err(HeadFailure::Broken(reason)) => return Err(broken(reason, parts)),
+        }
+    }
+    let head = match early_answer {
+        Some(head) => head,
+        None => {
+            let written = request::write_body(&mut lease.conn.stream, &mut body, framing, timeout).await;
+            let read = read_head(&mut lease, &parts.method, timeout, member).await;
+            match (written, read) {
+                (_, Ok(head)) => head,
+                (Err(BodyWriteError::Client(e)), _) => return Err(broken(format!("the client's body failed: {e}"), parts)),
+                (_, Err(HeadFailure::Timeout)) => return Err(AttemptError::Timeout { after: timeout }),
+                (Err(e), Err(_)) => return Err(broken(e.to_string(), parts)),
+                (Ok(()), Err(HeadFailure::Broken(reason))) => return Err(broken(reason, parts)),
+            }
+        }
     };
     let response::ResponseHead { status, mut headers, framing, keep_alive } = head;
     headers::strip_hop_by_hop(&mut headers);
@@ -91,6 +115,41 @@ pub(crate) async fn exchange(
 enum HeadFailure {
     Timeout,
     Broken(String),
+}
+
+/// The member's answer to `Expect: 100-continue`.
+enum Continue {
+    /// 100 Continue: send the body.
+    Proceed,
+    /// A final response instead: the body is not sent.
+    Final(response::ResponseHead),
+}
+
+/// Waits up to `ping` for the member to answer `Expect: 100-continue`.
+async fn await_continue(lease: &mut Lease, ping: Duration, member: &ProxyMember) -> Result<Continue, HeadFailure> {
+    let conn = &mut lease.conn;
+    let wait = async {
+        loop {
+            // A HEAD-less method: interim answers carry no body either way.
+            match response::parse(&mut conn.buf, &Method::POST) {
+                Ok(Some(head)) if head.status == StatusCode::CONTINUE => return Ok(Continue::Proceed),
+                Ok(Some(head)) if head.status == StatusCode::SWITCHING_PROTOCOLS => {
+                    return Err(HeadFailure::Broken("the member switched protocols, which this route does not allow".into()));
+                }
+                Ok(Some(head)) if head.status.is_informational() => continue,
+                Ok(Some(head)) => return Ok(Continue::Final(head)),
+                Ok(None) => {}
+                Err(e) => return Err(HeadFailure::Broken(e.to_string())),
+            }
+            conn.buf.reserve(READ_CHUNK);
+            match tokio::io::AsyncReadExt::read_buf(&mut conn.stream, &mut conn.buf).await {
+                Ok(0) => return Err(HeadFailure::Broken("connection closed before answering Expect: 100-continue".into())),
+                Ok(n) => member.add_read(n as u64),
+                Err(e) => return Err(HeadFailure::Broken(format!("reading the response: {e}"))),
+            }
+        }
+    };
+    crate::deadline::within(ping, wait).await.unwrap_or(Err(HeadFailure::Timeout))
 }
 
 /// Reads the response head (skipping 100 Continue and other interim responses) within

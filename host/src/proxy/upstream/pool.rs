@@ -18,7 +18,8 @@ use super::conn::MemberConn;
 use crate::config::ConnectionSettings;
 use crate::proxy::worker;
 
-/// Why no connection could be had. None of these means the request reached the member.
+/// Why a request did not reach a member (no connection, or no answer to the ping). None of
+/// these means the member could have acted on the request.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ConnectError {
     /// `max` connections were busy for longer than `acquire`.
@@ -27,6 +28,10 @@ pub(crate) enum ConnectError {
     /// The TCP connect took longer than `connectiontimeout`.
     #[error("connecting to {member} timed out after {after:?}")]
     Timeout { member: Authority, after: Duration },
+    /// The member did not answer `Expect: 100-continue` within its `ping` (the request head
+    /// reached it, but no body: the member has nothing it could have acted on).
+    #[error("{member} did not answer the ping (Expect: 100-continue) within {after:?}")]
+    PingTimeout { member: Authority, after: Duration },
     /// The TCP connect failed (refused, unreachable…).
     #[error("cannot connect to {member}: {source}")]
     Failed { member: Authority, source: std::io::Error },

@@ -25,6 +25,13 @@ pub(crate) enum RequestFraming {
     Chunked,
 }
 
+impl RequestFraming {
+    /// Whether any body bytes follow the head.
+    pub(crate) fn has_body(self) -> bool {
+        !matches!(self, RequestFraming::None | RequestFraming::Length(0))
+    }
+}
+
 /// Chooses the framing for `body`.
 pub(crate) fn framing(method: &Method, body: &RequestBody) -> RequestFraming {
     if body.is_end_stream() {
@@ -41,14 +48,15 @@ pub(crate) fn framing(method: &Method, body: &RequestBody) -> RequestFraming {
 }
 
 /// Appends the request head to `out`: request line, headers (minus any framing header), the
-/// proxy's framing header, blank line. `parts.uri` must be in origin form.
-pub(crate) fn encode_head(parts: &Parts, framing: RequestFraming, out: &mut Vec<u8>) {
+/// proxy's framing header, `Expect: 100-continue` when asked, blank line. `parts.uri` must be
+/// in origin form.
+pub(crate) fn encode_head(parts: &Parts, framing: RequestFraming, expect_continue: bool, out: &mut Vec<u8>) {
     out.extend_from_slice(parts.method.as_str().as_bytes());
     out.push(b' ');
     out.extend_from_slice(parts.uri.path_and_query().map_or("/", |p| p.as_str()).as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
     for (name, value) in &parts.headers {
-        if name == header::CONTENT_LENGTH || name == header::TRANSFER_ENCODING {
+        if name == header::CONTENT_LENGTH || name == header::TRANSFER_ENCODING || name == header::EXPECT {
             continue;
         }
         out.extend_from_slice(name.as_str().as_bytes());
@@ -64,6 +72,9 @@ pub(crate) fn encode_head(parts: &Parts, framing: RequestFraming, out: &mut Vec<
             out.extend_from_slice(b"\r\n");
         }
         RequestFraming::Chunked => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
+    }
+    if expect_continue {
+        out.extend_from_slice(b"expect: 100-continue\r\n");
     }
     out.extend_from_slice(b"\r\n");
 }
@@ -133,15 +144,16 @@ mod tests {
             .header("content-length", "999")
             .header("transfer-encoding", "gzip")
             .header("x-a", "1")
+            .header("expect", "100-continue")
             .body(())
             .expect("request");
         *request.uri_mut() = "/upload?x=1".parse().expect("uri");
         let (parts, ()) = request.into_parts();
         let mut out = Vec::new();
-        encode_head(&parts, RequestFraming::Chunked, &mut out);
+        encode_head(&parts, RequestFraming::Chunked, true, &mut out);
         assert_eq!(
             String::from_utf8(out).expect("utf8"),
-            "POST /upload?x=1 HTTP/1.1\r\nhost: m:9\r\nx-a: 1\r\ntransfer-encoding: chunked\r\n\r\n"
+            "POST /upload?x=1 HTTP/1.1\r\nhost: m:9\r\nx-a: 1\r\ntransfer-encoding: chunked\r\nexpect: 100-continue\r\n\r\n"
         );
     }
 }

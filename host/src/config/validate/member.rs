@@ -1,0 +1,138 @@
+//! `[[balancer.NAME.member]]` and a route's single `backend`: URLs, weights, flags and
+//! connection settings.
+
+use std::time::Duration;
+
+use super::{Problems, key};
+use crate::config::locate::Seg;
+use crate::config::model::{ConnectionSettings, Member};
+use crate::config::raw::RawMember;
+use crate::config::status::StatusFlags;
+use crate::config::units::DurationValue;
+
+/// httpd's defaults: `timeout` is ProxyTimeout (60 s), `retry` 60 s.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const DEFAULT_RETRY: Duration = Duration::from_secs(60);
+const DEFAULT_MAX_CONNECTIONS: u32 = 1024;
+const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Whether `v` is a valid route token.
+pub(super) fn is_route_token(v: &str) -> bool {
+    !v.is_empty() && v.chars().all(|c| c.is_ascii_alphanumeric() || "-_.~".contains(c))
+}
+
+pub(super) fn member(here: &[Seg], m: &RawMember, p: &mut Problems) -> Option<Member> {
+    let (authority, base_path) = match parse_member_url(&m.url) {
+        Ok(v) => v,
+        Err(e) => {
+            p.push(&key(here, "url"), e);
+            return None;
+        }
+    };
+    let loadfactor = m.loadfactor.unwrap_or(1.0);
+    if !(1.0..=100.0).contains(&loadfactor) {
+        p.push(&key(here, "loadfactor"), format!("must be between 1 and 100 (decimals allowed), got {loadfactor}"));
+    }
+    let lbset = m.lbset.unwrap_or(0);
+    if lbset > 99 {
+        p.push(&key(here, "lbset"), format!("must be between 0 and 99, got {lbset}"));
+    }
+    let status = match m.status.as_deref().map(|s| StatusFlags::empty().apply(s)).transpose() {
+        Ok(s) => s.unwrap_or_default(),
+        Err(e) => {
+            p.push(&key(here, "status"), e);
+            StatusFlags::empty()
+        }
+    };
+    for (field, value) in [("route", &m.route), ("redirect", &m.redirect)] {
+        if let Some(v) = value {
+            if !is_route_token(v) {
+                p.push(&key(here, field), format!("`{v}` must be a non-empty token of letters, digits, - _ . ~"));
+            }
+        }
+    }
+    let connection = connection(here, [m.timeout, m.connectiontimeout, m.ttl, m.acquire], m.max, p);
+    let ping = m.ping.map(|d| d.0);
+    if ping.is_some_and(|d| d.is_zero()) {
+        p.push(&key(here, "ping"), "must be more than 0 (leave it out to send no probe)");
+    }
+    Some(Member {
+        url: m.url.clone(),
+        authority,
+        base_path,
+        // httpd keeps loadfactor × 100, truncated; bit-exact sequences depend on it.
+        lbfactor: (loadfactor.clamp(1.0, 100.0) * 100.0) as u32,
+        lbset: lbset.min(99),
+        status,
+        retry: m.retry.map_or(DEFAULT_RETRY, |d| d.0),
+        route: m.route.clone().unwrap_or_default(),
+        redirect: m.redirect.clone().unwrap_or_default(),
+        ping,
+        connection,
+    })
+}
+
+/// Connection settings from `[timeout, connectiontimeout, ttl, acquire]` and `max`.
+pub(super) fn connection(here: &[Seg], durations: [Option<DurationValue>; 4], max: Option<u32>, p: &mut Problems) -> ConnectionSettings {
+    let [timeout, connect, ttl, acquire] = durations.map(|d| d.map(|d| d.0));
+    let timeout = timeout.unwrap_or(DEFAULT_TIMEOUT);
+    if timeout.is_zero() {
+        p.push(&key(here, "timeout"), "must be more than 0");
+    }
+    let connect_timeout = connect.unwrap_or(timeout);
+    if connect_timeout.is_zero() {
+        p.push(&key(here, "connectiontimeout"), "must be more than 0");
+    }
+    let max_connections = max.unwrap_or(DEFAULT_MAX_CONNECTIONS);
+    if max_connections == 0 {
+        p.push(&key(here, "max"), "must be at least 1");
+    }
+    ConnectionSettings {
+        timeout,
+        connect_timeout,
+        max_connections: max_connections.max(1) as usize,
+        idle_timeout: ttl.unwrap_or(DEFAULT_IDLE_TIMEOUT),
+        acquire_timeout: acquire.unwrap_or(connect_timeout),
+    }
+}
+
+/// Splits `http://host:port/path` into its authority (with the port made explicit) and path.
+pub(super) fn parse_member_url(url: &str) -> Result<(http::uri::Authority, String), String> {
+    let uri: http::Uri = url.parse().map_err(|e| format!("`{url}` is not a URL: {e}"))?;
+    match uri.scheme_str() {
+        Some("http") => {}
+        Some("https") => return Err(format!("`{url}`: https members are not supported yet; use http://")),
+        _ => return Err(format!("`{url}` must be an absolute http:// URL")),
+    }
+    let Some(authority) = uri.authority() else {
+        return Err(format!("`{url}` has no host"));
+    };
+    if authority.as_str().contains('@') {
+        return Err(format!("`{url}`: credentials in member URLs are not supported"));
+    }
+    if uri.query().is_some() {
+        return Err(format!("`{url}`: a member URL cannot carry a query"));
+    }
+    let port = authority.port_u16().unwrap_or(80);
+    let authority: http::uri::Authority = format!("{}:{port}", authority.host())
+        .parse()
+        .map_err(|e| format!("`{url}`: {e}"))?;
+    Ok((authority, uri.path().to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn member_urls() {
+        let (a, path) = parse_member_url("http://127.0.0.1:9001").expect("valid");
+        assert_eq!((a.as_str(), path.as_str()), ("127.0.0.1:9001", "/"));
+        let (a, path) = parse_member_url("http://example.com/app/").expect("valid");
+        assert_eq!((a.as_str(), path.as_str()), ("example.com:80", "/app/"));
+        assert!(parse_member_url("https://x").unwrap_err().contains("https"));
+        assert!(parse_member_url("ftp://x").is_err());
+        assert!(parse_member_url("/just/a/path").is_err());
+        assert!(parse_member_url("http://x/?q=1").is_err());
+    }
+}
