@@ -3,6 +3,8 @@
 
 mod bodies;
 mod errors;
+mod failover;
 mod headers;
 mod lbmethods;
 mod plugins;
+mod sticky;

@@ -6,6 +6,8 @@
 //! - `/status/N`: status N
 //! - `/sleep/MS`: waits MS milliseconds, then answers like the default
 //! - `/close`: reads the request, then drops the connection without answering
+//!
+//! and a [`Blackhole`] that takes connections and bytes but never answers.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -30,6 +32,7 @@ pub struct Member {
     pub addr: SocketAddr,
     requests: Arc<AtomicUsize>,
     stop: watch::Sender<bool>,
+    accepting: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Member {
@@ -57,7 +60,7 @@ impl Member {
         let (stop, mut stopped) = watch::channel(false);
         let name_owned = name.to_string();
         let counter = Arc::clone(&requests);
-        tokio::spawn(async move {
+        let accepting = tokio::spawn(async move {
             loop {
                 let (stream, _) = tokio::select! {
                     accepted = listener.accept() => match accepted { Ok(a) => a, Err(_) => continue },
@@ -80,7 +83,7 @@ impl Member {
                 });
             }
         });
-        Member { name: name.to_string(), addr, requests, stop }
+        Member { name: name.to_string(), addr, requests, stop, accepting: Some(accepting) }
     }
 
     /// `http://127.0.0.1:PORT`
@@ -93,9 +96,12 @@ impl Member {
         self.requests.load(Ordering::SeqCst)
     }
 
-    /// Stops listening and closes every connection.
-    pub fn stop(self) -> SocketAddr {
+    /// Stops listening and closes every connection; returns once the port refuses connects.
+    pub async fn stop(mut self) -> SocketAddr {
         let _ = self.stop.send(true);
+        if let Some(accepting) = self.accepting.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(5), accepting).await;
+        }
         self.addr
     }
 }
@@ -118,6 +124,66 @@ pub fn refusing_port() -> RefusingPort {
     let socket = tokio::net::TcpSocket::new_v4().expect("socket");
     socket.bind("127.0.0.1:0".parse().expect("addr")).expect("bind");
     RefusingPort { addr: socket.local_addr().expect("addr"), _socket: socket }
+}
+
+/// A member that accepts connections and reads whatever arrives, but never answers: for
+/// `ping` and timeouts. Stopped on drop.
+pub struct Blackhole {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    received: Arc<std::sync::Mutex<Vec<u8>>>,
+    stop: watch::Sender<bool>,
+}
+
+impl Blackhole {
+    /// Starts one on a free loopback port.
+    pub async fn start() -> Blackhole {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind blackhole");
+        let addr = listener.local_addr().expect("addr");
+        let received = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (stop, stopped) = watch::channel(false);
+        let sink = Arc::clone(&received);
+        tokio::spawn(async move {
+            loop {
+                let mut stopped = stopped.clone();
+                let (mut stream, _) = tokio::select! {
+                    accepted = listener.accept() => match accepted { Ok(a) => a, Err(_) => continue },
+                    _ = stopped.wait_for(|s| *s) => return,
+                };
+                let sink = Arc::clone(&sink);
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    loop {
+                        let n = tokio::select! {
+                            n = tokio::io::AsyncReadExt::read(&mut stream, &mut buf) => n,
+                            _ = stopped.wait_for(|s| *s) => return,
+                        };
+                        match n {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => sink.lock().expect("lock").extend_from_slice(&buf[..n]),
+                        }
+                    }
+                });
+            }
+        });
+        Blackhole { addr, received, stop }
+    }
+
+    /// `http://127.0.0.1:PORT`
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Everything received so far, as text.
+    pub fn received(&self) -> String {
+        String::from_utf8_lossy(&self.received.lock().expect("lock")).into_owned()
+    }
+}
+
+impl Drop for Blackhole {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
 }
 
 fn full(bytes: impl Into<Bytes>) -> Body {

@@ -179,3 +179,103 @@ url = "http://h:1"
     assert_eq!(ok.balancers[0].lbmethod.origin, format!("{}:4: balancer.a.lbmethod", file.display()));
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn failover_and_sticky_settings() {
+    let text = r#"[[listen]]
+addr = "127.0.0.1:1"
+[balancer.a]
+nofailover = true
+forcerecovery = false
+failonstatus = [502, 503]
+failontimeout = true
+timeout = "2s"
+stickysession = "JSESSIONID|jsessionid"
+stickysessionsep = "!"
+scolonpathdelim = true
+[[balancer.a.member]]
+url = "http://h:1"
+route = "n1"
+redirect = "n2"
+ping = "500ms"
+[[balancer.a.member]]
+url = "http://h:2"
+route = "n2"
+status = "+H"
+"#;
+    let c = parse(text, Path::new("test.toml")).expect("valid");
+    let b = &c.balancers[0];
+    assert_eq!(
+        b.failover,
+        Failover { nofailover: true, forcerecovery: false, failonstatus: vec![502, 503], failontimeout: true, timeout: Duration::from_secs(2) }
+    );
+    let sticky = b.sticky.as_ref().expect("sticky");
+    assert_eq!((sticky.cookie.as_str(), sticky.param.as_str(), sticky.separator, sticky.scolon_path_delim), ("JSESSIONID", "jsessionid", Some('!'), true));
+    assert!(sticky.insert.is_none());
+    assert_eq!(b.members[0].ping, Some(Duration::from_millis(500)));
+    assert_eq!(b.members[0].redirect, "n2");
+    assert_eq!(b.maxattempts, 1, "members - 1 by default");
+
+    let defaults = parse("[[listen]]\naddr = \"127.0.0.1:1\"\n[balancer.a]\n[[balancer.a.member]]\nurl = \"http://h:1\"\n", Path::new("t.toml")).expect("valid");
+    assert_eq!(defaults.balancers[0].failover, Failover::default());
+    assert!(defaults.balancers[0].failover.forcerecovery, "httpd's default");
+}
+
+#[test]
+fn inserted_route_cookies() {
+    let text = r#"[[listen]]
+addr = "127.0.0.1:1"
+[balancer.a]
+stickysession = { name = "ROUTEID", insert = true, path = "/app", secure = true, samesite = "Lax" }
+stickysessionsep = "Off"
+[[balancer.a.member]]
+url = "http://h:1"
+route = "mine"
+[[balancer.a.member]]
+url = "http://h:2"
+"#;
+    let c = parse(text, Path::new("test.toml")).expect("valid");
+    let b = &c.balancers[0];
+    let sticky = b.sticky.as_ref().expect("sticky");
+    assert_eq!(sticky.separator, None);
+    assert_eq!(
+        sticky.insert,
+        Some(RouteCookie { path: "/app".into(), secure: true, http_only: true, same_site: Some("Lax".into()), max_age: None })
+    );
+    assert_eq!(b.members[0].route, "mine");
+    assert_eq!(b.members[1].route.len(), 8, "a derived route for the member without one");
+}
+
+#[test]
+fn failover_and_sticky_errors() {
+    let text = r#"[[listen]]
+addr = "127.0.0.1:1"
+[balancer.a]
+failonstatus = [503, 99]
+stickysessionsep = "::"
+stickysession = { name = "bad name", path = "/x", samesite = "Sometimes" }
+[[balancer.a.member]]
+url = "http://h:1"
+route = "n1"
+redirect = "nowhere"
+ping = 0
+[balancer.b]
+scolonpathdelim = true
+[[balancer.b.member]]
+url = "http://h:1"
+"#;
+    assert_eq!(
+        errors(text),
+        [
+            "test.toml:11: balancer.a.member[0].ping: must be more than 0 (leave it out to send no probe)",
+            "test.toml:6: balancer.a.stickysession.path: describes the inserted cookie: set insert = true, or leave it out",
+            "test.toml:6: balancer.a.stickysession.samesite: describes the inserted cookie: set insert = true, or leave it out",
+            "test.toml:6: balancer.a.stickysession.samesite: `Sometimes` must be Strict, Lax or None",
+            "test.toml:6: balancer.a.stickysession.name: `bad name`: a session name is a cookie name (letters, digits, !#$%&'*+-.^_`|~), optionally `COOKIE|param`",
+            "test.toml:5: balancer.a.stickysessionsep: `::` must be one character such as \".\" or \"!\", or \"Off\"",
+            "test.toml:10: balancer.a.member[0].redirect: no member of this balancer has route `nowhere`",
+            "test.toml:4: balancer.a.failonstatus[1]: 99 is not an HTTP status (100..599)",
+            "test.toml:13: balancer.b.scolonpathdelim: has no effect without stickysession",
+        ]
+    );
+}

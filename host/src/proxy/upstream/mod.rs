@@ -76,10 +76,17 @@ pub(crate) async fn exchange(
     if let Some(ping) = ping {
         match await_continue(&mut lease, ping, member).await {
             Ok(Continue::Proceed) => {}
-            // The member answered without wanting the body: it never gets it, so the
-            // connection is out of step and is not reused.
-            Ok(Continue::Final(mut head)) => {
+            // A final answer instead of 100. An error refuses the body: the member never gets
+            // it, and the connection, out of step, is not reused. Any other status means the
+            // member answers while it reads (RFC 9110 §10.1.1): send the body, then relay.
+            Ok(Continue::Final(mut head)) if head.status.as_u16() >= 400 => {
                 head.keep_alive = false;
+                early_answer = Some(head);
+            }
+            Ok(Continue::Final(head)) => {
+                if let Err(e) = request::write_body(&mut lease.conn.stream, &mut body, framing, timeout).await {
+                    return Err(broken(e.to_string(), parts));
+                }
                 early_answer = Some(head);
             }
             Err(HeadFailure::Timeout) => {
