@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use switchyard::balancer::{Balancer, CandidateTable, LbMethod};
+use switchyard::balancer::{Balancer, CandidateTable, LbMethod, PickRequest};
 use switchyard::config::{self, LbMethodSpec, PluginLimits, PluginSource, StatusFlags};
 use switchyard::plugin::PluginRuntime;
 use switchyard_sdk::{Candidates, LbMethod as _, Request};
@@ -42,6 +42,7 @@ fn member(i: usize) -> config::Member {
         retry: Duration::from_secs(60),
         route: String::new(),
         redirect: String::new(),
+        ping: None,
         connection: settings,
     }
 }
@@ -81,11 +82,13 @@ fn picks(c: &mut Criterion) {
             lbmethod: spec("byrequests"),
             maxattempts: 1,
             hashkey: config::HashKey::None,
+            failover: config::Failover::default(),
+            sticky: None,
             members: (0..n).map(member).collect(),
         };
         let balancer = Balancer::new(&config, Arc::clone(&method), |_| ());
         group.bench_with_input(BenchmarkId::new("balancer/byrequests", n), &balancer, |b, balancer| {
-            b.iter(|| balancer.pick(0, &[], Instant::now()).map(|p| p.index));
+            b.iter(|| balancer.pick(&PickRequest::default(), Instant::now()).map(|p| p.index));
         });
     }
     group.finish();

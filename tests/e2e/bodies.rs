@@ -41,7 +41,7 @@ async fn uploads_and_downloads_are_intact() {
 async fn chunked_upload_streams_through() {
     let (proxy, _m) = setup().await;
     let chunk = "x".repeat(1000);
-    let mut raw = format!("POST /echo HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n");
+    let mut raw = "POST /echo HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n".to_string();
     for _ in 0..70 {
         raw.push_str(&format!("{:x}\r\n{chunk}\r\n", chunk.len()));
     }

@@ -76,7 +76,7 @@ impl<'a> Locator<'a> {
                 }
                 Seg::Index(i) => {
                     let Some(DeValue::Array(items)) = value else { break };
-                    let Some(item) = items.iter().nth(*i) else { break };
+                    let Some(item) = items.get(*i) else { break };
                     best = Some(item.span().start);
                     value = Some(item.get_ref());
                 }

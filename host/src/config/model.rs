@@ -50,7 +50,7 @@ pub enum RouteTarget {
     /// httpd's `ProxyPass /x !`: not proxied; the proxy answers 404.
     Exclude,
     /// A single backend.
-    Backend(Member),
+    Backend(Box<Member>),
     /// A balancer, by index into [`Config::balancers`].
     Balancer(usize),
 }

@@ -236,11 +236,10 @@ impl WasmLbMethod {
     }
 
     fn checkin(&self, instance: Instance) {
-        if let Ok(mut idle) = self.idle.lock() {
-            if idle.len() < self.max_idle {
+        if let Ok(mut idle) = self.idle.lock()
+            && idle.len() < self.max_idle {
                 idle.push(instance);
             }
-        }
     }
 
     /// Returns the instance to the pool after a normal return; counts and logs a trap.

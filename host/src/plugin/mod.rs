@@ -138,11 +138,10 @@ impl PluginRuntime {
             .map_err(|e| PluginError::Compile { plugin: name.to_string(), reason: e.to_string() })?
             .map_err(|e| PluginError::Compile { plugin: name.to_string(), reason: format!("{e:#}") })?;
         // Only defaults are cached: a file may change between loads (hot swap).
-        if matches!(source, PluginSource::Builtin(_)) {
-            if let Ok(mut compiled) = self.compiled.lock() {
+        if matches!(source, PluginSource::Builtin(_))
+            && let Ok(mut compiled) = self.compiled.lock() {
                 compiled.insert(source.clone(), component.clone());
             }
-        }
         Ok(component)
     }
 }

@@ -44,11 +44,10 @@ impl Body for RequestBody {
         match self.get_mut() {
             RequestBody::Client { inner, member } => {
                 let frame = ready!(Pin::new(inner).poll_frame(cx));
-                if let (Some(Ok(f)), Some(m)) = (&frame, member) {
-                    if let Some(data) = f.data_ref() {
+                if let (Some(Ok(f)), Some(m)) = (&frame, member)
+                    && let Some(data) = f.data_ref() {
                         m.add_transferred(data.len() as u64);
                     }
-                }
                 Poll::Ready(frame)
             }
             RequestBody::Empty => Poll::Ready(None),

@@ -68,11 +68,10 @@ impl Upstream<'_> {
 
     /// Puts a balancer member in error (E), unless it ignores errors.
     fn mark_error(&self, member: &ProxyMember, why: &str) {
-        if let Upstream::Balancer(b) = self {
-            if member.mark_error(Instant::now()) {
+        if let Upstream::Balancer(b) = self
+            && member.mark_error(Instant::now()) {
                 tracing::warn!(balancer = b.name(), member = %member.config.url, retry = ?member.config.retry, why, "member put in error");
             }
-        }
     }
 
     /// How long to wait before looking for a usable member again, or `None` when the request

@@ -80,7 +80,7 @@ impl Proxy {
             .map(|r| {
                 let target = match &r.target {
                     RouteTarget::Exclude => Target::Exclude,
-                    RouteTarget::Backend(member) => Target::Backend(Arc::new(Member::new(member.clone(), pool_for(member)))),
+                    RouteTarget::Backend(member) => Target::Backend(Arc::new(Member::new((**member).clone(), pool_for(member)))),
                     RouteTarget::Balancer(i) => Target::Balancer(Arc::clone(&balancers[*i])),
                 };
                 Route { prefix: r.prefix.clone(), target: RouteEntry { target, preserve_host: r.preserve_host } }

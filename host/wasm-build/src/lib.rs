@@ -91,10 +91,9 @@ fn target_dir(workspace: &Path) -> PathBuf {
         let dir = PathBuf::from(dir);
         return if dir.is_absolute() { dir } else { workspace.join(dir) };
     }
-    if let Some(out) = std::env::var_os("OUT_DIR") {
-        if let Some(dir) = Path::new(&out).ancestors().find(|a| a.join("CACHEDIR.TAG").is_file()) {
+    if let Some(out) = std::env::var_os("OUT_DIR")
+        && let Some(dir) = Path::new(&out).ancestors().find(|a| a.join("CACHEDIR.TAG").is_file()) {
             return dir.to_path_buf();
         }
-    }
     workspace.join("target")
 }

@@ -140,16 +140,14 @@ fn sticky(here: &[Seg], b: &RawBalancer, p: &mut Problems) -> Option<StickySessi
                     p.push(&key(&at, k), "describes the inserted cookie: set insert = true, or leave it out");
                 }
             }
-            if let Some(path) = &t.path {
-                if !path.starts_with('/') || !path.bytes().all(|b| b.is_ascii_graphic() && b != b';') {
+            if let Some(path) = &t.path
+                && (!path.starts_with('/') || !path.bytes().all(|b| b.is_ascii_graphic() && b != b';')) {
                     p.push(&key(&at, "path"), format!("`{path}` must start with / and hold no spaces or ;"));
                 }
-            }
-            if let Some(same_site) = &t.samesite {
-                if !["Strict", "Lax", "None"].contains(&same_site.as_str()) {
+            if let Some(same_site) = &t.samesite
+                && !["Strict", "Lax", "None"].contains(&same_site.as_str()) {
                     p.push(&key(&at, "samesite"), format!("`{same_site}` must be Strict, Lax or None"));
                 }
-            }
             (t.name.as_str(), insert)
         }
     };

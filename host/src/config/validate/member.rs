@@ -45,11 +45,10 @@ pub(super) fn member(here: &[Seg], m: &RawMember, p: &mut Problems) -> Option<Me
         }
     };
     for (field, value) in [("route", &m.route), ("redirect", &m.redirect)] {
-        if let Some(v) = value {
-            if !is_route_token(v) {
+        if let Some(v) = value
+            && !is_route_token(v) {
                 p.push(&key(here, field), format!("`{v}` must be a non-empty token of letters, digits, - _ . ~"));
             }
-        }
     }
     let connection = connection(here, [m.timeout, m.connectiontimeout, m.ttl, m.acquire], m.max, p);
     let ping = m.ping.map(|d| d.0);

@@ -42,7 +42,7 @@ pub(super) fn routes(raw: &[RawRoute], balancer_names: &[&String], p: &mut Probl
                 p,
             );
             match parse_member_url(url) {
-                Ok((authority, path)) => RouteTarget::Backend(Member::single_backend(url, authority, path, connection)),
+                Ok((authority, path)) => RouteTarget::Backend(Box::new(Member::single_backend(url, authority, path, connection))),
                 Err(e) => {
                     p.push(&key(&here, "backend"), e);
                     continue;

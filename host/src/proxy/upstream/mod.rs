@@ -36,7 +36,7 @@ use request::BodyWriteError;
 #[derive(Debug)]
 pub(crate) enum AttemptError {
     /// The request never reached the member; here it is back.
-    NotSent { request: Request<RequestBody>, cause: ConnectError },
+    NotSent { request: Box<Request<RequestBody>>, cause: ConnectError },
     /// The member got (part of) the request and the exchange broke before a usable response
     /// head arrived. `fresh_connection` is false when a pooled connection was used; `parts` is
     /// the request head as sent, for sending again when that is safe.
@@ -53,7 +53,7 @@ pub(crate) async fn exchange(
 ) -> Result<Response<ResponseBody>, AttemptError> {
     let mut lease = match member.conn.checkout().await {
         Ok(lease) => lease,
-        Err(cause) => return Err(AttemptError::NotSent { request, cause }),
+        Err(cause) => return Err(AttemptError::NotSent { request: Box::new(request), cause }),
     };
     let timeout = member.conn.settings().timeout;
     let fresh_connection = !lease.conn.reused;
@@ -69,7 +69,7 @@ pub(crate) async fn exchange(
     if let Err(e) = request::write_within(&mut lease.conn.stream, &head, timeout).await {
         // Nothing of the request was accepted: it may go elsewhere, body untouched.
         let cause = ConnectError::Failed { member: member.config.authority.clone(), source: std::io::Error::other(e.to_string()) };
-        return Err(AttemptError::NotSent { request: Request::from_parts(parts, body), cause });
+        return Err(AttemptError::NotSent { request: Box::new(Request::from_parts(parts, body)), cause });
     }
     let broken = |reason: String, parts: Parts| AttemptError::Broken { reason, fresh_connection, parts: Box::new(parts) };
     let mut early_answer = None;
@@ -91,7 +91,7 @@ pub(crate) async fn exchange(
             }
             Err(HeadFailure::Timeout) => {
                 let cause = ConnectError::PingTimeout { member: member.config.authority.clone(), after: ping };
-                return Err(AttemptError::NotSent { request: Request::from_parts(parts, body), cause });
+                return Err(AttemptError::NotSent { request: Box::new(Request::from_parts(parts, body)), cause });
             }
             Err(HeadFailure::Broken(reason)) => return Err(broken(reason, parts)),
         }

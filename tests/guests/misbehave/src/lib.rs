@@ -51,11 +51,10 @@ impl Misbehave {
                 println!("misbehave: hello from pick");
                 switchyard_sdk::info!("misbehave: log line {}", self.calls);
             }
-            "panic-every" => {
-                if self.every > 0 && self.calls % self.every == 0 {
+            "panic-every"
+                if self.every > 0 && self.calls.is_multiple_of(self.every) => {
                     panic!("misbehave: panic on call {}", self.calls);
                 }
-            }
             _ => {}
         }
     }
