@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use switchyard::balancer::{Balancer, CandidateTable, LbMethod, PickRequest};
-use switchyard::config::{self, LbMethodSpec, PluginLimits, PluginSource, StatusFlags};
+use switchyard::config::{self, PluginSpec, PluginLimits, PluginSource, StatusFlags};
 use switchyard::plugin::PluginRuntime;
 use switchyard_sdk::{Candidates, LbMethod as _, Request};
 
@@ -47,8 +47,8 @@ fn member(i: usize) -> config::Member {
     }
 }
 
-fn spec(name: &str) -> LbMethodSpec {
-    LbMethodSpec { source: PluginSource::Builtin(name.into()), config_json: "{}".into(), origin: "bench".into() }
+fn spec(name: &str) -> PluginSpec {
+    PluginSpec { source: PluginSource::Builtin(name.into()), config_json: "{}".into(), origin: "bench".into() }
 }
 
 fn picks(c: &mut Criterion) {

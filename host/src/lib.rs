@@ -1,17 +1,24 @@
 //! Switchyard: a reverse proxy and load balancer with httpd's semantics whose policy parts
-//! (load-balancing methods) are sandboxed WebAssembly components.
+//! (load-balancing methods, health checks, header rewriting) are sandboxed WebAssembly
+//! components.
 //!
 //! # Layout
 //! Dependencies point one way, top to bottom:
 //! - [`config`]: the TOML file, checked into a typed model.
 //! - [`balancer`]: members, flags, failover tiers, counters; asks an [`balancer::LbMethod`].
-//! - [`plugin`]: the Wasm runtime; implements [`balancer::LbMethod`] with components.
+//! - [`health`]: health-check scheduling and probes; asks a [`health::HealthCheck`].
+//! - [`rewrite`]: header-rewrite chains; ask [`rewrite::HeaderRewriter`]s.
+//! - [`plugin`]: the Wasm runtime; implements those three seams with components.
+//! - [`proxy`]: the request path: routes, failover, member connections, errors.
+//! - [`server`]: workers, listeners, health-check tasks, shutdown.
 
 #![forbid(unsafe_code)]
 
 pub mod balancer;
 pub mod config;
 mod deadline;
+pub mod health;
 pub mod plugin;
 pub mod proxy;
+pub mod rewrite;
 pub mod server;

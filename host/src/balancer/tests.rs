@@ -79,7 +79,7 @@ fn balancer_with(
 ) -> Balancer<()> {
     let config = config::Balancer {
         name: "b".into(),
-        lbmethod: config::LbMethodSpec {
+        lbmethod: config::PluginSpec {
             source: config::PluginSource::Builtin("byrequests".into()),
             config_json: "{}".into(),
             origin: String::new(),

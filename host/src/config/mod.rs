@@ -16,7 +16,7 @@ use std::path::Path;
 
 pub use error::{ConfigError, ConfigErrors};
 pub use model::{
-    Balancer, Config, ConnectionSettings, Failover, HashKey, LbMethodSpec, Listener, Member, PluginLimits,
+    Balancer, Config, ConnectionSettings, Failover, HashKey, PluginSpec, Listener, Member, PluginLimits,
     PluginSource, Route, RouteCookie, RouteTarget, Server, StickySession,
 };
 pub use status::StatusFlags;

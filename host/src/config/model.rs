@@ -61,7 +61,7 @@ pub struct Balancer {
     /// The name routes use.
     pub name: String,
     /// The load-balancing method.
-    pub lbmethod: LbMethodSpec,
+    pub lbmethod: PluginSpec,
     /// How many more members to try after a failed attempt (default: members − 1).
     pub maxattempts: u32,
     /// What `pick`'s request key is hashed from.
@@ -128,9 +128,9 @@ pub struct RouteCookie {
     pub max_age: Option<Duration>,
 }
 
-/// Which plugin a balancer uses, and its config.
+/// A plugin of any kind (lbmethod, health check, header rewrite) and its config.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LbMethodSpec {
+pub struct PluginSpec {
     /// Where the component comes from.
     pub source: PluginSource,
     /// The plugin's own config table, as JSON (`{}` when none).

@@ -2,9 +2,11 @@
 //!
 //! One [`wasmtime::Engine`] for the process, one [`Linker`] per plugin world (WASI, denied
 //! everything, plus the world's own imports), a compiled [`Component`] per plugin source
-//! (compiled once, off the async threads), and per balancer a [`WasmLbMethod`] holding the
-//! pre-instantiated component, its config and a pool of instances. Every call runs under a
-//! CPU deadline (epoch interruption) and a memory cap; a trap fails that call only.
+//! (compiled once, off the async threads), and per loaded plugin — a balancer's
+//! [`WasmLbMethod`], a [`WasmHealthCheck`], a route's [`WasmHeaderRewrite`] — the
+//! pre-instantiated component, its config and a pool of instances (`instances`). Every call
+//! runs under a CPU deadline (epoch interruption) and a memory cap; a trap fails that call
+//! only.
 //!
 //! Calls are synchronous: the WASI plugins get never blocks (see `wasi`), so a call cannot
 //! wait on the host and needs neither a fiber nor the tokio runtime.
@@ -12,6 +14,9 @@
 mod breaker;
 mod builtin;
 mod engine;
+mod header_rewrite;
+mod health_check;
+mod instances;
 mod lbmethod;
 mod state;
 mod wasi;
@@ -22,10 +27,14 @@ use std::sync::{Arc, Mutex};
 use wasmtime::Engine;
 use wasmtime::component::{Component, Linker};
 
-pub use lbmethod::{PluginStats, WasmLbMethod};
+pub use header_rewrite::WasmHeaderRewrite;
+pub use health_check::WasmHealthCheck;
+pub use instances::{CallError, PluginStats};
+pub use lbmethod::WasmLbMethod;
 
-use crate::config::{LbMethodSpec, PluginLimits, PluginSource};
+use crate::config::{PluginLimits, PluginSource, PluginSpec};
 use engine::EpochTicker;
+use instances::{LoadParams, SETUP_ALLOWANCE};
 use state::PluginState;
 
 /// Why a plugin could not be loaded. Messages name the plugin; callers add where it was
@@ -52,10 +61,12 @@ pub enum PluginError {
         reason: String,
     },
     /// The component needs imports Switchyard does not provide, or lacks the world's exports.
-    #[error("plugin {plugin} does not fit the lbmethod-plugin world: {reason}")]
+    #[error("plugin {plugin} does not fit the {world} world: {reason}")]
     Link {
         /// Which plugin.
         plugin: String,
+        /// The world it was loaded as.
+        world: &'static str,
         /// What is missing.
         reason: String,
     },
@@ -81,6 +92,8 @@ pub enum PluginError {
 pub struct PluginRuntime {
     engine: Engine,
     lbmethod_linker: Linker<PluginState>,
+    health_linker: Linker<PluginState>,
+    rewrite_linker: Linker<PluginState>,
     limits: PluginLimits,
     ticker: Arc<EpochTicker>,
     compiled: Mutex<HashMap<PluginSource, Component>>,
@@ -90,33 +103,51 @@ impl PluginRuntime {
     /// Sets up the engine, the linkers and the deadline ticker.
     pub fn new(limits: PluginLimits) -> Result<Self, PluginError> {
         let engine = engine::engine()?;
-        let mut lbmethod_linker = Linker::new(&engine);
-        wasi::add_to_linker(&mut lbmethod_linker).map_err(|e| PluginError::Engine(format!("{e:#}")))?;
-        lbmethod::add_to_linker(&mut lbmethod_linker).map_err(|e| PluginError::Engine(format!("{e:#}")))?;
+        let linker = || -> Result<Linker<PluginState>, PluginError> {
+            let mut linker = Linker::new(&engine);
+            wasi::add_to_linker(&mut linker).map_err(|e| PluginError::Engine(format!("{e:#}")))?;
+            lbmethod::add_to_linker(&mut linker).map_err(|e| PluginError::Engine(format!("{e:#}")))?;
+            Ok(linker)
+        };
+        let (lbmethod_linker, health_linker, rewrite_linker) = (linker()?, linker()?, linker()?);
         let ticker = Arc::new(EpochTicker::start(&engine, limits.deadline)?);
-        Ok(Self { engine, lbmethod_linker, limits, ticker, compiled: Mutex::new(HashMap::new()) })
+        Ok(Self { engine, lbmethod_linker, health_linker, rewrite_linker, limits, ticker, compiled: Mutex::new(HashMap::new()) })
     }
 
     /// Loads the lbmethod `spec` for balancer `balancer`: compiles (or reuses) the component,
     /// instantiates it, configures it and self-tests it.
-    pub async fn lbmethod(&self, spec: &LbMethodSpec, balancer: &str) -> Result<Arc<WasmLbMethod>, PluginError> {
+    pub async fn lbmethod(&self, spec: &PluginSpec, balancer: &str) -> Result<Arc<WasmLbMethod>, PluginError> {
         let name = plugin_name(&spec.source);
         let component = self.component(&spec.source, &name).await?;
-        let setup = self.limits.deadline + lbmethod::SETUP_ALLOWANCE;
-        WasmLbMethod::load(
-            &component,
-            lbmethod::LoadParams {
-                engine: &self.engine,
-                linker: &self.lbmethod_linker,
-                label: format!("{balancer}/{name}"),
-                name,
-                config_json: spec.config_json.clone(),
-                limits: self.limits,
-                call_ticks: self.ticker.ticks_for(self.limits.deadline),
-                setup_ticks: self.ticker.ticks_for(setup),
-                ticker: Arc::clone(&self.ticker),
-            },
-        )
+        WasmLbMethod::load(&component, self.params(&self.lbmethod_linker, name, format!("{balancer}/lbmethod"), spec))
+    }
+
+    /// Loads the health check `spec`, used by `users` (for log lines).
+    pub async fn health_check(&self, spec: &PluginSpec, users: &str) -> Result<Arc<WasmHealthCheck>, PluginError> {
+        let name = plugin_name(&spec.source);
+        let component = self.component(&spec.source, &name).await?;
+        WasmHealthCheck::load(&component, self.params(&self.health_linker, name, format!("{users}/healthcheck"), spec))
+    }
+
+    /// Loads the header rewrite `spec` for route `route`.
+    pub async fn header_rewrite(&self, spec: &PluginSpec, route: &str) -> Result<Arc<WasmHeaderRewrite>, PluginError> {
+        let name = plugin_name(&spec.source);
+        let component = self.component(&spec.source, &name).await?;
+        WasmHeaderRewrite::load(&component, self.params(&self.rewrite_linker, name, format!("{route}/rewrite"), spec))
+    }
+
+    fn params<'a>(&'a self, linker: &'a Linker<PluginState>, name: String, role: String, spec: &PluginSpec) -> LoadParams<'a> {
+        LoadParams {
+            engine: &self.engine,
+            linker,
+            label: format!("{role}/{name}"),
+            name,
+            config_json: spec.config_json.clone(),
+            limits: self.limits,
+            call_ticks: self.ticker.ticks_for(self.limits.deadline),
+            setup_ticks: self.ticker.ticks_for(self.limits.deadline + SETUP_ALLOWANCE),
+            ticker: Arc::clone(&self.ticker),
+        }
     }
 
     /// The compiled component for `source`, compiling it on a blocking thread the first time.

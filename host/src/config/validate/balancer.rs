@@ -6,7 +6,7 @@ use std::path::Path;
 use super::member::member;
 use super::{Problems, index, key};
 use crate::config::locate::Seg;
-use crate::config::model::{Balancer, Failover, HashKey, LbMethodSpec, Member, PluginSource, RouteCookie, StickySession};
+use crate::config::model::{Balancer, Failover, HashKey, PluginSpec, Member, PluginSource, RouteCookie, StickySession};
 use crate::config::raw::{RawBalancer, RawLbMethod, RawSticky};
 
 /// The default load-balancing methods built into the binary.
@@ -219,7 +219,7 @@ fn lbmethod(
     base_dir: &Path,
     origin_of: &dyn Fn(&[Seg]) -> String,
     p: &mut Problems,
-) -> Option<LbMethodSpec> {
+) -> Option<PluginSpec> {
     let origin = origin_of(here);
     let builtin = |name: &str, p: &mut Problems| {
         if BUILTIN_LBMETHODS.contains(&name) {
@@ -261,7 +261,7 @@ fn lbmethod(
         },
         None => "{}".to_string(),
     };
-    Some(LbMethodSpec { source, config_json, origin })
+    Some(PluginSpec { source, config_json, origin })
 }
 
 

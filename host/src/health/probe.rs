@@ -1,0 +1,225 @@
+//! One probe: a TCP connect, or an HTTP/1.x request on a fresh connection whose response head
+//! and the first bytes of its body are read — all within one timeout.
+
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::{HttpProbe, HttpResponse, MAX_BODY, Outcome, Probe, Target};
+
+/// Largest response head a probe accepts.
+const MAX_HEAD: usize = 64 * 1024;
+/// Most response headers a probe accepts.
+const MAX_HEADERS: usize = 128;
+
+/// Sends `probe` to `target`; every failure is an [`Outcome::Failed`] saying what happened.
+pub(crate) async fn run(target: &Target, probe: &Probe, timeout: Duration) -> Outcome {
+    if let Probe::Http(http) = probe
+        && let Err(why) = check(http)
+    {
+        return Outcome::Failed(format!("the health check asked for an invalid probe: {why}"));
+    }
+    match tokio::time::timeout(timeout, exchange(target, probe)).await {
+        Ok(outcome) => outcome,
+        Err(_) => Outcome::Failed(format!("no answer within {timeout:?}")),
+    }
+}
+
+async fn exchange(target: &Target, probe: &Probe) -> Outcome {
+    let mut stream = match TcpStream::connect((target.host.as_str(), target.port)).await {
+        Ok(stream) => stream,
+        Err(e) => return Outcome::Failed(format!("connect to {}:{} failed: {e}", target.host, target.port)),
+    };
+    let Probe::Http(http) = probe else { return Outcome::Connected };
+    let _ = stream.set_nodelay(true);
+    if let Err(e) = stream.write_all(&request_head(target, http)).await {
+        return Outcome::Failed(format!("sending the probe failed: {e}"));
+    }
+    match read_response(&mut stream, http).await {
+        Ok(response) => Outcome::Response(response),
+        Err(why) => Outcome::Failed(why),
+    }
+}
+
+/// Refuses what the host would not send: the same rules the WIT contract states.
+fn check(http: &HttpProbe) -> Result<(), String> {
+    if http.method.is_empty() || !http.method.bytes().all(is_token_byte) {
+        return Err(format!("method `{}`", http.method.escape_debug()));
+    }
+    if !http.path.starts_with('/') || !http.path.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(format!("path `{}` is not an origin-form target", http.path.escape_debug()));
+    }
+    for (name, value) in &http.headers {
+        let lower = name.to_ascii_lowercase();
+        if name.is_empty() || !name.bytes().all(is_token_byte) {
+            return Err(format!("header name `{}`", name.escape_debug()));
+        }
+        if ["host", "content-length", "transfer-encoding", "connection"].contains(&lower.as_str()) {
+            return Err(format!("header `{name}` is set by the host"));
+        }
+        if value.bytes().any(|b| b.is_ascii_control() && b != b'\t') {
+            return Err(format!("the value of header `{name}` holds a control character"));
+        }
+    }
+    Ok(())
+}
+
+fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+fn request_head(target: &Target, http: &HttpProbe) -> Vec<u8> {
+    let version = if http.http10 { "HTTP/1.0" } else { "HTTP/1.1" };
+    let host = if target.port == 80 { target.host.clone() } else { format!("{}:{}", target.host, target.port) };
+    let mut head = format!("{} {} {version}\r\nhost: {host}\r\n", http.method, http.path);
+    for (name, value) in &http.headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("connection: close\r\n\r\n");
+    head.into_bytes()
+}
+
+/// Reads the response head and up to `body_limit` bytes of the body.
+async fn read_response(stream: &mut TcpStream, http: &HttpProbe) -> Result<HttpResponse, String> {
+    let mut buf = Vec::with_capacity(4096);
+    let (status, headers, head_len) = loop {
+        if read_more(stream, &mut buf).await? == 0 {
+            return Err(if buf.is_empty() { "the member closed the connection without answering".into() } else { "the member closed the connection in the middle of the response head".into() });
+        }
+        let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut response = httparse::Response::new(&mut slots);
+        match response.parse(&buf) {
+            Ok(httparse::Status::Complete(len)) => {
+                let status = response.code.unwrap_or(0);
+                if (100..200).contains(&status) {
+                    // An interim answer: skip it and read the real one.
+                    buf.drain(..len);
+                    continue;
+                }
+                let headers: Vec<(String, String)> = response
+                    .headers
+                    .iter()
+                    .map(|h| (h.name.to_ascii_lowercase(), String::from_utf8_lossy(h.value).into_owned()))
+                    .collect();
+                break (status, headers, len);
+            }
+            Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD => return Err("the response head is too large".into()),
+            Ok(httparse::Status::Partial) => {}
+            Err(e) => return Err(format!("the answer is not HTTP: {e}")),
+        }
+    };
+    let limit = http.body_limit.min(MAX_BODY) as usize;
+    let no_body = http.method.eq_ignore_ascii_case("HEAD") || status == 204 || status == 304;
+    let body = if limit == 0 || no_body { Vec::new() } else { read_body(stream, buf.split_off(head_len), &headers, limit).await };
+    Ok(HttpResponse { status, headers, body })
+}
+
+/// Up to `limit` body bytes, decoding chunked framing. A body cut short is judged on what
+/// arrived: a probe reads a prefix, and the response has already been received.
+async fn read_body(stream: &mut TcpStream, mut raw: Vec<u8>, headers: &[(String, String)], limit: usize) -> Vec<u8> {
+    let chunked = headers.iter().any(|(n, v)| n == "transfer-encoding" && v.to_ascii_lowercase().contains("chunked"));
+    let length = headers.iter().find(|(n, _)| n == "content-length").and_then(|(_, v)| v.trim().parse::<usize>().ok());
+    let wanted = length.map_or(limit, |l| l.min(limit));
+    loop {
+        let decoded = if chunked { dechunk(&raw, limit) } else { Decoded { data: raw.clone(), done: raw.len() >= wanted } };
+        if decoded.done || decoded.data.len() >= limit || (!chunked && raw.len() >= wanted) {
+            let mut data = decoded.data;
+            data.truncate(if chunked { limit } else { wanted });
+            return data;
+        }
+        match read_more(stream, &mut raw).await {
+            Ok(n) if n > 0 => {}
+            _ => {
+                let mut data = decoded.data;
+                data.truncate(limit);
+                return data;
+            }
+        }
+    }
+}
+
+/// What a chunked body's bytes so far decode to.
+struct Decoded {
+    data: Vec<u8>,
+    /// The last chunk was seen, or `limit` bytes are decoded.
+    done: bool,
+}
+
+fn dechunk(raw: &[u8], limit: usize) -> Decoded {
+    let mut data = Vec::new();
+    let mut at = 0;
+    loop {
+        let Some(line_end) = raw[at..].windows(2).position(|w| w == b"\r\n") else { return Decoded { data, done: false } };
+        let line = &raw[at..at + line_end];
+        let digits = line.split(|&b| b == b';').next().unwrap_or_default();
+        let Some(size) = std::str::from_utf8(digits).ok().and_then(|d| usize::from_str_radix(d.trim(), 16).ok()) else {
+            // Not valid chunking: judge what was decoded.
+            return Decoded { data, done: true };
+        };
+        if size == 0 {
+            return Decoded { data, done: true };
+        }
+        let start = at + line_end + 2;
+        let available = raw.len().saturating_sub(start).min(size);
+        data.extend_from_slice(&raw[start..start + available]);
+        if data.len() >= limit {
+            return Decoded { data, done: true };
+        }
+        if available < size || raw.len() < start + size + 2 {
+            return Decoded { data, done: false };
+        }
+        at = start + size + 2;
+    }
+}
+
+async fn read_more(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Result<usize, String> {
+    let mut chunk = [0u8; 4096];
+    let n = stream.read(&mut chunk).await.map_err(|e| format!("reading the answer failed: {e}"))?;
+    buf.extend_from_slice(&chunk[..n]);
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn http(method: &str, path: &str, headers: &[(&str, &str)]) -> HttpProbe {
+        HttpProbe {
+            method: method.into(),
+            path: path.into(),
+            http10: false,
+            headers: headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            body_limit: 0,
+        }
+    }
+
+    #[test]
+    fn probes_the_host_would_not_send_are_refused() {
+        assert!(check(&http("GET", "/health", &[("x-probe", "1")])).is_ok());
+        assert!(check(&http("", "/", &[])).is_err());
+        assert!(check(&http("GE T", "/", &[])).is_err());
+        assert!(check(&http("GET", "health", &[])).is_err());
+        assert!(check(&http("GET", "/a b", &[])).is_err());
+        assert!(check(&http("GET", "/", &[("Host", "x")])).is_err());
+        assert!(check(&http("GET", "/", &[("content-length", "1")])).is_err());
+        assert!(check(&http("GET", "/", &[("x", "a\r\nb: c")])).is_err());
+    }
+
+    #[test]
+    fn request_heads() {
+        let target = Target { url: "http://h:8080/app".into(), host: "h".into(), port: 8080, base_path: "/app".into() };
+        let head = String::from_utf8(request_head(&target, &http("HEAD", "/app/health", &[("x-a", "1")]))).expect("utf8");
+        assert_eq!(head, "HEAD /app/health HTTP/1.1\r\nhost: h:8080\r\nx-a: 1\r\nconnection: close\r\n\r\n");
+    }
+
+    #[test]
+    fn chunked_prefixes() {
+        let d = dechunk(b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n", 100);
+        assert_eq!((d.data.as_slice(), d.done), (&b"abcde"[..], true));
+        let d = dechunk(b"3\r\nabc\r\n5\r\nde", 100);
+        assert_eq!((d.data.as_slice(), d.done), (&b"abcde"[..], false));
+        let d = dechunk(b"5\r\nabcde\r\n", 3);
+        assert_eq!((&d.data[..3], d.done), (&b"abc"[..], true));
+    }
+}

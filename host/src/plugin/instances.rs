@@ -1,0 +1,283 @@
+//! The instances of one loaded plugin, whatever its kind: a pool of ready stores, the CPU
+//! deadline and memory cap on every call, trap handling and the circuit breaker.
+//!
+//! Instances are interchangeable because plugins keep no state the host relies on: a call
+//! checks one out of the pool (making a new one if none is idle), and checks it back in when
+//! the call returned normally. A trap leaves a store poisoned, so a trapped instance is
+//! dropped, never reused; the next call makes a fresh one. Calls are synchronous (see `wasi`
+//! for why that is safe): a call is a plain function call into the guest, bounded by the CPU
+//! deadline.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use wasmtime::component::{Component, InstancePre, Linker};
+use wasmtime::{Engine, Store};
+
+use super::PluginError;
+use super::breaker::Breaker;
+use super::engine::EpochTicker;
+use super::state::PluginState;
+use crate::config::PluginLimits;
+
+/// Setup calls (instantiation, `configure`, `reset`) may parse config or start a language
+/// runtime, so they get this much on top of the per-call deadline.
+pub(crate) const SETUP_ALLOWANCE: Duration = Duration::from_secs(1);
+
+/// What the pool needs to know about a plugin world's generated bindings.
+pub(crate) trait World: 'static {
+    /// The world's name in the WIT package, for messages.
+    const NAME: &'static str;
+    /// The pre-instantiated component, typed for the world.
+    type Pre: Send + Sync + 'static;
+    /// An instance's exports.
+    type Bindings: Send + 'static;
+    /// Checks that the component fits the world.
+    fn pre(pre: InstancePre<PluginState>) -> wasmtime::Result<Self::Pre>;
+    /// Makes an instance in `store`.
+    fn instantiate(pre: &Self::Pre, store: &mut Store<PluginState>) -> wasmtime::Result<Self::Bindings>;
+    /// Calls the world's `configure` export.
+    fn configure(bindings: &Self::Bindings, store: &mut Store<PluginState>, config: &str) -> wasmtime::Result<Result<(), String>>;
+}
+
+/// Counters of one loaded plugin.
+#[derive(Debug, Default)]
+pub struct PluginStats {
+    /// Calls that trapped (panic, deadline, memory cap).
+    pub traps: AtomicU64,
+    /// Times the circuit opened.
+    pub circuit_opens: AtomicU64,
+    /// Instances made (the first, and one after every trap).
+    pub instances: AtomicU64,
+}
+
+/// Why a call into a plugin did not return an answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallError {
+    /// The call trapped: a panic, the CPU deadline, the memory cap.
+    #[error("plugin {plugin} trapped: {reason}")]
+    Trapped {
+        /// Which plugin.
+        plugin: String,
+        /// The trap, in a few words.
+        reason: String,
+    },
+    /// The plugin trapped too often and is bypassed for a while.
+    #[error("plugin {plugin} is circuit-broken after repeated traps")]
+    CircuitOpen {
+        /// Which plugin.
+        plugin: String,
+    },
+    /// No instance could be made (e.g. `configure` failed on a fresh instance).
+    #[error("plugin {plugin} has no usable instance: {reason}")]
+    Unavailable {
+        /// Which plugin.
+        plugin: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// One live instance and the member-list generation it has seen (lbmethods use it).
+pub(crate) struct Instance<W: World> {
+    pub(crate) store: Store<PluginState>,
+    pub(crate) bindings: W::Bindings,
+    pub(crate) generation: u64,
+}
+
+/// What loading a plugin needs besides the component.
+pub(crate) struct LoadParams<'a> {
+    pub(crate) engine: &'a Engine,
+    pub(crate) linker: &'a Linker<PluginState>,
+    pub(crate) name: String,
+    pub(crate) label: String,
+    pub(crate) config_json: String,
+    pub(crate) limits: PluginLimits,
+    pub(crate) call_ticks: u64,
+    pub(crate) setup_ticks: u64,
+    /// Kept alive by every loaded plugin: without it, deadlines would never fire.
+    pub(crate) ticker: Arc<EpochTicker>,
+}
+
+/// Why an instance could not be made.
+pub(crate) enum SetupError {
+    /// `configure` returned an error: the plugin's own message.
+    Configure(String),
+    /// Instantiation or `configure` trapped.
+    Trap(String),
+}
+
+/// The pool of instances of one plugin version with one config.
+pub(crate) struct Instances<W: World> {
+    pub(crate) name: String,
+    pub(crate) label: Arc<str>,
+    engine: Engine,
+    pre: W::Pre,
+    config_json: String,
+    pub(crate) limits: PluginLimits,
+    call_ticks: u64,
+    setup_ticks: u64,
+    idle: Mutex<Vec<Instance<W>>>,
+    max_idle: usize,
+    breaker: Breaker,
+    pub(crate) stats: PluginStats,
+    _ticker: Arc<EpochTicker>,
+}
+
+impl<W: World> Instances<W> {
+    /// Links and pre-instantiates `component` for world `W`; no instance is made yet.
+    pub(crate) fn new(component: &Component, params: LoadParams<'_>) -> Result<Self, PluginError> {
+        let LoadParams { engine, linker, name, label, config_json, limits, call_ticks, setup_ticks, ticker } = params;
+        let instance_pre = linker
+            .instantiate_pre(component)
+            .map_err(|e| PluginError::Link { plugin: name.clone(), world: W::NAME, reason: format!("{e:#}") })?;
+        let pre = W::pre(instance_pre)
+            .map_err(|e| PluginError::Link { plugin: name.clone(), world: W::NAME, reason: format!("{e:#}") })?;
+        let max_idle = std::thread::available_parallelism().map_or(2, |n| n.get()) * 2;
+        Ok(Self {
+            label: label.into(),
+            name,
+            engine: engine.clone(),
+            pre,
+            config_json,
+            limits,
+            call_ticks,
+            setup_ticks,
+            idle: Mutex::new(Vec::new()),
+            max_idle,
+            breaker: Breaker::new(limits.trap_limit, limits.trap_cooldown),
+            stats: PluginStats::default(),
+            _ticker: ticker,
+        })
+    }
+
+    /// Makes and configures a fresh instance (for the load-time self-test, or the pool).
+    pub(crate) fn make_instance(&self) -> Result<Instance<W>, SetupError> {
+        self.stats.instances.fetch_add(1, Ordering::Relaxed);
+        let mut store = Store::new(&self.engine, PluginState::new(Arc::clone(&self.label), self.limits.memory_limit));
+        store.limiter(|s| s.limiter());
+        store.set_epoch_deadline(self.setup_ticks);
+        let bindings =
+            guarded(|| W::instantiate(&self.pre, &mut store)).map_err(|e| SetupError::Trap(format!("instantiation failed: {e:#}")))?;
+        store.set_epoch_deadline(self.setup_ticks);
+        guarded(|| W::configure(&bindings, &mut store, &self.config_json))
+            .map_err(|e| SetupError::Trap(format!("configure trapped: {e:#}")))?
+            .map_err(SetupError::Configure)?;
+        Ok(Instance { store, bindings, generation: u64::MAX })
+    }
+
+    /// A fresh instance for loading: a refused config or a trap becomes the load error.
+    pub(crate) fn first_instance(&self) -> Result<Instance<W>, PluginError> {
+        self.make_instance().map_err(|e| match e {
+            SetupError::Configure(message) => PluginError::Configure { plugin: self.name.clone(), message },
+            SetupError::Trap(reason) => PluginError::SelfTest { plugin: self.name.clone(), reason },
+        })
+    }
+
+    /// An idle instance, or a new one.
+    pub(crate) fn checkout(&self) -> Result<Instance<W>, CallError> {
+        if self.breaker.is_open(Instant::now) {
+            return Err(CallError::CircuitOpen { plugin: self.name.clone() });
+        }
+        let idle = self.idle.lock().ok().and_then(|mut idle| idle.pop());
+        match idle {
+            Some(instance) => Ok(instance),
+            None => self.make_instance().map_err(|e| {
+                let reason = match e {
+                    SetupError::Configure(m) => format!("configure refused: {m}"),
+                    SetupError::Trap(m) => m,
+                };
+                self.record_trap(&reason);
+                CallError::Unavailable { plugin: self.name.clone(), reason }
+            }),
+        }
+    }
+
+    /// Returns an instance whose last call returned normally to the pool.
+    pub(crate) fn checkin(&self, instance: Instance<W>) {
+        if let Ok(mut idle) = self.idle.lock()
+            && idle.len() < self.max_idle
+        {
+            idle.push(instance);
+        }
+    }
+
+    /// Runs one call on `instance` under the per-call deadline (`setup`: the longer setup
+    /// deadline), turning a host panic into an error like a trap.
+    pub(crate) fn run<R>(
+        &self,
+        instance: &mut Instance<W>,
+        setup: bool,
+        call: impl FnOnce(&W::Bindings, &mut Store<PluginState>) -> wasmtime::Result<R>,
+    ) -> wasmtime::Result<R> {
+        instance.store.set_epoch_deadline(if setup { self.setup_ticks } else { self.call_ticks });
+        let Instance { store, bindings, .. } = instance;
+        guarded(|| call(bindings, store))
+    }
+
+    /// Checks out an instance, runs `call` on it and returns it to the pool; a trap discards
+    /// the instance, is counted and logged, and may open the circuit.
+    pub(crate) fn call<R>(
+        &self,
+        call: impl FnOnce(&W::Bindings, &mut Store<PluginState>) -> wasmtime::Result<R>,
+    ) -> Result<R, CallError> {
+        let mut instance = self.checkout()?;
+        let result = self.run(&mut instance, false, call);
+        self.finish(result, instance)
+    }
+
+    /// Returns the instance to the pool after a normal return; counts and logs a trap.
+    pub(crate) fn finish<R>(&self, result: wasmtime::Result<R>, instance: Instance<W>) -> Result<R, CallError> {
+        match result {
+            Ok(value) => {
+                self.breaker.success();
+                self.checkin(instance);
+                Ok(value)
+            }
+            Err(e) => Err(self.trapped(&e)),
+        }
+    }
+
+    /// Counts and logs a trap; the error to hand on.
+    pub(crate) fn trapped(&self, e: &wasmtime::Error) -> CallError {
+        let reason = describe_trap(e, self.limits.deadline);
+        self.record_trap(&reason);
+        CallError::Trapped { plugin: self.name.clone(), reason }
+    }
+
+    fn record_trap(&self, reason: &str) {
+        self.stats.traps.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(plugin = %self.label, reason, "plugin call trapped; its instance is discarded");
+        if self.breaker.failure(Instant::now()) {
+            self.stats.circuit_opens.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(
+                plugin = %self.label,
+                traps_in_a_row = self.limits.trap_limit,
+                cooldown = ?self.limits.trap_cooldown,
+                "plugin circuit-broken: its callers use their fallback until the cooldown ends"
+            );
+        }
+    }
+}
+
+/// Runs a call into a plugin, turning a host panic during it (a WASI function failing in a way
+/// the host did not foresee) into an error like a trap, so it fails only this call.
+fn guarded<R>(call: impl FnOnce() -> wasmtime::Result<R>) -> wasmtime::Result<R> {
+    catch_unwind(AssertUnwindSafe(call)).unwrap_or_else(|panic| {
+        let what = panic.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| panic.downcast_ref::<String>().cloned());
+        Err(wasmtime::format_err!("host panic during a plugin call: {}", what.unwrap_or_default()))
+    })
+}
+
+/// A short, operator-readable reason for a failed call.
+fn describe_trap(e: &wasmtime::Error, deadline: Duration) -> String {
+    match e.downcast_ref::<wasmtime::Trap>() {
+        Some(wasmtime::Trap::Interrupt) => format!("exceeded its CPU deadline of {deadline:?}"),
+        Some(wasmtime::Trap::UnreachableCodeReached) => "hit unreachable code (a panic or abort in the plugin)".to_string(),
+        Some(wasmtime::Trap::AllocationTooLarge) => "went over its memory limit".to_string(),
+        Some(trap) => format!("trapped: {trap}"),
+        None => format!("{e:#}").lines().next().unwrap_or("unknown error").to_string(),
+    }
+}
