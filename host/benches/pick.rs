@@ -43,6 +43,7 @@ fn member(i: usize) -> config::Member {
         route: String::new(),
         redirect: String::new(),
         ping: None,
+        health: None,
         connection: settings,
     }
 }

@@ -1,5 +1,5 @@
-//! Workers, listeners and client connections: accept, serve HTTP/1.1 and HTTP/2 (prior
-//! knowledge), and drain on shutdown.
+//! Workers, listeners, client connections and health-check tasks: accept, serve HTTP/1.1
+//! and HTTP/2 (prior knowledge), run each checked member's probes, and drain on shutdown.
 //!
 //! The proxy runs thread-per-core, like nginx's worker processes: each worker thread has its
 //! own single-threaded tokio runtime and its own `SO_REUSEPORT` listener on every address, so
@@ -22,8 +22,10 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{oneshot, watch};
+use tokio::task::JoinHandle;
 
 use crate::config::Config;
+use crate::health;
 use crate::plugin::{PluginError, PluginRuntime};
 use crate::proxy::{BuildError, Proxy, ProxyService, worker};
 
@@ -69,7 +71,17 @@ pub struct Running {
     pub proxy: Arc<Proxy>,
     shutdown: watch::Sender<bool>,
     workers: Vec<oneshot::Receiver<()>>,
+    /// One task per health-checked member, aborted at shutdown.
+    health_checks: Vec<JoinHandle<()>>,
     _plugins: Arc<PluginRuntime>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        for task in &self.health_checks {
+            task.abort();
+        }
+    }
 }
 
 impl Running {
@@ -81,8 +93,8 @@ impl Running {
     }
 
     /// Waits until every worker has stopped (after a shutdown was triggered).
-    pub async fn wait(self) {
-        for worker in self.workers {
+    pub async fn wait(mut self) {
+        for worker in std::mem::take(&mut self.workers) {
             let _ = worker.await;
         }
     }
@@ -147,7 +159,8 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         done.push(finished_rx);
         listening.push(ready_rx);
     }
-    let running = Running { addrs, proxy, shutdown, workers: done, _plugins: plugins };
+    let health_checks = start_health_checks(&proxy);
+    let running = Running { addrs, proxy, shutdown, workers: done, health_checks, _plugins: plugins };
     // Return only once every worker listens, so a client may connect as soon as we return.
     for (index, ready) in listening.into_iter().enumerate() {
         if let Ok(Err(source)) | Err(source) = ready.await.map_err(|_| std::io::Error::other("worker exited")) {
@@ -156,6 +169,18 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         }
     }
     Ok(running)
+}
+
+/// Starts every member's health check on the current runtime.
+fn start_health_checks(proxy: &Proxy) -> Vec<JoinHandle<()>> {
+    proxy
+        .health_checks()
+        .iter()
+        .map(|t| {
+            let member = Arc::clone(&proxy.balancers()[t.balancer].members()[t.member]);
+            health::spawn(member, Arc::clone(&t.check), t.settings, Arc::clone(&t.state))
+        })
+        .collect()
 }
 
 /// A listening-to-be socket with `SO_REUSEPORT`, bound to `addr`.

@@ -57,6 +57,7 @@ fn member(name: &str, loadfactor: f64, status: &str, lbset: u32) -> config::Memb
         route: String::new(),
         redirect: String::new(),
         ping: None,
+        health: None,
         connection: config::ConnectionSettings {
             timeout: Duration::from_secs(1),
             connect_timeout: Duration::from_secs(1),

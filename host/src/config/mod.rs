@@ -16,12 +16,12 @@ use std::path::Path;
 
 pub use error::{ConfigError, ConfigErrors};
 pub use model::{
-    Balancer, Config, ConnectionSettings, Failover, HashKey, PluginSpec, Listener, Member, PluginLimits,
+    Balancer, Config, ConnectionSettings, Failover, HashKey, HealthCheckSpec, Listener, Member, PluginLimits, PluginSpec,
     PluginSource, Route, RouteCookie, RouteTarget, Server, StickySession,
 };
 pub use status::StatusFlags;
 pub use units::{parse_duration, parse_size};
-pub use validate::BUILTIN_LBMETHODS;
+pub use validate::{BUILTIN_HEALTH_CHECKS, BUILTIN_LBMETHODS, BUILTIN_REWRITES};
 
 use locate::{Locator, display_path};
 

@@ -42,6 +42,8 @@ pub struct Route {
     pub target: RouteTarget,
     /// Send the client's Host header to the member instead of the member's own (ProxyPreserveHost).
     pub preserve_host: bool,
+    /// Header-rewrite plugins, applied in this order (ProxyPassReverse first when asked for).
+    pub rewrite: Vec<PluginSpec>,
 }
 
 /// Where a route sends its requests.
@@ -139,6 +141,13 @@ pub struct PluginSpec {
     pub origin: String,
 }
 
+impl PluginSpec {
+    /// A default plugin with a JSON config.
+    pub(crate) fn builtin(name: &str, config_json: &str, origin: String) -> Self {
+        Self { source: PluginSource::Builtin(name.to_string()), config_json: config_json.to_string(), origin }
+    }
+}
+
 /// Where a plugin's component comes from.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum PluginSource {
@@ -190,6 +199,24 @@ pub struct Member {
     pub ping: Option<Duration>,
     /// Connection and pooling settings.
     pub connection: ConnectionSettings,
+    /// Health checking, when configured.
+    pub health: Option<HealthCheckSpec>,
+}
+
+/// A member's health check (httpd's mod_proxy_hcheck settings).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthCheckSpec {
+    /// The check: the default `hcheck` plugin configured from `hcmethod`, `hcuri`, `hcexpr`,
+    /// or a custom one.
+    pub plugin: PluginSpec,
+    /// Time between probes (`hcinterval`).
+    pub interval: Duration,
+    /// Passes in a row that clear C and E (`hcpasses`).
+    pub passes: u32,
+    /// Failures in a row that set C (`hcfails`).
+    pub fails: u32,
+    /// How long one probe may take (`hctimeout`).
+    pub timeout: Duration,
 }
 
 impl Member {
@@ -207,6 +234,7 @@ impl Member {
             redirect: String::new(),
             ping: None,
             connection,
+            health: None,
         }
     }
 }

@@ -24,6 +24,8 @@ pub(crate) struct RawConfig {
     pub server: RawServer,
     #[serde(default)]
     pub plugins: RawPlugins,
+    #[serde(default)]
+    pub hctemplate: BTreeMap<String, RawHealthKeys>,
 }
 
 /// `[[listen]]`
@@ -50,13 +52,18 @@ pub(crate) struct RawRoute {
     pub max: Option<u32>,
     pub ttl: Option<DurationValue>,
     pub acquire: Option<DurationValue>,
+    // Header rewriting.
+    pub reverse: Option<bool>,
+    pub reverse_cookie_domain: Option<BTreeMap<String, String>>,
+    pub reverse_cookie_path: Option<BTreeMap<String, String>>,
+    pub rewrite: Option<Vec<RawPlugin>>,
 }
 
 /// `[balancer.NAME]`
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawBalancer {
-    pub lbmethod: Option<RawLbMethod>,
+    pub lbmethod: Option<RawPlugin>,
     pub maxattempts: Option<u32>,
     pub hashkey: Option<String>,
     pub nofailover: Option<bool>,
@@ -126,6 +133,73 @@ pub(crate) struct RawMember {
     pub max: Option<u32>,
     pub ttl: Option<DurationValue>,
     pub acquire: Option<DurationValue>,
+    pub hctemplate: Option<String>,
+    pub hcmethod: Option<String>,
+    pub hcuri: Option<String>,
+    pub hcexpr: Option<String>,
+    pub hcinterval: Option<DurationValue>,
+    pub hcpasses: Option<u32>,
+    pub hcfails: Option<u32>,
+    pub hctimeout: Option<DurationValue>,
+    pub healthcheck: Option<RawPlugin>,
+}
+
+impl RawMember {
+    /// The member's own health-check keys.
+    pub(crate) fn health_keys(&self) -> RawHealthKeys {
+        RawHealthKeys {
+            hcmethod: self.hcmethod.clone(),
+            hcuri: self.hcuri.clone(),
+            hcexpr: self.hcexpr.clone(),
+            hcinterval: self.hcinterval,
+            hcpasses: self.hcpasses,
+            hcfails: self.hcfails,
+            hctimeout: self.hctimeout,
+            healthcheck: self.healthcheck.clone(),
+        }
+    }
+}
+
+/// Health-check keys, of a member or an `[hctemplate.NAME]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawHealthKeys {
+    pub hcmethod: Option<String>,
+    pub hcuri: Option<String>,
+    pub hcexpr: Option<String>,
+    pub hcinterval: Option<DurationValue>,
+    pub hcpasses: Option<u32>,
+    pub hcfails: Option<u32>,
+    pub hctimeout: Option<DurationValue>,
+    pub healthcheck: Option<RawPlugin>,
+}
+
+impl RawHealthKeys {
+    /// These keys, with `base`'s filling the gaps (a member's keys over its template's).
+    pub(crate) fn over(self, base: &RawHealthKeys) -> RawHealthKeys {
+        RawHealthKeys {
+            hcmethod: self.hcmethod.or_else(|| base.hcmethod.clone()),
+            hcuri: self.hcuri.or_else(|| base.hcuri.clone()),
+            hcexpr: self.hcexpr.or_else(|| base.hcexpr.clone()),
+            hcinterval: self.hcinterval.or(base.hcinterval),
+            hcpasses: self.hcpasses.or(base.hcpasses),
+            hcfails: self.hcfails.or(base.hcfails),
+            hctimeout: self.hctimeout.or(base.hctimeout),
+            healthcheck: self.healthcheck.or_else(|| base.healthcheck.clone()),
+        }
+    }
+
+    /// Whether any key is set (health checking is on for a member with any).
+    pub(crate) fn any(&self) -> bool {
+        self.hcmethod.is_some()
+            || self.hcuri.is_some()
+            || self.hcexpr.is_some()
+            || self.hcinterval.is_some()
+            || self.hcpasses.is_some()
+            || self.hcfails.is_some()
+            || self.hctimeout.is_some()
+            || self.healthcheck.is_some()
+    }
 }
 
 /// `[server]`
@@ -146,34 +220,35 @@ pub(crate) struct RawPlugins {
     pub trap_cooldown: Option<DurationValue>,
 }
 
-/// `lbmethod = "byrequests"` or `lbmethod = { path = "x.wasm", config = { ... } }`.
-#[derive(Debug)]
-pub(crate) enum RawLbMethod {
+/// A plugin: a default one's name (`lbmethod = "byrequests"`) or a table
+/// (`{ path = "x.wasm", config = { ... } }`, `{ name = "hcheck", config = { ... } }`).
+#[derive(Debug, Clone)]
+pub(crate) enum RawPlugin {
     Name(String),
-    Table(RawLbMethodTable),
+    Table(RawPluginTable),
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct RawLbMethodTable {
+pub(crate) struct RawPluginTable {
     pub name: Option<String>,
     pub path: Option<String>,
     pub config: Option<toml::Table>,
 }
 
-impl<'de> Deserialize<'de> for RawLbMethod {
+impl<'de> Deserialize<'de> for RawPlugin {
     fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
         impl<'de> Visitor<'de> for V {
-            type Value = RawLbMethod;
+            type Value = RawPlugin;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a default method's name (\"byrequests\") or a table { path = \"x.wasm\", config = { ... } }")
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(RawLbMethod::Name(v.to_string()))
+                Ok(RawPlugin::Name(v.to_string()))
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-                RawLbMethodTable::deserialize(de::value::MapAccessDeserializer::new(map)).map(RawLbMethod::Table)
+                RawPluginTable::deserialize(de::value::MapAccessDeserializer::new(map)).map(RawPlugin::Table)
             }
         }
         d.deserialize_any(V)

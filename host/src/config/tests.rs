@@ -279,3 +279,125 @@ url = "http://h:1"
         ]
     );
 }
+
+#[test]
+fn health_checks_with_templates() {
+    let text = r#"[[listen]]
+addr = "127.0.0.1:1"
+[hctemplate.web]
+hcmethod = "GET11"
+hcuri = "/health"
+hcinterval = "200ms"
+hcfails = 3
+[balancer.a]
+[[balancer.a.member]]
+url = "http://h:1"
+hctemplate = "web"
+hcexpr = 'status in 200..399 and body contains "UP"'
+hcpasses = 2
+[[balancer.a.member]]
+url = "http://h:2"
+hcmethod = "TCP"
+[[balancer.a.member]]
+url = "http://h:3"
+[[balancer.a.member]]
+url = "http://h:4"
+healthcheck = { path = "hc.wasm", config = { deep = true } }
+hcinterval = 60
+"#;
+    let dir = std::env::temp_dir().join(format!("switchyard-hc-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    std::fs::write(dir.join("hc.wasm"), b"x").expect("write");
+    let c = parse(text, &dir.join("p.toml")).expect("valid");
+    let m = &c.balancers[0].members;
+    let hc = m[0].health.as_ref().expect("checked");
+    assert_eq!(hc.plugin.source, PluginSource::Builtin("hcheck".into()));
+    let config: serde_json::Value = serde_json::from_str(&hc.plugin.config_json).expect("json");
+    assert_eq!(config, serde_json::json!({"method": "GET11", "uri": "/health", "expr": "status in 200..399 and body contains \"UP\""}));
+    assert_eq!((hc.interval, hc.passes, hc.fails, hc.timeout), (Duration::from_millis(200), 2, 3, Duration::from_millis(200)));
+    assert!(hc.plugin.origin.ends_with("p.toml:12: balancer.a.member[0].hcexpr"), "{}", hc.plugin.origin);
+    let tcp = m[1].health.as_ref().expect("checked");
+    assert_eq!((tcp.interval, tcp.passes, tcp.fails, tcp.timeout), (Duration::from_secs(30), 1, 1, Duration::from_secs(5)), "httpd's defaults");
+    assert!(m[2].health.is_none(), "no hc key: not checked");
+    let custom = m[3].health.as_ref().expect("checked");
+    assert_eq!(custom.plugin.source, PluginSource::File(dir.join("hc.wasm")));
+    assert_eq!(custom.plugin.config_json, r#"{"deep":true}"#);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn health_check_errors() {
+    let text = r#"[[listen]]
+addr = "127.0.0.1:1"
+[hctemplate.t]
+hcinterval = "10ms"
+[balancer.a]
+[[balancer.a.member]]
+url = "http://h:1"
+hctemplate = "nope"
+[[balancer.a.member]]
+url = "http://h:2"
+hcfails = 0
+hcuri = "/a b"
+healthcheck = "mycheck"
+"#;
+    assert_eq!(
+        errors(text),
+        [
+            "test.toml:4: hctemplate.t.hcinterval: must be at least 100ms",
+            "test.toml:8: balancer.a.member[0].hctemplate: no [hctemplate.nope] is defined",
+            "test.toml:11: balancer.a.member[1].hcfails: must be at least 1",
+            "test.toml:12: balancer.a.member[1].hcuri: `/a b` must be a path without spaces, such as \"/health\"",
+            "test.toml:13: balancer.a.member[1].healthcheck: hcmethod, hcuri and hcexpr configure the default check; give a custom check its settings in its own config",
+            "test.toml:13: balancer.a.member[1].healthcheck: unknown health check `mycheck`: the default one is hcheck, or give { path = \"x.wasm\" }",
+        ]
+    );
+}
+
+#[test]
+fn route_rewrites() {
+    let text = r#"[[listen]]
+addr = "127.0.0.1:1"
+[[route]]
+path = "/app/"
+backend = "http://h:1/"
+reverse = true
+reverse_cookie_domain = { "backend.internal" = "www.example.com" }
+reverse_cookie_path = { "/" = "/app/" }
+rewrite = ["proxypassreverse"]
+[[route]]
+path = "/"
+backend = "http://h:1/"
+"#;
+    let c = parse(text, Path::new("test.toml")).expect("valid");
+    let chain = &c.routes[0].rewrite;
+    assert_eq!(chain.len(), 2);
+    let config: serde_json::Value = serde_json::from_str(&chain[0].config_json).expect("json");
+    assert_eq!(
+        config,
+        serde_json::json!({"reverse": true, "cookie_domain": {"backend.internal": "www.example.com"}, "cookie_path": {"/": "/app/"}})
+    );
+    assert_eq!(chain[1].config_json, "{}");
+    assert!(c.routes[1].rewrite.is_empty());
+
+    let bad = r#"[[listen]]
+addr = "127.0.0.1:1"
+[[route]]
+path = "/x"
+exclude = true
+reverse = true
+[[route]]
+path = "/"
+backend = "http://h:1/"
+reverse_cookie_path = { "relative" = "/app/" }
+rewrite = [{ name = "nope" }]
+"#;
+    assert_eq!(
+        errors(bad),
+        [
+            "test.toml:3: route[0]: an excluded route proxies nothing: it cannot rewrite headers",
+            "test.toml:10: route[1].reverse_cookie_path.relative: `relative` is not a path starting with /",
+            "test.toml:11: route[1].rewrite[0]: unknown header rewrite `nope`: the default one is proxypassreverse, or give { path = \"x.wasm\" }",
+        ]
+    );
+}

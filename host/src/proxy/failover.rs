@@ -23,8 +23,9 @@ use super::body::{RequestBody, ResponseBody};
 use super::respond::ProxyError;
 use super::service::Outgoing;
 use super::upstream::{self, AttemptError, ConnectError};
-use super::{ProxyBalancer, ProxyMember};
+use super::{ProxyBalancer, ProxyMember, RouteRewrite};
 use crate::balancer::{NoMember, PickRequest, sticky};
+use crate::rewrite::Context;
 
 /// How often a request waiting for a usable member (balancer `timeout`) looks again, besides
 /// waking when a member's retry time passes.
@@ -106,82 +107,121 @@ impl Upstream<'_> {
     }
 }
 
-/// Sends the request to members until one answers or the attempts run out.
-pub(crate) async fn relay(
-    upstream: Upstream<'_>,
-    outgoing: Outgoing,
-    request: (Parts, RequestBody),
-    key: u64,
-    route: Option<&str>,
-) -> Result<Response<ResponseBody>, ProxyError> {
-    let mut pending = Some(request);
-    let mut tried: Vec<usize> = Vec::new();
-    let mut attempts_left = upstream.attempts();
-    // One extra attempt for a pooled connection the member closed just as we sent on it.
-    let mut keepalive_race_allowance = 1u32;
-    let mut last_error: Option<ProxyError> = None;
-    let mut waiting_since: Option<Instant> = None;
-    while attempts_left > 0 {
-        let chosen = match upstream.next(&PickRequest { key, route, tried: &tried }) {
-            Ok(chosen) => chosen,
-            Err(NoMember::NoneUsable) => {
-                let since = *waiting_since.get_or_insert_with(Instant::now);
-                if let Some(pause) = upstream.wait_for_member(&tried, since) {
-                    tokio::time::sleep(pause).await;
-                    continue;
-                }
-                return Err(last_error.unwrap_or_else(|| ProxyError::unavailable(upstream.name(), NoMember::NoneUsable)));
-            }
-            Err(no) => return Err(last_error.unwrap_or_else(|| ProxyError::unavailable(upstream.name(), no))),
-        };
-        let Chosen { member, index } = chosen;
-        let Some((parts, body)) = pending.take() else { break };
-        let request = outgoing.for_member(parts, body, &member)?;
-        let busy = member.busy_guard();
-        match upstream::exchange(&member, request, busy).await {
-            Ok(mut response) => {
-                upstream.after_response(&member, route, &mut response);
-                return Ok(response);
-            }
-            Err(AttemptError::NotSent { request, cause }) => {
-                if !matches!(cause, ConnectError::Exhausted { .. }) {
-                    upstream.mark_error(&member, "connect failed");
-                }
-                tracing::debug!(target_name = upstream.name(), member = %member.config.url, error = %cause, "attempt failed before sending");
-                last_error = Some(ProxyError::from_connect(upstream.name(), &cause));
-                tried.push(index);
-                attempts_left -= 1;
-                pending = Some(request.into_parts());
-            }
-            Err(AttemptError::Broken { reason, fresh_connection, parts }) => {
-                // On a reused connection the first break may be the member closing an idle
-                // connection just as we sent: that says nothing about the member's health.
-                if fresh_connection {
-                    upstream.mark_error(&member, "exchange broke");
-                }
-                let broke = ProxyError::MemberBroke { member: member.config.url.clone(), reason };
-                if !outgoing.replayable() {
-                    return Err(broke);
-                }
-                if fresh_connection {
-                    tried.push(index);
-                    attempts_left -= 1;
-                } else if keepalive_race_allowance > 0 {
-                    keepalive_race_allowance -= 1;
-                } else {
-                    attempts_left -= 1;
-                }
-                tracing::debug!(target_name = upstream.name(), error = %broke, "idempotent request sent again");
-                last_error = Some(broke);
-                pending = Some((*parts, RequestBody::Empty));
-            }
-            Err(AttemptError::Timeout { after }) => {
-                if matches!(upstream, Upstream::Balancer(b) if b.failover().failontimeout) {
-                    upstream.mark_error(&member, "failontimeout");
-                }
-                return Err(ProxyError::MemberTimeout { member: member.config.url.clone(), after });
-            }
+/// One request's way to a member: where it may go and how it is prepared.
+pub(crate) struct Attempts<'a> {
+    pub(crate) upstream: Upstream<'a>,
+    pub(crate) outgoing: Outgoing,
+    /// The hash of the balancer's `hashkey` source.
+    pub(crate) key: u64,
+    /// The sticky session's route, if the request carries one.
+    pub(crate) route: Option<&'a str>,
+    /// The route's header rewriting, if it has any.
+    pub(crate) rewrite: Option<&'a RouteRewrite>,
+}
+
+impl Attempts<'_> {
+    /// The rewrite context for a message to or from `member`.
+    fn context<'c>(&'c self, rewrite: &'c RouteRewrite, member: &'c ProxyMember) -> Context<'c> {
+        Context {
+            public_prefix: &rewrite.prefix,
+            public_scheme: "http",
+            public_host: self.outgoing.client_host(),
+            targets: &rewrite.targets,
+            member: &member.config.url,
+            position: 0,
         }
     }
-    Err(last_error.unwrap_or_else(|| ProxyError::unavailable(upstream.name(), NoMember::NoneUsable)))
+
+    /// Sends the request to members until one answers or the attempts run out.
+    pub(crate) async fn relay(self, request: (Parts, RequestBody)) -> Result<Response<ResponseBody>, ProxyError> {
+        let Attempts { ref upstream, ref outgoing, key, route, rewrite } = self;
+        let mut pending = Some(request);
+        let mut tried: Vec<usize> = Vec::new();
+        let mut attempts_left = upstream.attempts();
+        // One extra attempt for a pooled connection the member closed just as we sent on it.
+        let mut keepalive_race_allowance = 1u32;
+        let mut last_error: Option<ProxyError> = None;
+        let mut waiting_since: Option<Instant> = None;
+        while attempts_left > 0 {
+            let chosen = match upstream.next(&PickRequest { key, route, tried: &tried }) {
+                Ok(chosen) => chosen,
+                Err(NoMember::NoneUsable) => {
+                    let since = *waiting_since.get_or_insert_with(Instant::now);
+                    if let Some(pause) = upstream.wait_for_member(&tried, since) {
+                        tokio::time::sleep(pause).await;
+                        continue;
+                    }
+                    return Err(last_error.unwrap_or_else(|| ProxyError::unavailable(upstream.name(), NoMember::NoneUsable)));
+                }
+                Err(no) => return Err(last_error.unwrap_or_else(|| ProxyError::unavailable(upstream.name(), no))),
+            };
+            let Chosen { member, index } = chosen;
+            let Some((parts, body)) = pending.take() else { break };
+            let mut request = outgoing.for_member(parts, body, &member)?;
+            // Edits are for this member: a retry starts again from the headers as they were.
+            let unedited = rewrite.map(|rw| {
+                let original = request.headers().clone();
+                let (method, path) = (request.method().clone(), request.uri().to_string());
+                rw.chain.on_request(&self.context(rw, &member), method.as_str(), &path, request.headers_mut());
+                original
+            });
+            let restore = |mut parts: Parts| {
+                if let Some(original) = &unedited {
+                    parts.headers = original.clone();
+                }
+                parts
+            };
+            let busy = member.busy_guard();
+            match upstream::exchange(&member, request, busy).await {
+                Ok(mut response) => {
+                    if let Some(rw) = rewrite {
+                        let status = response.status().as_u16();
+                        rw.chain.on_response(&self.context(rw, &member), status, response.headers_mut());
+                    }
+                    upstream.after_response(&member, route, &mut response);
+                    return Ok(response);
+                }
+                Err(AttemptError::NotSent { request, cause }) => {
+                    if !matches!(cause, ConnectError::Exhausted { .. }) {
+                        upstream.mark_error(&member, "connect failed");
+                    }
+                    tracing::debug!(target_name = upstream.name(), member = %member.config.url, error = %cause, "attempt failed before sending");
+                    last_error = Some(ProxyError::from_connect(upstream.name(), &cause));
+                    tried.push(index);
+                    attempts_left -= 1;
+                    let (parts, body) = request.into_parts();
+                    pending = Some((restore(parts), body));
+                }
+                Err(AttemptError::Broken { reason, fresh_connection, parts }) => {
+                    // On a reused connection the first break may be the member closing an idle
+                    // connection just as we sent: that says nothing about the member's health.
+                    if fresh_connection {
+                        upstream.mark_error(&member, "exchange broke");
+                    }
+                    let broke = ProxyError::MemberBroke { member: member.config.url.clone(), reason };
+                    if !outgoing.replayable() {
+                        return Err(broke);
+                    }
+                    if fresh_connection {
+                        tried.push(index);
+                        attempts_left -= 1;
+                    } else if keepalive_race_allowance > 0 {
+                        keepalive_race_allowance -= 1;
+                    } else {
+                        attempts_left -= 1;
+                    }
+                    tracing::debug!(target_name = upstream.name(), error = %broke, "idempotent request sent again");
+                    last_error = Some(broke);
+                    pending = Some((restore(*parts), RequestBody::Empty));
+                }
+                Err(AttemptError::Timeout { after }) => {
+                    if matches!(upstream, Upstream::Balancer(b) if b.failover().failontimeout) {
+                        upstream.mark_error(&member, "failontimeout");
+                    }
+                    return Err(ProxyError::MemberTimeout { member: member.config.url.clone(), after });
+                }
+            }
+        }
+        Err(last_error.unwrap_or_else(|| ProxyError::unavailable(upstream.name(), NoMember::NoneUsable)))
+    }
 }

@@ -8,6 +8,7 @@
 //! runtime per worker thread ([`worker`]); member connections are pooled per worker.
 
 mod body;
+mod build;
 mod failover;
 mod headers;
 mod respond;
@@ -24,9 +25,10 @@ pub use service::ProxyService;
 pub use upstream::{MemberBody, MemberBodyError, MemberPool};
 
 use crate::balancer::{Balancer, Member};
-use crate::config::{self, Config, RouteTarget};
-use crate::plugin::{PluginError, PluginRuntime};
-use route::{Route, RouteTable};
+use crate::health::{self, HealthCheck, HealthState, HealthStatus};
+use crate::plugin::PluginError;
+use crate::rewrite::{RewriteChain, RewriteStats};
+use route::RouteTable;
 
 /// A member as the proxy holds it: balancer state plus its connection pool.
 pub type ProxyMember = Member<Arc<MemberPool>>;
@@ -43,12 +45,36 @@ enum Target {
 struct RouteEntry {
     target: Target,
     preserve_host: bool,
+    rewrite: Option<RouteRewrite>,
+}
+
+/// A route's header rewriting: its chain, and what the chain is told about the route.
+pub(crate) struct RouteRewrite {
+    pub(crate) chain: RewriteChain,
+    pub(crate) prefix: String,
+    /// The route's backend, or every member of its balancer.
+    pub(crate) targets: Vec<String>,
+}
+
+/// One member's health check, to be run by the server.
+pub struct HealthCheckTask {
+    /// Index of the member's balancer.
+    pub balancer: usize,
+    /// Index of the member in its balancer.
+    pub member: usize,
+    /// The check.
+    pub check: Arc<dyn HealthCheck>,
+    /// Its schedule.
+    pub settings: health::Settings,
+    /// What it has seen.
+    pub state: Arc<HealthState>,
 }
 
 /// The proxy's request-handling state, built from a config.
 pub struct Proxy {
     routes: RouteTable<RouteEntry>,
     balancers: Vec<Arc<ProxyBalancer>>,
+    health: Vec<HealthCheckTask>,
 }
 
 /// Why the proxy could not be built from a valid config.
@@ -62,36 +88,24 @@ pub struct BuildError {
 }
 
 impl Proxy {
-    /// Builds routes, balancers and pools (with a slot for each of `workers` threads), loading
-    /// every balancer's lbmethod plugin.
-    pub async fn build(config: &Config, plugins: &PluginRuntime, workers: usize) -> Result<Self, BuildError> {
-        let pool_for = |m: &config::Member| Arc::new(MemberPool::new(m.authority.clone(), m.connection, workers));
-        let mut balancers = Vec::with_capacity(config.balancers.len());
-        for b in &config.balancers {
-            let method = plugins
-                .lbmethod(&b.lbmethod, &b.name)
-                .await
-                .map_err(|source| BuildError { origin: b.lbmethod.origin.clone(), source })?;
-            balancers.push(Arc::new(Balancer::new(b, method, pool_for)));
-        }
-        let routes = config
-            .routes
-            .iter()
-            .map(|r| {
-                let target = match &r.target {
-                    RouteTarget::Exclude => Target::Exclude,
-                    RouteTarget::Backend(member) => Target::Backend(Arc::new(Member::new((**member).clone(), pool_for(member)))),
-                    RouteTarget::Balancer(i) => Target::Balancer(Arc::clone(&balancers[*i])),
-                };
-                Route { prefix: r.prefix.clone(), target: RouteEntry { target, preserve_host: r.preserve_host } }
-            })
-            .collect();
-        Ok(Self { routes: RouteTable::new(routes), balancers })
-    }
-
     /// The balancers, in config (name) order.
     pub fn balancers(&self) -> &[Arc<ProxyBalancer>] {
         &self.balancers
+    }
+
+    /// The health checks to run: one per checked member.
+    pub fn health_checks(&self) -> &[HealthCheckTask] {
+        &self.health
+    }
+
+    /// What the health checks of member `member` of balancer `balancer` have seen.
+    pub fn health_status(&self, balancer: usize, member: usize) -> Option<HealthStatus> {
+        self.health.iter().find(|t| t.balancer == balancer && t.member == member).map(|t| t.state.status())
+    }
+
+    /// The counters of route `route`'s header-rewrite chain, if it has one.
+    pub fn rewrite_stats(&self, route: usize) -> Option<&RewriteStats> {
+        self.routes.iter().nth(route).and_then(|r| r.target.rewrite.as_ref()).map(|rw| rw.chain.stats())
     }
 
     /// Closes this worker's idle member connections older than their `ttl`.
@@ -109,4 +123,3 @@ impl Proxy {
         }
     }
 }
-

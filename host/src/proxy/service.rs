@@ -88,7 +88,8 @@ impl Proxy {
         let (parts, body) = request.into_parts();
         let (outgoing, parts) = Outgoing::prepare(parts, rest, &body, &client.forwarded_for, route.target.preserve_host);
         let body = RequestBody::Client { inner: body, member: None };
-        failover::relay(upstream, outgoing, (parts, body), key, sticky_route.as_deref()).await
+        let attempts = failover::Attempts { upstream, outgoing, key, route: sticky_route.as_deref(), rewrite: route.target.rewrite.as_ref() };
+        attempts.relay((parts, body)).await
     }
 }
 
@@ -123,6 +124,11 @@ impl Outgoing {
         parts.version = Version::HTTP_11;
         let replayable = is_idempotent(&parts.method) && body.is_end_stream();
         (Self { rest, query, client_host, preserve_host, replayable }, parts)
+    }
+
+    /// The host the client asked for, as text (empty when it named none).
+    pub(crate) fn client_host(&self) -> &str {
+        self.client_host.as_ref().and_then(|h| h.to_str().ok()).unwrap_or("")
     }
 
     /// Whether the request may be sent again after an exchange broke.

@@ -3,17 +3,17 @@
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 
+use super::health::member_health;
 use super::member::member;
+use super::plugin::{Kind, plugin_spec};
 use super::{Problems, index, key};
 use crate::config::locate::Seg;
-use crate::config::model::{Balancer, Failover, HashKey, PluginSpec, Member, PluginSource, RouteCookie, StickySession};
-use crate::config::raw::{RawBalancer, RawLbMethod, RawSticky};
-
-/// The default load-balancing methods built into the binary.
-pub const BUILTIN_LBMETHODS: [&str; 3] = ["byrequests", "bytraffic", "bybusyness"];
+use crate::config::model::{Balancer, Failover, HashKey, Member, PluginSpec, RouteCookie, StickySession};
+use crate::config::raw::{RawBalancer, RawHealthKeys, RawSticky};
 
 pub(super) fn balancers(
     raw: &BTreeMap<String, RawBalancer>,
+    templates: &BTreeMap<String, RawHealthKeys>,
     base_dir: &Path,
     origin_of: &dyn Fn(&[Seg]) -> String,
     p: &mut Problems,
@@ -27,12 +27,15 @@ pub(super) fn balancers(
         if b.member.is_empty() {
             p.push(&here, "a balancer needs at least one [[balancer.NAME.member]]");
         }
-        let mut members: Vec<Member> = b
-            .member
-            .iter()
-            .enumerate()
-            .filter_map(|(i, m)| member(&index(&key(&here, "member"), i), m, p))
-            .collect();
+        let mut members: Vec<Member> = Vec::with_capacity(b.member.len());
+        for (i, raw_member) in b.member.iter().enumerate() {
+            let at = index(&key(&here, "member"), i);
+            let health = member_health(&at, raw_member, templates, base_dir, origin_of, p);
+            if let Some(mut m) = member(&at, raw_member, p) {
+                m.health = health;
+                members.push(m);
+            }
+        }
         let sticky = sticky(&here, b, p);
         if sticky.as_ref().is_some_and(|s| s.insert.is_some()) {
             for m in members.iter_mut().filter(|m| m.route.is_empty()) {
@@ -41,7 +44,10 @@ pub(super) fn balancers(
         }
         check_unique(&here, &members, p);
         check_redirects(&here, &members, p);
-        let lbmethod = lbmethod(&key(&here, "lbmethod"), b.lbmethod.as_ref(), base_dir, origin_of, p);
+        let lbmethod = match &b.lbmethod {
+            Some(raw) => plugin_spec(&key(&here, "lbmethod"), raw, Kind::LbMethod, base_dir, origin_of, p),
+            None => Some(PluginSpec::builtin("byrequests", "{}", origin_of(&key(&here, "lbmethod")))),
+        };
         let hashkey = match b.hashkey.as_deref().map(parse_hashkey).transpose() {
             Ok(h) => h.unwrap_or_default(),
             Err(e) => {
@@ -212,58 +218,6 @@ fn parse_hashkey(text: &str) -> Result<HashKey, String> {
         )),
     }
 }
-
-fn lbmethod(
-    here: &[Seg],
-    raw: Option<&RawLbMethod>,
-    base_dir: &Path,
-    origin_of: &dyn Fn(&[Seg]) -> String,
-    p: &mut Problems,
-) -> Option<PluginSpec> {
-    let origin = origin_of(here);
-    let builtin = |name: &str, p: &mut Problems| {
-        if BUILTIN_LBMETHODS.contains(&name) {
-            Some(PluginSource::Builtin(name.to_string()))
-        } else {
-            p.push(here, format!("unknown lbmethod `{name}`: the default ones are {}, or give {{ path = \"x.wasm\" }}", BUILTIN_LBMETHODS.join(", ")));
-            None
-        }
-    };
-    let (source, config) = match raw {
-        None => (PluginSource::Builtin("byrequests".to_string()), None),
-        Some(RawLbMethod::Name(name)) => (builtin(name, p)?, None),
-        Some(RawLbMethod::Table(t)) => {
-            let source = match (&t.name, &t.path) {
-                (Some(name), None) => builtin(name, p)?,
-                (None, Some(path)) => {
-                    let full = base_dir.join(path);
-                    if !full.is_file() {
-                        p.push(&key(here, "path"), format!("no such file: {}", full.display()));
-                        return None;
-                    }
-                    PluginSource::File(full)
-                }
-                _ => {
-                    p.push(here, "give exactly one of name (a default method) or path (a .wasm component)");
-                    return None;
-                }
-            };
-            (source, t.config.as_ref())
-        }
-    };
-    let config_json = match config {
-        Some(table) => match serde_json::to_string(table) {
-            Ok(json) => json,
-            Err(e) => {
-                p.push(&key(here, "config"), format!("cannot be handed to the plugin as JSON: {e}"));
-                return None;
-            }
-        },
-        None => "{}".to_string(),
-    };
-    Some(PluginSpec { source, config_json, origin })
-}
-
 
 #[cfg(test)]
 mod tests {

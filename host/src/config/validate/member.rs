@@ -68,6 +68,7 @@ pub(super) fn member(here: &[Seg], m: &RawMember, p: &mut Problems) -> Option<Me
         redirect: m.redirect.clone().unwrap_or_default(),
         ping,
         connection,
+        health: None,
     })
 }
 

@@ -4,7 +4,9 @@
 //! settings), `member` (members and a route's single backend); process-wide sections here.
 
 mod balancer;
+mod health;
 mod member;
+mod plugin;
 mod route;
 
 use std::collections::HashSet;
@@ -16,7 +18,7 @@ use super::locate::Seg;
 use super::model::{Config, Listener, PluginLimits, Server};
 use super::raw::{RawConfig, RawPlugins, RawServer};
 
-pub use balancer::BUILTIN_LBMETHODS;
+pub use plugin::{BUILTIN_HEALTH_CHECKS, BUILTIN_LBMETHODS, BUILTIN_REWRITES};
 pub(crate) use member::DEFAULT_RETRY;
 
 /// Problems found so far, each with the key path it is about.
@@ -55,8 +57,9 @@ pub(crate) fn validate(
 
     let listeners = listeners(&raw, &mut p);
     let balancer_names: Vec<&String> = raw.balancer.keys().collect();
-    let balancers = balancer::balancers(&raw.balancer, base_dir, origin_of, &mut p);
-    let routes = route::routes(&raw.route, &balancer_names, &mut p);
+    health::templates(&raw.hctemplate, &mut p);
+    let balancers = balancer::balancers(&raw.balancer, &raw.hctemplate, base_dir, origin_of, &mut p);
+    let routes = route::routes(&raw.route, &balancer_names, base_dir, origin_of, &mut p);
     let server = server(&raw.server, &mut p);
     let plugins = plugins(&raw.plugins, &mut p);
 

@@ -1,12 +1,22 @@
-//! `[[route]]`: prefixes and what they lead to.
+//! `[[route]]`: prefixes, what they lead to, and the header rewrites on the way.
+
+use std::collections::BTreeMap;
+use std::path::Path;
 
 use super::member::{connection, parse_member_url};
+use super::plugin::{Kind, plugin_spec};
 use super::{Problems, index, key};
 use crate::config::locate::Seg;
-use crate::config::model::{Member, Route, RouteTarget};
+use crate::config::model::{Member, PluginSpec, Route, RouteTarget};
 use crate::config::raw::RawRoute;
 
-pub(super) fn routes(raw: &[RawRoute], balancer_names: &[&String], p: &mut Problems) -> Vec<Route> {
+pub(super) fn routes(
+    raw: &[RawRoute],
+    balancer_names: &[&String],
+    base_dir: &Path,
+    origin_of: &dyn Fn(&[Seg]) -> String,
+    p: &mut Problems,
+) -> Vec<Route> {
     let mut out = Vec::new();
     for (i, r) in raw.iter().enumerate() {
         let here = index(&[Seg::Key("route".into())], i);
@@ -49,8 +59,44 @@ pub(super) fn routes(raw: &[RawRoute], balancer_names: &[&String], p: &mut Probl
                 }
             }
         };
-        out.push(Route { prefix: r.path.clone(), target, preserve_host: r.preserve_host });
+        let rewrite = rewrite_chain(&here, r, base_dir, origin_of, p);
+        if matches!(target, RouteTarget::Exclude) && !rewrite.is_empty() {
+            p.push(&here, "an excluded route proxies nothing: it cannot rewrite headers");
+        }
+        out.push(Route { prefix: r.path.clone(), target, preserve_host: r.preserve_host, rewrite });
     }
     out
 }
 
+
+/// The route's rewrite plugins: the default ProxyPassReverse plugin first when `reverse` or a
+/// cookie map is set, then the `rewrite` list in order.
+fn rewrite_chain(here: &[Seg], r: &RawRoute, base_dir: &Path, origin_of: &dyn Fn(&[Seg]) -> String, p: &mut Problems) -> Vec<PluginSpec> {
+    let mut chain = Vec::new();
+    let domains = r.reverse_cookie_domain.clone().unwrap_or_default();
+    let paths = r.reverse_cookie_path.clone().unwrap_or_default();
+    check_map(&key(here, "reverse_cookie_domain"), &domains, |d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_graphic() && b != b';'), "a domain", p);
+    check_map(&key(here, "reverse_cookie_path"), &paths, |v| v.starts_with('/') && v.bytes().all(|b| b.is_ascii_graphic() && b != b';'), "a path starting with /", p);
+    let reverse = r.reverse.unwrap_or(false);
+    if reverse || !domains.is_empty() || !paths.is_empty() {
+        let config = serde_json::json!({ "reverse": reverse, "cookie_domain": domains, "cookie_path": paths });
+        let at = if r.reverse.is_some() { key(here, "reverse") } else { here.to_vec() };
+        chain.push(PluginSpec::builtin("proxypassreverse", &config.to_string(), origin_of(&at)));
+    }
+    for (i, raw) in r.rewrite.iter().flatten().enumerate() {
+        if let Some(spec) = plugin_spec(&index(&key(here, "rewrite"), i), raw, Kind::Rewrite, base_dir, origin_of, p) {
+            chain.push(spec);
+        }
+    }
+    chain
+}
+
+fn check_map(here: &[Seg], map: &BTreeMap<String, String>, valid: impl Fn(&str) -> bool, what: &str, p: &mut Problems) {
+    for (from, to) in map {
+        for side in [from, to] {
+            if !valid(side) {
+                p.push(&key(here, from), format!("`{side}` is not {what}"));
+            }
+        }
+    }
+}

@@ -1,0 +1,90 @@
+//! Building the proxy from a checked config: balancers with their lbmethods, routes with
+//! their rewrite chains, and the health checks of checked members — every plugin loaded and
+//! self-tested before anything serves.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::route::{Route, RouteTable};
+use super::{BuildError, HealthCheckTask, MemberPool, Proxy, RouteEntry, RouteRewrite, Target};
+use crate::balancer::{Balancer, Member};
+use crate::config::{self, Config, PluginSource, RouteTarget};
+use crate::health::{self, HealthCheck, HealthState};
+use crate::plugin::PluginRuntime;
+use crate::rewrite::{HeaderRewriter, RewriteChain};
+
+impl Proxy {
+    /// Builds routes, balancers and pools (with a slot for each of `workers` threads), loading
+    /// every plugin the config names. Health checks are described, not started.
+    pub async fn build(config: &Config, plugins: &PluginRuntime, workers: usize) -> Result<Self, BuildError> {
+        let pool_for = |m: &config::Member| Arc::new(MemberPool::new(m.authority.clone(), m.connection, workers));
+        let mut balancers = Vec::with_capacity(config.balancers.len());
+        for b in &config.balancers {
+            let method = plugins
+                .lbmethod(&b.lbmethod, &b.name)
+                .await
+                .map_err(|source| BuildError { origin: b.lbmethod.origin.clone(), source })?;
+            balancers.push(Arc::new(Balancer::new(b, method, pool_for)));
+        }
+        let health = health_checks(config, plugins).await?;
+        let mut routes = Vec::with_capacity(config.routes.len());
+        for (i, r) in config.routes.iter().enumerate() {
+            let target = match &r.target {
+                RouteTarget::Exclude => Target::Exclude,
+                RouteTarget::Backend(member) => Target::Backend(Arc::new(Member::new((**member).clone(), pool_for(member)))),
+                RouteTarget::Balancer(b) => Target::Balancer(Arc::clone(&balancers[*b])),
+            };
+            let rewrite = rewrite_chain(config, i, plugins).await?;
+            routes.push(Route { prefix: r.prefix.clone(), target: RouteEntry { target, preserve_host: r.preserve_host, rewrite } });
+        }
+        Ok(Self { routes: RouteTable::new(routes), balancers, health })
+    }
+}
+
+/// Loads the health check of every checked member; members with the same check and settings
+/// share one loaded plugin.
+async fn health_checks(config: &Config, plugins: &PluginRuntime) -> Result<Vec<HealthCheckTask>, BuildError> {
+    let mut loaded: HashMap<(PluginSource, String), Arc<dyn HealthCheck>> = HashMap::new();
+    let mut tasks = Vec::new();
+    for (b, balancer) in config.balancers.iter().enumerate() {
+        for (m, member) in balancer.members.iter().enumerate() {
+            let Some(spec) = &member.health else { continue };
+            let cache_key = (spec.plugin.source.clone(), spec.plugin.config_json.clone());
+            let check = match loaded.get(&cache_key) {
+                Some(check) => Arc::clone(check),
+                None => {
+                    let check: Arc<dyn HealthCheck> = plugins
+                        .health_check(&spec.plugin, &balancer.name)
+                        .await
+                        .map_err(|source| BuildError { origin: spec.plugin.origin.clone(), source })?;
+                    loaded.insert(cache_key, Arc::clone(&check));
+                    check
+                }
+            };
+            let settings = health::Settings { interval: spec.interval, passes: spec.passes, fails: spec.fails, timeout: spec.timeout };
+            tasks.push(HealthCheckTask { balancer: b, member: m, check, settings, state: Arc::new(HealthState::default()) });
+        }
+    }
+    Ok(tasks)
+}
+
+/// The rewrite chain of route `index`, if it has rewrite plugins.
+async fn rewrite_chain(config: &Config, index: usize, plugins: &PluginRuntime) -> Result<Option<RouteRewrite>, BuildError> {
+    let route = &config.routes[index];
+    if route.rewrite.is_empty() {
+        return Ok(None);
+    }
+    let label = format!("route[{index}] {}", route.prefix);
+    let mut rewriters: Vec<Arc<dyn HeaderRewriter>> = Vec::with_capacity(route.rewrite.len());
+    for spec in &route.rewrite {
+        let rewriter =
+            plugins.header_rewrite(spec, &label).await.map_err(|source| BuildError { origin: spec.origin.clone(), source })?;
+        rewriters.push(rewriter);
+    }
+    let targets = match &route.target {
+        RouteTarget::Backend(m) => vec![m.url.clone()],
+        RouteTarget::Balancer(b) => config.balancers[*b].members.iter().map(|m| m.url.clone()).collect(),
+        RouteTarget::Exclude => Vec::new(),
+    };
+    Ok(Some(RouteRewrite { chain: RewriteChain::new(rewriters), prefix: route.prefix.clone(), targets }))
+}
