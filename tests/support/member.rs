@@ -6,6 +6,9 @@
 //! - `/status/N`: status N
 //! - `/sleep/MS`: waits MS milliseconds, then answers like the default
 //! - `/close`: reads the request, then drops the connection without answering
+//! - `/health`: what [`Member::set_health`] last set (200 `UP` at first)
+//! - `/location/REST`: 302 with `Location` and `Content-Location` `http://ADDR/REST`
+//! - `/cookie`: two `Set-Cookie`s with `Domain` and `Path` attributes
 //!
 //! and a [`Blackhole`] that takes connections and bytes but never answers.
 
@@ -31,8 +34,17 @@ pub struct Member {
     /// Where it listens.
     pub addr: SocketAddr,
     requests: Arc<AtomicUsize>,
+    shared: Arc<Shared>,
     stop: watch::Sender<bool>,
     accepting: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// What a member's request handler knows.
+struct Shared {
+    name: String,
+    addr: SocketAddr,
+    /// The status and body `/health` answers with.
+    health: std::sync::Mutex<(u16, String)>,
 }
 
 impl Member {
@@ -58,7 +70,8 @@ impl Member {
         let addr = listener.local_addr().expect("member addr");
         let requests = Arc::new(AtomicUsize::new(0));
         let (stop, mut stopped) = watch::channel(false);
-        let name_owned = name.to_string();
+        let shared = Arc::new(Shared { name: name.to_string(), addr, health: std::sync::Mutex::new((200, "UP".to_string())) });
+        let shared_owned = Arc::clone(&shared);
         let counter = Arc::clone(&requests);
         let accepting = tokio::spawn(async move {
             loop {
@@ -66,13 +79,13 @@ impl Member {
                     accepted = listener.accept() => match accepted { Ok(a) => a, Err(_) => continue },
                     _ = stopped.wait_for(|s| *s) => return,
                 };
-                let name = name_owned.clone();
+                let shared = Arc::clone(&shared_owned);
                 let counter = Arc::clone(&counter);
                 let mut stopped = stopped.clone();
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |req| {
                         counter.fetch_add(1, Ordering::SeqCst);
-                        handle(name.clone(), req)
+                        handle(Arc::clone(&shared), req)
                     });
                     let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
                     let conn = builder.serve_connection(TokioIo::new(stream), service);
@@ -83,12 +96,17 @@ impl Member {
                 });
             }
         });
-        Member { name: name.to_string(), addr, requests, stop, accepting: Some(accepting) }
+        Member { name: name.to_string(), addr, requests, shared, stop, accepting: Some(accepting) }
     }
 
     /// `http://127.0.0.1:PORT`
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// Makes `/health` answer `status` with `body` from now on (200 `UP` at first).
+    pub fn set_health(&self, status: u16, body: &str) {
+        *self.shared.health.lock().expect("lock") = (status, body.to_string());
     }
 
     /// Requests served so far.
@@ -207,7 +225,8 @@ impl std::fmt::Display for CloseOnPurpose {
 
 impl std::error::Error for CloseOnPurpose {}
 
-async fn handle(name: String, req: Request<Incoming>) -> Result<Response<Body>, CloseOnPurpose> {
+async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Body>, CloseOnPurpose> {
+    let name = shared.name.clone();
     let path = req.uri().path().to_string();
     let mut segments = path.trim_start_matches('/').splitn(2, '/');
     let first = segments.next().unwrap_or("");
@@ -239,6 +258,27 @@ async fn handle(name: String, req: Request<Incoming>) -> Result<Response<Body>, 
         "bytes" => {
             let mut r = Response::new(full(pattern(arg.parse().unwrap_or(0))));
             r.headers_mut().insert("x-member", name.parse().expect("header"));
+            r
+        }
+        "health" => {
+            let (status, body) = shared.health.lock().expect("lock").clone();
+            let mut r = Response::new(full(body));
+            *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            r
+        }
+        "location" => {
+            let mut r = named(StatusCode::FOUND);
+            let own = format!("http://{}/{arg}", shared.addr);
+            r.headers_mut().insert("location", own.parse().expect("header"));
+            r.headers_mut().insert("content-location", own.parse().expect("header"));
+            r.headers_mut().insert("x-untouched", own.parse().expect("header"));
+            r
+        }
+        "cookie" => {
+            let mut r = named(StatusCode::OK);
+            for cookie in ["sid=abc.1; Domain=backend.internal; Path=/app/x; HttpOnly", "theme=dark;path=/;domain=other.example"] {
+                r.headers_mut().append("set-cookie", cookie.parse().expect("header"));
+            }
             r
         }
         "status" => named(StatusCode::from_u16(arg.parse().unwrap_or(500)).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)),
