@@ -20,8 +20,8 @@ pub trait HeaderRewrite: Sized + 'static {
     /// refuses the plugin with this message.
     fn configure(config: &Config) -> Result<Self, String>;
 
-    /// Which messages to call the plugin for, and which of their headers to hand it. Asked
-    /// once, after `configure`. Ask for as little as you need: a plugin that wants every
+    /// Which messages to call the plugin for, and which of their headers to hand it (the
+    /// WIT's `wants`). Asked once, after `configure`. Ask for as little as you need: a plugin that wants every
     /// message is on the hot path of every request.
     fn interest(&self) -> Interest;
 

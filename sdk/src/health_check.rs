@@ -18,14 +18,14 @@ pub trait HealthCheck: Sized + 'static {
     /// refuses the plugin, and the proxy does not start, with this message.
     fn configure(config: &Config) -> Result<Self, String>;
 
-    /// Describes the probe to send to `member` now.
+    /// Describes the probe to send to `member` now (the WIT's `describe-probe`).
     ///
     /// The host refuses (and counts as a failed check) a probe it cannot send: an invalid
     /// method, a path not in origin form, an invalid header, or one of Host, Content-Length,
     /// Transfer-Encoding or Connection, which the host writes itself.
     fn probe(&mut self, member: &Member) -> Probe;
 
-    /// Judges the outcome of the probe `probe` described for `member`. The default is httpd's
+    /// Judges the outcome of the probe [`probe`](HealthCheck::probe) described for `member`. The default is httpd's
     /// rule without `hcexpr` ([`default_verdict`]): a TCP connect passes, a failed probe fails
     /// with its reason, and a response passes when its status is 2xx or 3xx.
     fn judge(&mut self, member: &Member, outcome: &Outcome) -> Verdict {

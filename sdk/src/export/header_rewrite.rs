@@ -11,7 +11,7 @@ pub fn configure<T: HeaderRewrite>(slot: &'static Slot<T>, json: String) -> Resu
     super::store(slot, &json, T::configure)
 }
 
-/// `interest`: which messages and headers the plugin wants.
+/// `wants`: which messages and headers the plugin wants (its interest).
 pub fn interest<T: HeaderRewrite>(slot: &'static Slot<T>) -> wit::Interest {
     let Interest { request, response } = with(slot, |p: &mut T| p.interest());
     let phase = |p: PhaseInterest| wit::PhaseInterest { headers: p.headers, always: p.always };
@@ -88,7 +88,7 @@ macro_rules! export_header_rewrite {
                 fn configure(config: ::std::string::String) -> ::core::result::Result<(), ::std::string::String> {
                     glue::configure::<$ty>(&SLOT, config)
                 }
-                fn interest() -> glue::wit::Interest {
+                fn wants() -> glue::wit::Interest {
                     glue::interest::<$ty>(&SLOT)
                 }
                 fn on_request(

@@ -11,7 +11,7 @@ pub fn configure<T: HealthCheck>(slot: &'static Slot<T>, json: String) -> Result
     super::store(slot, &json, T::configure)
 }
 
-/// `probe`: the probe to send to a member.
+/// `describe-probe`: the probe to send to a member.
 pub fn probe<T: HealthCheck>(slot: &'static Slot<T>, member: wit::Member) -> wit::Probe {
     let member = from_member(member);
     match with(slot, |hc: &mut T| hc.probe(&member)) {
@@ -67,7 +67,7 @@ macro_rules! export_health_check {
                 fn configure(config: ::std::string::String) -> ::core::result::Result<(), ::std::string::String> {
                     glue::configure::<$ty>(&SLOT, config)
                 }
-                fn probe(member: glue::wit::Member) -> glue::wit::Probe {
+                fn describe_probe(member: glue::wit::Member) -> glue::wit::Probe {
                     glue::probe::<$ty>(&SLOT, member)
                 }
                 fn judge(member: glue::wit::Member, outcome: glue::wit::Outcome) -> glue::wit::Verdict {
