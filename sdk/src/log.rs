@@ -1,7 +1,7 @@
 //! Lines from a plugin to the proxy's log.
 //!
-//! Inside the proxy these go through the `log` import of the WIT world, tagged with the plugin's
-//! name and level. Under native `cargo test` they go to stderr, so test output shows them.
+//! Inside the proxy these go through the `log` import that every plugin world has, tagged with
+//! the plugin's name and level. Under native `cargo test` they go to stderr, so test output shows them.
 
 /// How severe a log line is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -40,6 +40,18 @@ macro_rules! warn {
     ($($arg:tt)*) => { $crate::__log_at!($crate::log::Level::Warn, $($arg)*) };
 }
 
+/// Writes a formatted line at `error`, formatting only when the level is enabled.
+#[macro_export]
+macro_rules! error {
+    ($($arg:tt)*) => { $crate::__log_at!($crate::log::Level::Error, $($arg)*) };
+}
+
+/// Writes a formatted line at `trace`, formatting only when the level is enabled.
+#[macro_export]
+macro_rules! trace {
+    ($($arg:tt)*) => { $crate::__log_at!($crate::log::Level::Trace, $($arg)*) };
+}
+
 /// Writes a formatted line at `debug`, formatting only when the level is enabled.
 #[macro_export]
 macro_rules! debug {
@@ -59,7 +71,9 @@ macro_rules! __log_at {
 #[cfg(target_family = "wasm")]
 mod imp {
     use super::Level;
-    use crate::wit::switchyard::plugin::{log, types::LogLevel};
+    // Every world imports the same `log` interface, so one world's bindings serve all kinds:
+    // the component gets the import whichever export macro the plugin invokes.
+    use crate::wit::lbmethod::switchyard::plugin::{log, types::LogLevel};
 
     fn wit_level(level: Level) -> LogLevel {
         match level {

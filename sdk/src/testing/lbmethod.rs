@@ -1,4 +1,4 @@
-//! A native stand-in for the host, so a plugin's algorithm runs under plain `cargo test`.
+//! The load-balancing method harness.
 //!
 //! [`Harness`] keeps members and their counters the way the proxy does, calls the plugin's
 //! [`LbMethod`] directly (no Wasm), applies the lbstatus deltas it returns and counts elections.

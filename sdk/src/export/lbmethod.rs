@@ -1,0 +1,71 @@
+//! `export_lbmethod!` and the forwarders it expands to.
+
+use super::{Slot, with};
+use crate::lbmethod::{Candidates, LbMethod, MemberInfo, Request};
+pub use crate::wit::lbmethod::exports::switchyard::plugin::lbmethod as wit;
+pub use wit::Guest;
+
+/// `configure`: builds the plugin value from its JSON config and stores it.
+pub fn configure<T: LbMethod>(slot: &'static Slot<T>, json: String) -> Result<(), String> {
+    super::store(slot, &json, T::configure)
+}
+
+/// `reset`: hands the member list to the plugin.
+pub fn reset<T: LbMethod>(slot: &'static Slot<T>, members: Vec<wit::MemberInfo>) {
+    let members: Vec<MemberInfo> =
+        members.into_iter().map(|m| MemberInfo { url: m.url, route: m.route, lbset: m.lbset }).collect();
+    with(slot, |m: &mut T| m.reset(&members));
+}
+
+/// `pick`: the hot path.
+pub fn pick<T: LbMethod>(slot: &'static Slot<T>, key: u64, c: wit::Candidates) -> Option<wit::Decision> {
+    let view = view(&c);
+    with(slot, |m: &mut T| m.pick(Request { key }, &view)).map(|d| wit::Decision {
+        // An index that does not fit is out of range anyway; the host refuses it.
+        chosen: u32::try_from(d.chosen).unwrap_or(u32::MAX),
+        lbstatus_delta: d.lbstatus_delta,
+    })
+}
+
+/// `sticky-hit`: lbstatus bookkeeping for a request a sticky session routed.
+pub fn sticky_hit<T: LbMethod>(slot: &'static Slot<T>, usable: wit::Candidates, chosen: u32) -> Vec<i64> {
+    let view = view(&usable);
+    with(slot, |m: &mut T| m.sticky_hit(&view, chosen as usize))
+}
+
+fn view(c: &wit::Candidates) -> Candidates<'_> {
+    Candidates::from_columns(c.count as usize, &c.values)
+}
+
+/// Exports a type implementing [`LbMethod`](crate::LbMethod) as the plugin's `lbmethod`
+/// interface. Use it once, at the top level of the plugin crate. It expands to nothing when
+/// the crate is built natively (for `cargo test`).
+#[macro_export]
+macro_rules! export_lbmethod {
+    ($ty:ty) => {
+        #[cfg(target_family = "wasm")]
+        const _: () = {
+            use $crate::__private::lbmethod as glue;
+            ::std::thread_local! {
+                static SLOT: ::core::cell::RefCell<::core::option::Option<$ty>> =
+                    const { ::core::cell::RefCell::new(::core::option::Option::None) };
+            }
+            struct Export;
+            impl glue::Guest for Export {
+                fn configure(config: ::std::string::String) -> ::core::result::Result<(), ::std::string::String> {
+                    glue::configure::<$ty>(&SLOT, config)
+                }
+                fn reset(members: ::std::vec::Vec<glue::wit::MemberInfo>) {
+                    glue::reset::<$ty>(&SLOT, members)
+                }
+                fn pick(key: u64, candidates: glue::wit::Candidates) -> ::core::option::Option<glue::wit::Decision> {
+                    glue::pick::<$ty>(&SLOT, key, candidates)
+                }
+                fn sticky_hit(usable: glue::wit::Candidates, chosen: u32) -> ::std::vec::Vec<i64> {
+                    glue::sticky_hit::<$ty>(&SLOT, usable, chosen)
+                }
+            }
+            $crate::wit::lbmethod::__export_lbmethod_world!(Export with_types_in $crate::wit::lbmethod);
+        };
+    };
+}
