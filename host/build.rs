@@ -3,10 +3,12 @@
 
 use std::path::Path;
 
-const DEFAULT_PLUGINS: [(&str, &str); 3] = [
+const DEFAULT_PLUGINS: [(&str, &str); 5] = [
     ("byrequests", "lbmethod-byrequests"),
     ("bytraffic", "lbmethod-bytraffic"),
     ("bybusyness", "lbmethod-bybusyness"),
+    ("hcheck", "healthcheck-hcheck"),
+    ("proxypassreverse", "rewrite-proxypassreverse"),
 ];
 
 fn main() {

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-const GUESTS: [(&str, &str); 1] = [("MISBEHAVE", "guest-misbehave")];
+const GUESTS: [(&str, &str); 2] = [("MISBEHAVE", "guest-misbehave"), ("BADREWRITE", "guest-badrewrite")];
 
 fn main() {
     let manifest_dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");

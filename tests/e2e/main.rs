@@ -5,6 +5,8 @@ mod bodies;
 mod errors;
 mod failover;
 mod headers;
+mod health;
 mod lbmethods;
 mod plugins;
+mod rewrite;
 mod sticky;

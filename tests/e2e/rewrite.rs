@@ -60,3 +60,30 @@ async fn set_cookie_domain_and_path_are_rewritten() {
     );
     proxy.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rewrite_plugin_cannot_smuggle_headers_and_its_traps_lose_nothing() {
+    let m = Member::start("m").await;
+    let toml = config(&format!(
+        "[[route]]\npath = \"/\"\nbackend = \"{}/\"\nrewrite = [{{ path = \"{}\" }}]\n",
+        m.url(),
+        switchyard_tests::GUEST_BADREWRITE
+    ));
+    let proxy = TestProxy::start(&toml).await;
+    let reply = get(&proxy, "/bytes/1000").await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.body.len(), 1000, "framing is the proxy's: the body arrives whole");
+    assert_eq!(reply.header("x-good"), "yes", "the valid edit applies");
+    assert!(reply.headers.get("x-evil").is_none() && reply.headers.get("x-nul").is_none());
+    assert!(reply.headers.get("set-cookie").is_none(), "no header was smuggled in");
+    let stats = proxy.running.proxy.rewrite_stats(0).expect("route 0 rewrites");
+    assert_eq!((stats.applied.load(Ordering::Relaxed), stats.refused.load(Ordering::Relaxed)), (1, 3));
+
+    // The request phase traps: the request still goes through, unedited.
+    let trapping = Request::get(proxy.url("/echo")).header("x-trap", "1").body(Full::from("payload")).expect("request");
+    let reply = TestClient::http1().send(trapping).await;
+    assert_eq!((reply.status.as_u16(), reply.text().as_str()), (200, "payload"));
+    assert_eq!(reply.seen("x-trap"), ["1"]);
+    assert_eq!(stats.failures.load(Ordering::Relaxed), 1);
+    proxy.stop().await;
+}

@@ -8,3 +8,6 @@ pub mod proxy;
 
 /// Path of the misbehaving test guest component.
 pub const GUEST_MISBEHAVE: &str = env!("GUEST_MISBEHAVE");
+
+/// Path of the header-rewrite test guest whose edits the host must refuse.
+pub const GUEST_BADREWRITE: &str = env!("GUEST_BADREWRITE");

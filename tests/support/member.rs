@@ -7,7 +7,7 @@
 //! - `/sleep/MS`: waits MS milliseconds, then answers like the default
 //! - `/close`: reads the request, then drops the connection without answering
 //! - `/health`: what [`Member::set_health`] last set (200 `UP` at first)
-//! - `/location/REST`: 302 with `Location` and `Content-Location` `http://ADDR/REST`
+//! - `/location/REST`: 302 with `Location` and `Content-Location` `http://ADDR/REST?QUERY`
 //! - `/cookie`: two `Set-Cookie`s with `Domain` and `Path` attributes
 //!
 //! and a [`Blackhole`] that takes connections and bytes but never answers.
@@ -227,6 +227,7 @@ impl std::error::Error for CloseOnPurpose {}
 
 async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Body>, CloseOnPurpose> {
     let name = shared.name.clone();
+    let query = req.uri().query().map(str::to_string);
     let path = req.uri().path().to_string();
     let mut segments = path.trim_start_matches('/').splitn(2, '/');
     let first = segments.next().unwrap_or("");
@@ -268,7 +269,8 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
         }
         "location" => {
             let mut r = named(StatusCode::FOUND);
-            let own = format!("http://{}/{arg}", shared.addr);
+            let query = query.as_deref().map(|q| format!("?{q}")).unwrap_or_default();
+            let own = format!("http://{}/{arg}{query}", shared.addr);
             r.headers_mut().insert("location", own.parse().expect("header"));
             r.headers_mut().insert("content-location", own.parse().expect("header"));
             r.headers_mut().insert("x-untouched", own.parse().expect("header"));
