@@ -3,6 +3,7 @@
 
 mod bodies;
 mod errors;
+mod examples;
 mod headers;
 mod lbmethods;
 mod plugins;

@@ -5,6 +5,10 @@
 pub mod client;
 pub mod member;
 pub mod proxy;
+pub mod python;
 
 /// Path of the misbehaving test guest component.
 pub const GUEST_MISBEHAVE: &str = env!("GUEST_MISBEHAVE");
+
+/// Path of the Rust example plugin's component (`examples/plugins/rendezvous-rs`).
+pub const GUEST_RENDEZVOUS_RS: &str = env!("GUEST_RENDEZVOUS_RS");

@@ -4,9 +4,14 @@
 #   pip install componentize-py==0.25.1
 #   examples/plugins/rendezvous-py/build.sh [OUTPUT]     # default: rendezvous.wasm beside this script
 #
-# componentize-py bundles CPython, the standard library modules the plugin imports and the
-# bindings it generates from ../../../wit (world lbmethod-plugin) into one component.
+# componentize-py generates bindings from the repository's wit/ (world lbmethod-plugin), runs
+# the module once to snapshot CPython with it imported, and writes one component (~18 MB)
+# holding the interpreter, that snapshot and the standard library modules it uses. Offline.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 out="${1:-$here/rendezvous.wasm}"
-componentize-py -d "$here/../../../wit" -w lbmethod-plugin componentize rendezvous -p "$here" -o "$out"
+# Build from a scratch copy: componentize-py leaves __pycache__ beside the sources it imports.
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+cp "$here/rendezvous.py" "$work/"
+componentize-py -d "$here/../../../wit" -w lbmethod-plugin componentize rendezvous -p "$work" -o "$out"
