@@ -223,3 +223,36 @@ async fn python_example_rendezvous_under_the_proxy_matches_the_rust_one() {
     check_config_errors(&component).await;
 }
 
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_example_config_runs() {
+    // examples/rendezvous.toml as written, with the test's addresses, and the Rust component in
+    // place of the Python one (same algorithm, same config keys; compiles in milliseconds).
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/rendezvous.toml");
+    let mut text = std::fs::read_to_string(&path).expect("examples/rendezvous.toml");
+    let members = [Member::start("m1").await, Member::start("m2").await, Member::start("m3").await];
+    let mut replace = |from: &str, to: &str| {
+        assert!(text.contains(from), "examples/rendezvous.toml no longer has {from}");
+        text = text.replace(from, to);
+    };
+    replace("127.0.0.1:8081", "127.0.0.1:0");
+    replace("plugins/rendezvous-py/rendezvous.wasm", GUEST_RENDEZVOUS_RS);
+    for (i, m) in members.iter().enumerate() {
+        replace(&format!("http://127.0.0.1:900{}", i + 1), &m.url());
+    }
+    let config = switchyard::config::parse(&text, &path).unwrap_or_else(|e| panic!("examples/rendezvous.toml: {e}"));
+    let running = switchyard::server::start(&config).await.expect("the example starts");
+    let client = TestClient::http1();
+    let url = format!("http://{}/", running.addrs[0]);
+    for user in ["alice", "bob", "carol"] {
+        let mut seen = Vec::new();
+        for _ in 0..3 {
+            let request = Request::get(&url).header("x-user", user).body(Full::default()).expect("request");
+            seen.push(client.send(request).await.header("x-member"));
+        }
+        assert!(seen[0].starts_with('m') && seen.iter().all(|m| *m == seen[0]), "{user} keeps one member: {seen:?}");
+    }
+    let keyless: Vec<String> = client.members_of(&url, 4).await;
+    assert_eq!(keyless, ["m3", "m1", "m2", "m3"], "round robin by weight without the header");
+    running.shutdown().await;
+}

@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 /// Set to `1` to make a missing componentize-py a test failure instead of a skip.
 pub const REQUIRE_VAR: &str = "SWITCHYARD_REQUIRE_PY_PLUGIN";
 
-/// The componentize-py version the example is built and tested with (also in `.ci/run`).
-pub const COMPONENTIZE_PY_VERSION: &str = "0.25.1";
+/// The example's pinned build tool, as pip reads it (`.ci/run` installs from the same file).
+const REQUIREMENTS: &str = include_str!("../../examples/plugins/rendezvous-py/requirements.txt");
 
 /// The longest a build may take before the test fails (it takes ~15 s on 2 busy cores).
 const BUILD_DEADLINE: Duration = Duration::from_secs(300);
@@ -45,7 +45,7 @@ fn build_rendezvous_py() -> Result<Option<PathBuf>, String> {
                 Ok(out) => format!("`componentize-py --version` failed: {}", String::from_utf8_lossy(&out.stderr)),
                 Err(e) => format!("componentize-py is not on PATH ({e})"),
             };
-            let install = format!("pip install componentize-py=={COMPONENTIZE_PY_VERSION}");
+            let install = format!("pip install {}", pinned());
             if required {
                 return Err(format!("{REQUIRE_VAR}=1 but {why}; {install}"));
             }
@@ -53,8 +53,8 @@ fn build_rendezvous_py() -> Result<Option<PathBuf>, String> {
             return Ok(None);
         }
     };
-    if !version.ends_with(COMPONENTIZE_PY_VERSION) {
-        eprintln!("note: {version} is installed; the example is pinned to componentize-py {COMPONENTIZE_PY_VERSION}");
+    if !pinned().ends_with(version.rsplit(' ').next().unwrap_or_default()) {
+        eprintln!("note: {version} is installed; the example is pinned to {}", pinned());
     }
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().ok_or("tests/ has no parent")?;
     let source = workspace.join("examples/plugins/rendezvous-py");
@@ -83,6 +83,11 @@ fn build_rendezvous_py() -> Result<Option<PathBuf>, String> {
     eprintln!("note: built {} in {:.1?}", component.display(), started.elapsed());
     remove_stale(&cache, &component);
     Ok(Some(component))
+}
+
+/// The pinned requirement, e.g. `componentize-py==0.25.1`.
+fn pinned() -> &'static str {
+    REQUIREMENTS.lines().map(str::trim).find(|l| l.starts_with("componentize-py")).unwrap_or("componentize-py")
 }
 
 /// The `.wit` files of the contract, in name order.

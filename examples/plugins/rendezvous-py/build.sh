@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the rendezvous lbmethod plugin from Python into a Wasm component.
 #
-#   pip install componentize-py==0.25.1
+#   pip install -r requirements.txt      # componentize-py, pinned
 #   examples/plugins/rendezvous-py/build.sh [OUTPUT]     # default: rendezvous.wasm beside this script
 #
 # componentize-py generates bindings from the repository's wit/ (world lbmethod-plugin), runs
