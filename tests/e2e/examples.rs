@@ -224,6 +224,12 @@ async fn python_example_rendezvous_under_the_proxy_matches_the_rust_one() {
 }
 
 
+#[test]
+fn python_example_unit_tests_pass() {
+    // The plugin's own tests, natively in CPython (skipped, with a note, without componentize-py).
+    python::run_rendezvous_py_unit_tests();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_example_config_runs() {
     // examples/rendezvous.toml as written, with the test's addresses, and the Rust component in

@@ -11,6 +11,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// Set to `1` to make a missing componentize-py a test failure instead of a skip.
@@ -36,10 +37,49 @@ pub fn rendezvous_py() -> Option<PathBuf> {
     }
 }
 
-fn build_rendezvous_py() -> Result<Option<PathBuf>, String> {
+/// Runs the plugin's native unit tests (`test_rendezvous.py`, plain CPython against bindings
+/// componentize-py generates); `None` (after printing why) when componentize-py is missing and
+/// not required.
+///
+/// # Panics
+/// When a unit test fails, or the tool is missing and `SWITCHYARD_REQUIRE_PY_PLUGIN=1`.
+pub fn run_rendezvous_py_unit_tests() -> Option<()> {
+    let result = (|| {
+        let Some(_) = tool_version()? else { return Ok(None) };
+        let bindings = tempfile_path("py-bindings");
+        let _ = std::fs::remove_dir_all(&bindings);
+        let wit = workspace()?.join("wit");
+        run_bounded(
+            Command::new("componentize-py").arg("-d").arg(wit).args(["-w", "lbmethod-plugin", "bindings"]).arg(&bindings),
+            BUILD_DEADLINE,
+        )?;
+        let tests = run_bounded(
+            Command::new("python3")
+                .args(["-m", "unittest", "-v", "test_rendezvous"])
+                .current_dir(workspace()?.join("examples/plugins/rendezvous-py"))
+                .env("PYTHONPATH", &bindings)
+                .env("PYTHONDONTWRITEBYTECODE", "1"),
+            BUILD_DEADLINE,
+        );
+        let _ = std::fs::remove_dir_all(&bindings);
+        tests.map(Some)
+    })();
+    match result {
+        Ok(Some(output)) => {
+            eprintln!("{output}");
+            Some(())
+        }
+        Ok(None) => None,
+        Err(message) => panic!("{message}"),
+    }
+}
+
+/// The installed componentize-py's version line; `Ok(None)` (after printing why) when it is
+/// missing and not required, an error when it is missing and required.
+fn tool_version() -> Result<Option<String>, String> {
     let required = std::env::var(REQUIRE_VAR).is_ok_and(|v| v == "1");
-    let version = match Command::new("componentize-py").arg("--version").stdin(Stdio::null()).output() {
-        Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout).trim().to_string(),
+    match Command::new("componentize-py").arg("--version").stdin(Stdio::null()).output() {
+        Ok(out) if out.status.success() => Ok(Some(String::from_utf8_lossy(&out.stdout).trim().to_string())),
         found => {
             let why = match found {
                 Ok(out) => format!("`componentize-py --version` failed: {}", String::from_utf8_lossy(&out.stderr)),
@@ -49,14 +89,22 @@ fn build_rendezvous_py() -> Result<Option<PathBuf>, String> {
             if required {
                 return Err(format!("{REQUIRE_VAR}=1 but {why}; {install}"));
             }
-            eprintln!("note: skipping the Python example plugin test: {why}. To run it: {install}");
-            return Ok(None);
+            eprintln!("note: skipping a Python example plugin test: {why}. To run it: {install}");
+            Ok(None)
         }
-    };
+    }
+}
+
+fn workspace() -> Result<&'static Path, String> {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().ok_or_else(|| "tests/ has no parent".to_string())
+}
+
+fn build_rendezvous_py() -> Result<Option<PathBuf>, String> {
+    let Some(version) = tool_version()? else { return Ok(None) };
     if !pinned().ends_with(version.rsplit(' ').next().unwrap_or_default()) {
         eprintln!("note: {version} is installed; the example is pinned to {}", pinned());
     }
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().ok_or("tests/ has no parent")?;
+    let workspace = workspace()?;
     let source = workspace.join("examples/plugins/rendezvous-py");
     let mut inputs = vec![source.join("rendezvous.py"), source.join("build.sh")];
     inputs.extend(wit_files(&workspace.join("wit"))?);
@@ -99,13 +147,14 @@ fn wit_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
     Ok(files)
 }
 
-/// Runs `cmd` to completion within `deadline`, failing with its output otherwise.
-fn run_bounded(cmd: &mut Command, deadline: Duration) -> Result<(), String> {
-    let output_file = tempfile_path("build-log");
+/// Runs `cmd` to completion within `deadline` and returns its output (stdout and stderr
+/// together); fails with that output when the command does.
+fn run_bounded(cmd: &mut Command, deadline: Duration) -> Result<String, String> {
+    let output_file = tempfile_path("command-log");
     let log = std::fs::File::create(&output_file).map_err(|e| format!("cannot create a build log: {e}"))?;
     let log_err = log.try_clone().map_err(|e| format!("cannot create a build log: {e}"))?;
     let mut child =
-        cmd.stdin(Stdio::null()).stdout(log).stderr(log_err).spawn().map_err(|e| format!("cannot run the build: {e}"))?;
+        cmd.stdin(Stdio::null()).stdout(log).stderr(log_err).spawn().map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
     let started = Instant::now();
     let status = loop {
         match child.try_wait() {
@@ -114,18 +163,21 @@ fn run_bounded(cmd: &mut Command, deadline: Duration) -> Result<(), String> {
             Ok(None) => {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(format!("building the Python plugin took over {deadline:?}"));
+                return Err(format!("{cmd:?} took over {deadline:?}"));
             }
             Err(e) => return Err(format!("waiting for the build failed: {e}")),
         }
     };
     let output = std::fs::read_to_string(&output_file).unwrap_or_default();
     let _ = std::fs::remove_file(&output_file);
-    if status.success() { Ok(()) } else { Err(format!("building the Python plugin failed ({status}):\n{output}")) }
+    if status.success() { Ok(output) } else { Err(format!("{cmd:?} failed ({status}):\n{output}")) }
 }
 
+/// A fresh temporary path: tests run in parallel in one process, so the pid is not enough.
 fn tempfile_path(what: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("switchyard-tests-{what}-{}", std::process::id()))
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    std::env::temp_dir().join(format!("switchyard-tests-{what}-{}-{n}", std::process::id()))
 }
 
 /// Deletes components built from older sources (each is ~18 MB).
