@@ -126,7 +126,10 @@ fn build_rendezvous_py() -> Result<Option<PathBuf>, String> {
     let partial = cache.join(format!("rendezvous-{:016x}.{}.partial", key.0, std::process::id()));
     let started = Instant::now();
     eprintln!("note: building the Python example plugin with {version} (cached in {})", cache.display());
-    run_bounded(Command::new("bash").arg(source.join("build.sh")).arg(&partial), BUILD_DEADLINE)?;
+    if let Err(e) = run_bounded(Command::new("bash").arg(source.join("build.sh")).arg(&partial), BUILD_DEADLINE) {
+        let _ = std::fs::remove_file(&partial);
+        return Err(e);
+    }
     std::fs::rename(&partial, &component).map_err(|e| format!("cannot move the built component into place: {e}"))?;
     eprintln!("note: built {} in {:.1?}", component.display(), started.elapsed());
     remove_stale(&cache, &component);

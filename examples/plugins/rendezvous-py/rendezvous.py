@@ -143,7 +143,7 @@ class Lbmethod(exports.Lbmethod):
         total_weight = sum(factors)
         budget = _balance_factor * (sum(busy) + 1)
         for i in sorted(range(count), key=lambda i: (-scores[i], i)):
-            cap = -(-budget * factors[i] // (100 * total_weight))
+            cap = -(-budget * factors[i] // max(1, 100 * total_weight))
             if busy[i] + 1 <= cap:
                 return Decision(i, [])
         return Decision(0, [])
