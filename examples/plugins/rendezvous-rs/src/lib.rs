@@ -61,10 +61,8 @@ pub struct Rendezvous {
 impl LbMethod for Rendezvous {
     fn configure(config: &Config) -> Result<Self, String> {
         let settings: Settings = config.parse().map_err(|e| format!("rendezvous: {e}"))?;
-        if let Some(f) = settings.balance_factor {
-            if !(100..=10_000).contains(&f) {
-                return Err("rendezvous: balance_factor must be an integer percentage from 100 to 10000".into());
-            }
+        if settings.balance_factor.is_some_and(|f| !(100..=10_000).contains(&f)) {
+            return Err("rendezvous: balance_factor must be an integer percentage from 100 to 10000".into());
         }
         switchyard_sdk::debug!("rendezvous: balance_factor={:?} keyless={:?}", settings.balance_factor, settings.keyless);
         Ok(Self { balance_factor: settings.balance_factor, keyless: settings.keyless, seeds: Vec::new() })
