@@ -146,11 +146,13 @@ async fn check_plugin(plugin: &str) -> Observed {
     assert!(c_flags.contains('E'), "c is in error: {c_flags}");
 
     // Bounded loads: while a user has a slow request in flight on its member, that member is
-    // over its share (1 of 2 in flight > ceil(100% × 2 × 1/3)), so the user's next request
-    // goes to its next choice; when the slow one ends, the user is back.
+    // over its share — with the next request it would have 2 in flight, and its cap is
+    // ceil(100% × 2 in flight × weight 1/3) = 1 — so the user's next requests go to its next
+    // choice; when the slow one has ended, the user is back. (The slow request lasts 2.5 s:
+    // ample for the two quick ones once it is seen in flight, even on a loaded machine.)
     let (user, owner) = without_c.iter().find(|(u, _)| all[*u] != "c").expect("a user c did not own");
     let slow = {
-        let (url, user) = (setup.proxy.url("/noc/sleep/1500"), user.clone());
+        let (url, user) = (setup.proxy.url("/noc/sleep/2500"), user.clone());
         tokio::spawn(async move {
             let request = Request::get(url).header("x-user", user).body(Full::default()).expect("request");
             TestClient::http1().send(request).await.header("x-member")
