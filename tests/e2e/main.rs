@@ -3,6 +3,7 @@
 
 mod bodies;
 mod errors;
+mod examples;
 mod failover;
 mod headers;
 mod health;

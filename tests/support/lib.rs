@@ -5,9 +5,13 @@
 pub mod client;
 pub mod member;
 pub mod proxy;
+pub mod python;
 
 /// Path of the misbehaving test guest component.
 pub const GUEST_MISBEHAVE: &str = env!("GUEST_MISBEHAVE");
 
 /// Path of the header-rewrite test guest whose edits the host must refuse.
 pub const GUEST_BADREWRITE: &str = env!("GUEST_BADREWRITE");
+
+/// Path of the Rust example plugin's component (`examples/plugins/rendezvous-rs`).
+pub const GUEST_RENDEZVOUS_RS: &str = env!("GUEST_RENDEZVOUS_RS");
