@@ -74,10 +74,12 @@ impl ProxyPassReverse {
                     return Err(format!("cookie_path: {side:?} is not a path starting with `/`"));
                 }
             }
-            cookies.paths.push((from, to));
+            // Kept longest internal path first, so the longest match wins whatever order the
+            // table came in (inserted in place: a sort would double the component's code).
+            let len = |p: &str| p.trim_end_matches('/').len();
+            let at = cookies.paths.iter().position(|(f, _)| len(f) < len(&from)).unwrap_or(cookies.paths.len());
+            cookies.paths.insert(at, (from, to));
         }
-        // The longest internal path wins, whatever order the table came in.
-        cookies.paths.sort_by_key(|(from, _)| std::cmp::Reverse(from.trim_end_matches('/').len()));
         Ok(Self { reverse: raw.reverse, cookies })
     }
 
