@@ -47,7 +47,7 @@ struct RawConfig {
 pub struct Hcheck {
     /// The HTTP method and version; `None` for TCP.
     http: Option<(&'static str, HttpVersion)>,
-    /// `uri`, without leading slashes.
+    /// `uri`, as configured.
     uri: String,
     expr: Option<Expr>,
     /// Body bytes to read: 0 unless `expr` reads the body.
@@ -77,9 +77,9 @@ impl Hcheck {
         let http = http_method.map(|m| (m, version));
 
         let uri = raw.uri.unwrap_or_default();
-        let uri = uri.trim_start_matches('/').to_string();
         if !uri.is_empty() {
-            switchyard_sdk::rules::check_origin_form(&format!("/{uri}")).map_err(|e| format!("uri: {e}"))?;
+            let path = format!("/{}", uri.trim_start_matches('/'));
+            switchyard_sdk::rules::check_origin_form(&path).map_err(|e| format!("uri: {e}"))?;
         }
 
         let expr = raw.expr.as_deref().map(Expr::parse).transpose()?;
@@ -192,6 +192,9 @@ mod tests {
         assert_eq!(h.probe(&member("http://h/app/")), http("HEAD", "/app/status", HttpVersion::Http11, 0));
         let mut h = harness(r#"{"method": "GET"}"#);
         assert_eq!(h.probe(&member("http://h")), http("GET", "/", HttpVersion::Http10, 0));
+        assert_eq!(h.probe(&member("http://h/app/")), http("GET", "/app", HttpVersion::Http10, 0));
+        let mut h = harness(r#"{"method": "GET", "uri": "/"}"#);
+        assert_eq!(h.probe(&member("http://h/app")), http("GET", "/app/", HttpVersion::Http10, 0));
     }
 
     #[test]
