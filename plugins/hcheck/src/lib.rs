@@ -10,13 +10,40 @@
 //!   `/health` give `/app/health`); empty by default, which probes the member's path itself
 //!   (`/` when it has none). httpd sends `OPTIONS *`; a probe here must be in origin form, so
 //!   `OPTIONS` goes to that path instead.
-//! - `expr`: like httpd's `hcexpr`, a condition on the response; see [`expr`] for the
-//!   language. Without it a probe passes on a 2xx or 3xx status, as in httpd.
+//! - `expr`: like httpd's `hcexpr`, a condition on the response (the language is below).
+//!   Without it a probe passes on a 2xx or 3xx status, as in httpd.
 //! - `body_limit`: how many body bytes an `expr` that reads `body` sees (default 4096, at most
 //!   65536). No body is read unless `expr` reads it.
 //!
 //! Settings that could not take effect are errors at config load: `uri` or `expr` with
 //! `TCP`, an `expr` reading the body of a `HEAD` or `OPTIONS` response (which has none).
+//!
+//! # The `expr` language
+//!
+//! ```text
+//! expr       = or
+//! or         = and { ("or" | "||") and }
+//! and        = unary { ("and" | "&&") unary }
+//! unary      = ("not" | "!") unary | primary
+//! primary    = "(" expr ")" | status | header | body
+//! status     = "status" cmp CODE
+//!            | "status" "in" CODE ".." CODE
+//!            | "status" "in" "[" item { "," item } "]"
+//! item       = CODE [ ".." CODE ]
+//! header     = "header" "(" STRING ")" ( "exists" | strop STRING )
+//! body       = "body" strop STRING
+//! cmp        = "==" | "!=" | "<" | "<=" | ">" | ">="
+//! strop      = "==" | "!=" | "contains" | "starts_with" | "ends_with"
+//! CODE       = a status code, 100..999
+//! STRING     = '"' { any character but '"' and '\', or '\"', or '\\' } '"'
+//! ```
+//!
+//! `not` binds tighter than `and`, `and` tighter than `or`. Ranges are inclusive. Keywords are
+//! lowercase. Header names are compared ignoring case; a header sent more than once is
+//! tested on its values joined with `", "`; an absent header `exists` is false, `!=` true and
+//! every other test false. `body` is the first `body_limit` bytes, compared byte for byte.
+//! A failed check says which part failed (`status 503 not in 200..399`,
+//! `body does not contain "UP"`).
 
 mod expr;
 
