@@ -80,16 +80,17 @@ impl Member {
     }
 
     /// `base_path` joined to `path` with exactly one slash: `/app` and `health` or `/health`
-    /// give `/app/health`; an empty `path` gives the base path itself, or `/` when that is
-    /// empty too. This is how httpd builds the target from the member URL and `hcuri`.
+    /// give `/app/health`, and `/` gives `/app/`; an empty `path` gives the base path itself,
+    /// or `/` when that is empty too. This is how httpd builds the target from the member URL
+    /// and `hcuri`, without its double slashes.
     pub fn path(&self, path: &str) -> String {
-        let path = path.trim_start_matches('/');
-        let mut out = String::with_capacity(self.base_path.len() + path.len() + 1);
+        let rest = path.trim_start_matches('/');
+        let mut out = String::with_capacity(self.base_path.len() + rest.len() + 1);
         out.push_str(&self.base_path);
         if !path.is_empty() || out.is_empty() {
             out.push('/');
         }
-        out.push_str(path);
+        out.push_str(rest);
         out
     }
 }
@@ -246,7 +247,10 @@ mod tests {
         assert_eq!(app.path("/health"), "/app/health");
         assert_eq!(app.path("health?x=1"), "/app/health?x=1");
         assert_eq!(app.path(""), "/app");
+        assert_eq!(app.path("/"), "/app/");
+        assert_eq!(app.path("//x"), "/app/x");
         assert_eq!(root.path(""), "/");
+        assert_eq!(root.path("/"), "/");
         assert_eq!(root.path("/health"), "/health");
     }
 

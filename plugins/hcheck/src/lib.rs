@@ -10,13 +10,40 @@
 //!   `/health` give `/app/health`); empty by default, which probes the member's path itself
 //!   (`/` when it has none). httpd sends `OPTIONS *`; a probe here must be in origin form, so
 //!   `OPTIONS` goes to that path instead.
-//! - `expr`: like httpd's `hcexpr`, a condition on the response; see [`expr`] for the
-//!   language. Without it a probe passes on a 2xx or 3xx status, as in httpd.
+//! - `expr`: like httpd's `hcexpr`, a condition on the response (the language is below).
+//!   Without it a probe passes on a 2xx or 3xx status, as in httpd.
 //! - `body_limit`: how many body bytes an `expr` that reads `body` sees (default 4096, at most
 //!   65536). No body is read unless `expr` reads it.
 //!
 //! Settings that could not take effect are errors at config load: `uri` or `expr` with
 //! `TCP`, an `expr` reading the body of a `HEAD` or `OPTIONS` response (which has none).
+//!
+//! # The `expr` language
+//!
+//! ```text
+//! expr       = or
+//! or         = and { ("or" | "||") and }
+//! and        = unary { ("and" | "&&") unary }
+//! unary      = ("not" | "!") unary | primary
+//! primary    = "(" expr ")" | status | header | body
+//! status     = "status" cmp CODE
+//!            | "status" "in" CODE ".." CODE
+//!            | "status" "in" "[" item { "," item } "]"
+//! item       = CODE [ ".." CODE ]
+//! header     = "header" "(" STRING ")" ( "exists" | strop STRING )
+//! body       = "body" strop STRING
+//! cmp        = "==" | "!=" | "<" | "<=" | ">" | ">="
+//! strop      = "==" | "!=" | "contains" | "starts_with" | "ends_with"
+//! CODE       = a status code, 100..999
+//! STRING     = '"' { any character but '"' and '\', or '\"', or '\\' } '"'
+//! ```
+//!
+//! `not` binds tighter than `and`, `and` tighter than `or`. Ranges are inclusive. Keywords are
+//! lowercase. Header names are compared ignoring case; a header sent more than once is
+//! tested on its values joined with `", "`; an absent header `exists` is false, `!=` true and
+//! every other test false. `body` is the first `body_limit` bytes, compared byte for byte.
+//! A failed check says which part failed (`status 503 not in 200..399`,
+//! `body does not contain "UP"`).
 
 mod expr;
 
@@ -47,7 +74,7 @@ struct RawConfig {
 pub struct Hcheck {
     /// The HTTP method and version; `None` for TCP.
     http: Option<(&'static str, HttpVersion)>,
-    /// `uri`, without leading slashes.
+    /// `uri`, as configured.
     uri: String,
     expr: Option<Expr>,
     /// Body bytes to read: 0 unless `expr` reads the body.
@@ -77,9 +104,9 @@ impl Hcheck {
         let http = http_method.map(|m| (m, version));
 
         let uri = raw.uri.unwrap_or_default();
-        let uri = uri.trim_start_matches('/').to_string();
         if !uri.is_empty() {
-            switchyard_sdk::rules::check_origin_form(&format!("/{uri}")).map_err(|e| format!("uri: {e}"))?;
+            let path = format!("/{}", uri.trim_start_matches('/'));
+            switchyard_sdk::rules::check_origin_form(&path).map_err(|e| format!("uri: {e}"))?;
         }
 
         let expr = raw.expr.as_deref().map(Expr::parse).transpose()?;
@@ -192,6 +219,9 @@ mod tests {
         assert_eq!(h.probe(&member("http://h/app/")), http("HEAD", "/app/status", HttpVersion::Http11, 0));
         let mut h = harness(r#"{"method": "GET"}"#);
         assert_eq!(h.probe(&member("http://h")), http("GET", "/", HttpVersion::Http10, 0));
+        assert_eq!(h.probe(&member("http://h/app/")), http("GET", "/app", HttpVersion::Http10, 0));
+        let mut h = harness(r#"{"method": "GET", "uri": "/"}"#);
+        assert_eq!(h.probe(&member("http://h/app")), http("GET", "/app/", HttpVersion::Http10, 0));
     }
 
     #[test]

@@ -26,7 +26,7 @@ use serde::Deserialize;
 use switchyard_sdk::{Config, Context, Edit, Header, HeaderRewrite, Interest, PhaseInterest};
 
 use cookie::CookieMaps;
-use url::{Url, move_path};
+use url::{Url, join, under};
 
 /// Response headers holding a URL that `reverse` maps back to the proxy (httpd's list).
 const RESPONSE_URL_HEADERS: [&str; 3] = ["location", "content-location", "uri"];
@@ -74,52 +74,58 @@ impl ProxyPassReverse {
                     return Err(format!("cookie_path: {side:?} is not a path starting with `/`"));
                 }
             }
-            cookies.paths.push((from, to));
+            // Kept longest internal path first, so the longest match wins whatever order the
+            // table came in (inserted in place: a sort would double the component's code).
+            let len = |p: &str| p.trim_end_matches('/').len();
+            let at = cookies.paths.iter().position(|(f, _)| len(f) < len(&from)).unwrap_or(cookies.paths.len());
+            cookies.paths.insert(at, (from, to));
         }
-        // The longest internal path wins, whatever order the table came in.
-        cookies.paths.sort_by_key(|(from, _)| std::cmp::Reverse(from.trim_end_matches('/').len()));
         Ok(Self { reverse: raw.reverse, cookies })
     }
 
-    /// A response URL mapped back to the proxy, when it points into one of the targets.
+    /// A response URL mapped back to the proxy, when it points into one of the targets (the
+    /// first that matches, in config order).
     fn to_public(&self, value: &str, context: &Context) -> Option<String> {
         let url = Url::parse(value)?;
+        let rest = context.targets.iter().find_map(|target| {
+            let target = Url::parse(target)?;
+            if target.same_origin(&url) { under(url.path, target.path) } else { None }
+        })?;
         let mut out = String::with_capacity(value.len() + context.public_host.len() + context.public_prefix.len() + 8);
         if !context.public_host.is_empty() {
             out.push_str(if context.public_scheme.is_empty() { "http" } else { &context.public_scheme });
             out.push_str("://");
             out.push_str(&context.public_host);
         }
-        let matched = context.targets.iter().any(|target| {
-            Url::parse(target)
-                .is_some_and(|t| t.same_origin(&url) && move_path(url.path, t.path, &context.public_prefix, &mut out))
-        });
-        matched.then(|| {
-            out.push_str(url.tail);
-            out
-        })
+        join(&context.public_prefix, rest, &mut out);
+        out.push_str(url.tail);
+        Some(out)
     }
 
     /// A request URL (absolute, or a path) mapped to the member, when it points into the
     /// route's public URL.
     fn to_member(&self, value: &str, context: &Context) -> Option<String> {
         let member = Url::parse(&context.member)?;
-        let mut out = String::with_capacity(value.len() + context.member.len());
-        let tail = if value.starts_with('/') && !value.starts_with("//") {
+        if value.starts_with('/') && !value.starts_with("//") {
             let end = value.find(['?', '#']).unwrap_or(value.len());
-            move_path(&value[..end], &context.public_prefix, member.path, &mut out).then_some(&value[end..])?
-        } else {
-            let url = Url::parse(value)?;
-            let public = format!("{}://{}", context.public_scheme, context.public_host);
-            if context.public_host.is_empty() || !Url::parse(&public).is_some_and(|p| p.same_origin(&url)) {
-                return None;
-            }
-            out.push_str(member.scheme);
-            out.push_str("://");
-            out.push_str(member.authority);
-            move_path(url.path, &context.public_prefix, member.path, &mut out).then_some(url.tail)?
-        };
-        out.push_str(tail);
+            let rest = under(&value[..end], &context.public_prefix)?;
+            let mut out = String::with_capacity(value.len() + member.path.len());
+            join(member.path, rest, &mut out);
+            out.push_str(&value[end..]);
+            return Some(out);
+        }
+        let url = Url::parse(value)?;
+        let public = Url::origin(&context.public_scheme, &context.public_host)?;
+        if !public.same_origin(&url) {
+            return None;
+        }
+        let rest = under(url.path, &context.public_prefix)?;
+        let mut out = String::with_capacity(value.len() + context.member.len());
+        out.push_str(member.scheme);
+        out.push_str("://");
+        out.push_str(member.authority);
+        join(member.path, rest, &mut out);
+        out.push_str(url.tail);
         Some(out)
     }
 }

@@ -240,6 +240,13 @@ fn every_set_cookie_is_rewritten_in_order() {
 }
 
 #[test]
+fn the_longest_internal_path_wins_whatever_the_order() {
+    let config = r#"{"cookie_path": {"/": "/root/", "/app/": "/shop/", "/app/admin": "/admin/", "/b": "/c"}}"#;
+    let out = cookies(config, &["a=1; Path=/app/admin/x", "b=2; Path=/app/x", "c=3; Path=/x", "d=4; Path=/b"]);
+    assert_eq!(out.get_all("set-cookie"), ["a=1; Path=/admin/x", "b=2; Path=/shop/x", "c=3; Path=/root/x", "d=4; Path=/c"]);
+}
+
+#[test]
 fn cookies_that_map_nothing_make_no_edits() {
     let out = cookies(
         r#"{"cookie_domain": {"backend.internal": "www.example.com"}, "cookie_path": {"/app/": "/"}}"#,

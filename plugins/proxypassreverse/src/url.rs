@@ -34,6 +34,14 @@ impl<'a> Url<'a> {
         Some(Self { scheme, authority, host, port, path, tail })
     }
 
+    /// The origin `scheme://authority`, with no path: for comparing with [`same_origin`].
+    ///
+    /// [`same_origin`]: Url::same_origin
+    pub(crate) fn origin(scheme: &'a str, authority: &'a str) -> Option<Self> {
+        let (host, port) = split_authority(authority)?;
+        Some(Self { scheme, authority, host, port, path: "", tail: "" })
+    }
+
     /// Whether both URLs name the same server: scheme and host compared ignoring case, a
     /// missing port standing for the scheme's default.
     pub(crate) fn same_origin(&self, other: &Url<'_>) -> bool {
@@ -82,25 +90,38 @@ pub(crate) fn split_authority(authority: &str) -> Option<(&str, Option<u16>)> {
     Some((host, Some(port.parse().ok()?)))
 }
 
-/// Moves `path` from under `from` to under `to`, or `None` when `path` is not under `from`.
+/// What is left of `path` under `base`, or `None` when `path` is not under it.
 ///
-/// `from` matches at a segment boundary, a trailing slash on it ignored: `/app` and `/app/`
-/// both cover `/app`, `/app/` and `/app/x` but not `/apple`; `` and `/` cover every path.
-/// The rest is joined to `to` with exactly one slash (`/app/x` from `/app/` to `/images/`
-/// is `/images/x`); a path equal to `from` becomes `to` as written, or `/` when `to` is empty.
-pub(crate) fn move_path(path: &str, from: &str, to: &str, out: &mut String) -> bool {
-    let base = from.trim_end_matches('/');
-    let Some(rest) = path.strip_prefix(base) else { return false };
-    if !(rest.is_empty() || rest.starts_with('/')) {
-        return false;
-    }
+/// `base` matches at a segment boundary, a trailing slash on it ignored: `/app` and `/app/`
+/// both cover `/app` (rest ``), `/app/` (rest `/`) and `/app/x` (rest `/x`) but not `/apple`;
+/// `` and `/` cover every path. Paths compare with case.
+pub(crate) fn under<'p>(path: &'p str, base: &str) -> Option<&'p str> {
+    let rest = path.strip_prefix(base.trim_end_matches('/'))?;
+    (rest.is_empty() || rest.starts_with('/')).then_some(rest)
+}
+
+/// Appends `rest` (from [`under`]) moved under `to`: joined with exactly one slash
+/// (`/x` under `/images/` is `/images/x`); an empty rest gives `to` as written, or `/` when
+/// `to` is empty.
+pub(crate) fn join(to: &str, rest: &str, out: &mut String) {
     if rest.is_empty() {
         out.push_str(if to.is_empty() { "/" } else { to });
     } else {
         out.push_str(to.trim_end_matches('/'));
         out.push_str(rest);
     }
-    true
+}
+
+/// [`under`] then [`join`]: moves `path` from under `from` to under `to`, or returns false
+/// (appending nothing) when `path` is not under `from`.
+pub(crate) fn move_path(path: &str, from: &str, to: &str, out: &mut String) -> bool {
+    match under(path, from) {
+        Some(rest) => {
+            join(to, rest, out);
+            true
+        }
+        None => false,
+    }
 }
 
 #[cfg(test)]

@@ -70,7 +70,7 @@ fn to_edits(edits: Vec<Edit>) -> Vec<wit::Edit> {
         .collect()
 }
 
-/// Exports a type implementing [`HeaderRewrite`](crate::HeaderRewrite) as the plugin's
+/// Exports a type implementing [`HeaderRewrite`] as the plugin's
 /// `header-rewrite` interface. Use it once, at the top level of the plugin crate. It expands
 /// to nothing when the crate is built natively (for `cargo test`).
 #[macro_export]

@@ -49,7 +49,7 @@ fn from_member(m: wit::Member) -> Member {
     Member { url: m.url, host: m.host, port: m.port, base_path: m.base_path }
 }
 
-/// Exports a type implementing [`HealthCheck`](crate::HealthCheck) as the plugin's
+/// Exports a type implementing [`HealthCheck`] as the plugin's
 /// `health-check` interface. Use it once, at the top level of the plugin crate. It expands to
 /// nothing when the crate is built natively (for `cargo test`).
 #[macro_export]

@@ -37,7 +37,7 @@ fn view(c: &wit::Candidates) -> Candidates<'_> {
     Candidates::from_columns(c.count as usize, &c.values)
 }
 
-/// Exports a type implementing [`LbMethod`](crate::LbMethod) as the plugin's `lbmethod`
+/// Exports a type implementing [`LbMethod`] as the plugin's `lbmethod`
 /// interface. Use it once, at the top level of the plugin crate. It expands to nothing when
 /// the crate is built natively (for `cargo test`).
 #[macro_export]

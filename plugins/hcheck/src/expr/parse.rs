@@ -37,7 +37,7 @@ impl<'t, 'a> Parser<'t, 'a> {
         hit
     }
 
-    /// "expected <what> after `<previous token>`", pointing at the next token or the end.
+    /// "expected `what` after `previous token`", pointing at the next token or the end.
     fn expected(&self, what: &str) -> ExprError {
         if let (None, Some(e)) = (self.peek(), &self.lex_error) {
             return e.clone();
