@@ -42,8 +42,9 @@ pub trait LbMethod: Sized + 'static {
 /// What the host tells `pick` about the request itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Request {
-    /// A 64-bit hash of the balancer's `hashkey` source (client address, a header, a cookie,
-    /// the path), for hashing methods; 0 when the balancer sets no `hashkey`.
+    /// The 64-bit FNV-1a hash of the balancer's `hashkey` source (the client address's bytes,
+    /// a header's or a cookie's value, the path), for hashing methods; 0 when the balancer
+    /// sets no `hashkey` or the request lacks the source. Stable across proxy versions.
     pub key: u64,
 }
 

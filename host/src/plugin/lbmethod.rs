@@ -96,12 +96,18 @@ impl WasmLbMethod {
         &self.instances.stats
     }
 
-    /// Picks over three synthetic members and checks the answers, so a plugin that cannot do
-    /// its one job is refused before it serves a request. The instance it made is kept.
+    /// Hands over three synthetic members, picks over them and checks the answers, so a plugin
+    /// that cannot do its one job is refused before it serves a request. The instance it made
+    /// is kept (it gets the real members before its first real call).
     fn self_test(&self) -> Result<(), PluginError> {
         let name = &self.instances.name;
         let refuse = |reason: String| PluginError::SelfTest { plugin: name.clone(), reason };
         let mut instance = self.instances.first_instance()?;
+        let urls: Vec<String> = (1..=3).map(|i| format!("http://self-test-{i}.invalid")).collect();
+        let infos: Vec<wit::MemberInfo> = urls.iter().map(|url| wit::MemberInfo { url, route: "", lbset: 0 }).collect();
+        self.instances
+            .run(&mut instance, true, |b, store| b.switchyard_plugin_lbmethod().call_reset(store, &infos))
+            .map_err(|e| refuse(format!("reset trapped: {e:#}")))?;
         let values = synthetic_values(3);
         let table = wit::Candidates { count: 3, values: &values };
         let decision = self

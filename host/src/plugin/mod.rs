@@ -96,7 +96,8 @@ pub struct PluginRuntime {
     rewrite_linker: Linker<PluginState>,
     limits: PluginLimits,
     ticker: Arc<EpochTicker>,
-    compiled: Mutex<HashMap<PluginSource, Component>>,
+    /// Compiled components by [`content_key`].
+    compiled: Mutex<HashMap<(usize, u64), Component>>,
 }
 
 impl PluginRuntime {
@@ -151,30 +152,47 @@ impl PluginRuntime {
     }
 
     /// The compiled component for `source`, compiling it on a blocking thread the first time.
+    /// Components are cached by their bytes, so a file that changed is compiled again and one
+    /// loaded for several balancers (or again, unchanged) is compiled once.
     async fn component(&self, source: &PluginSource, name: &str) -> Result<Component, PluginError> {
-        if let Some(c) = self.compiled.lock().ok().and_then(|c| c.get(source).cloned()) {
-            return Ok(c);
-        }
-        let bytes: Vec<u8> = match source {
+        let bytes: Arc<[u8]> = match source {
             PluginSource::Builtin(builtin) => builtin::component(builtin)
                 .ok_or_else(|| PluginError::Compile { plugin: name.to_string(), reason: "no such default plugin".into() })?
-                .to_vec(),
+                .into(),
             PluginSource::File(path) => tokio::fs::read(path)
                 .await
-                .map_err(|source| PluginError::Read { path: path.display().to_string(), source })?,
+                .map_err(|source| PluginError::Read { path: path.display().to_string(), source })?
+                .into(),
         };
+        let key = content_key(&bytes);
+        if let Some(c) = self.compiled.lock().ok().and_then(|c| c.get(&key).cloned()) {
+            return Ok(c);
+        }
         let engine = self.engine.clone();
-        let component = tokio::task::spawn_blocking(move || Component::new(&engine, &bytes))
+        let component = tokio::task::spawn_blocking(move || Component::new(&engine, &*bytes))
             .await
             .map_err(|e| PluginError::Compile { plugin: name.to_string(), reason: e.to_string() })?
             .map_err(|e| PluginError::Compile { plugin: name.to_string(), reason: format!("{e:#}") })?;
-        // Only defaults are cached: a file may change between loads (hot swap).
-        if matches!(source, PluginSource::Builtin(_))
-            && let Ok(mut compiled) = self.compiled.lock() {
-                compiled.insert(source.clone(), component.clone());
+        if let Ok(mut compiled) = self.compiled.lock() {
+            // Bounded: a long-lived proxy loading ever new versions must not keep them all.
+            if compiled.len() >= MAX_CACHED_COMPONENTS {
+                compiled.clear();
             }
+            compiled.insert(key, component.clone());
+        }
         Ok(component)
     }
+}
+
+/// Most compiled components kept for reuse.
+const MAX_CACHED_COMPONENTS: usize = 32;
+
+/// A cache key for a component's bytes: their length and a 64-bit hash (in-process only).
+fn content_key(bytes: &[u8]) -> (usize, u64) {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::hash::DefaultHasher::new();
+    bytes.hash(&mut hasher);
+    (bytes.len(), hasher.finish())
 }
 
 /// A short name for a plugin: the default method's name, or the file name.

@@ -5,7 +5,7 @@
 //! with the plugin's label, so a guest's panic message reaches the operator.
 
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -30,8 +30,8 @@ impl PluginState {
     /// A store state with no capabilities and `memory_limit` bytes of linear memory at most.
     pub(crate) fn new(label: Arc<str>, memory_limit: u64) -> Self {
         let mut wasi = WasiCtx::builder();
-        wasi.stdout(LogStream { label: Arc::clone(&label), stream: Stream::Stdout })
-            .stderr(LogStream { label: Arc::clone(&label), stream: Stream::Stderr })
+        wasi.stdout(LogStream::new(&label, 2))
+            .stderr(LogStream::new(&label, 3))
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false);
@@ -99,28 +99,65 @@ fn sanitize(message: &str) -> String {
     cut.chars().flat_map(|c| if c.is_control() { c.escape_default().collect::<Vec<_>>() } else { vec![c] }).collect()
 }
 
-#[derive(Clone, Copy)]
-enum Stream {
-    Stdout,
-    Stderr,
-}
-
-/// A guest's stdout or stderr, turned into log lines.
+/// A guest's stdout or stderr, turned into log lines (info and warn).
+///
+/// Writes are gathered into lines, because language runtimes write a line in pieces (Python
+/// writes the text and its newline separately). A complete line is logged at once; a partial
+/// one when the guest flushes, when it grows past [`MAX_LINE`], or when the instance goes.
 struct LogStream {
-    label: Arc<str>,
-    stream: Stream,
+    lines: Arc<LineBuffer>,
 }
 
 impl LogStream {
-    fn write_bytes(&self, bytes: &[u8]) {
-        let text = String::from_utf8_lossy(bytes);
-        for line in text.lines().filter(|l| !l.trim().is_empty()) {
-            let level = match self.stream {
-                Stream::Stdout => 2,
-                Stream::Stderr => 3,
-            };
-            log_line(&self.label, level, line);
+    fn new(label: &Arc<str>, level: u8) -> Self {
+        Self { lines: Arc::new(LineBuffer { label: Arc::clone(label), level, pending: Mutex::new(Vec::new()) }) }
+    }
+}
+
+/// The part of the output not yet logged.
+struct LineBuffer {
+    label: Arc<str>,
+    level: u8,
+    pending: Mutex<Vec<u8>>,
+}
+
+impl LineBuffer {
+    fn write(&self, bytes: &[u8]) {
+        let ready = match self.pending.lock() {
+            Ok(mut pending) => take_lines(&mut pending, bytes),
+            Err(_) => return,
+        };
+        if let Some(ready) = ready {
+            self.log(&ready);
         }
+    }
+
+    fn flush(&self) {
+        let rest = self.pending.lock().map(|mut p| std::mem::take(&mut *p)).unwrap_or_default();
+        self.log(&rest);
+    }
+
+    fn log(&self, bytes: &[u8]) {
+        for line in String::from_utf8_lossy(bytes).lines().filter(|l| !l.trim().is_empty()) {
+            log_line(&self.label, self.level, line);
+        }
+    }
+}
+
+/// Appends `bytes` to `pending` and takes off what is ready to log: every complete line, or
+/// everything once a line grows past [`MAX_LINE`].
+fn take_lines(pending: &mut Vec<u8>, bytes: &[u8]) -> Option<Vec<u8>> {
+    pending.extend_from_slice(bytes);
+    if pending.len() > MAX_LINE {
+        return Some(std::mem::take(pending));
+    }
+    let end = pending.iter().rposition(|&b| b == b'\n')?;
+    Some(pending.drain(..=end).collect())
+}
+
+impl Drop for LineBuffer {
+    fn drop(&mut self) {
+        self.flush();
     }
 }
 
@@ -132,16 +169,16 @@ impl IsTerminal for LogStream {
 
 impl StdoutStream for LogStream {
     fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
-        Box::new(LogWriter(LogStream { label: Arc::clone(&self.label), stream: self.stream }))
+        Box::new(LogWriter(Arc::clone(&self.lines)))
     }
 
     fn p2_stream(&self) -> Box<dyn OutputStream> {
-        Box::new(LogWriter(LogStream { label: Arc::clone(&self.label), stream: self.stream }))
+        Box::new(LogWriter(Arc::clone(&self.lines)))
     }
 }
 
-/// Accepts every write at once and logs it: no buffering, no blocking, no background task.
-struct LogWriter(LogStream);
+/// Accepts every write at once: no blocking, no background task.
+struct LogWriter(Arc<LineBuffer>);
 
 #[wasmtime_wasi::async_trait]
 impl Pollable for LogWriter {
@@ -150,11 +187,12 @@ impl Pollable for LogWriter {
 
 impl OutputStream for LogWriter {
     fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
-        self.0.write_bytes(&bytes);
+        self.0.write(&bytes);
         Ok(())
     }
 
     fn flush(&mut self) -> StreamResult<()> {
+        self.0.flush();
         Ok(())
     }
 
@@ -165,11 +203,12 @@ impl OutputStream for LogWriter {
 
 impl tokio::io::AsyncWrite for LogWriter {
     fn poll_write(self: Pin<&mut Self>, _cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
-        self.0.write_bytes(buf);
+        self.0.write(buf);
         Poll::Ready(Ok(buf.len()))
     }
 
     fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.0.flush();
         Poll::Ready(Ok(()))
     }
 
@@ -181,6 +220,17 @@ impl tokio::io::AsyncWrite for LogWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn output_is_logged_by_whole_lines() {
+        let mut pending = Vec::new();
+        assert_eq!(take_lines(&mut pending, b"Traceback: "), None);
+        assert_eq!(take_lines(&mut pending, b"boom"), None);
+        assert_eq!(take_lines(&mut pending, b"\nnext"), Some(b"Traceback: boom\n".to_vec()));
+        assert_eq!(pending, b"next");
+        assert_eq!(take_lines(&mut pending, &vec![b'x'; MAX_LINE]).map(|l| l.len()), Some(MAX_LINE + 4), "a runaway line is cut loose");
+        assert!(pending.is_empty());
+    }
 
     #[test]
     fn log_lines_are_cut_and_escaped() {

@@ -3,7 +3,6 @@
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -153,23 +152,26 @@ fn is_idempotent(method: &Method) -> bool {
     matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE)
 }
 
-/// The 64-bit request key `pick` gets, hashed from the balancer's `hashkey` source.
+/// The 64-bit request key `pick` gets: the FNV-1a hash of the balancer's `hashkey` source
+/// (the client IP's 4 or 16 address bytes, the path, or the header's or cookie's value bytes),
+/// 0 when there is no source or it is absent. FNV-1a is fixed by its definition, so a key
+/// never changes with a Rust release and plugins can rely on it.
 fn request_key(source: &HashKey, request: &Request<Incoming>, peer: SocketAddr) -> u64 {
-    let mut hasher = std::hash::DefaultHasher::new();
     match source {
-        HashKey::None => return 0,
-        HashKey::ClientIp => peer.ip().hash(&mut hasher),
-        HashKey::Path => request.uri().path().hash(&mut hasher),
-        HashKey::Header(name) => match request.headers().get(name) {
-            Some(v) => v.as_bytes().hash(&mut hasher),
-            None => return 0,
+        HashKey::None => 0,
+        HashKey::ClientIp => match peer.ip() {
+            std::net::IpAddr::V4(ip) => fnv1a(&ip.octets()),
+            std::net::IpAddr::V6(ip) => fnv1a(&ip.octets()),
         },
-        HashKey::Cookie(name) => match cookie(request.headers(), name) {
-            Some(v) => v.hash(&mut hasher),
-            None => return 0,
-        },
+        HashKey::Path => fnv1a(request.uri().path().as_bytes()),
+        HashKey::Header(name) => request.headers().get(name).map_or(0, |v| fnv1a(v.as_bytes())),
+        HashKey::Cookie(name) => cookie(request.headers(), name).map_or(0, |v| fnv1a(v.as_bytes())),
     }
-    hasher.finish()
+}
+
+/// The 64-bit FNV-1a hash of `bytes`.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
 }
 
 /// The value of cookie `name` in the request's Cookie headers.
@@ -182,4 +184,17 @@ fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
         .filter_map(|pair| pair.trim().split_once('='))
         .find(|(k, _)| *k == name)
         .map(|(_, v)| v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fnv1a;
+
+    #[test]
+    fn request_keys_are_fnv1a() {
+        // The published FNV-1a 64 test vectors: plugins may rely on these values.
+        assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(fnv1a(b"foobar"), 0x85944171f73967e8);
+    }
 }
