@@ -43,6 +43,7 @@ fn member(i: usize) -> config::Member {
         route: String::new(),
         redirect: String::new(),
         connection: settings,
+        upgrade: config::Upgrades::default(),
     }
 }
 

@@ -12,6 +12,7 @@
 pub mod balancer;
 pub mod config;
 mod deadline;
+pub mod edge;
 pub mod plugin;
 pub mod proxy;
 pub mod server;

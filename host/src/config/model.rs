@@ -24,6 +24,12 @@ pub struct Config {
     pub server: Server,
     /// Limits every plugin runs under.
     pub plugins: PluginLimits,
+    /// `[limits]`: request size limits.
+    pub limits: super::edge::Limits,
+    /// `[timeouts]`: how long clients may take.
+    pub timeouts: super::edge::Timeouts,
+    /// `[forwarded]`: whose forwarding headers are believed.
+    pub forwarded: super::edge::Forwarded,
 }
 
 /// One `[[listen]]`.
@@ -42,6 +48,8 @@ pub struct Route {
     pub target: RouteTarget,
     /// Send the client's Host header to the member instead of the member's own (ProxyPreserveHost).
     pub preserve_host: bool,
+    /// Protocols every member of this route may be upgraded to.
+    pub upgrade: super::edge::Upgrades,
 }
 
 /// Where a route sends its requests.
@@ -129,6 +137,8 @@ pub struct Member {
     pub redirect: String,
     /// Connection and pooling settings.
     pub connection: ConnectionSettings,
+    /// Protocols requests to this member may be upgraded to (httpd's `upgrade=`).
+    pub upgrade: super::edge::Upgrades,
 }
 
 /// How the proxy connects to a member.

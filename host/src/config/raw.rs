@@ -24,6 +24,12 @@ pub(crate) struct RawConfig {
     pub server: RawServer,
     #[serde(default)]
     pub plugins: RawPlugins,
+    #[serde(default)]
+    pub limits: super::edge::RawLimits,
+    #[serde(default)]
+    pub timeouts: super::edge::RawTimeouts,
+    #[serde(default)]
+    pub forwarded: super::edge::RawForwarded,
 }
 
 /// `[[listen]]`
@@ -50,6 +56,7 @@ pub(crate) struct RawRoute {
     pub max: Option<u32>,
     pub ttl: Option<DurationValue>,
     pub acquire: Option<DurationValue>,
+    pub upgrade: Option<Vec<String>>,
 }
 
 /// `[balancer.NAME]`
@@ -79,6 +86,7 @@ pub(crate) struct RawMember {
     pub max: Option<u32>,
     pub ttl: Option<DurationValue>,
     pub acquire: Option<DurationValue>,
+    pub upgrade: Option<Vec<String>>,
 }
 
 /// `[server]`

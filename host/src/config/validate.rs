@@ -28,7 +28,7 @@ const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 pub(crate) struct Problems(pub Vec<(Vec<Seg>, String)>);
 
 impl Problems {
-    fn push(&mut self, path: &[Seg], message: impl Into<String>) {
+    pub(super) fn push(&mut self, path: &[Seg], message: impl Into<String>) {
         self.0.push((path.to_vec(), message.into()));
     }
 }
@@ -61,9 +61,12 @@ pub(crate) fn validate(
     let routes = routes(&raw.route, &balancer_names, &mut p);
     let server = server(&raw.server, &mut p);
     let plugins = plugins(&raw.plugins, &mut p);
+    let limits = super::edge::limits(&raw.limits, &mut p);
+    let timeouts = super::edge::timeouts(&raw.timeouts, &mut p);
+    let forwarded = super::edge::forwarded(&raw.forwarded, &mut p);
 
     if p.0.is_empty() {
-        Ok(Config { file: file.to_path_buf(), listeners, routes, balancers, server, plugins })
+        Ok(Config { file: file.to_path_buf(), listeners, routes, balancers, server, plugins, limits, timeouts, forwarded })
     } else {
         Err(p)
     }
@@ -134,6 +137,7 @@ fn routes(raw: &[RawRoute], balancer_names: &[&String], p: &mut Problems) -> Vec
                     route: String::new(),
                     redirect: String::new(),
                     connection,
+                    upgrade: super::edge::Upgrades::default(),
                 }),
                 Err(e) => {
                     p.push(&key(&here, "backend"), e);
@@ -141,7 +145,8 @@ fn routes(raw: &[RawRoute], balancer_names: &[&String], p: &mut Problems) -> Vec
                 }
             }
         };
-        out.push(Route { prefix: r.path.clone(), target, preserve_host: r.preserve_host });
+        let upgrade = super::edge::upgrades(&here, r.upgrade.as_ref(), p);
+        out.push(Route { prefix: r.path.clone(), target, preserve_host: r.preserve_host, upgrade });
     }
     out
 }
@@ -241,6 +246,7 @@ fn member(here: &[Seg], m: &RawMember, p: &mut Problems) -> Option<Member> {
         route: m.route.clone().unwrap_or_default(),
         redirect: m.redirect.clone().unwrap_or_default(),
         connection,
+        upgrade: super::edge::upgrades(here, m.upgrade.as_ref(), p),
     })
 }
 
