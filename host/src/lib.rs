@@ -6,6 +6,10 @@
 //! - [`config`]: the TOML file, checked into a typed model.
 //! - [`balancer`]: members, flags, failover tiers, counters; asks an [`balancer::LbMethod`].
 //! - [`plugin`]: the Wasm runtime; implements [`balancer::LbMethod`] with components.
+//! - [`edge`]: below HTTP on client connections: raw-head checks, head and idle deadlines.
+//! - [`proxy`]: the request path: strict checks, routing, forwarding, the error responses.
+//! - [`server`]: workers, listeners, connection limit, graceful shutdown; [`reload`] swaps in
+//!   a new config without refusing a connection.
 
 #![forbid(unsafe_code)]
 
@@ -15,4 +19,5 @@ mod deadline;
 pub mod edge;
 pub mod plugin;
 pub mod proxy;
+pub mod reload;
 pub mod server;
