@@ -3,6 +3,7 @@
 
 mod bodies;
 mod errors;
+mod framing;
 mod headers;
 mod lbmethods;
 mod plugins;

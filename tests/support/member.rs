@@ -6,6 +6,8 @@
 //! - `/status/N`: status N
 //! - `/sleep/MS`: waits MS milliseconds, then answers like the default
 //! - `/close`: reads the request, then drops the connection without answering
+//! - `/ws`: a WebSocket echo (answers 101 to an upgrade, then echoes each text frame back);
+//!   without an upgrade, 426 with `x-seen-upgrade` telling what Upgrade header arrived
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -29,6 +31,7 @@ pub struct Member {
     /// Where it listens.
     pub addr: SocketAddr,
     requests: Arc<AtomicUsize>,
+    connections: Arc<AtomicUsize>,
     stop: watch::Sender<bool>,
 }
 
@@ -54,6 +57,8 @@ impl Member {
     fn serve(name: &str, listener: TcpListener) -> Member {
         let addr = listener.local_addr().expect("member addr");
         let requests = Arc::new(AtomicUsize::new(0));
+        let connections = Arc::new(AtomicUsize::new(0));
+        let accepted = Arc::clone(&connections);
         let (stop, mut stopped) = watch::channel(false);
         let name_owned = name.to_string();
         let counter = Arc::clone(&requests);
@@ -63,6 +68,7 @@ impl Member {
                     accepted = listener.accept() => match accepted { Ok(a) => a, Err(_) => continue },
                     _ = stopped.wait_for(|s| *s) => return,
                 };
+                accepted.fetch_add(1, Ordering::SeqCst);
                 let name = name_owned.clone();
                 let counter = Arc::clone(&counter);
                 let mut stopped = stopped.clone();
@@ -72,7 +78,7 @@ impl Member {
                         handle(name.clone(), req)
                     });
                     let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-                    let conn = builder.serve_connection(TokioIo::new(stream), service);
+                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
                     tokio::select! {
                         _ = conn => {}
                         _ = stopped.wait_for(|s| *s) => {}
@@ -80,7 +86,7 @@ impl Member {
                 });
             }
         });
-        Member { name: name.to_string(), addr, requests, stop }
+        Member { name: name.to_string(), addr, requests, connections, stop }
     }
 
     /// `http://127.0.0.1:PORT`
@@ -91,6 +97,11 @@ impl Member {
     /// Requests served so far.
     pub fn requests(&self) -> usize {
         self.requests.load(Ordering::SeqCst)
+    }
+
+    /// TCP connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
     }
 
     /// Stops listening and closes every connection.
@@ -180,6 +191,7 @@ async fn handle(name: String, req: Request<Incoming>) -> Result<Response<Body>, 
             tokio::time::sleep(Duration::from_millis(arg.parse().unwrap_or(0))).await;
             named(StatusCode::OK)
         }
+        "ws" => return Ok(crate::websocket::member_answer(req, name)),
         "close" => {
             let _ = req.into_body().collect().await;
             return Err(CloseOnPurpose);

@@ -9,6 +9,10 @@
 //!   1-byte-per-second upload cannot hold a connection for ever (nginx's per-read timeout
 //!   lets it). Only time spent waiting for the client counts: while the member is slow to
 //!   take the bytes the body is not polled and the clock stops.
+//!
+//! The first piece of a body is read before any member is chosen ([`ClientBody::prefetch`]):
+//! a body that is malformed, too large or too slow from the start never reaches a member, and
+//! no member connection waits on a client that has not started sending.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -59,6 +63,10 @@ pub(crate) struct ClientBody {
     /// When the current wait began.
     waiting_since: Option<Instant>,
     timer: Option<Pin<Box<Sleep>>>,
+    /// The frame read ahead by `prefetch`, handed out first.
+    first: Option<Frame<Bytes>>,
+    /// Whether `prefetch` found the end of the body.
+    ended: bool,
 }
 
 impl ClientBody {
@@ -73,7 +81,26 @@ impl ClientBody {
             waited: Duration::ZERO,
             waiting_since: None,
             timer: None,
+            first: None,
+            ended: false,
         }
+    }
+
+    /// Reads the first frame of the body (if there is a body), under the limits.
+    pub(crate) async fn prefetch(&mut self) -> Result<(), ClientBodyError> {
+        if self.inner.is_end_stream() {
+            return Ok(());
+        }
+        match std::future::poll_fn(|cx| Pin::new(&mut *self).poll_frame(cx)).await {
+            Some(Ok(frame)) => self.first = Some(frame),
+            Some(Err(e)) => return Err(e),
+            None => self.ended = true,
+        }
+        Ok(())
+    }
+
+    fn first_len(&self) -> u64 {
+        self.first.as_ref().and_then(|f| f.data_ref()).map_or(0, |d| d.len() as u64)
     }
 
     /// When the current wait, begun at `since`, runs out.
@@ -94,6 +121,12 @@ impl Body for ClientBody {
 
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, ClientBodyError>>> {
         let this = self.get_mut();
+        if let Some(frame) = this.first.take() {
+            return Poll::Ready(Some(Ok(frame)));
+        }
+        if this.ended {
+            return Poll::Ready(None);
+        }
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(frame) => {
                 if let Some(since) = this.waiting_since.take() {
@@ -138,10 +171,20 @@ impl Body for ClientBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.first.is_none() && (self.ended || self.inner.is_end_stream())
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        let ahead = self.first_len();
+        if self.ended {
+            return SizeHint::with_exact(ahead);
+        }
+        let inner = self.inner.size_hint();
+        let mut hint = SizeHint::new();
+        hint.set_lower(inner.lower() + ahead);
+        if let Some(upper) = inner.upper() {
+            hint.set_upper(upper + ahead);
+        }
+        hint
     }
 }

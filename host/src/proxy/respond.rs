@@ -74,6 +74,7 @@ impl ProxyError {
         matches!(
             self,
             ProxyError::Malformed { .. }
+                | ProxyError::MethodNotAllowed { .. }
                 | ProxyError::UriTooLong { .. }
                 | ProxyError::HeaderTooLarge { .. }
                 | ProxyError::BodyTooLarge { .. }

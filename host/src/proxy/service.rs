@@ -108,7 +108,9 @@ impl Proxy {
         let (parts, body) = request.into_parts();
         let (mut outgoing, parts) = Outgoing::prepare(parts, rest, &body, &client.forwarded_for, route.target.preserve_host, trusted);
         outgoing.upgrade = upgrade;
-        let body = RequestBody::Client { inner: ClientBody::new(body, &self.limits, &self.timeouts), member: None };
+        let mut body = ClientBody::new(body, &self.limits, &self.timeouts);
+        body.prefetch().await?;
+        let body = RequestBody::Client { inner: body, member: None };
         let mut response = relay_with_failover(upstream, outgoing, (parts, body), key).await?;
         upgrade::start_tunnel(&mut response, on_upgrade, &client.conn);
         Ok(response)
