@@ -6,4 +6,6 @@ mod errors;
 mod framing;
 mod headers;
 mod lbmethods;
+mod limits;
 mod plugins;
+mod timeouts;
