@@ -9,3 +9,4 @@ mod lbmethods;
 mod limits;
 mod plugins;
 mod timeouts;
+mod upgrade;
