@@ -8,5 +8,6 @@ mod headers;
 mod lbmethods;
 mod limits;
 mod plugins;
+mod reload;
 mod timeouts;
 mod upgrade;

@@ -68,6 +68,15 @@ impl TestClient {
         self.send(Request::get(url).body(Full::default()).expect("request")).await
     }
 
+    /// GET `url`; the status, or why there was none (for loops that count failures).
+    pub async fn try_get(&self, url: &str) -> Result<StatusCode, String> {
+        let request = Request::get(url).body(Full::default()).map_err(|e| e.to_string())?;
+        let response = self.inner.request(request).await.map_err(|e| e.to_string())?;
+        let (parts, body) = response.into_parts();
+        body.collect().await.map_err(|e| e.to_string())?;
+        Ok(parts.status)
+    }
+
     /// Sends `request` and reads the whole response.
     pub async fn send(&self, request: Request<Full<Bytes>>) -> Reply {
         let exchange = async {
