@@ -17,6 +17,8 @@ pub mod balancer;
 pub mod config;
 mod deadline;
 pub mod edge;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod plugin;
 pub mod proxy;
 pub mod reload;

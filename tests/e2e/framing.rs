@@ -137,3 +137,44 @@ async fn a_bad_chunk_mid_body_closes_both_sides() {
     assert!(m.requests() <= 1, "only the cut-off request may have started at the member");
     proxy.stop().await;
 }
+
+/// Member responses the proxy must not relay, by path index.
+const BAD_RESPONSES: [&str; 7] = [
+    "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+    "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
+    "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Folded: a\r\n b\r\n\r\nok",
+    "HTTP/1.1 200 OK\nContent-Length: 2\n\nok",
+    "HTTP/1.1 200 OK\r\nContent-Length: -2\r\n\r\nok",
+    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n",
+];
+
+/// A member answering `GET /N` with `BAD_RESPONSES[N]`, byte for byte, then closing.
+async fn raw_member() -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let n = stream.read(&mut buf).await.unwrap_or(0);
+                let head = String::from_utf8_lossy(&buf[..n]).into_owned();
+                let index: usize = head.split(' ').nth(1).and_then(|p| p.trim_start_matches('/').parse().ok()).unwrap_or(0);
+                let _ = stream.write_all(BAD_RESPONSES[index % BAD_RESPONSES.len()].as_bytes()).await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_member_responses_get_502() {
+    let member = raw_member().await;
+    let proxy = TestProxy::start(&config(&format!("[[route]]\npath = \"/\"\nbackend = \"http://{member}/\"\n"))).await;
+    for (i, bad) in BAD_RESPONSES.iter().enumerate() {
+        let reply = raw_exchange(proxy.addr, format!("GET /{i} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").as_bytes()).await;
+        assert_eq!(status_of(&reply), 502, "member sent {bad:?}; client got {reply:?}");
+    }
+    proxy.stop().await;
+}

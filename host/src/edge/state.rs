@@ -53,11 +53,11 @@ impl ConnShared {
 
     /// Records what the scanner found (the first finding wins).
     pub(crate) fn record(&self, finding: Finding) {
-        if let Ok(mut v) = self.violation.lock() {
-            if v.is_none() {
-                *v = Some(finding.violation);
-                self.bad_head.store(finding.head, Ordering::Release);
-            }
+        if let Ok(mut v) = self.violation.lock()
+            && v.is_none()
+        {
+            *v = Some(finding.violation);
+            self.bad_head.store(finding.head, Ordering::Release);
         }
     }
 
@@ -113,10 +113,10 @@ pub struct InFlight {
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        if self.conn.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
-            if let Some(waker) = self.conn.idle_waker.lock().ok().and_then(|mut w| w.take()) {
-                waker.wake();
-            }
+        if self.conn.in_flight.fetch_sub(1, Ordering::AcqRel) == 1
+            && let Some(waker) = self.conn.idle_waker.lock().ok().and_then(|mut w| w.take())
+        {
+            waker.wake();
         }
     }
 }

@@ -24,6 +24,7 @@ use std::time::Instant;
 
 pub use body::ResponseBody;
 pub use respond::raw_page;
+pub(crate) use strict::check as strict_check;
 pub use service::ProxyService;
 pub use upstream::{MemberBody, MemberBodyError, MemberPool};
 

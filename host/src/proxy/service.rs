@@ -199,11 +199,14 @@ impl Outgoing {
             Some(h) => parts.headers.insert(header::HOST, h),
             None => parts.headers.remove(header::HOST),
         };
-        if self.upgrade.is_some_and(|route| route.union(member.config.upgrade).websocket) {
-            upgrade::ask_member(&mut parts.headers);
-        } else {
-            // A member tried earlier may have been allowed the upgrade; this one is not.
-            parts.headers.remove(header::UPGRADE);
+        if let Some(route) = self.upgrade {
+            if route.union(member.config.upgrade).websocket {
+                upgrade::ask_member(&mut parts.headers);
+            } else {
+                // A member tried earlier may have been allowed the upgrade; this one is not.
+                parts.headers.remove(header::UPGRADE);
+                parts.headers.remove(header::CONNECTION);
+            }
         }
         Ok(Request::from_parts(parts, body))
     }

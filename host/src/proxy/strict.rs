@@ -62,10 +62,10 @@ fn malformed(reason: impl Into<String>) -> ProxyError {
 fn request_line_len<B>(request: &Request<B>) -> usize {
     let uri = request.uri();
     let mut target = uri.path_and_query().map_or(1, |p| p.as_str().len());
-    if request.version() != Version::HTTP_2 {
-        if let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) {
-            target += scheme.len() + 3 + authority.as_str().len();
-        }
+    if request.version() != Version::HTTP_2
+        && let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority())
+    {
+        target += scheme.len() + 3 + authority.as_str().len();
     }
     request.method().as_str().len() + 1 + target + 9
 }
@@ -91,12 +91,11 @@ fn check_host<B>(request: &Request<B>) -> Result<(), ProxyError> {
         }
         _ => {}
     }
-    if request.version() == Version::HTTP_2 {
-        if let (Some(h), Some(authority)) = (host, request.uri().authority()) {
-            if !h.as_bytes().eq_ignore_ascii_case(authority.as_str().as_bytes()) {
-                return Err(malformed("Host differs from :authority"));
-            }
-        }
+    if request.version() == Version::HTTP_2
+        && let (Some(h), Some(authority)) = (host, request.uri().authority())
+        && !h.as_bytes().eq_ignore_ascii_case(authority.as_str().as_bytes())
+    {
+        return Err(malformed("Host differs from :authority"));
     }
     Ok(())
 }
