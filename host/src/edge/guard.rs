@@ -13,6 +13,11 @@
 //! response is under way, instead of letting the parser buffer it; otherwise the finding
 //! goes to the service, which answers it in turn. Answers written here are pre-made by the
 //! caller (the proxy's `respond` module makes every error page).
+//!
+//! Closing is lingering, as nginx does: after an answer the write side is shut and whatever
+//! the client still sends is read and dropped until it closes or [`LINGER`] passes. Closing
+//! at once with unread bytes would make the kernel send a reset, which can destroy the
+//! answer before the client reads it.
 
 use std::io;
 use std::pin::Pin;
@@ -27,6 +32,9 @@ use tokio::time::{Instant, Sleep};
 
 use super::rawhead::{Phase, ScanLimits, Scanner, Violation};
 use super::state::ConnShared;
+
+/// Longest a closing connection keeps reading (and dropping) what the client still sends.
+pub(crate) const LINGER: Duration = Duration::from_secs(2);
 
 /// Error pages the guard may write itself (complete HTTP/1.1 responses with
 /// `Connection: close`).
@@ -69,8 +77,10 @@ pub struct Guard {
     timer: Option<Pin<Box<Sleep>>>,
     /// Whether a write is waiting for the client to read (then the guard never writes).
     write_blocked: bool,
-    /// Set once the guard has answered and failed the read.
+    /// Set once the connection is ending: reads fail (or linger, see `lingering`).
     done: bool,
+    /// Until when a closing connection drains the client's bytes.
+    lingering: Option<Instant>,
 }
 
 impl Guard {
@@ -87,6 +97,7 @@ impl Guard {
             timer: None,
             write_blocked: false,
             done: false,
+            lingering: None,
         }
     }
 
@@ -127,13 +138,46 @@ impl Guard {
         }
     }
 
-    /// Writes `page` if the socket takes it at once, then ends the connection.
-    fn answer_and_close(&mut self, page: &[u8], why: &str) -> io::Error {
+    /// Writes `page` if the socket takes it at once, shuts the write side, and lingers
+    /// (see [`LINGER`]) before the read fails with `why`.
+    fn answer_and_close(&mut self, cx: &mut Context<'_>, page: &[u8], why: &str) -> Poll<io::Result<()>> {
         if !self.write_blocked {
             let _ = self.stream.try_write(page);
         }
+        let _ = Pin::new(&mut self.stream).poll_shutdown(cx);
         self.done = true;
-        io::Error::new(io::ErrorKind::TimedOut, why.to_string())
+        self.lingering = Some(Instant::now() + LINGER);
+        tracing::debug!(reason = why, "answered and closing");
+        self.poll_linger(cx)
+    }
+
+    /// Reads and drops the client's bytes until it closes or the linger time is up; then
+    /// `Ready` (an error: the connection is over).
+    fn poll_linger(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let closed = || Poll::Ready(Err(io::Error::new(io::ErrorKind::ConnectionAborted, "connection closed by the proxy")));
+        let Some(until) = self.lingering else { return closed() };
+        let mut scratch = [0u8; 4096];
+        loop {
+            let mut sink = ReadBuf::new(&mut scratch);
+            match Pin::new(&mut self.stream).poll_read(cx, &mut sink) {
+                Poll::Ready(Ok(())) if !sink.filled().is_empty() => continue,
+                Poll::Ready(_) => {
+                    self.lingering = None;
+                    return closed();
+                }
+                Poll::Pending => {
+                    let timer = self.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(until)));
+                    if timer.deadline() != until {
+                        timer.as_mut().reset(until);
+                    }
+                    if timer.as_mut().poll(cx).is_ready() {
+                        self.lingering = None;
+                        return closed();
+                    }
+                    return Poll::Pending;
+                }
+            }
+        }
     }
 
     /// While the read waits: runs the idle or head deadline. `Ready(Ok)` means end the
@@ -177,7 +221,10 @@ impl Guard {
         if phase == Phase::InHead {
             let page = Arc::clone(&self.settings.answers);
             tracing::debug!(timeout = ?limit, "request head not received in time");
-            return Poll::Ready(Err(self.answer_and_close(&page.timeout, "request head timeout")));
+            return match self.answer_and_close(cx, &page.timeout, "request head timeout") {
+                Poll::Ready(r) => Poll::Ready(r.and(Err(io::Error::other("closed")))),
+                Poll::Pending => Poll::Pending,
+            };
         }
         tracing::debug!(timeout = ?limit, "idle connection closed");
         Poll::Ready(Ok(()))
@@ -188,7 +235,7 @@ impl AsyncRead for Guard {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         if this.done {
-            return Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, "connection closed by the proxy")));
+            return this.poll_linger(cx);
         }
         let before = buf.filled().len();
         match Pin::new(&mut this.stream).poll_read(cx, buf) {
@@ -200,7 +247,7 @@ impl AsyncRead for Guard {
                 let page = this.scan(filled);
                 if let Some(page) = page {
                     buf.set_filled(before);
-                    return Poll::Ready(Err(this.answer_and_close(&page, "request head too large")));
+                    return this.answer_and_close(cx, &page, "request head too large");
                 }
                 Poll::Ready(Ok(()))
             }
@@ -244,6 +291,17 @@ impl AsyncWrite for Guard {
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+        let this = self.get_mut();
+        ready!(Pin::new(&mut this.stream).poll_shutdown(cx))?;
+        // hyper closes after a `Connection: close` answer, perhaps with a body still coming:
+        // linger so the answer is not lost to a reset. Not after an idle close, nor twice.
+        if !this.done && !this.shared.is_tunnel() {
+            this.done = true;
+            this.lingering = Some(Instant::now() + LINGER);
+        }
+        if this.lingering.is_some() {
+            ready!(this.poll_linger(cx)).ok();
+        }
+        Poll::Ready(Ok(()))
     }
 }
