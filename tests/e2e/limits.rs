@@ -96,3 +96,24 @@ async fn the_connection_cap_holds_new_clients_in_the_backlog() {
     assert_eq!(status_of(&reply), 200, "{reply}");
     proxy.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_requests_meet_the_same_limits() {
+    use http::Request;
+    use http_body_util::Full;
+    use switchyard_tests::client::TestClient;
+    let (proxy, m) = setup(LIMITS).await;
+    let client = TestClient::http2();
+    let big = Request::post(proxy.url("/echo")).body(Full::from(vec![b'x'; 1001])).expect("request");
+    assert_eq!(client.send(big).await.status, 413);
+    let mut many = Request::get(proxy.url("/"));
+    for i in 0..11 {
+        many = many.header(format!("x-{i}"), "1");
+    }
+    assert_eq!(client.send(many.body(Full::default()).expect("request")).await.status, 431);
+    let long = format!("/{}", "a".repeat(250));
+    assert_eq!(client.get(&proxy.url(&long)).await.status, 414);
+    assert_eq!(m.requests(), 0);
+    assert_eq!(client.get(&proxy.url("/")).await.status, 200, "and within them it passes");
+    proxy.stop().await;
+}
