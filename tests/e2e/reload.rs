@@ -149,3 +149,18 @@ async fn members_in_both_configs_keep_their_state() {
     assert_eq!(client.members_of(&proxy.url("/"), 2).await, ["live"; 2], "the member in error is still skipped");
     proxy.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keep_alive_connection_switches_to_the_new_config_at_its_next_request() {
+    let a = Member::start("a").await;
+    let b = Member::start("b").await;
+    let proxy = TestProxy::start(&balanced(&[&a])).await;
+    let mut conn = RawConn::connect(proxy.addr).await;
+    assert!(conn.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n").await);
+    assert!(conn.response().await.expect("reply").contains("x-member: a"));
+    proxy.reload(&balanced(&[&b])).await.expect("reload");
+    assert!(conn.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n").await);
+    let reply = conn.response().await.expect("reply on the same connection");
+    assert!(reply.contains("x-member: b"), "{reply}");
+    proxy.stop().await;
+}

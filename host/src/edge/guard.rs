@@ -187,6 +187,12 @@ impl Guard {
         if matches!(phase, Phase::Off) || self.shared.is_tunnel() {
             return Poll::Pending;
         }
+        if self.write_blocked {
+            // The last response is still going out to a slow reader: not idle yet (the write
+            // completing wakes the connection, which reads again).
+            self.restamp = true;
+            return Poll::Pending;
+        }
         if self.shared.in_flight() > 0 {
             self.shared.wake_when_idle(cx.waker());
             // Re-check: the last request may have ended between the two loads.
