@@ -114,3 +114,15 @@ async fn member_connect_timeout_gets_504() {
     drop(listener);
     proxy.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slowloris_after_a_broken_rule_still_times_out() {
+    let (proxy, m) = setup().await;
+    let mut conn = RawConn::connect(proxy.addr).await;
+    // A bare LF stops the raw-head scanner; the head deadline must still apply.
+    assert!(conn.send(b"GET / HTTP/1.1\r\nHost: t\nX-Slow: ").await);
+    let reply = trickle(&mut conn, &[b's'; 600], Duration::from_millis(100)).await.expect("closed by the proxy");
+    assert_eq!(status_of(&reply), 408, "{reply}");
+    assert_eq!(m.connections(), 0);
+    proxy.stop().await;
+}

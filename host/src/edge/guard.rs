@@ -183,10 +183,14 @@ impl Guard {
     /// While the read waits: runs the idle or head deadline. `Ready(Ok)` means end the
     /// connection quietly; `Ready(Err)` answer-and-close happened.
     fn poll_deadline(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let phase = self.scanner.phase();
-        if matches!(phase, Phase::Off) || self.shared.is_tunnel() {
-            return Poll::Pending;
-        }
+        let phase = match self.scanner.phase() {
+            _ if self.shared.is_tunnel() => return Poll::Pending,
+            Phase::Off if self.scanner.is_http2() => return Poll::Pending,
+            // Stopped at a finding: the head deadline still runs, so a client cannot break a
+            // rule early in a head and then trickle the rest for ever.
+            Phase::Off => Phase::InHead,
+            phase => phase,
+        };
         if self.write_blocked {
             // The last response is still going out to a slow reader: not idle yet (the write
             // completing wakes the connection, which reads again).
