@@ -16,8 +16,8 @@
 //! workers stop accepting and new clients wait in the listen backlog.
 //!
 //! What a reload may change lives behind two atomic pointers read per request and per
-//! connection ([`Shared`]); listeners are added and removed by sending each worker a
-//! [`Command`] (see `reload`). Shutdown stops accepting at once, lets requests in flight
+//! connection (`Shared`); listeners are added and removed by sending each worker a
+//! `Command` (see [`reload`](crate::reload)). Shutdown stops accepting at once, lets requests in flight
 //! finish for up to `shutdown_timeout`, then closes what is left.
 
 use std::collections::HashMap;
