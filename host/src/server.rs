@@ -34,7 +34,7 @@ use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 
 use crate::config::Config;
-use crate::edge::{Answers, ConnShared, Guard, GuardSettings, ScanLimits};
+use crate::edge::{Answers, ConnShared, Guard, GuardSettings, ScanLimits, Tunnels};
 use crate::plugin::{PluginError, PluginRuntime};
 use crate::proxy::{BuildError, Proxy, ProxyService, SharedProxy, raw_page, worker};
 use crate::reload::{ReloadError, ReloadReport};
@@ -351,6 +351,7 @@ struct AcceptLoops {
     loops: HashMap<SocketAddr, (watch::Sender<bool>, tokio::task::JoinHandle<()>)>,
     shared: Arc<Shared>,
     graceful: Arc<GracefulShutdown>,
+    tunnels: Arc<Tunnels>,
     stop: watch::Receiver<bool>,
 }
 
@@ -362,6 +363,7 @@ impl AcceptLoops {
             listener,
             Arc::clone(&self.shared),
             Arc::clone(&self.graceful),
+            Arc::clone(&self.tunnels),
             self.stop.clone(),
             unlistened,
         ));
@@ -388,7 +390,14 @@ async fn run_worker(
     mut stop: watch::Receiver<bool>,
 ) {
     let graceful = Arc::new(GracefulShutdown::new());
-    let mut loops = AcceptLoops { loops: HashMap::new(), shared: Arc::clone(&shared), graceful: Arc::clone(&graceful), stop: stop.clone() };
+    let tunnels = Arc::new(Tunnels::default());
+    let mut loops = AcceptLoops {
+        loops: HashMap::new(),
+        shared: Arc::clone(&shared),
+        graceful: Arc::clone(&graceful),
+        tunnels: Arc::clone(&tunnels),
+        stop: stop.clone(),
+    };
     for (addr, socket) in sockets {
         if let Err(e) = loops.listen(addr, socket) {
             let _ = ready.send(Err(e));
@@ -430,8 +439,13 @@ async fn run_worker(
         if graceful.count() > 0 {
             tracing::info!(connections = graceful.count(), ?drain, "draining requests in flight");
         }
-        if tokio::time::timeout(drain, graceful.shutdown()).await.is_err() {
-            tracing::warn!(?drain, "shutdown timeout reached; closing remaining connections");
+        // Tunnels (WebSockets) are in flight too: they get the same deadline.
+        let all_done = async {
+            graceful.shutdown().await;
+            tunnels.all_closed().await;
+        };
+        if tokio::time::timeout(drain, all_done).await.is_err() {
+            tracing::warn!(?drain, "shutdown timeout reached; closing remaining connections and tunnels");
         }
     }
 }
@@ -440,6 +454,7 @@ async fn accept_loop(
     listener: TcpListener,
     shared: Arc<Shared>,
     graceful: Arc<GracefulShutdown>,
+    tunnels: Arc<Tunnels>,
     mut stop: watch::Receiver<bool>,
     mut unlisten: watch::Receiver<bool>,
 ) {
@@ -469,7 +484,7 @@ async fn accept_loop(
         };
         let _ = stream.set_nodelay(true);
         let settings = shared.conn.load_full();
-        let conn = ConnShared::new();
+        let conn = ConnShared::new(&tunnels);
         let service = ProxyService::new(Arc::clone(&shared.proxy), peer, Arc::clone(&conn));
         let guard = Guard::new(stream, conn, settings.guard.clone());
         let watcher = graceful.watcher();

@@ -70,3 +70,23 @@ async fn h2c_is_never_forwarded_even_where_websocket_is_allowed() {
     assert!(err.contains("route[0].upgrade[0]: unknown upgrade protocol `h2c`"), "{err}");
     proxy.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_drains_a_tunnel_until_the_deadline() {
+    let m = Member::start("ws").await;
+    let toml = format!("[server]\nshutdown_timeout = \"1s\"\n[[route]]\npath = \"/\"\nbackend = \"{}/\"\nupgrade = [\"websocket\"]\n", m.url());
+    let proxy = TestProxy::start(&config(&toml)).await;
+    let mut conn = RawConn::connect(proxy.addr).await;
+    assert!(conn.send(HANDSHAKE.as_bytes()).await);
+    assert_eq!(conn.response().await.as_deref().map(status_of), Some(101));
+    let (mut stream, _) = conn.into_parts();
+    let stopping = tokio::spawn(proxy.stop());
+    // During the drain the tunnel still carries frames…
+    write_frame(&mut stream, "still there?", Some([9, 8, 7, 6])).await.expect("write");
+    let echoed = tokio::time::timeout(switchyard_tests::client::REQUEST_DEADLINE, read_frame(&mut stream)).await.expect("in time");
+    assert_eq!(echoed.as_deref(), Some("ws: still there?"));
+    // …and is closed when the deadline passes.
+    tokio::time::timeout(switchyard_tests::client::REQUEST_DEADLINE, stopping).await.expect("stopped in time").expect("stop");
+    let after = tokio::time::timeout(switchyard_tests::client::REQUEST_DEADLINE, read_frame(&mut stream)).await.expect("in time");
+    assert_eq!(after, None, "the tunnel is closed once the proxy has stopped");
+}

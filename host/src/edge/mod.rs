@@ -11,4 +11,4 @@ mod state;
 
 pub use guard::{Answers, Guard, GuardSettings};
 pub use rawhead::{Finding, Phase, ScanLimits, Scanner, Violation};
-pub use state::{ConnShared, InFlight, Tracked};
+pub use state::{ConnShared, InFlight, Tracked, TunnelGuard, Tunnels};

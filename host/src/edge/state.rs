@@ -29,6 +29,48 @@ pub struct ConnShared {
     idle_waker: Mutex<Option<Waker>>,
     tunnel: AtomicBool,
     http2: AtomicBool,
+    /// The worker's count of open tunnels (drained on shutdown like requests).
+    tunnels: Arc<Tunnels>,
+}
+
+/// Open tunnels (upgraded connections) of one worker, so shutdown can wait for them.
+#[derive(Debug, Default)]
+pub struct Tunnels {
+    open: AtomicUsize,
+    closed: tokio::sync::Notify,
+}
+
+impl Tunnels {
+    /// Counts a tunnel open until the returned guard is dropped.
+    pub fn open(self: &Arc<Self>) -> TunnelGuard {
+        self.open.fetch_add(1, Ordering::AcqRel);
+        TunnelGuard { tunnels: Arc::clone(self) }
+    }
+
+    /// Resolves once no tunnel is open.
+    pub async fn all_closed(&self) {
+        loop {
+            let closed = self.closed.notified();
+            if self.open.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            closed.await;
+        }
+    }
+}
+
+/// Keeps a tunnel counted while alive.
+#[derive(Debug)]
+pub struct TunnelGuard {
+    tunnels: Arc<Tunnels>,
+}
+
+impl Drop for TunnelGuard {
+    fn drop(&mut self) {
+        if self.tunnels.open.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.tunnels.closed.notify_waiters();
+        }
+    }
 }
 
 impl Default for ConnShared {
@@ -41,14 +83,15 @@ impl Default for ConnShared {
             idle_waker: Mutex::new(None),
             tunnel: AtomicBool::new(false),
             http2: AtomicBool::new(false),
+            tunnels: Arc::default(),
         }
     }
 }
 
 impl ConnShared {
-    /// A fresh state for a new connection.
-    pub fn new() -> Arc<Self> {
-        Arc::new(Self::default())
+    /// A fresh state for a new connection of the worker whose tunnels are `tunnels`.
+    pub fn new(tunnels: &Arc<Tunnels>) -> Arc<Self> {
+        Arc::new(Self { tunnels: Arc::clone(tunnels), ..Self::default() })
     }
 
     /// Records what the scanner found (the first finding wins).
@@ -94,9 +137,11 @@ impl ConnShared {
         }
     }
 
-    /// Marks the connection as a tunnel: its bytes are no longer HTTP.
-    pub fn set_tunnel(&self) {
+    /// Marks the connection as a tunnel (its bytes are no longer HTTP); the guard keeps the
+    /// tunnel counted for the worker's shutdown.
+    pub fn set_tunnel(&self) -> TunnelGuard {
         self.tunnel.store(true, Ordering::Release);
+        self.tunnels.open()
     }
 
     /// Whether the connection became a tunnel.

@@ -51,8 +51,9 @@ pub(crate) fn start_tunnel(response: &mut Response<ResponseBody>, on_upgrade: Op
     let (Some(member), Some(on_upgrade)) = (member, on_upgrade) else {
         return;
     };
-    conn.set_tunnel();
+    let counted = conn.set_tunnel();
     tokio::spawn(async move {
+        let _counted = counted;
         match on_upgrade.await {
             Ok(client) => member.run(TokioIo::new(client)).await,
             Err(e) => tracing::debug!(error = %e, "client connection not handed over for the tunnel"),
