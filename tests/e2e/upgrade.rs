@@ -90,3 +90,20 @@ async fn shutdown_drains_a_tunnel_until_the_deadline() {
     let after = tokio::time::timeout(switchyard_tests::client::REQUEST_DEADLINE, read_frame(&mut stream)).await.expect("in time");
     assert_eq!(after, None, "the tunnel is closed once the proxy has stopped");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_tunnel_is_closed_after_the_member_timeout() {
+    let m = Member::start("ws").await;
+    let toml = format!("[[route]]\npath = \"/\"\nbackend = \"{}/\"\ntimeout = \"300ms\"\nupgrade = [\"websocket\"]\n", m.url());
+    let proxy = TestProxy::start(&config(&toml)).await;
+    let mut conn = RawConn::connect(proxy.addr).await;
+    assert!(conn.send(HANDSHAKE.as_bytes()).await);
+    assert_eq!(conn.response().await.as_deref().map(status_of), Some(101));
+    let (mut stream, _) = conn.into_parts();
+    write_frame(&mut stream, "hi", Some([1, 1, 1, 1])).await.expect("write");
+    let deadline = switchyard_tests::client::REQUEST_DEADLINE;
+    assert_eq!(tokio::time::timeout(deadline, read_frame(&mut stream)).await.expect("in time").as_deref(), Some("ws: hi"));
+    // Nothing more either way: the proxy closes the tunnel.
+    assert_eq!(tokio::time::timeout(deadline, read_frame(&mut stream)).await.expect("closed in time"), None);
+    proxy.stop().await;
+}
