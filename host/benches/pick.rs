@@ -45,6 +45,7 @@ fn member(i: usize) -> config::Member {
         ping: None,
         health: None,
         connection: settings,
+        upgrade: config::Upgrades::default(),
     }
 }
 

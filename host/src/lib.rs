@@ -9,16 +9,23 @@
 //! - [`health`]: health-check scheduling and probes; asks a [`health::HealthCheck`].
 //! - [`rewrite`]: header-rewrite chains; ask [`rewrite::HeaderRewriter`]s.
 //! - [`plugin`]: the Wasm runtime; implements those three seams with components.
-//! - [`proxy`]: the request path: routes, failover, member connections, errors.
-//! - [`server`]: workers, listeners, health-check tasks, shutdown.
+//! - [`edge`]: below HTTP on client connections: raw-head checks, head and idle deadlines.
+//! - [`proxy`]: the request path: strict checks, routing, failover, member connections, the
+//!   error responses.
+//! - [`server`]: workers, listeners, connection limit, health-check tasks, graceful shutdown;
+//!   [`reload`] swaps in a new config without refusing a connection.
 
 #![forbid(unsafe_code)]
 
 pub mod balancer;
 pub mod config;
 mod deadline;
+pub mod edge;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod health;
 pub mod plugin;
 pub mod proxy;
+pub mod reload;
 pub mod rewrite;
 pub mod server;

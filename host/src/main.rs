@@ -1,4 +1,5 @@
-//! The `switchyard` command: load a config, then serve until SIGTERM or ctrl-c.
+//! The `switchyard` command: load a config, then serve until SIGTERM or ctrl-c; SIGHUP
+//! re-reads the config and reloads it (a bad one is logged and the old one keeps serving).
 //!
 //! `switchyard --config FILE` runs; `switchyard --config FILE --check` loads the config and
 //! every plugin it names, reports problems, and exits 0 (valid) or 1 (not).
@@ -69,6 +70,8 @@ fn run(args: Args, config: config::Config) -> anyhow::Result<()> {
         for addr in &running.addrs {
             tracing::info!(%addr, "listening");
         }
+        #[cfg(unix)]
+        tokio::spawn(reload_on_sighup(args.config.clone(), running.reloader()));
         let stop = running.shutdown_handle();
         tokio::spawn(async move {
             shutdown_signal().await;
@@ -79,6 +82,30 @@ fn run(args: Args, config: config::Config) -> anyhow::Result<()> {
         tracing::info!("stopped");
         Ok(())
     })
+}
+
+/// Reloads `file` on every SIGHUP.
+#[cfg(unix)]
+async fn reload_on_sighup(file: PathBuf, reloader: server::Reloader) {
+    let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP; reload is unavailable");
+        return;
+    };
+    while hup.recv().await.is_some() {
+        tracing::info!(file = %file.display(), "reload requested");
+        match config::load(&file) {
+            Err(errors) => {
+                for e in &errors.0 {
+                    tracing::error!(error = %e, "config refused; the running config stays");
+                }
+            }
+            Ok(config) => {
+                if let Err(e) = reloader.reload(config).await {
+                    tracing::error!(error = %e, "reload failed; the running config stays");
+                }
+            }
+        }
+    }
 }
 
 /// Resolves on SIGTERM or ctrl-c (SIGINT).

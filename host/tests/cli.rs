@@ -1,5 +1,5 @@
-//! The `switchyard` binary as an operator runs it: `--check`, exit codes, error messages, and
-//! SIGTERM draining a request in flight.
+//! The `switchyard` binary as an operator runs it: `--check`, exit codes, error messages,
+//! SIGTERM draining a request in flight, and SIGHUP reloading the config (or refusing it).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -116,4 +116,75 @@ fn wait_with_timeout(child: &mut std::process::Child, limit: Duration) -> Option
     }
     let _ = child.kill();
     None
+}
+
+/// A member answering every request with `body` and closing, on a thread of its own.
+fn fixed_member(body: &'static str) -> std::net::SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind member");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().map_while(Result::ok) {
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let _ = write!(stream, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+        }
+    });
+    addr
+}
+
+fn get(addr: &str) -> String {
+    let mut stream = TcpStream::connect(addr).expect("connect to proxy");
+    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    stream.write_all(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").expect("write");
+    let mut reply = String::new();
+    let _ = stream.read_to_string(&mut reply);
+    reply
+}
+
+/// Waits (bounded) for a log line containing `text`.
+fn wait_for_line(lines: &mpsc::Receiver<String>, text: &str) -> String {
+    loop {
+        let line = lines.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|_| panic!("no log line with {text:?}"));
+        if line.contains(text) {
+            return line;
+        }
+    }
+}
+
+#[test]
+fn sighup_reloads_the_config_and_refuses_a_bad_one() {
+    let a = fixed_member("from-a");
+    let b = fixed_member("from-b");
+    let dir = temp_dir("reload");
+    let file = dir.join("proxy.toml");
+    let write = |member: std::net::SocketAddr, extra: &str| {
+        std::fs::write(&file, format!("[[listen]]\naddr = \"127.0.0.1:0\"\n[[route]]\npath = \"/\"\nbackend = \"http://{member}/\"\n{extra}")).expect("write");
+    };
+    write(a, "");
+    let mut child = Command::new(BIN).arg("--config").arg(&file).stderr(Stdio::piped()).spawn().expect("spawn");
+    let stderr = child.stderr.take().expect("stderr");
+    let (line_tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = line_tx.send(line);
+        }
+    });
+    let addr = wait_for_line(&lines, "addr=").split("addr=").nth(1).expect("addr").trim().to_string();
+    assert!(get(&addr).ends_with("from-a"));
+    let hup = |pid: u32| assert!(Command::new("kill").args(["-HUP", &pid.to_string()]).status().expect("kill").success());
+
+    write(b, "[limits]\nbodysize = 1\n");
+    hup(child.id());
+    let refused = wait_for_line(&lines, "config refused");
+    assert!(refused.contains("limits.bodysize: unknown field"), "{refused}");
+    assert!(get(&addr).ends_with("from-a"), "the old config keeps serving");
+
+    write(b, "");
+    hup(child.id());
+    wait_for_line(&lines, "config reloaded");
+    assert!(get(&addr).ends_with("from-b"), "the same listener now serves the new config");
+
+    assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill").success());
+    let status = wait_with_timeout(&mut child, Duration::from_secs(10));
+    assert_eq!(status.and_then(|s| s.code()), Some(0));
 }

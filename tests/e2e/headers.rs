@@ -38,7 +38,7 @@ async fn hop_by_hop_removed_and_forwarded_headers_added() {
     // Only the connection the proxy itself opened may carry Connection (hyper's keep-alive).
     assert!(reply.seen("connection").iter().all(|v| v != "keep-alive, x-drop-me, x-forwarded-proto"));
     assert_eq!(reply.seen("x-kept"), ["yes"]);
-    assert_eq!(reply.seen("x-forwarded-for"), ["203.0.113.9, 127.0.0.1"]);
+    assert_eq!(reply.seen("x-forwarded-for"), ["127.0.0.1"], "an untrusted client's chain is replaced");
     assert_eq!(reply.seen("x-forwarded-host"), ["public.example:8443"]);
     assert_eq!(reply.seen("x-forwarded-proto"), ["http"], "ours replaces the client's");
     assert_eq!(reply.seen("host"), [m.addr.to_string()], "the member's own Host by default");
@@ -59,5 +59,46 @@ async fn hop_by_hop_response_headers_removed() {
     let reply = TestClient::http1().get(&proxy.url("/anything")).await;
     assert_eq!(reply.header("x-member"), "m");
     assert!(reply.headers.get("keep-alive").is_none());
+    proxy.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarding_headers_from_a_trusted_peer_are_appended_to() {
+    let m = Member::start("m").await;
+    let toml = format!("[forwarded]\ntrusted = [\"127.0.0.0/8\"]\n[[route]]\npath = \"/\"\nbackend = \"{}/\"\n", m.url());
+    let proxy = TestProxy::start(&config(&toml)).await;
+    let request = Request::get(proxy.url("/echo"))
+        .header("x-forwarded-for", "203.0.113.9")
+        .header("x-forwarded-proto", "https")
+        .header("x-forwarded-host", "public.example")
+        .header("forwarded", "for=203.0.113.9;proto=https")
+        .body(Full::default())
+        .expect("request");
+    let reply = TestClient::http1().send(request).await;
+    assert_eq!(reply.seen("x-forwarded-for"), ["203.0.113.9, 127.0.0.1"]);
+    assert_eq!(reply.seen("x-forwarded-proto"), ["https"]);
+    assert_eq!(reply.seen("x-forwarded-host"), ["public.example"]);
+    assert_eq!(reply.seen("forwarded"), ["for=203.0.113.9;proto=https, for=127.0.0.1"]);
+    proxy.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarding_headers_from_an_untrusted_client_are_replaced() {
+    let m = Member::start("m").await;
+    let toml = format!("[[route]]\npath = \"/\"\nbackend = \"{}/\"\n", m.url());
+    let proxy = TestProxy::start(&config(&toml)).await;
+    let request = Request::get(proxy.url("/echo"))
+        .header("host", "site.example")
+        .header("x-forwarded-for", "10.0.0.1")
+        .header("x-forwarded-host", "admin.internal")
+        .header("x-forwarded-prefix", "/admin")
+        .header("forwarded", "for=10.0.0.1")
+        .body(Full::default())
+        .expect("request");
+    let reply = TestClient::http1().send(request).await;
+    assert_eq!(reply.seen("x-forwarded-for"), ["127.0.0.1"]);
+    assert_eq!(reply.seen("x-forwarded-host"), ["site.example"]);
+    assert!(reply.seen("x-forwarded-prefix").is_empty());
+    assert!(reply.seen("forwarded").is_empty());
     proxy.stop().await;
 }

@@ -68,6 +68,15 @@ impl TestClient {
         self.send(Request::get(url).body(Full::default()).expect("request")).await
     }
 
+    /// GET `url`; the status, or why there was none (for loops that count failures).
+    pub async fn try_get(&self, url: &str) -> Result<StatusCode, String> {
+        let request = Request::get(url).body(Full::default()).map_err(|e| e.to_string())?;
+        let response = self.inner.request(request).await.map_err(|e| e.to_string())?;
+        let (parts, body) = response.into_parts();
+        body.collect().await.map_err(|e| e.to_string())?;
+        Ok(parts.status)
+    }
+
     /// Sends `request` and reads the whole response.
     pub async fn send(&self, request: Request<Full<Bytes>>) -> Reply {
         let exchange = async {
@@ -102,4 +111,129 @@ pub async fn raw_exchange(addr: std::net::SocketAddr, request: &[u8]) -> String 
         String::from_utf8_lossy(&out).into_owned()
     };
     tokio::time::timeout(REQUEST_DEADLINE, exchange).await.expect("raw exchange took too long")
+}
+
+/// A raw TCP connection for exact bytes, with bounded reads.
+pub struct RawConn {
+    stream: tokio::net::TcpStream,
+    buf: Vec<u8>,
+}
+
+impl RawConn {
+    /// Connects to `addr`.
+    pub async fn connect(addr: std::net::SocketAddr) -> RawConn {
+        let stream = tokio::time::timeout(REQUEST_DEADLINE, tokio::net::TcpStream::connect(addr))
+            .await
+            .expect("connect took too long")
+            .expect("connect");
+        RawConn { stream, buf: Vec::new() }
+    }
+
+    /// Writes `bytes`; `false` if the proxy already closed the connection.
+    pub async fn send(&mut self, bytes: &[u8]) -> bool {
+        self.stream.write_all(bytes).await.is_ok()
+    }
+
+    /// The underlying stream (to hand over to a protocol after an upgrade).
+    pub fn into_parts(self) -> (tokio::net::TcpStream, Vec<u8>) {
+        (self.stream, self.buf)
+    }
+
+    /// Reads one response (head, and a Content-Length body); `None` if the connection ended
+    /// first. Fails the test if nothing complete comes within `limit`.
+    pub async fn response_within(&mut self, limit: Duration) -> Option<String> {
+        let read = async {
+            loop {
+                if let Some(whole) = complete_response(&self.buf) {
+                    let whole: Vec<u8> = self.buf.drain(..whole).collect();
+                    return Some(decode_chunked(&whole));
+                }
+                let mut chunk = [0u8; 16 * 1024];
+                match self.stream.read(&mut chunk).await {
+                    Ok(0) | Err(_) => return None,
+                    Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                }
+            }
+        };
+        tokio::time::timeout(limit, read).await.expect("no response in time")
+    }
+
+    /// Reads one response within the test deadline.
+    pub async fn response(&mut self) -> Option<String> {
+        self.response_within(REQUEST_DEADLINE).await
+    }
+
+    /// Whether the proxy closes the connection (EOF or reset) within `limit` without sending
+    /// anything more; returns what it sent before closing.
+    pub async fn closed_within(&mut self, limit: Duration) -> Option<String> {
+        let read = async {
+            let mut rest = std::mem::take(&mut self.buf);
+            let mut chunk = [0u8; 4096];
+            loop {
+                match self.stream.read(&mut chunk).await {
+                    Ok(0) | Err(_) => return String::from_utf8_lossy(&rest).into_owned(),
+                    Ok(n) => rest.extend_from_slice(&chunk[..n]),
+                }
+            }
+        };
+        tokio::time::timeout(limit, read).await.ok()
+    }
+
+    /// Whether nothing arrives (and the connection stays open) for `period`.
+    pub async fn quiet_for(&mut self, period: Duration) -> bool {
+        let mut chunk = [0u8; 1];
+        match tokio::time::timeout(period, self.stream.peek(&mut chunk)).await {
+            Err(_) => true,
+            Ok(_) => false,
+        }
+    }
+}
+
+/// The status code of a raw response ("HTTP/1.1 400 Bad Request…" → 400); 0 if none.
+pub fn status_of(raw: &str) -> u16 {
+    raw.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
+}
+
+/// The length of the first complete response in `buf` (Content-Length or chunked), if any.
+fn complete_response(buf: &[u8]) -> Option<usize> {
+    let end = buf.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+    let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+    if head.contains("\r\ntransfer-encoding: chunked") {
+        let mut at = end;
+        loop {
+            let line_end = buf[at..].windows(2).position(|w| w == b"\r\n")? + at;
+            let size = usize::from_str_radix(std::str::from_utf8(&buf[at..line_end]).ok()?.trim(), 16).ok()?;
+            at = line_end + 2 + size + 2;
+            if buf.len() < at {
+                return None;
+            }
+            if size == 0 {
+                return Some(at);
+            }
+        }
+    }
+    let length = head.lines().find_map(|l| l.strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap_or(0))).unwrap_or(0);
+    (buf.len() >= end + length).then_some(end + length)
+}
+
+/// A response as text with a chunked body joined (the head is kept as it was).
+fn decode_chunked(whole: &[u8]) -> String {
+    let Some(end) = whole.windows(4).position(|w| w == b"\r\n\r\n").map(|e| e + 4) else {
+        return String::from_utf8_lossy(whole).into_owned();
+    };
+    let head = String::from_utf8_lossy(&whole[..end]).into_owned();
+    if !head.to_ascii_lowercase().contains("\r\ntransfer-encoding: chunked") {
+        return String::from_utf8_lossy(whole).into_owned();
+    }
+    let mut body = Vec::new();
+    let mut at = end;
+    while let Some(line_end) = whole[at..].windows(2).position(|w| w == b"\r\n").map(|p| p + at) {
+        let size = std::str::from_utf8(&whole[at..line_end]).ok().and_then(|t| usize::from_str_radix(t.trim(), 16).ok()).unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        body.extend_from_slice(&whole[line_end + 2..line_end + 2 + size]);
+        at = line_end + 2 + size + 2;
+    }
+    head + &String::from_utf8_lossy(&body)
 }

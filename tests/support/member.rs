@@ -9,6 +9,8 @@
 //! - `/health`: what [`Member::set_health`] last set (200 `UP` at first)
 //! - `/location/REST`: 302 with `Location` and `Content-Location` `http://ADDR/REST?QUERY`
 //! - `/cookie`: two `Set-Cookie`s with `Domain` and `Path` attributes
+//! - `/ws`: a WebSocket echo (answers 101 to an upgrade, then echoes each text frame back);
+//!   without an upgrade, 426 with `x-seen-upgrade` telling what Upgrade header arrived
 //!
 //! and a [`Blackhole`] that takes connections and bytes but never answers.
 
@@ -35,6 +37,7 @@ pub struct Member {
     pub addr: SocketAddr,
     requests: Arc<AtomicUsize>,
     shared: Arc<Shared>,
+    connections: Arc<AtomicUsize>,
     stop: watch::Sender<bool>,
     accepting: Option<tokio::task::JoinHandle<()>>,
 }
@@ -69,6 +72,8 @@ impl Member {
     fn serve(name: &str, listener: TcpListener) -> Member {
         let addr = listener.local_addr().expect("member addr");
         let requests = Arc::new(AtomicUsize::new(0));
+        let connections = Arc::new(AtomicUsize::new(0));
+        let accepted = Arc::clone(&connections);
         let (stop, mut stopped) = watch::channel(false);
         let shared = Arc::new(Shared { name: name.to_string(), addr, health: std::sync::Mutex::new((200, "UP".to_string())) });
         let shared_owned = Arc::clone(&shared);
@@ -79,6 +84,7 @@ impl Member {
                     accepted = listener.accept() => match accepted { Ok(a) => a, Err(_) => continue },
                     _ = stopped.wait_for(|s| *s) => return,
                 };
+                accepted.fetch_add(1, Ordering::SeqCst);
                 let shared = Arc::clone(&shared_owned);
                 let counter = Arc::clone(&counter);
                 let mut stopped = stopped.clone();
@@ -88,7 +94,7 @@ impl Member {
                         handle(Arc::clone(&shared), req)
                     });
                     let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-                    let conn = builder.serve_connection(TokioIo::new(stream), service);
+                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
                     tokio::select! {
                         _ = conn => {}
                         _ = stopped.wait_for(|s| *s) => {}
@@ -96,7 +102,7 @@ impl Member {
                 });
             }
         });
-        Member { name: name.to_string(), addr, requests, shared, stop, accepting: Some(accepting) }
+        Member { name: name.to_string(), addr, requests, connections, shared, stop, accepting: Some(accepting) }
     }
 
     /// `http://127.0.0.1:PORT`
@@ -112,6 +118,11 @@ impl Member {
     /// Requests served so far.
     pub fn requests(&self) -> usize {
         self.requests.load(Ordering::SeqCst)
+    }
+
+    /// TCP connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
     }
 
     /// Stops listening and closes every connection; returns once the port refuses connects.
@@ -288,6 +299,7 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
             tokio::time::sleep(Duration::from_millis(arg.parse().unwrap_or(0))).await;
             named(StatusCode::OK)
         }
+        "ws" => return Ok(crate::websocket::member_answer(req, name)),
         "close" => {
             let _ = req.into_body().collect().await;
             return Err(CloseOnPurpose);

@@ -34,6 +34,12 @@ impl TestProxy {
         format!("http://{}{path}", self.addr)
     }
 
+    /// Reloads the proxy with config `toml` (as `server::Running::reload`).
+    pub async fn reload(&self, toml: &str) -> Result<switchyard::reload::ReloadReport, String> {
+        let config = config::parse(toml, Path::new("test.toml")).map_err(|e| e.to_string())?;
+        self.running.reload(config).await.map_err(|e| e.to_string())
+    }
+
     /// Drains and stops the proxy.
     pub async fn stop(self) {
         self.running.shutdown().await;

@@ -222,3 +222,30 @@ impl<C> Drop for BusyGuard<C> {
         self.member.busy.fetch_sub(1, Ordering::Relaxed);
     }
 }
+
+impl<C> Member<C> {
+    /// Takes over the live state of the same member from a previous config (a reload): the
+    /// in-error flag E with its time (its `retry` clock restarts at this member's creation at
+    /// the latest), lbstatus and the counters. Configured flags and `busy` stay this member's.
+    pub fn inherit_state<D>(&self, old: &Member<D>) {
+        let relaxed = Ordering::Relaxed;
+        if old.status().contains(StatusFlags::IN_ERROR) {
+            let at = old.epoch + Duration::from_nanos(old.error_at.load(relaxed));
+            self.error_at.store(self.nanos_since_epoch(at), relaxed);
+            self.set_status(StatusFlags::IN_ERROR, true);
+        }
+        if old.status().contains(StatusFlags::HEALTH_FAILED) && self.config.health.is_some() {
+            self.set_status(StatusFlags::HEALTH_FAILED, true);
+        }
+        self.lbstatus.store(old.lbstatus.load(relaxed), relaxed);
+        for (mine, theirs) in [
+            (&self.elected, &old.elected),
+            (&self.transferred, &old.transferred),
+            (&self.read, &old.read),
+            (&self.errors, &old.errors),
+            (&self.retries, &old.retries),
+        ] {
+            mine.store(theirs.load(relaxed), relaxed);
+        }
+    }
+}

@@ -65,6 +65,7 @@ fn member(name: &str, loadfactor: f64, status: &str, lbset: u32) -> config::Memb
             idle_timeout: Duration::from_secs(1),
             acquire_timeout: Duration::from_secs(1),
         },
+        upgrade: config::Upgrades::default(),
     }
 }
 

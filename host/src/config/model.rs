@@ -24,6 +24,12 @@ pub struct Config {
     pub server: Server,
     /// Limits every plugin runs under.
     pub plugins: PluginLimits,
+    /// `[limits]`: request size limits.
+    pub limits: super::edge::Limits,
+    /// `[timeouts]`: how long clients may take.
+    pub timeouts: super::edge::Timeouts,
+    /// `[forwarded]`: whose forwarding headers are believed.
+    pub forwarded: super::edge::Forwarded,
 }
 
 /// One `[[listen]]`.
@@ -44,6 +50,8 @@ pub struct Route {
     pub preserve_host: bool,
     /// Header-rewrite plugins, applied in this order (ProxyPassReverse first when asked for).
     pub rewrite: Vec<PluginSpec>,
+    /// Protocols every member of this route may be upgraded to.
+    pub upgrade: super::edge::Upgrades,
 }
 
 /// Where a route sends its requests.
@@ -201,6 +209,8 @@ pub struct Member {
     pub connection: ConnectionSettings,
     /// Health checking, when configured.
     pub health: Option<HealthCheckSpec>,
+    /// Protocols requests to this member may be upgraded to (httpd's `upgrade=`).
+    pub upgrade: super::edge::Upgrades,
 }
 
 /// A member's health check (httpd's mod_proxy_hcheck settings).
@@ -235,6 +245,7 @@ impl Member {
             ping: None,
             connection,
             health: None,
+            upgrade: super::edge::Upgrades::default(),
         }
     }
 }

@@ -26,6 +26,12 @@ pub(crate) struct RawConfig {
     pub plugins: RawPlugins,
     #[serde(default)]
     pub hctemplate: BTreeMap<String, RawHealthKeys>,
+    #[serde(default)]
+    pub limits: super::edge::RawLimits,
+    #[serde(default)]
+    pub timeouts: super::edge::RawTimeouts,
+    #[serde(default)]
+    pub forwarded: super::edge::RawForwarded,
 }
 
 /// `[[listen]]`
@@ -57,6 +63,7 @@ pub(crate) struct RawRoute {
     pub reverse_cookie_domain: Option<BTreeMap<String, String>>,
     pub reverse_cookie_path: Option<BTreeMap<String, String>>,
     pub rewrite: Option<Vec<RawPlugin>>,
+    pub upgrade: Option<Vec<String>>,
 }
 
 /// `[balancer.NAME]`
@@ -142,6 +149,7 @@ pub(crate) struct RawMember {
     pub hcfails: Option<u32>,
     pub hctimeout: Option<DurationValue>,
     pub healthcheck: Option<RawPlugin>,
+    pub upgrade: Option<Vec<String>>,
 }
 
 impl RawMember {

@@ -10,9 +10,8 @@ use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
-use hyper::body::Incoming;
-
 use super::ProxyMember;
+use super::limits::{ClientBody, ClientBodyError};
 use super::upstream::MemberBody;
 
 /// Errors a body can end with.
@@ -22,7 +21,7 @@ pub(crate) type BodyError = Box<dyn std::error::Error + Send + Sync>;
 #[derive(Debug)]
 pub(crate) enum RequestBody {
     /// The client's body, streamed; bytes are counted against `member` once one is chosen.
-    Client { inner: Incoming, member: Option<Arc<ProxyMember>> },
+    Client { inner: ClientBody, member: Option<Arc<ProxyMember>> },
     /// No body (used when a bodiless idempotent request is sent again).
     Empty,
 }
@@ -38,9 +37,9 @@ impl RequestBody {
 
 impl Body for RequestBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = ClientBodyError;
 
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, ClientBodyError>>> {
         match self.get_mut() {
             RequestBody::Client { inner, member } => {
                 let frame = ready!(Pin::new(inner).poll_frame(cx));

@@ -17,27 +17,48 @@ impl Proxy {
     /// Builds routes, balancers and pools (with a slot for each of `workers` threads), loading
     /// every plugin the config names. Health checks are described, not started.
     pub async fn build(config: &Config, plugins: &PluginRuntime, workers: usize) -> Result<Self, BuildError> {
-        let pool_for = |m: &config::Member| Arc::new(MemberPool::new(m.authority.clone(), m.connection, workers));
+        Self::build_with(config, plugins, workers, &|_, _| None).await
+    }
+
+    /// Like [`Proxy::build`], taking a member's pool from `reuse` (given the member's owner —
+    /// balancer name or route prefix — and config) when it has one.
+    pub(super) async fn build_with(
+        config: &Config,
+        plugins: &PluginRuntime,
+        workers: usize,
+        reuse: &(dyn Fn(&str, &config::Member) -> Option<Arc<MemberPool>> + Sync),
+    ) -> Result<Self, BuildError> {
+        let pool_for = |owner: &str, m: &config::Member| {
+            reuse(owner, m).unwrap_or_else(|| Arc::new(MemberPool::new(m.authority.clone(), m.connection, workers)))
+        };
         let mut balancers = Vec::with_capacity(config.balancers.len());
         for b in &config.balancers {
             let method = plugins
                 .lbmethod(&b.lbmethod, &b.name)
                 .await
                 .map_err(|source| BuildError { origin: b.lbmethod.origin.clone(), source })?;
-            balancers.push(Arc::new(Balancer::new(b, method, pool_for)));
+            balancers.push(Arc::new(Balancer::new(b, method, |m| pool_for(&b.name, m))));
         }
         let health = health_checks(config, plugins).await?;
         let mut routes = Vec::with_capacity(config.routes.len());
         for (i, r) in config.routes.iter().enumerate() {
             let target = match &r.target {
                 RouteTarget::Exclude => Target::Exclude,
-                RouteTarget::Backend(member) => Target::Backend(Arc::new(Member::new((**member).clone(), pool_for(member)))),
+                RouteTarget::Backend(member) => Target::Backend(Arc::new(Member::new((**member).clone(), pool_for(&r.prefix, member)))),
                 RouteTarget::Balancer(b) => Target::Balancer(Arc::clone(&balancers[*b])),
             };
             let rewrite = rewrite_chain(config, i, plugins).await?;
-            routes.push(Route { prefix: r.prefix.clone(), target: RouteEntry { target, preserve_host: r.preserve_host, rewrite } });
+            let entry = RouteEntry { target, preserve_host: r.preserve_host, upgrade: r.upgrade, rewrite };
+            routes.push(Route { prefix: r.prefix.clone(), target: entry });
         }
-        Ok(Self { routes: RouteTable::new(routes), balancers, health })
+        Ok(Self {
+            routes: RouteTable::new(routes),
+            balancers,
+            health,
+            limits: config.limits,
+            timeouts: config.timeouts,
+            forwarded: config.forwarded.clone(),
+        })
     }
 }
 

@@ -220,6 +220,7 @@ impl Attempts<'_> {
                     }
                     return Err(ProxyError::MemberTimeout { member: member.config.url.clone(), after });
                 }
+                Err(AttemptError::Client(e)) => return Err(e.into()),
             }
         }
         Err(last_error.unwrap_or_else(|| ProxyError::unavailable(upstream.name(), NoMember::NoneUsable)))

@@ -1,4 +1,5 @@
-//! Header rules on the way to the member and back: hop-by-hop removal and X-Forwarded-*.
+//! Header rules on the way to the member and back: hop-by-hop removal, X-Forwarded-* and
+//! Forwarded.
 //!
 //! Hop-by-hop headers describe one connection, not the message, so they never cross the
 //! proxy: Connection and every header it names, Keep-Alive, TE, Proxy-Connection, Upgrade and
@@ -46,14 +47,56 @@ pub(crate) fn peer_value(peer: IpAddr) -> HeaderValue {
     HeaderValue::from_str(&peer.to_string()).unwrap_or_else(|_| HeaderValue::from_static("unknown"))
 }
 
-/// Adds X-Forwarded-For (appending the peer), X-Forwarded-Host (the Host the client asked
-/// for) and X-Forwarded-Proto, as httpd's mod_proxy does for the first two.
-pub(crate) fn add_forwarded(headers: &mut HeaderMap, peer: &HeaderValue, client_host: Option<&HeaderValue>, proto: &'static str) {
-    append_list(headers, HeaderName::from_static("x-forwarded-for"), peer);
-    if let Some(host) = client_host {
-        append_list(headers, HeaderName::from_static("x-forwarded-host"), host);
+/// Sets X-Forwarded-For, X-Forwarded-Host (the Host the client asked for) and
+/// X-Forwarded-Proto. From a `trusted` peer (another proxy of ours) the chain goes on: the
+/// peer is appended to X-Forwarded-For and to a Forwarded header if there is one, and the
+/// peer's X-Forwarded-Host and -Proto are kept. From anyone else every Forwarded and
+/// X-Forwarded-* header is removed first and the proxy's own replace them, so a client
+/// cannot pose as someone else to the member.
+pub(crate) fn add_forwarded(
+    headers: &mut HeaderMap,
+    peer: &HeaderValue,
+    client_host: Option<&HeaderValue>,
+    proto: &'static str,
+    trusted: bool,
+) {
+    let xff = HeaderName::from_static("x-forwarded-for");
+    let xfh = HeaderName::from_static("x-forwarded-host");
+    let xfp = HeaderName::from_static("x-forwarded-proto");
+    if !trusted {
+        strip_forwarding(headers);
+        headers.insert(xff, peer.clone());
+        if let Some(host) = client_host {
+            headers.insert(xfh, host.clone());
+        }
+        headers.insert(xfp, HeaderValue::from_static(proto));
+        return;
     }
-    headers.insert(HeaderName::from_static("x-forwarded-proto"), HeaderValue::from_static(proto));
+    append_list(headers, xff, peer);
+    if let Some(host) = client_host.filter(|_| !headers.contains_key(&xfh)) {
+        headers.insert(xfh, host.clone());
+    }
+    if !headers.contains_key(&xfp) {
+        headers.insert(xfp, HeaderValue::from_static(proto));
+    }
+    if headers.contains_key(header::FORWARDED) {
+        let node = peer.to_str().map_or_else(|_| "unknown".to_string(), |ip| if ip.contains(':') { format!("for=\"[{ip}]\"") } else { format!("for={ip}") });
+        if let Ok(node) = HeaderValue::from_str(&node) {
+            append_list(headers, header::FORWARDED, &node);
+        }
+    }
+}
+
+/// Removes Forwarded and every X-Forwarded-* header.
+fn strip_forwarding(headers: &mut HeaderMap) {
+    let is_forwarding = |name: &HeaderName| name == header::FORWARDED || name.as_str().starts_with("x-forwarded-");
+    if !headers.keys().any(is_forwarding) {
+        return;
+    }
+    let names: Vec<HeaderName> = headers.keys().filter(|n| is_forwarding(n)).cloned().collect();
+    for name in names {
+        headers.remove(name);
+    }
 }
 
 /// Appends `value` to a comma-separated list header, joining multiple header lines into one.
@@ -101,17 +144,35 @@ mod tests {
             ("accept", "*/*"),
         ]);
         strip_hop_by_hop(&mut h);
-        add_forwarded(&mut h, &peer_value("192.0.2.7".parse().expect("ip")), Some(&HeaderValue::from_static("example.com")), "http");
+        add_forwarded(&mut h, &peer_value("192.0.2.7".parse().expect("ip")), Some(&HeaderValue::from_static("example.com")), "http", true);
         let names: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
         assert_eq!(names, ["accept", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto"]);
         assert_eq!(h["x-forwarded-for"], "192.0.2.7", "a client cannot keep its own XFF by naming it in Connection");
     }
 
     #[test]
-    fn appends_to_existing_forwarded_for() {
-        let mut h = map(&[("x-forwarded-for", "10.0.0.1"), ("x-forwarded-for", "10.0.0.2")]);
-        add_forwarded(&mut h, &peer_value("::1".parse().expect("ip")), None, "http");
+    fn appends_to_a_trusted_chain() {
+        let mut h = map(&[("x-forwarded-for", "10.0.0.1"), ("x-forwarded-for", "10.0.0.2"), ("x-forwarded-proto", "https"), ("forwarded", "for=10.0.0.1")]);
+        add_forwarded(&mut h, &peer_value("::1".parse().expect("ip")), None, "http", true);
         assert_eq!(h["x-forwarded-for"], "10.0.0.1, 10.0.0.2, ::1");
+        assert_eq!(h["x-forwarded-proto"], "https", "the trusted peer's view of the scheme is kept");
+        assert_eq!(h["forwarded"], "for=10.0.0.1, for=\"[::1]\"");
         assert!(!h.contains_key("x-forwarded-host"));
+    }
+
+    #[test]
+    fn replaces_an_untrusted_chain() {
+        let mut h = map(&[
+            ("x-forwarded-for", "10.0.0.1"),
+            ("x-forwarded-host", "evil.example"),
+            ("x-forwarded-prefix", "/admin"),
+            ("forwarded", "for=10.0.0.1;host=evil.example"),
+            ("accept", "*/*"),
+        ]);
+        add_forwarded(&mut h, &peer_value("192.0.2.7".parse().expect("ip")), Some(&HeaderValue::from_static("site.example")), "http", false);
+        let names: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+        assert_eq!(names, ["accept", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto"]);
+        assert_eq!(h["x-forwarded-for"], "192.0.2.7");
+        assert_eq!(h["x-forwarded-host"], "site.example");
     }
 }

@@ -1,5 +1,6 @@
-//! The request path: routes, forwarding to members over pooled connections, failover
-//! between attempts, and the one place errors become 404/502/503/504.
+//! The request path: strict checks, routes, forwarding to members over pooled connections,
+//! failover between attempts, header rewriting, upgrades, and the one place errors become
+//! responses.
 //!
 //! A request is matched against the routes; a balancer route asks the [`Balancer`] for a
 //! member, a backend route has its one member. `upstream` makes one attempt over a pooled
@@ -11,9 +12,13 @@ mod body;
 mod build;
 mod failover;
 mod headers;
+mod limits;
+mod rebuild;
 mod respond;
 mod route;
 mod service;
+mod strict;
+mod upgrade;
 mod upstream;
 pub mod worker;
 
@@ -21,10 +26,13 @@ use std::sync::Arc;
 use std::time::Instant;
 
 pub use body::ResponseBody;
+pub use respond::raw_page;
 pub use service::ProxyService;
+pub(crate) use strict::check as strict_check;
 pub use upstream::{MemberBody, MemberBodyError, MemberPool};
 
 use crate::balancer::{Balancer, Member};
+use crate::config::{Forwarded, Limits, Timeouts, Upgrades};
 use crate::health::{self, HealthCheck, HealthState, HealthStatus};
 use crate::plugin::PluginError;
 use crate::rewrite::{RewriteChain, RewriteStats};
@@ -34,6 +42,8 @@ use route::RouteTable;
 pub type ProxyMember = Member<Arc<MemberPool>>;
 /// A balancer whose members have connection pools.
 pub type ProxyBalancer = Balancer<Arc<MemberPool>>;
+/// The proxy in service, swapped whole on reload; each request loads it once.
+pub type SharedProxy = Arc<arc_swap::ArcSwap<Proxy>>;
 
 /// Where a route sends requests.
 enum Target {
@@ -45,6 +55,7 @@ enum Target {
 struct RouteEntry {
     target: Target,
     preserve_host: bool,
+    upgrade: Upgrades,
     rewrite: Option<RouteRewrite>,
 }
 
@@ -75,6 +86,9 @@ pub struct Proxy {
     routes: RouteTable<RouteEntry>,
     balancers: Vec<Arc<ProxyBalancer>>,
     health: Vec<HealthCheckTask>,
+    limits: Limits,
+    timeouts: Timeouts,
+    forwarded: Forwarded,
 }
 
 /// Why the proxy could not be built from a valid config.

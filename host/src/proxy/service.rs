@@ -12,37 +12,45 @@ use hyper::body::{Body, Incoming};
 
 use super::body::{RequestBody, ResponseBody};
 use super::failover::{self, Upstream};
+use super::limits::ClientBody;
 use super::respond::{ProxyError, error_response};
 use super::route::forward_path;
-use super::{Proxy, ProxyMember, Target, headers};
+use super::{Proxy, ProxyMember, SharedProxy, Target, headers, strict, upgrade};
 use crate::balancer::sticky;
-use crate::config::HashKey;
+use crate::config::{HashKey, Upgrades};
+use crate::edge::{ConnShared, Tracked, Violation};
 
 /// The hyper service for one client connection.
 #[derive(Clone)]
 pub struct ProxyService {
-    proxy: Arc<Proxy>,
+    proxy: SharedProxy,
     peer: SocketAddr,
     /// The client's X-Forwarded-For entry, made once for the connection.
     peer_value: HeaderValue,
+    conn: Arc<ConnShared>,
 }
 
 impl ProxyService {
-    /// Serves requests from `peer` with `proxy`.
-    pub fn new(proxy: Arc<Proxy>, peer: SocketAddr) -> Self {
-        Self { proxy, peer, peer_value: headers::peer_value(peer.ip()) }
+    /// Serves requests from `peer` with whatever proxy `proxy` holds when each arrives;
+    /// `conn` is shared with the connection's guard.
+    pub fn new(proxy: SharedProxy, peer: SocketAddr, conn: Arc<ConnShared>) -> Self {
+        Self { proxy, peer, peer_value: headers::peer_value(peer.ip()), conn }
     }
 }
 
 impl hyper::service::Service<Request<Incoming>> for ProxyService {
-    type Response = Response<ResponseBody>;
+    type Response = Response<Tracked<ResponseBody>>;
     type Error = Infallible;
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
 
     fn call(&self, request: Request<Incoming>) -> Self::Future {
-        let proxy = Arc::clone(&self.proxy);
-        let client = Client { addr: self.peer, forwarded_for: self.peer_value.clone() };
-        Box::pin(async move { Ok(proxy.handle(request, &client).await) })
+        let proxy = self.proxy.load_full();
+        let (flight, raw) = self.conn.begin_request();
+        let client = Client { addr: self.peer, forwarded_for: self.peer_value.clone(), raw, conn: Arc::clone(&self.conn) };
+        Box::pin(async move {
+            let response = proxy.handle(request, &client).await;
+            Ok(response.map(|body| Tracked::new(body, flight)))
+        })
     }
 }
 
@@ -52,6 +60,10 @@ pub struct Client {
     pub addr: SocketAddr,
     /// Its X-Forwarded-For entry.
     pub forwarded_for: HeaderValue,
+    /// What the raw-head scanner found wrong with this request's head, if anything.
+    pub raw: Option<Violation>,
+    /// The connection's state shared with its guard.
+    pub conn: Arc<ConnShared>,
 }
 
 impl Proxy {
@@ -63,7 +75,8 @@ impl Proxy {
         }
     }
 
-    async fn relay(&self, request: Request<Incoming>, client: &Client) -> Result<Response<ResponseBody>, ProxyError> {
+    async fn relay(&self, mut request: Request<Incoming>, client: &Client) -> Result<Response<ResponseBody>, ProxyError> {
+        strict::check(&request, &self.limits, client.raw)?;
         if request.method() == Method::CONNECT {
             return Err(ProxyError::MethodNotAllowed { method: Method::CONNECT });
         }
@@ -84,11 +97,19 @@ impl Proxy {
             Upstream::Single(_) => (0, None),
         };
         let rest = rest.to_string();
+        let upgrade = upgrade::wants_websocket(&request).then(|| route.target.upgrade);
+        let on_upgrade = upgrade.map(|_| hyper::upgrade::on(&mut request));
+        let trusted = self.forwarded.trusts(client.addr.ip());
         let (parts, body) = request.into_parts();
-        let (outgoing, parts) = Outgoing::prepare(parts, rest, &body, &client.forwarded_for, route.target.preserve_host);
+        let (mut outgoing, parts) = Outgoing::prepare(parts, rest, &body, &client.forwarded_for, route.target.preserve_host, trusted);
+        outgoing.upgrade = upgrade;
+        let mut body = ClientBody::new(body, &self.limits, &self.timeouts);
+        body.prefetch().await?;
         let body = RequestBody::Client { inner: body, member: None };
         let attempts = failover::Attempts { upstream, outgoing, key, route: sticky_route.as_deref(), rewrite: route.target.rewrite.as_ref() };
-        attempts.relay((parts, body)).await
+        let mut response = attempts.relay((parts, body)).await?;
+        upgrade::start_tunnel(&mut response, on_upgrade, &client.conn);
+        Ok(response)
     }
 }
 
@@ -107,22 +128,27 @@ pub(crate) struct Outgoing {
     /// Whether the request may be sent again after an exchange broke: an idempotent method
     /// and no body (the parts come back with the failure; there is no body to replay).
     replayable: bool,
+    /// The client asked for a WebSocket upgrade; what the route allows (a member may allow
+    /// it too).
+    upgrade: Option<Upgrades>,
 }
 
 impl Outgoing {
     /// Applies the header rules to `parts`; returns them with what each attempt needs.
-    fn prepare(mut parts: Parts, rest: String, body: &Incoming, forwarded_for: &HeaderValue, preserve_host: bool) -> (Self, Parts) {
-        let client_host = parts.headers.get(header::HOST).cloned().or_else(|| {
-            parts.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-        });
+    fn prepare(mut parts: Parts, rest: String, body: &Incoming, forwarded_for: &HeaderValue, preserve_host: bool, trusted: bool) -> (Self, Parts) {
+        // An absolute-form target's authority wins over Host (RFC 9112 §3.2.2).
+        let client_host = match parts.uri.authority() {
+            Some(a) => HeaderValue::from_str(a.as_str()).ok(),
+            None => parts.headers.get(header::HOST).cloned(),
+        };
         let query = parts.uri.query().map(str::to_string);
         headers::strip_hop_by_hop(&mut parts.headers);
         // The proxy answered any 100-continue itself by reading the body.
         parts.headers.remove(header::EXPECT);
-        headers::add_forwarded(&mut parts.headers, forwarded_for, client_host.as_ref(), "http");
+        headers::add_forwarded(&mut parts.headers, forwarded_for, client_host.as_ref(), "http", trusted);
         parts.version = Version::HTTP_11;
         let replayable = is_idempotent(&parts.method) && body.is_end_stream();
-        (Self { rest, query, client_host, preserve_host, replayable }, parts)
+        (Self { rest, query, client_host, preserve_host, replayable, upgrade: None }, parts)
     }
 
     /// The host the client asked for, as text (empty when it named none).
@@ -144,6 +170,15 @@ impl Outgoing {
             Some(h) => parts.headers.insert(header::HOST, h),
             None => parts.headers.remove(header::HOST),
         };
+        if let Some(route) = self.upgrade {
+            if route.union(member.config.upgrade).websocket {
+                upgrade::ask_member(&mut parts.headers);
+            } else {
+                // A member tried earlier may have been allowed the upgrade; this one is not.
+                parts.headers.remove(header::UPGRADE);
+                parts.headers.remove(header::CONNECTION);
+            }
+        }
         Ok(Request::from_parts(parts, body))
     }
 }

@@ -69,6 +69,7 @@ pub(super) fn member(here: &[Seg], m: &RawMember, p: &mut Problems) -> Option<Me
         ping,
         connection,
         health: None,
+        upgrade: crate::config::edge::upgrades(here, m.upgrade.as_ref(), p),
     })
 }
 

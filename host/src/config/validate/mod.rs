@@ -26,20 +26,20 @@ pub(crate) use member::DEFAULT_RETRY;
 pub(crate) struct Problems(pub Vec<(Vec<Seg>, String)>);
 
 impl Problems {
-    fn push(&mut self, path: &[Seg], message: impl Into<String>) {
+    pub(crate) fn push(&mut self, path: &[Seg], message: impl Into<String>) {
         self.0.push((path.to_vec(), message.into()));
     }
 }
 
 /// `path` with key `k` appended.
-fn key(path: &[Seg], k: &str) -> Vec<Seg> {
+pub(crate) fn key(path: &[Seg], k: &str) -> Vec<Seg> {
     let mut p = path.to_vec();
     p.push(Seg::Key(k.to_string()));
     p
 }
 
 /// `path` with array index `i` appended.
-fn index(path: &[Seg], i: usize) -> Vec<Seg> {
+pub(crate) fn index(path: &[Seg], i: usize) -> Vec<Seg> {
     let mut p = path.to_vec();
     p.push(Seg::Index(i));
     p
@@ -62,9 +62,12 @@ pub(crate) fn validate(
     let routes = route::routes(&raw.route, &balancer_names, base_dir, origin_of, &mut p);
     let server = server(&raw.server, &mut p);
     let plugins = plugins(&raw.plugins, &mut p);
+    let limits = super::edge::limits(&raw.limits, &mut p);
+    let timeouts = super::edge::timeouts(&raw.timeouts, &mut p);
+    let forwarded = super::edge::forwarded(&raw.forwarded, &mut p);
 
     if p.0.is_empty() {
-        Ok(Config { file: file.to_path_buf(), listeners, routes, balancers, server, plugins })
+        Ok(Config { file: file.to_path_buf(), listeners, routes, balancers, server, plugins, limits, timeouts, forwarded })
     } else {
         Err(p)
     }

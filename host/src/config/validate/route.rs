@@ -63,7 +63,8 @@ pub(super) fn routes(
         if matches!(target, RouteTarget::Exclude) && !rewrite.is_empty() {
             p.push(&here, "an excluded route proxies nothing: it cannot rewrite headers");
         }
-        out.push(Route { prefix: r.path.clone(), target, preserve_host: r.preserve_host, rewrite });
+        let upgrade = crate::config::edge::upgrades(&here, r.upgrade.as_ref(), p);
+        out.push(Route { prefix: r.path.clone(), target, preserve_host: r.preserve_host, upgrade, rewrite });
     }
     out
 }

@@ -14,6 +14,7 @@ mod conn;
 mod pool;
 mod request;
 mod response;
+mod tunnel;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,8 +25,10 @@ use http::{Method, Request, Response, StatusCode};
 pub use body::{MemberBody, MemberBodyError};
 pub(crate) use pool::ConnectError;
 pub use pool::MemberPool;
+pub(crate) use tunnel::SwitchedSlot;
 
 use super::body::{RequestBody, ResponseBody};
+use super::limits::ClientBodyError;
 use super::{ProxyMember, headers};
 use crate::balancer::BusyGuard;
 use conn::READ_CHUNK;
@@ -43,6 +46,9 @@ pub(crate) enum AttemptError {
     Broken { reason: String, fresh_connection: bool, parts: Box<Parts> },
     /// No response head within the member's `timeout`.
     Timeout { after: Duration },
+    /// The client's body failed (too large, too slow, malformed, gone): the member
+    /// connection is dropped mid-request and the client gets the client error.
+    Client(ClientBodyError),
 }
 
 /// Sends `request` to `member` and returns its response, whose body streams from the member.
@@ -84,8 +90,10 @@ pub(crate) async fn exchange(
                 early_answer = Some(head);
             }
             Ok(Continue::Final(head)) => {
-                if let Err(e) = request::write_body(&mut lease.conn.stream, &mut body, framing, timeout).await {
-                    return Err(broken(e.to_string(), parts));
+                match request::write_body(&mut lease.conn.stream, &mut body, framing, timeout).await {
+                    Ok(()) => {}
+                    Err(BodyWriteError::Client(e)) => return Err(AttemptError::Client(e)),
+                    Err(e) => return Err(broken(e.to_string(), parts)),
                 }
                 early_answer = Some(head);
             }
@@ -100,10 +108,15 @@ pub(crate) async fn exchange(
         Some(head) => head,
         None => {
             let written = request::write_body(&mut lease.conn.stream, &mut body, framing, timeout).await;
-            let read = read_head(&mut lease, &parts.method, timeout, member).await;
+            if let Err(BodyWriteError::Client(e)) = written {
+                // Dropping the lease closes the connection: the member never sees a complete request.
+                return Err(AttemptError::Client(e));
+            }
+            let upgrading = parts.headers.contains_key(http::header::UPGRADE);
+            let read = read_head(&mut lease, &parts.method, upgrading, timeout, member).await;
             match (written, read) {
                 (_, Ok(head)) => head,
-                (Err(BodyWriteError::Client(e)), _) => return Err(broken(format!("the client's body failed: {e}"), parts)),
+                (Err(BodyWriteError::Client(e)), _) => return Err(AttemptError::Client(e)),
                 (_, Err(HeadFailure::Timeout)) => return Err(AttemptError::Timeout { after: timeout }),
                 (Err(e), Err(_)) => return Err(broken(e.to_string(), parts)),
                 (Ok(()), Err(HeadFailure::Broken(reason))) => return Err(broken(reason, parts)),
@@ -111,6 +124,9 @@ pub(crate) async fn exchange(
         }
     };
     let response::ResponseHead { status, mut headers, framing, keep_alive } = head;
+    if status == StatusCode::SWITCHING_PROTOCOLS {
+        return tunnel::switched(lease, busy, Arc::clone(member), headers).map_err(|reason| broken(reason, parts));
+    }
     headers::strip_hop_by_hop(&mut headers);
     let body = MemberBody::new(lease, framing, keep_alive, Arc::clone(member), busy);
     let mut response = Response::new(ResponseBody::Member(body));
@@ -161,12 +177,21 @@ async fn await_continue(lease: &mut Lease, ping: Duration, member: &ProxyMember)
 
 /// Reads the response head (skipping 100 Continue and other interim responses) within
 /// `timeout`.
-async fn read_head(lease: &mut Lease, method: &Method, timeout: Duration, member: &ProxyMember) -> Result<response::ResponseHead, HeadFailure> {
+async fn read_head(
+    lease: &mut Lease,
+    method: &Method,
+    upgrading: bool,
+    timeout: Duration,
+    member: &ProxyMember,
+) -> Result<response::ResponseHead, HeadFailure> {
     let conn = &mut lease.conn;
     let read = async {
         loop {
             match response::parse(&mut conn.buf, method) {
                 Ok(Some(head)) => {
+                    if head.status == StatusCode::SWITCHING_PROTOCOLS && upgrading {
+                        return Ok(head);
+                    }
                     if head.status == StatusCode::SWITCHING_PROTOCOLS {
                         return Err(HeadFailure::Broken("the member switched protocols, which this route does not allow".into()));
                     }

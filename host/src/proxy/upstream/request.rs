@@ -16,6 +16,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use super::super::body::RequestBody;
+use super::super::limits::ClientBodyError;
 
 /// How the request body is delimited on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,7 +85,7 @@ pub(crate) fn encode_head(parts: &Parts, framing: RequestFraming, expect_continu
 pub(crate) enum BodyWriteError {
     /// The client's body failed (it went away, or sent a malformed body).
     #[error("client body: {0}")]
-    Client(hyper::Error),
+    Client(ClientBodyError),
     /// Writing to the member failed or stalled.
     #[error("writing to the member: {0}")]
     Member(std::io::Error),

@@ -2,8 +2,9 @@
 //!
 //! Strict, as a proxy must be: a head that does not parse, a header name or value that is not
 //! valid, a Content-Length that is not plain digits or disagrees with another, any
-//! Transfer-Encoding other than `chunked`, or both Transfer-Encoding and Content-Length make
-//! the response invalid (the client gets 502), never a guess. Framing follows RFC 9112 §6.3.
+//! Transfer-Encoding other than `chunked`, both Transfer-Encoding and Content-Length, obs-fold
+//! or a line ended by a bare LF make the response invalid (the client gets 502), never a
+//! guess. Framing follows RFC 9112 §6.3.
 
 use bytes::BytesMut;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -67,6 +68,10 @@ pub(crate) fn parse(buf: &mut BytesMut, method: &Method) -> Result<Option<Respon
         }
         (len, response.code, response.version == Some(1), response.headers.len())
     };
+    // httparse takes a bare LF for a line end; a member that sends one is out of step.
+    if buf[..len].iter().enumerate().any(|(i, &b)| b == b'\n' && (i == 0 || buf[i - 1] != b'\r')) {
+        return Err(HeadError::Invalid("a line ends in LF without CR".into()));
+    }
     let code = code.ok_or_else(|| HeadError::Invalid("no status code".into()))?;
     let status = StatusCode::from_u16(code).map_err(|_| HeadError::Invalid(format!("status {code}")))?;
     let head = buf.split_to(len).freeze();
@@ -179,6 +184,8 @@ mod tests {
         assert!(invalid("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n"));
         assert!(invalid("HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999\r\n\r\n"));
         assert!(invalid("HTTP/1.1 200 OK\r\nX-Folded: a\r\n b\r\n\r\n"), "obs-fold");
+        assert!(invalid("HTTP/1.1 200 OK\nContent-Length: 0\r\n\r\n"), "bare LF");
+        assert!(invalid("HTTP/1.1 200 OK\r\nContent-Length: 0\n\n"), "bare LFs ending the head");
         assert!(invalid("HTTP/1.1 200 OK\r\nBad Name: x\r\n\r\n"));
         assert!(invalid("HTTP/1.1 2000 OK\r\n\r\n"));
         assert!(head("HTTP/1.1 200 OK\r\nContent-Le").expect("partial").is_none());

@@ -1,0 +1,46 @@
+//! What the edge checks cost per request: the raw-head scanner over a typical browser-sized
+//! request head, and the strict checks on the parsed request. Compare with the CPU a whole
+//! proxied request costs (requests per CPU-second under wrk, see docs/hardening.md).
+//!
+//! `cargo bench -p switchyard --bench edge`
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use switchyard::config::Limits;
+use switchyard::edge::{ScanLimits, Scanner};
+
+const HEAD: &[u8] = b"GET /app/images/logo.png?v=3 HTTP/1.1\r\n\
+Host: www.example.com\r\n\
+User-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0\r\n\
+Accept: image/avif,image/webp,image/png,image/svg+xml,image/*;q=0.8,*/*;q=0.5\r\n\
+Accept-Language: en-GB,en;q=0.5\r\n\
+Accept-Encoding: gzip, deflate, br, zstd\r\n\
+Referer: https://www.example.com/app/\r\n\
+Cookie: session=4f9c2a7d1e8b3c5a; theme=dark\r\n\
+Connection: keep-alive\r\n\r\n";
+
+fn request() -> http::Request<()> {
+    let mut slots = [httparse::EMPTY_HEADER; 32];
+    let mut parsed = httparse::Request::new(&mut slots);
+    parsed.parse(HEAD).expect("parses");
+    let mut b = http::Request::builder().method(parsed.method.expect("method")).uri(parsed.path.expect("path"));
+    for h in parsed.headers.iter() {
+        b = b.header(h.name, h.value);
+    }
+    b.body(()).expect("request")
+}
+
+fn edge(c: &mut Criterion) {
+    let limits = ScanLimits { request_line: 8190, header_size: 32 * 1024 };
+    c.bench_function("scanner: one 420-byte head", |b| {
+        b.iter(|| {
+            let mut s = Scanner::new(limits);
+            std::hint::black_box(s.feed(std::hint::black_box(HEAD)))
+        })
+    });
+    let req = request();
+    let limits = Limits::default();
+    c.bench_function("strict checks: same request", |b| b.iter(|| switchyard::fuzzing::strict_check(std::hint::black_box(&req), &limits)));
+}
+
+criterion_group!(benches, edge);
+criterion_main!(benches);

@@ -1,0 +1,317 @@
+//! The client socket as hyper sees it: every byte read passes the raw-head [`Scanner`], and
+//! the connection's head and idle deadlines are kept here, where the bytes arrive.
+//!
+//! Deadlines (see [`GuardSettings`]): a connection's first head must arrive within `header`
+//! of the accept; after a response, the next request's first byte within `keepalive`, and
+//! the rest of its head within `header` of that byte. A client that started a head and ran
+//! out of time gets 408 and the connection is closed; one that sent nothing is closed
+//! silently (nginx and HAProxy do the same). No deadline runs while a request is in flight
+//! (hyper keeps reading to notice a client that goes away, and a slow member is not the
+//! client's fault); body deadlines belong to the request body (`proxy::limits`).
+//!
+//! A request line or header block over its limit is answered at once (414, 431) when no
+//! response is under way, instead of letting the parser buffer it; otherwise the finding
+//! goes to the service, which answers it in turn. Answers written here are pre-made by the
+//! caller (the proxy's `respond` module makes every error page).
+//!
+//! Closing is lingering, as nginx does: after an answer the write side is shut and whatever
+//! the client still sends is read and dropped until it closes or [`LINGER`] passes. Closing
+//! at once with unread bytes would make the kernel send a reset, which can destroy the
+//! answer before the client reads it.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::time::{Instant, Sleep};
+
+use super::rawhead::{Phase, ScanLimits, Scanner, Violation};
+use super::state::ConnShared;
+
+/// Longest a closing connection keeps reading (and dropping) what the client still sends.
+pub(crate) const LINGER: Duration = Duration::from_secs(2);
+
+/// Error pages the guard may write itself (complete HTTP/1.1 responses with
+/// `Connection: close`).
+#[derive(Debug, Clone)]
+pub struct Answers {
+    /// 408 Request Timeout.
+    pub timeout: Bytes,
+    /// 414 URI Too Long.
+    pub uri_too_long: Bytes,
+    /// 431 Request Header Fields Too Large.
+    pub header_too_large: Bytes,
+}
+
+/// What a guard enforces.
+#[derive(Debug, Clone)]
+pub struct GuardSettings {
+    /// Size limits for heads.
+    pub limits: ScanLimits,
+    /// Time to receive a head.
+    pub header: Duration,
+    /// Time an idle connection is kept.
+    pub keepalive: Duration,
+    /// Pages for the answers the guard gives itself.
+    pub answers: Arc<Answers>,
+}
+
+/// A client connection's socket, scanned and timed.
+pub struct Guard {
+    stream: TcpStream,
+    scanner: Scanner,
+    shared: Arc<ConnShared>,
+    settings: GuardSettings,
+    /// When the current wait began: the accept, the end of the last response, or the first
+    /// byte of the current head.
+    since: Instant,
+    /// Whether no head has started yet (the first head's deadline counts from the accept).
+    first: bool,
+    /// Whether the next wait starts a new period (after bytes, or after a response).
+    restamp: bool,
+    timer: Option<Pin<Box<Sleep>>>,
+    /// Whether a write is waiting for the client to read (then the guard never writes).
+    write_blocked: bool,
+    /// Set once the connection is ending: reads fail (or linger, see `lingering`).
+    done: bool,
+    /// Until when a closing connection drains the client's bytes.
+    lingering: Option<Instant>,
+}
+
+impl Guard {
+    /// Guards `stream`, sharing findings through `shared`.
+    pub fn new(stream: TcpStream, shared: Arc<ConnShared>, settings: GuardSettings) -> Self {
+        Self {
+            stream,
+            scanner: Scanner::new(settings.limits),
+            shared,
+            settings,
+            since: Instant::now(),
+            first: true,
+            restamp: false,
+            timer: None,
+            write_blocked: false,
+            done: false,
+            lingering: None,
+        }
+    }
+
+    /// Scans newly read bytes and records what they show.
+    fn scan(&mut self, bytes: &[u8]) -> Option<Bytes> {
+        if self.shared.is_tunnel() {
+            self.scanner.stop();
+            return None;
+        }
+        let before = self.scanner.phase();
+        if before == Phase::Off {
+            return None;
+        }
+        let finding = self.scanner.feed(bytes);
+        if self.scanner.is_http2() {
+            self.shared.set_http2();
+        }
+        let after = self.scanner.phase();
+        // A head started in this read: its deadline counts from now (or from the accept).
+        if before == Phase::Idle && after == Phase::InHead && !self.first {
+            self.since = Instant::now();
+        }
+        if after != Phase::Idle || self.scanner.heads() > 0 {
+            self.first = false;
+        }
+        self.restamp = after != Phase::InHead;
+        let finding = finding?;
+        self.shared.record(finding);
+        // Answer at once only when the head being refused is the next one to be answered.
+        let early = match finding.violation {
+            Violation::RequestLineTooLong => Some(&self.settings.answers.uri_too_long),
+            Violation::HeaderTooLarge => Some(&self.settings.answers.header_too_large),
+            _ => None,
+        };
+        match early {
+            Some(page) if self.shared.in_flight() == 0 && !self.write_blocked => Some(page.clone()),
+            _ => None,
+        }
+    }
+
+    /// Writes `page` if the socket takes it at once, shuts the write side, and lingers
+    /// (see [`LINGER`]) before the read fails with `why`.
+    fn answer_and_close(&mut self, cx: &mut Context<'_>, page: &[u8], why: &str) -> Poll<io::Result<()>> {
+        if !self.write_blocked {
+            let _ = self.stream.try_write(page);
+        }
+        let _ = Pin::new(&mut self.stream).poll_shutdown(cx);
+        self.done = true;
+        self.lingering = Some(Instant::now() + LINGER);
+        tracing::debug!(reason = why, "answered and closing");
+        self.poll_linger(cx)
+    }
+
+    /// Reads and drops the client's bytes until it closes or the linger time is up; then
+    /// `Ready` (an error: the connection is over).
+    fn poll_linger(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let closed = || Poll::Ready(Err(io::Error::new(io::ErrorKind::ConnectionAborted, "connection closed by the proxy")));
+        let Some(until) = self.lingering else { return closed() };
+        let mut scratch = [0u8; 4096];
+        loop {
+            let mut sink = ReadBuf::new(&mut scratch);
+            match Pin::new(&mut self.stream).poll_read(cx, &mut sink) {
+                Poll::Ready(Ok(())) if !sink.filled().is_empty() => continue,
+                Poll::Ready(_) => {
+                    self.lingering = None;
+                    return closed();
+                }
+                Poll::Pending => {
+                    let timer = self.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(until)));
+                    if timer.deadline() != until {
+                        timer.as_mut().reset(until);
+                    }
+                    if timer.as_mut().poll(cx).is_ready() {
+                        self.lingering = None;
+                        return closed();
+                    }
+                    return Poll::Pending;
+                }
+            }
+        }
+    }
+
+    /// While the read waits: runs the idle or head deadline. `Ready(Ok)` means end the
+    /// connection quietly; `Ready(Err)` answer-and-close happened.
+    fn poll_deadline(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let phase = match self.scanner.phase() {
+            _ if self.shared.is_tunnel() => return Poll::Pending,
+            Phase::Off if self.scanner.is_http2() => return Poll::Pending,
+            // Stopped at a finding: the head deadline still runs, so a client cannot break a
+            // rule early in a head and then trickle the rest for ever.
+            Phase::Off => Phase::InHead,
+            phase => phase,
+        };
+        if self.write_blocked {
+            // The last response is still going out to a slow reader: not idle yet (the write
+            // completing wakes the connection, which reads again).
+            self.restamp = true;
+            return Poll::Pending;
+        }
+        if self.shared.in_flight() > 0 {
+            self.shared.wake_when_idle(cx.waker());
+            // Re-check: the last request may have ended between the two loads.
+            if self.shared.in_flight() > 0 {
+                self.restamp = true;
+                return Poll::Pending;
+            }
+        }
+        if self.restamp {
+            // Idle (or a head that started while a response was under way) counts from now.
+            if !self.first {
+                self.since = Instant::now();
+            }
+            self.restamp = false;
+        }
+        let limit = match phase {
+            Phase::InHead => self.settings.header,
+            _ if self.first => self.settings.header,
+            _ => self.settings.keepalive,
+        };
+        let deadline = self.since + limit;
+        let timer = match &mut self.timer {
+            Some(t) => {
+                if t.deadline() != deadline {
+                    t.as_mut().reset(deadline);
+                }
+                t
+            }
+            None => self.timer.insert(Box::pin(tokio::time::sleep_until(deadline))),
+        };
+        ready!(timer.as_mut().poll(cx));
+        if phase == Phase::InHead {
+            let page = Arc::clone(&self.settings.answers);
+            tracing::debug!(timeout = ?limit, "request head not received in time");
+            return match self.answer_and_close(cx, &page.timeout, "request head timeout") {
+                Poll::Ready(r) => Poll::Ready(r.and(Err(io::Error::other("closed")))),
+                Poll::Pending => Poll::Pending,
+            };
+        }
+        tracing::debug!(timeout = ?limit, "idle connection closed");
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncRead for Guard {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.done {
+            return this.poll_linger(cx);
+        }
+        let before = buf.filled().len();
+        match Pin::new(&mut this.stream).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                let filled = &buf.filled()[before..];
+                if filled.is_empty() {
+                    return Poll::Ready(Ok(()));
+                }
+                let page = this.scan(filled);
+                if let Some(page) = page {
+                    buf.set_filled(before);
+                    return this.answer_and_close(cx, &page, "request head too large");
+                }
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => match this.poll_deadline(cx) {
+                Poll::Ready(Ok(())) => {
+                    this.done = true;
+                    Poll::Ready(Ok(()))
+                }
+                Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+}
+
+impl AsyncWrite for Guard {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.stream).poll_write(cx, buf);
+        this.write_blocked = r.is_pending();
+        r
+    }
+
+    fn poll_write_vectored(self: Pin<&mut Self>, cx: &mut Context<'_>, bufs: &[io::IoSlice<'_>]) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.stream).poll_write_vectored(cx, bufs);
+        this.write_blocked = r.is_pending();
+        r
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.stream).poll_flush(cx);
+        this.write_blocked = r.is_pending();
+        r
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        ready!(Pin::new(&mut this.stream).poll_shutdown(cx))?;
+        // hyper closes after a `Connection: close` answer, perhaps with a body still coming:
+        // linger so the answer is not lost to a reset. Not after an idle close, nor twice.
+        if !this.done && !this.shared.is_tunnel() {
+            this.done = true;
+            this.lingering = Some(Instant::now() + LINGER);
+        }
+        if this.lingering.is_some() {
+            ready!(this.poll_linger(cx)).ok();
+        }
+        Poll::Ready(Ok(()))
+    }
+}

@@ -1,0 +1,535 @@
+//! A passive scanner over the raw bytes a client sends on an HTTP/1 connection: it checks
+//! each request head for what hyper's parser normalises away or accepts, and follows the
+//! body framing so it knows where the next head starts.
+//!
+//! hyper parses heads too, and strictly in most respects; this scanner exists for the
+//! few rules that cannot be checked once hyper is done: with both Content-Length and
+//! Transfer-Encoding hyper silently drops Content-Length; it accepts a bare LF as a line end;
+//! it merges nothing but keeps no trace of the raw line layout. The scanner never changes
+//! the bytes, never blocks, and keeps at most one partial line; what it finds is a
+//! [`Violation`] tied to the index of the head it was found in, for the service to answer.
+//!
+//! Bodies are followed exactly as hyper decodes them (Content-Length, or chunked with
+//! optional whitespace and extensions after the size). Anything hyper would refuse in a
+//! body makes hyper close the connection, so the scanner just stops ([`Phase::Off`]) and
+//! reports every later head as lost, failing closed.
+
+/// What the scanner found wrong with a head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Violation {
+    /// Both Content-Length and Transfer-Encoding (the CL.TE / TE.CL smuggling shape).
+    ContentLengthAndTransferEncoding,
+    /// A Transfer-Encoding other than exactly one `chunked`.
+    TransferEncodingNotChunked,
+    /// Transfer-Encoding in an HTTP/1.0 request.
+    TransferEncodingInHttp10,
+    /// A Content-Length that is not plain digits, or overflows.
+    InvalidContentLength,
+    /// Two Content-Length values that differ.
+    ConflictingContentLength,
+    /// A line ended by LF alone.
+    BareLf,
+    /// A CR that does not end a line.
+    BareCr,
+    /// A NUL byte in the head.
+    Nul,
+    /// A field line starting with whitespace (obs-fold).
+    ObsFold,
+    /// Whitespace between a field name and its colon, or an empty name.
+    BadFieldName,
+    /// A field line without a colon.
+    NoColon,
+    /// A request line without an HTTP version (HTTP/0.9) or with one other than 1.0/1.1.
+    BadVersion,
+    /// The request line is longer than the limit (414).
+    RequestLineTooLong,
+    /// The header block is larger than the limit (431).
+    HeaderTooLarge,
+    /// The scanner lost track of the message framing; every later request is refused.
+    FramingLost,
+}
+
+impl Violation {
+    /// A short description for logs and error pages.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Violation::ContentLengthAndTransferEncoding => "both Content-Length and Transfer-Encoding",
+            Violation::TransferEncodingNotChunked => "Transfer-Encoding other than exactly one `chunked`",
+            Violation::TransferEncodingInHttp10 => "Transfer-Encoding in an HTTP/1.0 request",
+            Violation::InvalidContentLength => "Content-Length is not a plain number",
+            Violation::ConflictingContentLength => "Content-Length values differ",
+            Violation::BareLf => "a line ends in LF without CR",
+            Violation::BareCr => "a CR inside a line",
+            Violation::Nul => "a NUL byte in the head",
+            Violation::ObsFold => "a folded header line (obs-fold)",
+            Violation::BadFieldName => "whitespace before a header's colon, or an empty name",
+            Violation::NoColon => "a header line without a colon",
+            Violation::BadVersion => "HTTP version other than 1.0 or 1.1",
+            Violation::RequestLineTooLong => "request line too long",
+            Violation::HeaderTooLarge => "header block too large",
+            Violation::FramingLost => "message framing lost after an earlier error",
+        }
+    }
+}
+
+/// Size limits the scanner enforces on heads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScanLimits {
+    /// Longest request line, without its CRLF.
+    pub request_line: usize,
+    /// Largest header block (field lines with their CRLFs, and the final CRLF).
+    pub header_size: usize,
+}
+
+/// Where the connection is, as far as the scanner knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Between messages, no byte of the next head yet.
+    Idle,
+    /// Part of a head has arrived.
+    InHead,
+    /// Inside a request body.
+    Body,
+    /// No longer scanning (HTTP/2, a tunnel, or after a violation).
+    Off,
+}
+
+/// The longest partial line kept while following a chunked body.
+const MAX_BODY_LINE: usize = 64 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Before a head (leading empty lines are skipped, as hyper does).
+    Start,
+    /// Field lines of a head.
+    Fields,
+    Length(u64),
+    ChunkSize,
+    ChunkData(u64),
+    /// The CRLF after a chunk's data.
+    ChunkDataEnd,
+    Trailers,
+    Off,
+}
+
+/// Facts about the head being scanned.
+#[derive(Debug, Default, Clone, Copy)]
+struct Head {
+    http10: bool,
+    content_length: Option<u64>,
+    transfer_encodings: u32,
+    header_bytes: usize,
+    violation: Option<Violation>,
+}
+
+/// A finding: the head with this index (0 = the connection's first request) broke a rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Finding {
+    /// Which head, counting from 0 on the connection.
+    pub head: u64,
+    /// What was wrong.
+    pub violation: Violation,
+}
+
+/// Scans one connection's client-to-proxy bytes.
+#[derive(Debug)]
+pub struct Scanner {
+    limits: ScanLimits,
+    state: State,
+    /// The current line when it was split across reads.
+    partial: Vec<u8>,
+    head: Head,
+    /// Heads started so far; the current head's index is `heads - 1`.
+    heads: u64,
+    http2: bool,
+}
+
+impl Scanner {
+    /// A scanner for a new connection.
+    pub fn new(limits: ScanLimits) -> Self {
+        Self { limits, state: State::Start, partial: Vec::new(), head: Head::default(), heads: 0, http2: false }
+    }
+
+    /// Where the connection is.
+    pub fn phase(&self) -> Phase {
+        match self.state {
+            State::Start if self.partial.is_empty() => Phase::Idle,
+            State::Start | State::Fields => Phase::InHead,
+            State::Off => Phase::Off,
+            _ => Phase::Body,
+        }
+    }
+
+    /// Whether the connection turned out to speak HTTP/2 (prior knowledge).
+    pub fn is_http2(&self) -> bool {
+        self.http2
+    }
+
+    /// Heads started so far.
+    pub fn heads(&self) -> u64 {
+        self.heads
+    }
+
+    /// Stops scanning for good (the connection became a tunnel).
+    pub fn stop(&mut self) {
+        self.state = State::Off;
+        self.partial = Vec::new();
+    }
+
+    /// Scans the next `bytes` of the stream; returns the first violation they complete.
+    /// After a violation the scanner stops.
+    pub fn feed(&mut self, bytes: &[u8]) -> Option<Finding> {
+        let mut i = 0;
+        while i < bytes.len() {
+            match self.state {
+                State::Off => return None,
+                State::Length(left) | State::ChunkData(left) => {
+                    let take = (bytes.len() - i).min(usize::try_from(left).unwrap_or(usize::MAX));
+                    i += take;
+                    let left = left - take as u64;
+                    self.state = match (self.state, left) {
+                        (State::Length(_), 0) => State::Start,
+                        (State::Length(_), _) => State::Length(left),
+                        (_, 0) => State::ChunkDataEnd,
+                        _ => State::ChunkData(left),
+                    };
+                }
+                _ => {
+                    let rest = &bytes[i..];
+                    match memchr::memchr(b'\n', rest) {
+                        Some(end) => {
+                            i += end + 1;
+                            let finding = if self.partial.is_empty() {
+                                self.line(&rest[..end])
+                            } else {
+                                let mut line = std::mem::take(&mut self.partial);
+                                line.extend_from_slice(&rest[..end]);
+                                let finding = self.line(&line);
+                                line.clear();
+                                if self.state != State::Off {
+                                    self.partial = line;
+                                }
+                                finding
+                            };
+                            if finding.is_some() {
+                                return finding;
+                            }
+                        }
+                        None => {
+                            i = bytes.len();
+                            self.partial.extend_from_slice(rest);
+                            if let Some(v) = self.partial_too_long() {
+                                return self.found(v);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    /// Checks a partial line against the limits before its end arrives.
+    fn partial_too_long(&mut self) -> Option<Violation> {
+        let len = self.partial.len();
+        match self.state {
+            State::Start => {
+                let len = len - self.partial.iter().take_while(|&&b| b == b'\r').count().min(len);
+                (len > self.limits.request_line + 1).then_some(Violation::RequestLineTooLong)
+            }
+            State::Fields => (self.head.header_bytes + len > self.limits.header_size).then_some(Violation::HeaderTooLarge),
+            _ if len > MAX_BODY_LINE => Some(Violation::FramingLost),
+            _ => None,
+        }
+    }
+
+    /// Records a violation and stops. It belongs to the head being read, or, outside a head
+    /// (a request line not complete yet, a broken body), to the next one.
+    fn found(&mut self, violation: Violation) -> Option<Finding> {
+        let head = if self.state == State::Fields { self.heads - 1 } else { self.heads };
+        self.stop();
+        Some(Finding { head, violation })
+    }
+
+    /// One complete line, without its LF.
+    fn line(&mut self, line: &[u8]) -> Option<Finding> {
+        let Some(content) = line.strip_suffix(b"\r") else {
+            return match self.state {
+                State::Start | State::Fields => self.found(Violation::BareLf),
+                _ => self.found(Violation::FramingLost),
+            };
+        };
+        match self.state {
+            State::Start => self.request_line(content),
+            State::Fields => self.field_line(content),
+            State::ChunkSize => match parse_chunk_size(content) {
+                Some(0) => {
+                    self.state = State::Trailers;
+                    None
+                }
+                Some(n) => {
+                    self.state = State::ChunkData(n);
+                    None
+                }
+                None => self.found(Violation::FramingLost),
+            },
+            State::ChunkDataEnd if content.is_empty() => {
+                self.state = State::ChunkSize;
+                None
+            }
+            State::Trailers if content.is_empty() => {
+                self.state = State::Start;
+                None
+            }
+            State::Trailers if !content.contains(&b'\r') => None,
+            _ => self.found(Violation::FramingLost),
+        }
+    }
+
+    fn request_line(&mut self, content: &[u8]) -> Option<Finding> {
+        if content.is_empty() {
+            return None;
+        }
+        if content == b"PRI * HTTP/2.0" && self.heads == 0 {
+            // HTTP/2 with prior knowledge: binary framing from here on, checked by h2.
+            self.http2 = true;
+            self.stop();
+            return None;
+        }
+        self.heads += 1;
+        self.head = Head::default();
+        self.state = State::Fields;
+        if content.len() > self.limits.request_line {
+            return self.found(Violation::RequestLineTooLong);
+        }
+        if let Some(v) = forbidden_bytes(content) {
+            return self.found(v);
+        }
+        match content.rsplit(|&b| b == b' ').next() {
+            Some(b"HTTP/1.1") => {}
+            Some(b"HTTP/1.0") => self.head.http10 = true,
+            _ => return self.found(Violation::BadVersion),
+        }
+        None
+    }
+
+    fn field_line(&mut self, content: &[u8]) -> Option<Finding> {
+        self.head.header_bytes += content.len() + 2;
+        if self.head.header_bytes > self.limits.header_size {
+            return self.found(Violation::HeaderTooLarge);
+        }
+        if content.is_empty() {
+            return self.end_of_head();
+        }
+        if content[0] == b' ' || content[0] == b'\t' {
+            return self.found(Violation::ObsFold);
+        }
+        let Some(colon) = content.iter().position(|&b| b == b':') else {
+            return self.found(Violation::NoColon);
+        };
+        let (name, value) = (&content[..colon], &content[colon + 1..]);
+        if name.is_empty() || name.iter().any(|&b| b == b' ' || b == b'\t') {
+            return self.found(Violation::BadFieldName);
+        }
+        // NUL and stray CR in values are left to httparse, which refuses both: checking
+        // every value byte here again would double the scanner's cost.
+        let value = value.trim_ascii();
+        if name.len() == 14 && name.eq_ignore_ascii_case(b"content-length") {
+            let Some(n) = parse_decimal(value) else {
+                return self.found(Violation::InvalidContentLength);
+            };
+            if self.head.content_length.is_some_and(|prev| prev != n) {
+                return self.found(Violation::ConflictingContentLength);
+            }
+            self.head.content_length = Some(n);
+        } else if name.len() == 17 && name.eq_ignore_ascii_case(b"transfer-encoding") {
+            self.head.transfer_encodings += 1;
+            if self.head.http10 {
+                return self.found(Violation::TransferEncodingInHttp10);
+            }
+            if self.head.transfer_encodings > 1 || !value.eq_ignore_ascii_case(b"chunked") {
+                self.head.violation.get_or_insert(Violation::TransferEncodingNotChunked);
+            }
+        }
+        None
+    }
+
+    fn end_of_head(&mut self) -> Option<Finding> {
+        let head = self.head;
+        if head.transfer_encodings > 0 && head.content_length.is_some() {
+            return self.found(Violation::ContentLengthAndTransferEncoding);
+        }
+        if let Some(v) = head.violation {
+            return self.found(v);
+        }
+        self.state = if head.transfer_encodings > 0 {
+            State::ChunkSize
+        } else {
+            match head.content_length {
+                Some(n) if n > 0 => State::Length(n),
+                _ => State::Start,
+            }
+        };
+        None
+    }
+}
+
+/// NUL or a CR inside the request line.
+fn forbidden_bytes(bytes: &[u8]) -> Option<Violation> {
+    for &b in bytes {
+        match b {
+            0 => return Some(Violation::Nul),
+            b'\r' => return Some(Violation::BareCr),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Plain decimal digits, no sign, no overflow.
+pub(crate) fn parse_decimal(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |n, &b| match b {
+        b'0'..=b'9' => n.checked_mul(10)?.checked_add(u64::from(b - b'0')),
+        _ => None,
+    })
+}
+
+/// A chunk-size line as hyper accepts it: hex digits, optional spaces or tabs, optional
+/// `;extension` (anything up to the CR).
+fn parse_chunk_size(line: &[u8]) -> Option<u64> {
+    let digits = line.iter().take_while(|b| b.is_ascii_hexdigit()).count();
+    if digits == 0 {
+        return None;
+    }
+    let size = line[..digits].iter().try_fold(0u64, |n, &b| {
+        let d = (b as char).to_digit(16)?;
+        n.checked_mul(16)?.checked_add(u64::from(d))
+    })?;
+    let rest = &line[digits..];
+    let ws = rest.iter().take_while(|&&b| b == b' ' || b == b'\t').count();
+    match rest.get(ws) {
+        None | Some(b';') => Some(size),
+        Some(_) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: ScanLimits = ScanLimits { request_line: 100, header_size: 200 };
+
+    fn scan(input: &[u8]) -> (Option<Finding>, Phase, u64) {
+        let mut s = Scanner::new(LIMITS);
+        let f = s.feed(input);
+        (f, s.phase(), s.heads())
+    }
+
+    /// Feeds `input` one byte at a time: the result must be the same as in one go.
+    fn scan_bytewise(input: &[u8]) -> (Option<Finding>, Phase, u64) {
+        let mut s = Scanner::new(LIMITS);
+        let mut f = None;
+        for b in input {
+            if let Some(found) = s.feed(std::slice::from_ref(b)) {
+                f = Some(found);
+            }
+        }
+        (f, s.phase(), s.heads())
+    }
+
+    fn violation(input: &str) -> Option<Violation> {
+        let whole = scan(input.as_bytes());
+        assert_eq!(whole, scan_bytewise(input.as_bytes()), "split reads change the outcome of {input:?}");
+        whole.0.map(|f| f.violation)
+    }
+
+    #[test]
+    fn accepts_plain_requests_and_follows_bodies() {
+        let two = "GET / HTTP/1.1\r\nHost: a\r\n\r\nPOST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello";
+        assert_eq!(scan(two.as_bytes()), (None, Phase::Idle, 2));
+        let chunked = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5;x=1\r\nhello\r\n3 \r\nabc\r\n0\r\nT: 1\r\n\r\nGET / HTTP/1.1\r\n";
+        assert_eq!(scan(chunked.as_bytes()), (None, Phase::InHead, 2));
+        assert_eq!(scan_bytewise(chunked.as_bytes()), (None, Phase::InHead, 2));
+        assert_eq!(scan(b"\r\nGET / HTTP/1.0\r\n\r\n"), (None, Phase::Idle, 1), "a leading empty line is skipped");
+        assert_eq!(scan(b"POST / HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc").1, Phase::Body);
+    }
+
+    #[test]
+    fn a_body_that_looks_like_a_head_is_not_scanned_as_one() {
+        let body = "X: 1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n";
+        let req = format!("POST / HTTP/1.1\r\nContent-Length: {}\r\n\r\n{body}GET / HTTP/1.1\r\n\r\n", body.len());
+        assert_eq!(scan(req.as_bytes()), (None, Phase::Idle, 2));
+    }
+
+    #[test]
+    fn smuggling_shapes() {
+        use Violation::*;
+        let cases = [
+            ("POST / HTTP/1.1\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n", ContentLengthAndTransferEncoding),
+            ("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n", ContentLengthAndTransferEncoding),
+            ("POST / HTTP/1.1\r\ntransfer-encoding: CHUNKED\r\ncontent-length: 0\r\n\r\n", ContentLengthAndTransferEncoding),
+            ("POST / HTTP/1.1\r\nTransfer-Encoding: chunked, chunked\r\n\r\n", TransferEncodingNotChunked),
+            ("POST / HTTP/1.1\r\nTransfer-Encoding: ,chunked\r\n\r\n", TransferEncodingNotChunked),
+            ("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n", TransferEncodingNotChunked),
+            ("POST / HTTP/1.1\r\nTransfer-Encoding: xchunked\r\n\r\n", TransferEncodingNotChunked),
+            ("POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", TransferEncodingNotChunked),
+            ("POST / HTTP/1.1\r\nTransfer-Encoding:\x0bchunked\r\n\r\n", TransferEncodingNotChunked),
+            ("POST / HTTP/1.1\r\nTransfer-Encoding : chunked\r\n\r\n", BadFieldName),
+            ("POST / HTTP/1.1\r\nX: 1\r\n Transfer-Encoding: chunked\r\n\r\n", ObsFold),
+            ("POST / HTTP/1.1\r\nX: 1\nTransfer-Encoding: chunked\r\n\r\n", BareLf),
+            ("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", TransferEncodingInHttp10),
+            ("POST / HTTP/1.1\r\nContent-Length: +4\r\n\r\n", InvalidContentLength),
+            ("POST / HTTP/1.1\r\nContent-Length: 4, 4\r\n\r\n", InvalidContentLength),
+            ("POST / HTTP/1.1\r\nContent-Length: 0x10\r\n\r\n", InvalidContentLength),
+            ("POST / HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\n", InvalidContentLength),
+            ("POST / HTTP/1.1\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\n", ConflictingContentLength),
+            ("GET /\r HTTP/1.1\r\nX: a\r\n\r\n", BareCr),
+            ("GET /\0 HTTP/1.1\r\nX: a\r\n\r\n", Nul),
+            ("GET / HTTP/1.1\r\nNoColon\r\n\r\n", NoColon),
+            ("GET /\r\n\r\n", BadVersion),
+            ("GET / HTTP/1.2\r\n\r\n", BadVersion),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(violation(input), Some(expected), "{input:?}");
+        }
+        assert_eq!(violation("POST / HTTP/1.1\r\nContent-Length: 4\r\nContent-Length: 4\r\n\r\nabcd"), None, "identical repeats are one length");
+        assert_eq!(violation("POST / HTTP/1.1\r\nTransfer-Encoding: Chunked \r\n\r\n0\r\n\r\n"), None);
+    }
+
+    #[test]
+    fn limits_are_checked_before_the_line_ends() {
+        let long_line = format!("GET /{} HTTP/1.1", "a".repeat(200));
+        assert_eq!(violation(&long_line), Some(Violation::RequestLineTooLong));
+        let big = format!("GET / HTTP/1.1\r\nX: {}", "a".repeat(300));
+        assert_eq!(violation(&big), Some(Violation::HeaderTooLarge));
+        let many = format!("GET / HTTP/1.1\r\n{}\r\n", "X: 1234567890\r\n".repeat(20));
+        assert_eq!(violation(&many), Some(Violation::HeaderTooLarge));
+    }
+
+    #[test]
+    fn findings_name_their_head() {
+        let input = b"GET / HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\n\r\nPOST / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n";
+        assert_eq!(scan(input).0, Some(Finding { head: 2, violation: Violation::ContentLengthAndTransferEncoding }));
+        let bad_chunk = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n";
+        assert_eq!(scan(bad_chunk).0, Some(Finding { head: 1, violation: Violation::FramingLost }), "every head after it is lost");
+    }
+
+    #[test]
+    fn http2_preface_turns_scanning_off() {
+        let (f, phase, heads) = scan(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x12\x04");
+        assert_eq!((f, phase, heads), (None, Phase::Off, 0));
+    }
+
+    #[test]
+    fn chunk_sizes_as_hyper_reads_them() {
+        assert_eq!(parse_chunk_size(b"1a"), Some(26));
+        assert_eq!(parse_chunk_size(b"5 \t;ext"), Some(5));
+        assert_eq!(parse_chunk_size(b"5 a"), None);
+        assert_eq!(parse_chunk_size(b""), None);
+        assert_eq!(parse_chunk_size(b"-1"), None);
+        assert_eq!(parse_chunk_size(b"fffffffffffffffff"), None);
+    }
+}

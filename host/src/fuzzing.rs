@@ -1,0 +1,78 @@
+//! Entry points for the fuzz targets in `fuzz/` (and for the seed-corpus smoke test), kept in
+//! the library so they reach private code. Each takes arbitrary bytes and panics only when it
+//! finds a bug: a crash in the code under test, or a broken invariant checked here.
+
+use std::path::Path;
+
+use crate::config::Limits;
+use crate::edge::{Phase, ScanLimits, Scanner};
+
+/// The request-head path: the raw-head scanner (fed whole and in pieces, which must agree),
+/// then, for a head that httparse completes (as hyper would), the strict checks on the
+/// parsed request.
+pub fn request_head(data: &[u8]) {
+    let limits = ScanLimits { request_line: 512, header_size: 2048 };
+    let mut whole = Scanner::new(limits);
+    let found = whole.feed(data);
+
+    // Split at positions derived from the input itself.
+    let cuts: Vec<usize> = data.iter().take(4).map(|&b| usize::from(b) % (data.len() + 1)).collect();
+    let mut pieces = Scanner::new(limits);
+    let mut found_in_pieces = None;
+    let mut at = 0;
+    let mut sorted = cuts.clone();
+    sorted.sort_unstable();
+    for cut in sorted.into_iter().chain(std::iter::once(data.len())) {
+        if cut < at {
+            continue;
+        }
+        if let Some(f) = pieces.feed(&data[at..cut]) {
+            found_in_pieces.get_or_insert(f);
+        }
+        at = cut;
+    }
+    assert_eq!(found, found_in_pieces, "split reads changed the finding (cuts {cuts:?})");
+    assert_eq!(whole.phase(), pieces.phase(), "split reads changed the phase (cuts {cuts:?})");
+    assert_eq!(whole.heads(), pieces.heads());
+    if found.is_some() {
+        assert_eq!(whole.phase(), Phase::Off, "a finding stops the scanner");
+    }
+
+    let mut slots = [httparse::EMPTY_HEADER; 64];
+    let mut parsed = httparse::Request::new(&mut slots);
+    let Ok(httparse::Status::Complete(_)) = parsed.parse(data) else { return };
+    let (Some(method), Some(path), Some(version)) = (parsed.method, parsed.path, parsed.version) else { return };
+    let mut builder = http::Request::builder()
+        .method(method)
+        .uri(path)
+        .version(if version == 1 { http::Version::HTTP_11 } else { http::Version::HTTP_10 });
+    for h in parsed.headers.iter() {
+        builder = builder.header(h.name, h.value);
+    }
+    let Ok(request) = builder.body(()) else { return };
+    let raw = found.filter(|f| f.head == 0).map(|f| f.violation);
+    let limits = Limits { request_line: 512, header_fields: 32, header_size: 2048, body: Some(1 << 20), connections: 1 };
+    let verdict = crate::proxy::strict_check(&request, &limits, raw);
+    if raw.is_some() {
+        assert!(verdict.is_err(), "a scanner finding must refuse the request");
+    }
+}
+
+/// The config loader: any text either loads or yields errors that each name a line within
+/// the file (or none).
+pub fn config(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    if let Err(errors) = crate::config::parse(text, Path::new("fuzz.toml")) {
+        assert!(!errors.0.is_empty());
+        let lines = text.lines().count() + 1;
+        for e in &errors.0 {
+            assert!(e.line.is_none_or(|l| l >= 1 && l <= lines), "line {:?} outside the file: {e}", e.line);
+            let _ = e.to_string();
+        }
+    }
+}
+
+/// The strict checks on a parsed request (for the benchmark); `true` when it passes.
+pub fn strict_check(request: &http::Request<()>, limits: &Limits) -> bool {
+    crate::proxy::strict_check(request, limits, None).is_ok()
+}

@@ -1,0 +1,50 @@
+//! Building the proxy for a new config next to the one in service (reload): members that
+//! are in both keep their live state and, when their connection settings did not change,
+//! their connection pool.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::{BuildError, Proxy, ProxyMember, Target};
+use crate::config::{self, Config};
+use crate::plugin::PluginRuntime;
+
+impl Proxy {
+    /// Builds the proxy for `config`, carrying over from `old` what members in both keep
+    /// (see the `reload` module). Returns it with the number of members carried over.
+    pub(crate) async fn rebuild(config: &Config, plugins: &PluginRuntime, workers: usize, old: &Proxy) -> Result<(Self, usize), BuildError> {
+        let previous = members_by_owner(old);
+        let reuse = |owner: &str, m: &config::Member| {
+            previous
+                .get(&(owner.to_string(), m.url.clone()))
+                .filter(|o| o.config.connection == m.connection && o.config.authority == m.authority)
+                .map(|o| Arc::clone(&o.conn))
+        };
+        let new = Self::build_with(config, plugins, workers, &reuse).await?;
+        let mut kept = 0;
+        for ((owner, url), member) in members_by_owner(&new) {
+            if let Some(o) = previous.get(&(owner, url)) {
+                member.inherit_state(o);
+                kept += 1;
+            }
+        }
+        Ok((new, kept))
+    }
+}
+
+/// Every member, keyed by its owner (balancer name, or route prefix for a single backend)
+/// and URL.
+fn members_by_owner(proxy: &Proxy) -> HashMap<(String, String), Arc<ProxyMember>> {
+    let mut out = HashMap::new();
+    for b in &proxy.balancers {
+        for m in b.members() {
+            out.insert((b.name().to_string(), m.config.url.clone()), Arc::clone(m));
+        }
+    }
+    for r in proxy.routes.iter() {
+        if let Target::Backend(m) = &r.target.target {
+            out.insert((r.prefix.clone(), m.config.url.clone()), Arc::clone(m));
+        }
+    }
+    out
+}

@@ -1,0 +1,62 @@
+//! WebSocket upgrades, as httpd's `upgrade=websocket`: allowed per route or per member,
+//! forwarded only when the client asks for exactly that, and tunnelled only after the member
+//! answered `101 Switching Protocols`.
+//!
+//! Every other `Upgrade` (h2c, TLS, anything) is a hop-by-hop header like the rest and is not
+//! forwarded: the request goes to the member as plain HTTP. Until the member's 101 nothing
+//! but HTTP crosses the proxy; after it, the connection's guard stops reading HTTP and the
+//! bytes are relayed as they come.
+
+use std::sync::Arc;
+
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Method, Request, Response, StatusCode, Version};
+use hyper::upgrade::OnUpgrade;
+use hyper_util::rt::TokioIo;
+
+use super::body::ResponseBody;
+use super::upstream::SwitchedSlot;
+use crate::edge::ConnShared;
+
+/// Whether `request` asks for a WebSocket upgrade: HTTP/1.1 GET, `Upgrade: websocket` (that
+/// one protocol) and `upgrade` among the Connection tokens.
+pub(crate) fn wants_websocket<B>(request: &Request<B>) -> bool {
+    if request.version() != Version::HTTP_11 || request.method() != Method::GET {
+        return false;
+    }
+    let headers = request.headers();
+    let mut upgrade = headers.get_all(header::UPGRADE).iter();
+    let websocket = matches!((upgrade.next(), upgrade.next()), (Some(v), None) if v.as_bytes().trim_ascii().eq_ignore_ascii_case(b"websocket"));
+    websocket
+        && headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+            .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"upgrade"))
+}
+
+/// Asks the member for the upgrade (the client's own Upgrade and Connection are gone by now).
+pub(crate) fn ask_member(headers: &mut HeaderMap) {
+    headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+}
+
+/// If the member switched protocols, joins the client's connection to the member's once
+/// hyper hands it over, and tells the guard the connection is no longer HTTP.
+pub(crate) fn start_tunnel(response: &mut Response<ResponseBody>, on_upgrade: Option<OnUpgrade>, conn: &Arc<ConnShared>) {
+    if response.status() != StatusCode::SWITCHING_PROTOCOLS {
+        return;
+    }
+    let member = response.extensions_mut().remove::<SwitchedSlot>().and_then(|slot| slot.take());
+    let (Some(member), Some(on_upgrade)) = (member, on_upgrade) else {
+        return;
+    };
+    let counted = conn.set_tunnel();
+    tokio::spawn(async move {
+        let _counted = counted;
+        match on_upgrade.await {
+            Ok(client) => member.run(TokioIo::new(client)).await,
+            Err(e) => tracing::debug!(error = %e, "client connection not handed over for the tunnel"),
+        }
+    });
+}

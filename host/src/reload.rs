@@ -1,0 +1,126 @@
+//! Reloading the config without refusing a connection (SIGHUP, or
+//! [`Running::reload`](crate::server::Running::reload)).
+//!
+//! The new proxy is built completely off the request path — plugins compiled, configured and
+//! self-tested, pools made — and listeners that are new are bound on every worker, before
+//! anything changes. Then, in order: the proxy is swapped in (the next request on every
+//! connection, old or new, uses it; requests in flight finish on the old one), the
+//! connection settings are swapped (new connections get the new limits and timeouts), new
+//! listeners start accepting, and listeners no longer configured stop. A listener whose
+//! address did not change is never closed, so the kernel keeps queueing connections on it
+//! throughout. Any failure before the swap leaves everything as it was.
+//!
+//! Live state kept across a reload, for members that are in both configs (same balancer,
+//! same URL): the in-error flag E (its `retry` clock restarts at the reload at the latest),
+//! lbstatus and the counters (elected, transferred, read, errors); when the connection
+//! settings are unchanged too, the member's connection pool, idle connections included; the
+//! health-check flag C when the member is still health-checked (its checks restart at once
+//! with the new settings). The flags a config sets (D, S, H, R, I, N) come from the new config. The number of workers
+//! cannot change without a restart.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::sync::oneshot;
+
+use crate::config::Config;
+use crate::plugin::PluginRuntime;
+use crate::proxy::Proxy;
+use crate::server::{Command, ConnSettings, Shared, StartError, bind_all};
+
+/// What a reload changed.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ReloadReport {
+    /// Listeners opened, with their bound addresses.
+    pub listeners_added: Vec<SocketAddr>,
+    /// Listeners closed (configured addresses).
+    pub listeners_removed: Vec<SocketAddr>,
+    /// Members whose live state was carried over.
+    pub members_kept: usize,
+}
+
+/// Why a reload was refused (the old config keeps serving).
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// Plugins could not be loaded, or a new address could not be bound.
+    #[error(transparent)]
+    Start(#[from] StartError),
+    /// A worker did not take its new listener.
+    #[error("a worker could not listen on {addr}: {source}")]
+    Listen {
+        /// The configured address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// Builds everything `config` needs, then swaps it in.
+pub(crate) async fn reload(shared: &Shared, config: Config) -> Result<ReloadReport, ReloadError> {
+    let _one_at_a_time = shared.reloading.lock().await;
+    let old_config = shared.config.load_full();
+    let workers = shared.workers.len();
+    if crate::server::worker_count(&config) != workers {
+        tracing::warn!(workers, "the number of workers changes only on restart; keeping the current one");
+    }
+    let plugins = if config.plugins == old_config.plugins {
+        shared.plugins.load_full()
+    } else {
+        Arc::new(PluginRuntime::new(config.plugins).map_err(StartError::from)?)
+    };
+    let old = shared.proxy.load_full();
+    let (proxy, members_kept) = Proxy::rebuild(&config, &plugins, workers, &old).await.map_err(StartError::from)?;
+
+    // Bind what is new before anything changes.
+    let current: Vec<(SocketAddr, SocketAddr)> = shared.listeners.lock().map(|l| l.clone()).unwrap_or_default();
+    let mut new_sockets = Vec::new();
+    for l in &config.listeners {
+        if !current.iter().any(|(addr, _)| *addr == l.addr) {
+            let (bound, sockets) = bind_all(l.addr, workers)?;
+            new_sockets.push((l.addr, bound, sockets));
+        }
+    }
+
+    shared.proxy.store(Arc::new(proxy));
+    crate::server::start_health_checks(shared);
+    shared.conn.store(Arc::new(ConnSettings::new(&config)));
+    shared.set_connection_limit(config.limits.connections);
+    shared.plugins.store(plugins);
+
+    let mut report = ReloadReport { members_kept, ..ReloadReport::default() };
+    let mut listening: HashMap<SocketAddr, SocketAddr> = current.iter().copied().collect();
+    for (addr, bound, sockets) in new_sockets {
+        for (worker, socket) in shared.workers.iter().zip(sockets) {
+            let (reply, replied) = oneshot::channel();
+            if worker.send(Command::Listen(addr, socket, reply)).is_err() {
+                continue;
+            }
+            if let Ok(Err(source)) = replied.await {
+                return Err(ReloadError::Listen { addr, source });
+            }
+        }
+        listening.insert(addr, bound);
+        report.listeners_added.push(bound);
+    }
+    for (addr, _) in &current {
+        if !config.listeners.iter().any(|l| l.addr == *addr) {
+            for worker in &shared.workers {
+                let _ = worker.send(Command::Unlisten(*addr));
+            }
+            listening.remove(addr);
+            report.listeners_removed.push(*addr);
+        }
+    }
+    if let Ok(mut l) = shared.listeners.lock() {
+        *l = config.listeners.iter().filter_map(|c| listening.get(&c.addr).map(|b| (c.addr, *b))).collect();
+    }
+    shared.config.store(Arc::new(config));
+    tracing::info!(
+        added = report.listeners_added.len(),
+        removed = report.listeners_removed.len(),
+        members_kept = report.members_kept,
+        "config reloaded"
+    );
+    Ok(report)
+}
