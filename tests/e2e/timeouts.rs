@@ -126,3 +126,14 @@ async fn slowloris_after_a_broken_rule_still_times_out() {
     assert_eq!(m.connections(), 0);
     proxy.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_http2_connections_are_closed() {
+    let (proxy, _m) = setup().await;
+    let mut conn = RawConn::connect(proxy.addr).await;
+    // The HTTP/2 preface and an empty SETTINGS frame, then nothing.
+    assert!(conn.send(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00").await);
+    let sent = conn.closed_within(Duration::from_secs(10)).await.expect("the proxy closes an idle h2 connection");
+    assert!(!sent.is_empty(), "the proxy spoke HTTP/2 first (its SETTINGS)");
+    proxy.stop().await;
+}

@@ -5,7 +5,8 @@
 //! of the accept; after a response, the next request's first byte within `keepalive`, and
 //! the rest of its head within `header` of that byte. A client that started a head and ran
 //! out of time gets 408 and the connection is closed; one that sent nothing is closed
-//! silently (nginx and HAProxy do the same). No deadline runs while a request is in flight
+//! silently (nginx and HAProxy do the same). An HTTP/2 connection with no request in flight
+//! for `keepalive` is closed too. No deadline runs while a request is in flight
 //! (hyper keeps reading to notice a client that goes away, and a slow member is not the
 //! client's fault); body deadlines belong to the request body (`proxy::limits`).
 //!
@@ -185,7 +186,9 @@ impl Guard {
     fn poll_deadline(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let phase = match self.scanner.phase() {
             _ if self.shared.is_tunnel() => return Poll::Pending,
-            Phase::Off if self.scanner.is_http2() => return Poll::Pending,
+            // HTTP/2: no heads to time here, but a connection with no request in flight for
+            // `keepalive` is idle all the same.
+            Phase::Off if self.scanner.is_http2() => Phase::Idle,
             // Stopped at a finding: the head deadline still runs, so a client cannot break a
             // rule early in a head and then trickle the rest for ever.
             Phase::Off => Phase::InHead,

@@ -233,10 +233,8 @@ impl Scanner {
     fn partial_too_long(&mut self) -> Option<Violation> {
         let len = self.partial.len();
         match self.state {
-            State::Start => {
-                let len = len - self.partial.iter().take_while(|&&b| b == b'\r').count().min(len);
-                (len > self.limits.request_line + 1).then_some(Violation::RequestLineTooLong)
-            }
+            // (+1: the line's CR may already be here.)
+            State::Start => (len > self.limits.request_line + 1).then_some(Violation::RequestLineTooLong),
             State::Fields => (self.head.header_bytes + len > self.limits.header_size).then_some(Violation::HeaderTooLarge),
             _ if len > MAX_BODY_LINE => Some(Violation::FramingLost),
             _ => None,
