@@ -10,36 +10,62 @@ use std::net::IpAddr;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
-/// Headers that are hop-by-hop whatever Connection says.
-const HOP_BY_HOP: [HeaderName; 5] =
-    [header::CONNECTION, header::TE, header::UPGRADE, header::TRANSFER_ENCODING, header::PROXY_AUTHENTICATE];
+const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 
-/// Whether `name` is hop-by-hop by itself (Connection may name more).
-fn is_hop_by_hop(name: &HeaderName) -> bool {
-    HOP_BY_HOP.contains(name) || name.as_str() == "keep-alive" || name.as_str() == "proxy-connection"
-}
+/// Headers that are hop-by-hop whatever Connection says. A static, not a const: a const
+/// array of `HeaderName`s would be built and dropped at every use.
+static HOP_BY_HOP: [HeaderName; 7] = [
+    header::CONNECTION,
+    header::TE,
+    header::UPGRADE,
+    header::TRANSFER_ENCODING,
+    header::PROXY_AUTHENTICATE,
+    KEEP_ALIVE,
+    PROXY_CONNECTION,
+];
 
 /// Removes hop-by-hop headers, including those named in Connection.
+///
+/// This runs twice per proxied request, so it hashes only what is there: one scan over the
+/// names finds the hop-by-hop ones present (usually just Connection), and of the tokens
+/// Connection lists only those that are not hop-by-hop anyway cost a removal.
 pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    // Most messages carry none: one scan over the names, no hashing.
-    if !headers.keys().any(is_hop_by_hop) {
+    let mut present = [false; HOP_BY_HOP.len()];
+    let mut any = false;
+    for name in headers.keys() {
+        if let Some(i) = HOP_BY_HOP.iter().position(|h| h == name) {
+            present[i] = true;
+            any = true;
+        }
+    }
+    if !any {
         return;
     }
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|token| HeaderName::from_bytes(token.trim().as_bytes()).ok())
-        .collect();
-    for name in named {
+    if present[0] {
+        let mut named: Vec<HeaderName> = Vec::new();
+        for token in headers.get_all(header::CONNECTION).iter().flat_map(|v| v.as_bytes().split(|&b| b == b',')) {
+            let token = token.trim_ascii();
+            // `close` names no header; hop-by-hop names go below anyway.
+            if token.is_empty() || token.eq_ignore_ascii_case(b"close") || token.eq_ignore_ascii_case(b"keep-alive") {
+                continue;
+            }
+            if let Ok(name) = HeaderName::from_bytes(token)
+                && !HOP_BY_HOP.contains(&name)
+            {
+                named.push(name);
+            }
+        }
+        for name in named {
+            headers.remove(name);
+        }
+    }
+    for (name, _) in HOP_BY_HOP.iter().zip(present).filter(|(_, here)| *here) {
         headers.remove(name);
     }
-    for name in HOP_BY_HOP {
-        headers.remove(name);
-    }
-    headers.remove("keep-alive");
-    headers.remove("proxy-connection");
 }
 
 /// The X-Forwarded-For entry for a client address, made once per client connection.
@@ -60,9 +86,7 @@ pub(crate) fn add_forwarded(
     proto: &'static str,
     trusted: bool,
 ) {
-    let xff = HeaderName::from_static("x-forwarded-for");
-    let xfh = HeaderName::from_static("x-forwarded-host");
-    let xfp = HeaderName::from_static("x-forwarded-proto");
+    let (xff, xfh, xfp) = (X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO);
     if !trusted {
         strip_forwarding(headers);
         headers.insert(xff, peer.clone());

@@ -187,7 +187,9 @@ async fn read_head(
     let conn = &mut lease.conn;
     let read = async {
         loop {
-            match response::parse(&mut conn.buf, method) {
+            // Nothing read yet (the usual case on a pooled connection): nothing to parse.
+            let parsed = if conn.buf.is_empty() { Ok(None) } else { response::parse(&mut conn.buf, method) };
+            match parsed {
                 Ok(Some(head)) => {
                     if head.status == StatusCode::SWITCHING_PROTOCOLS && upgrading {
                         return Ok(head);

@@ -6,12 +6,16 @@
 //! or a line ended by a bare LF make the response invalid (the client gets 502), never a
 //! guess. Framing follows RFC 9112 §6.3.
 
-use bytes::BytesMut;
+use std::mem::MaybeUninit;
+
+use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode};
 
 /// Most header lines a member response may have.
 const MAX_HEADERS: usize = 128;
+/// Headers whose place a parse notes without a second pass (most responses have fewer).
+const NOTED_HEADERS: usize = 24;
 /// Largest member response head accepted.
 pub(crate) const MAX_HEAD_BYTES: usize = 64 * 1024;
 
@@ -49,27 +53,31 @@ pub(crate) enum HeadError {
 
 /// Parses the response head at the start of `buf` and takes it off the buffer. `Ok(None)`:
 /// incomplete, read more. Header values are slices of the buffer, not copies.
+///
+/// This runs for every proxied response, so it avoids zeroing memory it does not need: the
+/// header slots are left uninitialised, and where each header sits is noted in a small array
+/// (a head with more headers than that is parsed a second time from the bytes split off).
 pub(crate) fn parse(buf: &mut BytesMut, method: &Method) -> Result<Option<ResponseHead>, HeadError> {
-    // Where each name and value sits in `buf`, so the head can be split off and shared.
-    let mut spans = [(0usize, 0usize, 0usize, 0usize); MAX_HEADERS];
+    let mut spans = [[0u32; 4]; NOTED_HEADERS];
     let (len, code, http11, count) = {
-        let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut response = httparse::Response::new(&mut slots);
-        let len = match response.parse(buf) {
+        let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+        let mut response = httparse::Response::new(&mut []);
+        let len = match httparse::ParserConfig::default().parse_response_with_uninit_headers(&mut response, buf, &mut slots) {
             Ok(httparse::Status::Complete(len)) => len,
             Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD_BYTES => return Err(HeadError::TooLarge),
             Ok(httparse::Status::Partial) => return Ok(None),
             Err(e) => return Err(HeadError::Invalid(e.to_string())),
         };
         let base = buf.as_ptr() as usize;
-        let offset = |part: &[u8]| part.as_ptr() as usize - base;
+        // Offsets fit: the head is at most MAX_HEAD_BYTES long.
+        let offset = |part: &[u8]| (part.as_ptr() as usize - base) as u32;
         for (span, h) in spans.iter_mut().zip(response.headers.iter()) {
-            *span = (offset(h.name.as_bytes()), h.name.len(), offset(h.value), h.value.len());
+            *span = [offset(h.name.as_bytes()), h.name.len() as u32, offset(h.value), h.value.len() as u32];
         }
         (len, response.code, response.version == Some(1), response.headers.len())
     };
     // httparse takes a bare LF for a line end; a member that sends one is out of step.
-    if buf[..len].iter().enumerate().any(|(i, &b)| b == b'\n' && (i == 0 || buf[i - 1] != b'\r')) {
+    if memchr::memchr_iter(b'\n', &buf[..len]).any(|i| i == 0 || buf[i - 1] != b'\r') {
         return Err(HeadError::Invalid("a line ends in LF without CR".into()));
     }
     let code = code.ok_or_else(|| HeadError::Invalid("no status code".into()))?;
@@ -77,13 +85,26 @@ pub(crate) fn parse(buf: &mut BytesMut, method: &Method) -> Result<Option<Respon
     let head = buf.split_to(len).freeze();
 
     let mut headers = HeaderMap::with_capacity(count);
-    for &(name_at, name_len, value_at, value_len) in &spans[..count] {
-        let name_bytes = &head[name_at..name_at + name_len];
-        let name = HeaderName::from_bytes(name_bytes)
-            .map_err(|_| HeadError::Invalid(format!("header name `{}`", String::from_utf8_lossy(name_bytes))))?;
-        let value = HeaderValue::from_maybe_shared(head.slice(value_at..value_at + value_len))
-            .map_err(|_| HeadError::Invalid(format!("value of header `{name}`")))?;
+    let mut add = |name: &[u8], value: Bytes| -> Result<(), HeadError> {
+        let name = HeaderName::from_bytes(name).map_err(|_| HeadError::Invalid(format!("header name `{}`", String::from_utf8_lossy(name))))?;
+        let value = HeaderValue::from_maybe_shared(value).map_err(|_| HeadError::Invalid(format!("value of header `{name}`")))?;
         headers.append(name, value);
+        Ok(())
+    };
+    if count <= NOTED_HEADERS {
+        for &[name_at, name_len, value_at, value_len] in &spans[..count] {
+            let (name_at, value_at) = (name_at as usize, value_at as usize);
+            add(&head[name_at..name_at + name_len as usize], head.slice(value_at..value_at + value_len as usize))?;
+        }
+    } else {
+        let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+        let mut response = httparse::Response::new(&mut []);
+        httparse::ParserConfig::default()
+            .parse_response_with_uninit_headers(&mut response, &head, &mut slots)
+            .map_err(|e| HeadError::Invalid(e.to_string()))?;
+        for h in response.headers.iter() {
+            add(h.name.as_bytes(), head.slice_ref(h.value))?;
+        }
     }
     let framing = framing(&headers, status, method)?;
     let close = has_token(&headers, "close");
@@ -95,13 +116,13 @@ fn framing(headers: &HeaderMap, status: StatusCode, method: &Method) -> Result<F
     if method == Method::HEAD || status.is_informational() || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
         return Ok(Framing::Empty);
     }
-    let te: Vec<&HeaderValue> = headers.get_all(header::TRANSFER_ENCODING).iter().collect();
-    let cl: Vec<&HeaderValue> = headers.get_all(header::CONTENT_LENGTH).iter().collect();
-    if !te.is_empty() {
-        if !cl.is_empty() {
+    let mut te = headers.get_all(header::TRANSFER_ENCODING).iter();
+    let cl = headers.get_all(header::CONTENT_LENGTH);
+    if let Some(first) = te.next() {
+        if cl.iter().next().is_some() {
             return Err(HeadError::Invalid("both Transfer-Encoding and Content-Length".into()));
         }
-        if te.len() == 1 && te[0].as_bytes().eq_ignore_ascii_case(b"chunked") {
+        if te.next().is_none() && first.as_bytes().eq_ignore_ascii_case(b"chunked") {
             return Ok(Framing::Chunked);
         }
         return Err(HeadError::Invalid("Transfer-Encoding other than exactly `chunked`".into()));
@@ -162,6 +183,21 @@ mod tests {
         let h = parse(&mut buf, &Method::HEAD).expect("valid").expect("complete");
         assert_eq!(h.framing, Framing::Empty);
         assert_eq!(&buf[..], b"body", "only the head is taken off the buffer");
+    }
+
+    #[test]
+    fn many_headers_take_the_second_pass() {
+        let mut raw = String::from("HTTP/1.1 200 OK\r\n");
+        for i in 0..(NOTED_HEADERS + 5) {
+            raw.push_str(&format!("x-h{i}: v{i}\r\n"));
+        }
+        raw.push_str("content-length: 2\r\n\r\nok");
+        let mut buf = BytesMut::from(raw.as_str());
+        let head = parse(&mut buf, &Method::GET).expect("valid").expect("complete");
+        assert_eq!(head.headers.len(), NOTED_HEADERS + 6);
+        assert_eq!(head.headers["x-h28"], "v28");
+        assert_eq!(head.framing, Framing::Length(2));
+        assert_eq!(&buf[..], b"ok");
     }
 
     #[test]
