@@ -13,7 +13,7 @@ use std::time::Duration;
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use lbmethod_rendezvous::Rendezvous;
 use switchyard::balancer::{CandidateTable, LbMethod as _};
-use switchyard::config::{LbMethodSpec, PluginLimits, PluginSource};
+use switchyard::config::{PluginSpec, PluginLimits, PluginSource};
 use switchyard::plugin::PluginRuntime;
 use switchyard_sdk::{Candidates, Config, LbMethod as _, MemberInfo, Request};
 use switchyard_tests::{GUEST_RENDEZVOUS_RS, python};
@@ -31,8 +31,8 @@ fn table(n: usize) -> CandidateTable {
     CandidateTable { count: n, values }
 }
 
-fn spec(path: &str) -> LbMethodSpec {
-    LbMethodSpec { source: PluginSource::File(path.into()), config_json: "{}".into(), origin: "bench".into() }
+fn spec(path: &str) -> PluginSpec {
+    PluginSpec { source: PluginSource::File(path.into()), config_json: "{}".into(), origin: "bench".into() }
 }
 
 fn picks(c: &mut Criterion) {

@@ -52,3 +52,34 @@ async fn chunked_upload_streams_through() {
     assert_eq!(body.matches('x').count(), 70_000, "all 70 chunks echoed");
     proxy.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_answering_while_it_reads_gets_the_whole_body() {
+    // An echo that streams its answer while the upload is still arriving: more than the
+    // socket buffers hold, so the proxy must read the answer while it sends the body.
+    let (proxy, _m) = setup().await;
+    let size = 48 * 1024 * 1024;
+    let body = Bytes::from(pattern(size));
+    let up = TestClient::http1().send(Request::post(proxy.url("/echo")).body(Full::new(body.clone())).expect("request")).await;
+    assert_eq!(up.status, StatusCode::OK);
+    assert_eq!(up.body.len(), size);
+    assert!(up.body == body, "echo of {size} bytes differs");
+    proxy.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_refusing_a_large_upload_early_is_answered_at_once() {
+    // The member answers 413 without reading the body: the proxy stops sending it and relays
+    // the answer instead of waiting for socket buffers that never drain.
+    let (proxy, m) = setup().await;
+    let mut conn = switchyard_tests::client::RawConn::connect(proxy.addr).await;
+    assert!(conn.send(b"POST /status/413 HTTP/1.1\r\nHost: t\r\nContent-Length: 52428800\r\n\r\n").await);
+    let megabyte = vec![b'u'; 1024 * 1024];
+    for _ in 0..4 {
+        conn.send(&megabyte).await;
+    }
+    let reply = conn.response_within(std::time::Duration::from_secs(10)).await.expect("an answer before the body is sent");
+    assert_eq!(switchyard_tests::client::status_of(&reply), 413, "{reply}");
+    assert_eq!(m.requests(), 1);
+    proxy.stop().await;
+}

@@ -182,10 +182,7 @@ impl RawConn {
     /// Whether nothing arrives (and the connection stays open) for `period`.
     pub async fn quiet_for(&mut self, period: Duration) -> bool {
         let mut chunk = [0u8; 1];
-        match tokio::time::timeout(period, self.stream.peek(&mut chunk)).await {
-            Err(_) => true,
-            Ok(_) => false,
-        }
+        tokio::time::timeout(period, self.stream.peek(&mut chunk)).await.is_err()
     }
 }
 

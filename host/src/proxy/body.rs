@@ -19,6 +19,8 @@ pub(crate) type BodyError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The body of a request on its way to a member.
 #[derive(Debug)]
+// The large variant is the common one: boxing it would allocate on every request.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum RequestBody {
     /// The client's body, streamed; bytes are counted against `member` once one is chosen.
     Client { inner: ClientBody, member: Option<Arc<ProxyMember>> },
@@ -70,6 +72,8 @@ impl Body for RequestBody {
 
 /// The body of a response on its way to the client.
 #[derive(Debug)]
+// The large variant is the common one: boxing it would allocate on every response.
+#[allow(clippy::large_enum_variant)]
 pub enum ResponseBody {
     /// A member's body.
     Member(MemberBody),

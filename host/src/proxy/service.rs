@@ -97,7 +97,7 @@ impl Proxy {
             Upstream::Single(_) => (0, None),
         };
         let rest = rest.to_string();
-        let upgrade = upgrade::wants_websocket(&request).then(|| route.target.upgrade);
+        let upgrade = upgrade::wants_websocket(&request).then_some(route.target.upgrade);
         let on_upgrade = upgrade.map(|_| hyper::upgrade::on(&mut request));
         let trusted = self.forwarded.trusts(client.addr.ip());
         let (parts, body) = request.into_parts();

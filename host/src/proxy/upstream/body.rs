@@ -20,7 +20,9 @@ use tokio::time::Sleep;
 
 use super::conn::READ_CHUNK;
 use super::pool::Lease;
+use super::request::BodyWriteError;
 use super::response::Framing;
+use super::upload::Upload;
 use crate::balancer::BusyGuard;
 use crate::proxy::{MemberPool, ProxyMember};
 
@@ -42,6 +44,9 @@ pub enum MemberBodyError {
     /// The member sent nothing for longer than its `timeout`.
     #[error("member {0} stalled for {1:?} in the middle of a response body")]
     Stalled(String, Duration),
+    /// The client's request body failed while member {0} was already answering.
+    #[error("the request body for member {0} failed while it was answering: {1}")]
+    ClientBody(String, String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,10 +70,20 @@ pub struct MemberBody {
     _busy: BusyGuard<Arc<MemberPool>>,
     timeout: Duration,
     stall: Option<Pin<Box<Sleep>>>,
+    /// The rest of the request body, when the member answered before reading all of it: it
+    /// is sent as this body is read.
+    upload: Option<Upload>,
 }
 
 impl MemberBody {
-    pub(crate) fn new(lease: Lease, framing: Framing, keep_alive: bool, member: Arc<ProxyMember>, busy: BusyGuard<Arc<MemberPool>>) -> Self {
+    pub(crate) fn new(
+        lease: Lease,
+        framing: Framing,
+        keep_alive: bool,
+        member: Arc<ProxyMember>,
+        busy: BusyGuard<Arc<MemberPool>>,
+        upload: Option<Upload>,
+    ) -> Self {
         let decoder = match framing {
             Framing::Empty | Framing::Length(0) => Decoder::Done,
             Framing::Length(n) => Decoder::Length { remaining: n },
@@ -76,7 +91,7 @@ impl MemberBody {
             Framing::UntilClose => Decoder::UntilClose,
         };
         let timeout = member.conn.settings().timeout;
-        let mut body = Self { lease: Some(lease), decoder, keep_alive, member, _busy: busy, timeout, stall: None };
+        let mut body = Self { lease: Some(lease), decoder, keep_alive, member, _busy: busy, timeout, stall: None, upload };
         // An empty body may never be polled (HEAD, 204, 304): give the connection back now.
         body.finish_if_done();
         body
@@ -92,11 +107,33 @@ impl MemberBody {
             return;
         }
         if let Some(lease) = self.lease.take() {
-            // Bytes beyond the body mean the member is out of step with us: do not reuse.
-            if self.keep_alive && lease.conn.buf.is_empty() {
+            // Bytes beyond the body mean the member is out of step with us, and a member that
+            // answered in full before reading the whole request is too: do not reuse.
+            if self.keep_alive && lease.conn.buf.is_empty() && self.upload.is_none() {
                 lease.release();
             }
         }
+        self.upload = None;
+    }
+
+    /// Sends more of the request body, if some is left. A client body that fails cuts the
+    /// answer (the member has an incomplete request); a member that stops reading ends the
+    /// upload, and the connection is not reused.
+    fn poll_upload(&mut self, cx: &mut Context<'_>) -> Result<(), MemberBodyError> {
+        let (Some(upload), Some(lease)) = (self.upload.as_mut(), self.lease.as_mut()) else { return Ok(()) };
+        match upload.poll_send(cx, &mut lease.conn.stream) {
+            Poll::Ready(Ok(())) => self.upload = None,
+            Poll::Ready(Err(BodyWriteError::Client(e))) => {
+                self.upload = None;
+                return Err(MemberBodyError::ClientBody(self.name(), e.to_string()));
+            }
+            Poll::Ready(Err(BodyWriteError::Member(_))) => {
+                self.upload = None;
+                self.keep_alive = false;
+            }
+            Poll::Pending => {}
+        }
+        Ok(())
     }
 
     /// Reads more from the member into the buffer; `Ok(0)` at end of stream.
@@ -133,6 +170,9 @@ impl MemberBody {
     }
 
     fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, MemberBodyError>>> {
+        if let Err(e) = self.poll_upload(cx) {
+            return Poll::Ready(Some(Err(e)));
+        }
         loop {
             let step = match self.lease.as_mut() {
                 Some(lease) => decode(&mut self.decoder, &mut lease.conn.buf),

@@ -15,10 +15,14 @@ mod pool;
 mod request;
 mod response;
 mod tunnel;
+mod upload;
 
+use std::future::Future;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
+use bytes::BytesMut;
 use http::request::Parts;
 use http::{Method, Request, Response, StatusCode};
 
@@ -34,6 +38,7 @@ use crate::balancer::BusyGuard;
 use conn::READ_CHUNK;
 use pool::Lease;
 use request::BodyWriteError;
+use upload::Upload;
 
 /// How an attempt failed.
 #[derive(Debug)]
@@ -84,19 +89,9 @@ pub(crate) async fn exchange(
             Ok(Continue::Proceed) => {}
             // A final answer instead of 100. An error refuses the body: the member never gets
             // it, and the connection, out of step, is not reused. Any other status means the
-            // member answers while it reads (RFC 9110 §10.1.1): send the body, then relay.
-            Ok(Continue::Final(mut head)) if head.status.as_u16() >= 400 => {
-                head.keep_alive = false;
-                early_answer = Some(head);
-            }
-            Ok(Continue::Final(head)) => {
-                match request::write_body(&mut lease.conn.stream, &mut body, framing, timeout).await {
-                    Ok(()) => {}
-                    Err(BodyWriteError::Client(e)) => return Err(AttemptError::Client(e)),
-                    Err(e) => return Err(broken(e.to_string(), parts)),
-                }
-                early_answer = Some(head);
-            }
+            // member answers while it reads (RFC 9110 §10.1.1): the body follows as the
+            // answer streams.
+            Ok(Continue::Final(head)) => early_answer = Some(head),
             Err(HeadFailure::Timeout) => {
                 let cause = ConnectError::PingTimeout { member: member.config.authority.clone(), after: ping };
                 return Err(AttemptError::NotSent { request: Box::new(Request::from_parts(parts, body)), cause });
@@ -104,35 +99,152 @@ pub(crate) async fn exchange(
             Err(HeadFailure::Broken(reason)) => return Err(broken(reason, parts)),
         }
     }
-    let head = match early_answer {
-        Some(head) => head,
-        None => {
-            let written = request::write_body(&mut lease.conn.stream, &mut body, framing, timeout).await;
-            if let Err(BodyWriteError::Client(e)) = written {
-                // Dropping the lease closes the connection: the member never sees a complete request.
-                return Err(AttemptError::Client(e));
-            }
-            let upgrading = parts.headers.contains_key(http::header::UPGRADE);
-            let read = read_head(&mut lease, &parts.method, upgrading, timeout, member).await;
-            match (written, read) {
-                (_, Ok(head)) => head,
-                (Err(BodyWriteError::Client(e)), _) => return Err(AttemptError::Client(e)),
-                (_, Err(HeadFailure::Timeout)) => return Err(AttemptError::Timeout { after: timeout }),
-                (Err(e), Err(_)) => return Err(broken(e.to_string(), parts)),
-                (Ok(()), Err(HeadFailure::Broken(reason))) => return Err(broken(reason, parts)),
-            }
-        }
+    let upload = Upload::new(body, framing, timeout);
+    let upgrading = parts.headers.contains_key(http::header::UPGRADE);
+    let (head, upload) = match early_answer {
+        Some(head) => (head, Some(upload)),
+        None => match send_and_read(&mut lease, upload, &parts.method, upgrading, timeout, member).await {
+            Ok(answer) => answer,
+            Err(SendFailure::Client(e)) => return Err(AttemptError::Client(e)),
+            Err(SendFailure::Timeout) => return Err(AttemptError::Timeout { after: timeout }),
+            Err(SendFailure::Broken(reason)) => return Err(broken(reason, parts)),
+        },
     };
-    let response::ResponseHead { status, mut headers, framing, keep_alive } = head;
+    let response::ResponseHead { status, mut headers, framing, mut keep_alive } = head;
+    let mut upload = upload.filter(|u| !u.is_done());
+    if upload.is_some() && (status.as_u16() >= 400 || status == StatusCode::SWITCHING_PROTOCOLS) {
+        // The member refused the request before reading all of it: the rest is not sent, and
+        // the connection, out of step, is closed after the answer.
+        upload = None;
+        keep_alive = false;
+    }
     if status == StatusCode::SWITCHING_PROTOCOLS {
         return tunnel::switched(lease, busy, Arc::clone(member), headers).map_err(|reason| broken(reason, parts));
     }
     headers::strip_hop_by_hop(&mut headers);
-    let body = MemberBody::new(lease, framing, keep_alive, Arc::clone(member), busy);
+    let body = MemberBody::new(lease, framing, keep_alive, Arc::clone(member), busy, upload);
     let mut response = Response::new(ResponseBody::Member(body));
     *response.status_mut() = status;
     *response.headers_mut() = headers;
     Ok(response)
+}
+
+/// How much of an answer is read and held back while the request body is still being sent.
+const HOLD_LIMIT: usize = 64 * 1024;
+
+/// Why no response head came while the body was being sent.
+enum SendFailure {
+    /// The client's body failed: the member never sees a complete request.
+    Client(ClientBodyError),
+    /// No head within the member's `timeout` after the body was sent.
+    Timeout,
+    /// The connection broke.
+    Broken(String),
+}
+
+/// Sends the body while waiting for the response head; returns the head and, when the member
+/// answered before the body was all sent, the rest of the upload.
+async fn send_and_read(
+    lease: &mut Lease,
+    mut upload: Upload,
+    method: &Method,
+    upgrading: bool,
+    timeout: Duration,
+    member: &ProxyMember,
+) -> Result<(response::ResponseHead, Option<Upload>), SendFailure> {
+    if upload.is_done() {
+        // No body (most requests): only the head to wait for.
+        return match read_head(lease, method, upgrading, timeout, member).await {
+            Ok(head) => Ok((head, None)),
+            Err(HeadFailure::Timeout) => Err(SendFailure::Timeout),
+            Err(HeadFailure::Broken(reason)) => Err(SendFailure::Broken(reason)),
+        };
+    }
+    let conn = &mut lease.conn;
+    let (mut reader, mut writer) = conn.stream.split();
+    let buf = &mut conn.buf;
+    let mut uploading = true;
+    let mut upload_failed: Option<String> = None;
+    let head = {
+        let mut read = std::pin::pin!(read_head_from(&mut reader, buf, method, upgrading, member));
+        // The head's deadline runs once the body is sent (while sending, a member that stops
+        // reading fails the upload after `timeout` instead).
+        let mut head_deadline: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
+        std::future::poll_fn(|cx| {
+            if uploading {
+                match upload.poll_send(cx, &mut writer) {
+                    Poll::Ready(Ok(())) => uploading = false,
+                    Poll::Ready(Err(BodyWriteError::Client(e))) => return Poll::Ready(Err(SendFailure::Client(e))),
+                    // The member may have answered and stopped reading: keep reading its answer.
+                    Poll::Ready(Err(BodyWriteError::Member(e))) => {
+                        uploading = false;
+                        upload_failed = Some(format!("writing the request body: {e}"));
+                    }
+                    Poll::Pending => {}
+                }
+            }
+            if let Poll::Ready(head) = read.as_mut().poll(cx) {
+                return Poll::Ready(head.map_err(SendFailure::Broken));
+            }
+            if !uploading {
+                let deadline = head_deadline.get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+                if deadline.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Err(SendFailure::Timeout));
+                }
+            }
+            Poll::Pending
+        })
+        .await
+    };
+    let mut head = match (head, upload_failed) {
+        // The answer came, but the connection cannot carry another request.
+        (Ok(mut head), Some(_)) => {
+            head.keep_alive = false;
+            return Ok((head, None));
+        }
+        (Ok(head), None) => head,
+        (Err(SendFailure::Broken(reason)), Some(write)) => return Err(SendFailure::Broken(format!("{write}; {reason}"))),
+        (Err(e), _) => return Err(e),
+    };
+    if !uploading || head.status.as_u16() >= 400 {
+        return Ok((head, uploading.then_some(upload)));
+    }
+    // The member answers while it reads. Hold the answer back while the body is still being
+    // sent, reading up to HOLD_LIMIT bytes of it, so a client body that then fails (too
+    // large, too slow) still gets its 413 or 408 rather than a cut answer; an answer that
+    // outgrows the limit streams at once, with the upload driven by the response body.
+    let held = std::future::poll_fn(|cx| {
+        loop {
+            match upload.poll_send(cx, &mut writer) {
+                Poll::Ready(Ok(())) => return Poll::Ready(Ok(true)),
+                Poll::Ready(Err(BodyWriteError::Client(e))) => return Poll::Ready(Err(SendFailure::Client(e))),
+                Poll::Ready(Err(BodyWriteError::Member(_))) => return Poll::Ready(Ok(false)),
+                Poll::Pending => {}
+            }
+            if buf.len() >= HOLD_LIMIT {
+                return Poll::Ready(Ok(true));
+            }
+            let mut chunk = [0u8; 8192];
+            let mut read = tokio::io::ReadBuf::new(&mut chunk);
+            match tokio::io::AsyncRead::poll_read(std::pin::Pin::new(&mut reader), cx, &mut read) {
+                // The member closed: what it sent is the answer.
+                Poll::Ready(Ok(())) if read.filled().is_empty() => return Poll::Ready(Ok(true)),
+                Poll::Ready(Ok(())) => {
+                    member.add_read(read.filled().len() as u64);
+                    buf.extend_from_slice(read.filled());
+                }
+                Poll::Ready(Err(_)) => return Poll::Ready(Ok(true)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    })
+    .await?;
+    if !held {
+        // The member stopped reading the body: the connection is out of step.
+        head.keep_alive = false;
+        return Ok((head, None));
+    }
+    Ok((head, (!upload.is_done()).then_some(upload)))
 }
 
 enum HeadFailure {
@@ -185,34 +297,47 @@ async fn read_head(
     member: &ProxyMember,
 ) -> Result<response::ResponseHead, HeadFailure> {
     let conn = &mut lease.conn;
-    let read = async {
-        loop {
-            // Nothing read yet (the usual case on a pooled connection): nothing to parse.
-            let parsed = if conn.buf.is_empty() { Ok(None) } else { response::parse(&mut conn.buf, method) };
-            match parsed {
-                Ok(Some(head)) => {
-                    if head.status == StatusCode::SWITCHING_PROTOCOLS && upgrading {
-                        return Ok(head);
-                    }
-                    if head.status == StatusCode::SWITCHING_PROTOCOLS {
-                        return Err(HeadFailure::Broken("the member switched protocols, which this route does not allow".into()));
-                    }
-                    if head.status.is_informational() {
-                        continue;
-                    }
+    let read = read_head_from(&mut conn.stream, &mut conn.buf, method, upgrading, member);
+    match crate::deadline::within(timeout, read).await {
+        Some(Ok(head)) => Ok(head),
+        Some(Err(reason)) => Err(HeadFailure::Broken(reason)),
+        None => Err(HeadFailure::Timeout),
+    }
+}
+
+/// Reads from `stream` into `buf` until a final response head (or an allowed 101) is parsed.
+async fn read_head_from<R: tokio::io::AsyncRead + Unpin>(
+    stream: &mut R,
+    buf: &mut BytesMut,
+    method: &Method,
+    upgrading: bool,
+    member: &ProxyMember,
+) -> Result<response::ResponseHead, String> {
+    loop {
+        // Nothing read yet (the usual case on a pooled connection): nothing to parse.
+        let parsed = if buf.is_empty() { Ok(None) } else { response::parse(buf, method) };
+        match parsed {
+            Ok(Some(head)) => {
+                if head.status == StatusCode::SWITCHING_PROTOCOLS && upgrading {
                     return Ok(head);
                 }
-                Ok(None) => {}
-                Err(e) => return Err(HeadFailure::Broken(e.to_string())),
+                if head.status == StatusCode::SWITCHING_PROTOCOLS {
+                    return Err("the member switched protocols, which this route does not allow".into());
+                }
+                if head.status.is_informational() {
+                    continue;
+                }
+                return Ok(head);
             }
-            conn.buf.reserve(READ_CHUNK);
-            match tokio::io::AsyncReadExt::read_buf(&mut conn.stream, &mut conn.buf).await {
-                Ok(0) if conn.buf.is_empty() => return Err(HeadFailure::Broken("connection closed before any response".into())),
-                Ok(0) => return Err(HeadFailure::Broken("connection closed in the middle of the response head".into())),
-                Ok(n) => member.add_read(n as u64),
-                Err(e) => return Err(HeadFailure::Broken(format!("reading the response: {e}"))),
-            }
+            Ok(None) => {}
+            Err(e) => return Err(e.to_string()),
         }
-    };
-    crate::deadline::within(timeout, read).await.unwrap_or(Err(HeadFailure::Timeout))
+        buf.reserve(READ_CHUNK);
+        match tokio::io::AsyncReadExt::read_buf(stream, buf).await {
+            Ok(0) if buf.is_empty() => return Err("connection closed before any response".into()),
+            Ok(0) => return Err("connection closed in the middle of the response head".into()),
+            Ok(n) => member.add_read(n as u64),
+            Err(e) => return Err(format!("reading the response: {e}")),
+        }
+    }
 }

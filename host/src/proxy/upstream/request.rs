@@ -5,8 +5,6 @@
 //! Content-Length, an unknown one chunked, none as nothing (or `Content-Length: 0` for methods
 //! that normally carry a body, as curl and hyper do).
 
-use std::future::poll_fn;
-use std::pin::Pin;
 use std::time::Duration;
 
 use http::request::Parts;
@@ -89,41 +87,6 @@ pub(crate) enum BodyWriteError {
     /// Writing to the member failed or stalled.
     #[error("writing to the member: {0}")]
     Member(std::io::Error),
-}
-
-/// Streams `body` to the member with `framing`; every write must progress within `timeout`.
-pub(crate) async fn write_body(stream: &mut TcpStream, body: &mut RequestBody, framing: RequestFraming, timeout: Duration) -> Result<(), BodyWriteError> {
-    if framing == RequestFraming::None || framing == RequestFraming::Length(0) {
-        return Ok(());
-    }
-    let mut chunk = Vec::new();
-    loop {
-        let frame = poll_fn(|cx| Pin::new(&mut *body).poll_frame(cx)).await;
-        let data = match frame {
-            None => break,
-            Some(Err(e)) => return Err(BodyWriteError::Client(e)),
-            Some(Ok(frame)) => match frame.into_data() {
-                Ok(data) if !data.is_empty() => data,
-                // Trailers of a chunked upload are dropped: members rarely want them, and
-                // forwarding them would need them announced in the head.
-                _ => continue,
-            },
-        };
-        let bytes: &[u8] = if framing == RequestFraming::Chunked {
-            chunk.clear();
-            chunk.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
-            chunk.extend_from_slice(&data);
-            chunk.extend_from_slice(b"\r\n");
-            &chunk
-        } else {
-            &data
-        };
-        write_within(stream, bytes, timeout).await?;
-    }
-    if framing == RequestFraming::Chunked {
-        write_within(stream, b"0\r\n\r\n", timeout).await?;
-    }
-    Ok(())
 }
 
 /// Writes all of `bytes`, failing if the member stops reading for `timeout`.
