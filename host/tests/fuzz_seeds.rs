@@ -1,10 +1,10 @@
-//! The fuzz targets' entry points over their kept corpus (`fuzz/corpus/`), as a plain test:
+//! The fuzz targets' entry points over their kept corpus (`host/fuzz/corpus/`), as a plain test:
 //! every input the fuzzers ever kept must still pass, even where cargo-fuzz cannot run.
 
 use std::path::Path;
 
 fn run_corpus(target: &str, entry: fn(&[u8])) {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus").join(target);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus").join(target);
     let mut count = 0;
     for file in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
         let path = file.expect("corpus entry").path();
