@@ -40,6 +40,24 @@ pub struct Member {
     connections: Arc<AtomicUsize>,
     stop: watch::Sender<bool>,
     accepting: Option<tokio::task::JoinHandle<()>>,
+    /// Connections still being served.
+    open: Arc<AtomicUsize>,
+}
+
+/// Counts one connection being served until dropped.
+struct OpenConn(Arc<AtomicUsize>);
+
+impl OpenConn {
+    fn new(open: &Arc<AtomicUsize>) -> Self {
+        open.fetch_add(1, Ordering::SeqCst);
+        Self(Arc::clone(open))
+    }
+}
+
+impl Drop for OpenConn {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// What a member's request handler knows.
@@ -78,6 +96,8 @@ impl Member {
         let shared = Arc::new(Shared { name: name.to_string(), addr, health: std::sync::Mutex::new((200, "UP".to_string())) });
         let shared_owned = Arc::clone(&shared);
         let counter = Arc::clone(&requests);
+        let open = Arc::new(AtomicUsize::new(0));
+        let live = Arc::clone(&open);
         let accepting = tokio::spawn(async move {
             loop {
                 let (stream, _) = tokio::select! {
@@ -88,7 +108,9 @@ impl Member {
                 let shared = Arc::clone(&shared_owned);
                 let counter = Arc::clone(&counter);
                 let mut stopped = stopped.clone();
+                let open = OpenConn::new(&live);
                 tokio::spawn(async move {
+                    let _open = open;
                     let service = hyper::service::service_fn(move |req| {
                         counter.fetch_add(1, Ordering::SeqCst);
                         handle(Arc::clone(&shared), req)
@@ -102,7 +124,7 @@ impl Member {
                 });
             }
         });
-        Member { name: name.to_string(), addr, requests, connections, shared, stop, accepting: Some(accepting) }
+        Member { name: name.to_string(), addr, requests, connections, shared, stop, accepting: Some(accepting), open }
     }
 
     /// `http://127.0.0.1:PORT`
@@ -125,11 +147,19 @@ impl Member {
         self.connections.load(Ordering::SeqCst)
     }
 
-    /// Stops listening and closes every connection; returns once the port refuses connects.
+    /// Stops listening and closes every connection; returns once the port refuses connects
+    /// and no connection is served any more (a pooled keep-alive connection of the proxy's
+    /// must not reach the member after it "died").
     pub async fn stop(mut self) -> SocketAddr {
         let _ = self.stop.send(true);
         if let Some(accepting) = self.accepting.take() {
             let _ = tokio::time::timeout(Duration::from_secs(5), accepting).await;
+        }
+        for _ in 0..1000 {
+            if self.open.load(Ordering::SeqCst) == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
         self.addr
     }
