@@ -45,32 +45,12 @@ pub struct MemberInfo {
     pub lbset: u32,
 }
 
-/// Why a method could not answer. The balancer then falls back to the first candidate.
+/// Why a method could not answer (a trap, a circuit-broken plugin, no usable instance), as
+/// the plugin runtime words it. The balancer then falls back to the first candidate; like
+/// the health-check and header-rewrite seams, it needs no more than the sentence to log.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum LbMethodError {
-    /// The call trapped: a panic, the CPU deadline, the memory cap.
-    #[error("plugin {plugin} trapped: {reason}")]
-    Trapped {
-        /// Which plugin.
-        plugin: String,
-        /// The trap message.
-        reason: String,
-    },
-    /// The plugin trapped too often and is bypassed for a while.
-    #[error("plugin {plugin} is circuit-broken after repeated traps")]
-    CircuitOpen {
-        /// Which plugin.
-        plugin: String,
-    },
-    /// No instance could be made (e.g. `configure` failed on a fresh instance).
-    #[error("plugin {plugin} has no usable instance: {reason}")]
-    Unavailable {
-        /// Which plugin.
-        plugin: String,
-        /// Why.
-        reason: String,
-    },
-}
+#[error("{0}")]
+pub struct LbMethodError(pub String);
 
 /// A load-balancing method. Implementations are shared by every request of a balancer and
 /// must allow concurrent calls. Calls are synchronous and short (a plugin call is bounded by

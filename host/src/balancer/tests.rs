@@ -199,7 +199,7 @@ fn bad_answers_fall_back_to_the_first_candidate_and_are_counted() {
     assert_eq!(sequence(&bad_deltas, 1), ["b"]);
     assert_eq!(bad_deltas.members()[1].lbstatus(), 0, "refused deltas are not applied");
 
-    let trapped = Fixed(Err(LbMethodError::Trapped { plugin: "x".into(), reason: "unreachable".into() }));
+    let trapped = Fixed(Err(LbMethodError("plugin x trapped: unreachable".into())));
     let trapped = balancer(members(), Arc::new(trapped));
     assert_eq!(sequence(&trapped, 2), ["b", "b"]);
     assert_eq!(trapped.stats().method_failures.load(Ordering::Relaxed), 2);

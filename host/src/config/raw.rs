@@ -141,6 +141,8 @@ pub(crate) struct RawMember {
     pub ttl: Option<DurationValue>,
     pub acquire: Option<DurationValue>,
     pub hctemplate: Option<String>,
+    // The health keys repeat `RawHealthKeys` on purpose: `#[serde(flatten)]` cannot be combined
+    // with `deny_unknown_fields`, and an unknown member key must stay an error.
     pub hcmethod: Option<String>,
     pub hcuri: Option<String>,
     pub hcexpr: Option<String>,

@@ -6,6 +6,8 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use switchyard_sdk::rules;
+
 use super::{HttpProbe, HttpResponse, MAX_BODY, Outcome, Probe, Target};
 
 /// Largest response head a probe accepts.
@@ -42,31 +44,15 @@ async fn exchange(target: &Target, probe: &Probe) -> Outcome {
     }
 }
 
-/// Refuses what the host would not send: the same rules the WIT contract states.
+/// Refuses what the host would not send: the WIT contract's rules, as the SDK's test harness
+/// applies them.
 fn check(http: &HttpProbe) -> Result<(), String> {
-    if http.method.is_empty() || !http.method.bytes().all(is_token_byte) {
-        return Err(format!("method `{}`", http.method.escape_debug()));
-    }
-    if !http.path.starts_with('/') || !http.path.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(format!("path `{}` is not an origin-form target", http.path.escape_debug()));
-    }
+    rules::check_method(&http.method)?;
+    rules::check_origin_form(&http.path)?;
     for (name, value) in &http.headers {
-        let lower = name.to_ascii_lowercase();
-        if name.is_empty() || !name.bytes().all(is_token_byte) {
-            return Err(format!("header name `{}`", name.escape_debug()));
-        }
-        if ["host", "content-length", "transfer-encoding", "connection"].contains(&lower.as_str()) {
-            return Err(format!("header `{name}` is set by the host"));
-        }
-        if value.bytes().any(|b| b.is_ascii_control() && b != b'\t') {
-            return Err(format!("the value of header `{name}` holds a control character"));
-        }
+        rules::check_probe_header(name, value)?;
     }
     Ok(())
-}
-
-fn is_token_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 fn request_head(target: &Target, http: &HttpProbe) -> Vec<u8> {

@@ -187,11 +187,7 @@ impl LbMethod for WasmLbMethod {
 
 /// The balancer's view of a failed call (it knows nothing of Wasm).
 fn lb_error(e: CallError) -> LbMethodError {
-    match e {
-        CallError::Trapped { plugin, reason } => LbMethodError::Trapped { plugin, reason },
-        CallError::CircuitOpen { plugin } => LbMethodError::CircuitOpen { plugin },
-        CallError::Unavailable { plugin, reason } => LbMethodError::Unavailable { plugin, reason },
-    }
+    LbMethodError(e.to_string())
 }
 
 /// Three equal, idle members, for the self-test.

@@ -1,36 +1,15 @@
 //! Choosing the headers a rewriter sees, and checking and applying its edits.
 
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+use switchyard_sdk::rules;
 
 use super::{Edit, Header, PhaseInterest};
 
-/// Headers no rewriter may touch: they frame the message or describe one connection (the
-/// proxy owns them), or route it (Host).
-const PROTECTED: [HeaderName; 9] = [
-    header::CONTENT_LENGTH,
-    header::TRANSFER_ENCODING,
-    header::CONNECTION,
-    header::TE,
-    header::TRAILER,
-    header::UPGRADE,
-    header::HOST,
-    HeaderName::from_static("keep-alive"),
-    HeaderName::from_static("proxy-connection"),
-];
-
-/// Why an edit was refused.
+/// Why an edit was refused: an invalid name, a control character (CR, LF, NUL...) in the
+/// value, or a header the proxy owns (framing, hop-by-hop, Host).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum EditRefused {
-    /// The name is not a valid header name.
-    #[error("`{0}` is not a valid header name")]
-    BadName(String),
-    /// The value holds CR, LF, NUL or another control character.
-    #[error("the value of `{0}` holds a control character (CR, LF, NUL...)")]
-    BadValue(String),
-    /// The header frames the message, describes the connection, or is Host.
-    #[error("`{0}` is owned by the proxy (framing, hop-by-hop or Host)")]
-    Protected(String),
-}
+#[error("{0}")]
+pub struct EditRefused(pub String);
 
 /// The headers of `headers` that `interest` selects, or `None` when the rewriter is not to be
 /// called at all.
@@ -48,35 +27,27 @@ pub fn selected_headers(interest: &PhaseInterest, headers: &HeaderMap) -> Option
     (interest.always || !seen.is_empty()).then_some(seen)
 }
 
-/// Checks `edit` and applies it to `headers`.
+/// Checks `edit` with the contract's rules (the ones the SDK's test harness applies) and
+/// applies it to `headers`.
 pub fn apply_edit(headers: &mut HeaderMap, edit: &Edit) -> Result<(), EditRefused> {
-    match edit {
-        Edit::Set(h) => {
-            let (name, value) = checked(h)?;
+    let (name, value) = match edit {
+        Edit::Set(h) | Edit::Append(h) => (h.name.as_str(), Some(h.value.as_str())),
+        Edit::Remove(name) => (name.as_str(), None),
+    };
+    rules::check_edit(name, value).map_err(EditRefused)?;
+    let refused = || EditRefused(format!("{name:?} cannot be used as a header"));
+    let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| refused())?;
+    let value = value.map(|v| HeaderValue::from_bytes(v.as_bytes()).map_err(|_| refused())).transpose()?;
+    match (edit, value) {
+        (Edit::Set(_), Some(value)) => {
             headers.insert(name, value);
         }
-        Edit::Append(h) => {
-            let (name, value) = checked(h)?;
+        (Edit::Append(_), Some(value)) => {
             headers.append(name, value);
         }
-        Edit::Remove(name) => {
-            headers.remove(checked_name(name)?);
+        _ => {
+            headers.remove(name);
         }
     }
     Ok(())
-}
-
-fn checked(h: &Header) -> Result<(HeaderName, HeaderValue), EditRefused> {
-    let name = checked_name(&h.name)?;
-    // from_bytes refuses every control character but HTAB, so CR, LF and NUL among them.
-    let value = HeaderValue::from_bytes(h.value.as_bytes()).map_err(|_| EditRefused::BadValue(name.to_string()))?;
-    Ok((name, value))
-}
-
-fn checked_name(name: &str) -> Result<HeaderName, EditRefused> {
-    let parsed = HeaderName::from_bytes(name.as_bytes()).map_err(|_| EditRefused::BadName(name.escape_debug().to_string()))?;
-    if PROTECTED.contains(&parsed) {
-        return Err(EditRefused::Protected(parsed.to_string()));
-    }
-    Ok(parsed)
 }

@@ -163,7 +163,8 @@ fn sticky(here: &[Seg], b: &RawBalancer, p: &mut Problems) -> Option<StickySessi
         None => (name.trim(), name.trim()),
     };
     for part in [cookie, param] {
-        if part.is_empty() || !part.bytes().all(is_cookie_name_byte) {
+        // A cookie name is an RFC 6265 token, the same as a header name.
+        if !switchyard_sdk::rules::is_token(part) {
             p.push(&name_at, format!("`{name}`: a session name is a cookie name (letters, digits, !#$%&'*+-.^_`|~), optionally `COOKIE|param`"));
             break;
         }
@@ -192,11 +193,6 @@ fn sticky(here: &[Seg], b: &RawBalancer, p: &mut Problems) -> Option<StickySessi
         scolon_path_delim: b.scolonpathdelim.unwrap_or(false),
         insert,
     })
-}
-
-/// RFC 6265 token characters.
-fn is_cookie_name_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 /// RFC 6265 cookie-octet.

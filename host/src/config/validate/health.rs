@@ -103,8 +103,9 @@ fn check_keys(here: &[Seg], keys: &RawHealthKeys, p: &mut Problems) {
     if keys.hctimeout.is_some_and(|t| t.0.is_zero()) {
         p.push(&key(here, "hctimeout"), "must be more than 0");
     }
+    // The probe's target is this appended to the member's path: it must make a valid one.
     if let Some(uri) = &keys.hcuri
-        && (uri.is_empty() || !uri.bytes().all(|b| b.is_ascii_graphic()))
+        && (uri.is_empty() || switchyard_sdk::rules::check_origin_form(&format!("/{}", uri.trim_start_matches('/'))).is_err())
     {
         p.push(&key(here, "hcuri"), format!("`{uri}` must be a path without spaces, such as \"/health\""));
     }
