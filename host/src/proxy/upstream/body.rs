@@ -71,8 +71,9 @@ pub struct MemberBody {
     timeout: Duration,
     stall: Option<Pin<Box<Sleep>>>,
     /// The rest of the request body, when the member answered before reading all of it: it
-    /// is sent as this body is read.
-    upload: Option<Upload>,
+    /// is sent as this body is read. Boxed: it is rare, and every response is moved several
+    /// times on its way to the client.
+    upload: Option<Box<Upload>>,
 }
 
 impl MemberBody {
@@ -84,6 +85,7 @@ impl MemberBody {
         busy: BusyGuard<Arc<MemberPool>>,
         upload: Option<Upload>,
     ) -> Self {
+        let upload = upload.map(Box::new);
         let decoder = match framing {
             Framing::Empty | Framing::Length(0) => Decoder::Done,
             Framing::Length(n) => Decoder::Length { remaining: n },
