@@ -137,3 +137,59 @@ async fn idle_http2_connections_are_closed() {
     assert!(!sent.is_empty(), "the proxy spoke HTTP/2 first (its SETTINGS)");
     proxy.stop().await;
 }
+
+/// The HTTP/2 connection preface and an empty SETTINGS frame.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00";
+
+/// An HTTP/2 frame header: payload length, type, flags, stream 1.
+fn h2_frame_header(len: u32, frame_type: u8, flags: u8) -> Vec<u8> {
+    let l = len.to_be_bytes();
+    vec![l[1], l[2], l[3], frame_type, flags, 0, 0, 0, 1]
+}
+
+/// Sends `pieces` one every `every`, reading what the proxy sends meanwhile, until the proxy
+/// closes the connection (`true`) or `limit` passes (`false`).
+async fn h2_send_until_closed(conn: &mut RawConn, pieces: impl Iterator<Item = Vec<u8>>, every: Duration, limit: Duration) -> bool {
+    let run = async {
+        for piece in pieces {
+            if !conn.send(&piece).await || !conn.open_after(every).await {
+                return;
+            }
+        }
+        // Everything sent: wait for the close.
+        while conn.open_after(every).await {}
+    };
+    tokio::time::timeout(limit, run).await.is_ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trickled_http2_request_head_closes_the_connection() {
+    let m = Member::start("m").await;
+    // A long keepalive: only the head deadline can close this connection.
+    let toml = format!("[timeouts]\nheader = \"500ms\"\nkeepalive = \"60s\"\n[[route]]\npath = \"/\"\nbackend = \"{}/\"\n", m.url());
+    let proxy = TestProxy::start(&config(&toml)).await;
+    let mut conn = RawConn::connect(proxy.addr).await;
+    assert!(conn.send(H2_PREFACE).await);
+    // A HEADERS frame of 16,000 bytes, one byte every 50 ms: it would take over 13 minutes.
+    let header = h2_frame_header(16_000, 0x1, 0x4 | 0x1);
+    let pieces = std::iter::once(header).chain(std::iter::repeat_n(vec![0u8], 16_000));
+    let closed = h2_send_until_closed(&mut conn, pieces, Duration::from_millis(50), Duration::from_secs(10)).await;
+    assert!(closed, "the proxy closes a connection whose request head trickles in");
+    assert_eq!(m.connections(), 0);
+    proxy.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_pings_do_not_keep_an_idle_connection_open() {
+    let m = Member::start("m").await;
+    let toml = format!("[timeouts]\nheader = \"60s\"\nkeepalive = \"300ms\"\n[[route]]\npath = \"/\"\nbackend = \"{}/\"\n", m.url());
+    let proxy = TestProxy::start(&config(&toml)).await;
+    let mut conn = RawConn::connect(proxy.addr).await;
+    assert!(conn.send(H2_PREFACE).await);
+    // A PING every 100 ms, for up to a minute.
+    let ping = [h2_frame_header(8, 0x6, 0), vec![0u8; 8]].concat();
+    let pieces = std::iter::repeat_n(ping, 600);
+    let closed = h2_send_until_closed(&mut conn, pieces, Duration::from_millis(100), Duration::from_secs(10)).await;
+    assert!(closed, "an HTTP/2 connection with no request is closed after keepalive, PINGs or not");
+    proxy.stop().await;
+}

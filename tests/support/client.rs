@@ -179,6 +179,21 @@ impl RawConn {
         tokio::time::timeout(limit, read).await.ok()
     }
 
+    /// Reads whatever arrives for `period`, keeping it; `false` if the connection ended
+    /// (EOF or reset) meanwhile.
+    pub async fn open_after(&mut self, period: Duration) -> bool {
+        let read = async {
+            let mut chunk = [0u8; 4096];
+            loop {
+                match self.stream.read(&mut chunk).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                }
+            }
+        };
+        tokio::time::timeout(period, read).await.is_err()
+    }
+
     /// Whether nothing arrives (and the connection stays open) for `period`.
     pub async fn quiet_for(&mut self, period: Duration) -> bool {
         let mut chunk = [0u8; 1];

@@ -5,10 +5,15 @@
 //! of the accept; after a response, the next request's first byte within `keepalive`, and
 //! the rest of its head within `header` of that byte. A client that started a head and ran
 //! out of time gets 408 and the connection is closed; one that sent nothing is closed
-//! silently (nginx and HAProxy do the same). An HTTP/2 connection with no request in flight
-//! for `keepalive` is closed too. No deadline runs while a request is in flight
+//! silently (nginx and HAProxy do the same). No deadline runs while a request is in flight
 //! (hyper keeps reading to notice a client that goes away, and a slow member is not the
 //! client's fault); body deadlines belong to the request body (`proxy::limits`).
+//!
+//! HTTP/2 (prior knowledge): a connection with no request in flight for `keepalive` is closed,
+//! whatever frames it sends meanwhile (PINGs do not keep it open). A request head — a HEADERS
+//! frame and its CONTINUATIONs, or any control frame — must arrive whole within `header` of
+//! its first byte, even while other requests are in flight; otherwise the connection is
+//! closed (there is no HTTP/1 page to answer with).
 //!
 //! A request line or header block over its limit is answered at once (414, 431) when no
 //! response is under way, instead of letting the parser buffer it; otherwise the finding
@@ -73,6 +78,8 @@ pub struct Guard {
     since: Instant,
     /// Whether no head has started yet (the first head's deadline counts from the accept).
     first: bool,
+    /// HTTP/2: when the request head (or control frame) now arriving began.
+    head_since: Instant,
     /// Whether the next wait starts a new period (after bytes, or after a response).
     restamp: bool,
     timer: Option<Pin<Box<Sleep>>>,
@@ -94,6 +101,7 @@ impl Guard {
             settings,
             since: Instant::now(),
             first: true,
+            head_since: Instant::now(),
             restamp: false,
             timer: None,
             write_blocked: false,
@@ -112,9 +120,17 @@ impl Guard {
         if before == Phase::Off {
             return None;
         }
+        let was_http2 = self.scanner.is_http2();
         let finding = self.scanner.feed(bytes);
         if self.scanner.is_http2() {
             self.shared.set_http2();
+            // A head that started in this read is timed from now (the preface from the
+            // accept). Bytes do not make the connection any less idle.
+            if self.scanner.phase() == Phase::InHead && (before != Phase::InHead || !was_http2) {
+                self.head_since = if was_http2 { Instant::now() } else { self.since };
+            }
+            self.first = false;
+            return None;
         }
         let after = self.scanner.phase();
         // A head started in this read: its deadline counts from now (or from the accept).
@@ -186,9 +202,7 @@ impl Guard {
     fn poll_deadline(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let phase = match self.scanner.phase() {
             _ if self.shared.is_tunnel() => return Poll::Pending,
-            // HTTP/2: no heads to time here, but a connection with no request in flight for
-            // `keepalive` is idle all the same.
-            Phase::Off if self.scanner.is_http2() => Phase::Idle,
+            _ if self.scanner.is_http2() => return self.poll_h2_deadline(cx),
             // Stopped at a finding: the head deadline still runs, so a client cannot break a
             // rule early in a head and then trickle the rest for ever.
             Phase::Off => Phase::InHead,
@@ -220,17 +234,7 @@ impl Guard {
             _ if self.first => self.settings.header,
             _ => self.settings.keepalive,
         };
-        let deadline = self.since + limit;
-        let timer = match &mut self.timer {
-            Some(t) => {
-                if t.deadline() != deadline {
-                    t.as_mut().reset(deadline);
-                }
-                t
-            }
-            None => self.timer.insert(Box::pin(tokio::time::sleep_until(deadline))),
-        };
-        ready!(timer.as_mut().poll(cx));
+        ready!(self.poll_timer(cx, self.since + limit));
         if phase == Phase::InHead {
             let page = Arc::clone(&self.settings.answers);
             tracing::debug!(timeout = ?limit, "request head not received in time");
@@ -241,6 +245,49 @@ impl Guard {
         }
         tracing::debug!(timeout = ?limit, "idle connection closed");
         Poll::Ready(Ok(()))
+    }
+
+    /// The HTTP/2 deadlines (see the module header); `Ready` means close the connection.
+    fn poll_h2_deadline(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut busy = self.write_blocked;
+        if self.shared.in_flight() > 0 {
+            self.shared.wake_when_idle(cx.waker());
+            busy |= self.shared.in_flight() > 0;
+        }
+        if busy {
+            self.restamp = true;
+        } else if self.restamp {
+            self.since = Instant::now();
+            self.restamp = false;
+        }
+        let idle = (!busy).then(|| self.since + self.settings.keepalive);
+        let head = (self.scanner.phase() == Phase::InHead).then(|| self.head_since + self.settings.header);
+        let deadline = match (idle, head) {
+            (Some(idle), Some(head)) => idle.min(head),
+            (Some(at), None) | (None, Some(at)) => at,
+            (None, None) => return Poll::Pending,
+        };
+        ready!(self.poll_timer(cx, deadline));
+        if head == Some(deadline) {
+            tracing::debug!(timeout = ?self.settings.header, "HTTP/2 request head not received in time; connection closed");
+        } else {
+            tracing::debug!(timeout = ?self.settings.keepalive, "idle HTTP/2 connection closed");
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// Polls the connection's one timer, set to `deadline`.
+    fn poll_timer(&mut self, cx: &mut Context<'_>, deadline: Instant) -> Poll<()> {
+        let timer = match &mut self.timer {
+            Some(t) => {
+                if t.deadline() != deadline {
+                    t.as_mut().reset(deadline);
+                }
+                t
+            }
+            None => self.timer.insert(Box::pin(tokio::time::sleep_until(deadline))),
+        };
+        timer.as_mut().poll(cx)
     }
 }
 

@@ -7,6 +7,7 @@
 
 pub mod rawhead;
 mod guard;
+mod h2frames;
 mod state;
 
 pub use guard::{Answers, Guard, GuardSettings};

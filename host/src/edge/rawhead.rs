@@ -13,6 +13,11 @@
 //! optional whitespace and extensions after the size). Anything hyper would refuse in a
 //! body makes hyper close the connection, so the scanner just stops ([`Phase::Off`]) and
 //! reports every later head as lost, failing closed.
+//!
+//! An HTTP/2 connection (prior knowledge) is not scanned, only followed frame by frame
+//! ([`H2Frames`]) so that its request heads are timed like HTTP/1 ones.
+
+use super::h2frames::H2Frames;
 
 /// What the scanner found wrong with a head.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -90,7 +95,7 @@ pub enum Phase {
     InHead,
     /// Inside a request body.
     Body,
-    /// No longer scanning (HTTP/2, a tunnel, or after a violation).
+    /// No longer scanning (a tunnel, or after a violation).
     Off,
 }
 
@@ -109,6 +114,8 @@ enum State {
     /// The CRLF after a chunk's data.
     ChunkDataEnd,
     Trailers,
+    /// HTTP/2 with prior knowledge: only frame boundaries are followed (see `h2`).
+    Http2,
     Off,
 }
 
@@ -142,17 +149,22 @@ pub struct Scanner {
     /// Heads started so far; the current head's index is `heads - 1`.
     heads: u64,
     http2: bool,
+    /// The frames of an HTTP/2 connection, once its preface was seen.
+    h2: Option<H2Frames>,
 }
 
 impl Scanner {
     /// A scanner for a new connection.
     pub fn new(limits: ScanLimits) -> Self {
-        Self { limits, state: State::Start, partial: Vec::new(), head: Head::default(), heads: 0, http2: false }
+        Self { limits, state: State::Start, partial: Vec::new(), head: Head::default(), heads: 0, http2: false, h2: None }
     }
 
-    /// Where the connection is.
+    /// Where the connection is. On HTTP/2, `InHead` while a request head (or any control
+    /// frame) is partly here, `Idle` otherwise.
     pub fn phase(&self) -> Phase {
         match self.state {
+            State::Http2 if self.h2.as_ref().is_some_and(H2Frames::head_arriving) => Phase::InHead,
+            State::Http2 => Phase::Idle,
             State::Start if self.partial.is_empty() => Phase::Idle,
             State::Start | State::Fields => Phase::InHead,
             State::Off => Phase::Off,
@@ -174,6 +186,7 @@ impl Scanner {
     pub fn stop(&mut self) {
         self.state = State::Off;
         self.partial = Vec::new();
+        self.h2 = None;
     }
 
     /// Scans the next `bytes` of the stream; returns the first violation they complete.
@@ -183,6 +196,12 @@ impl Scanner {
         while i < bytes.len() {
             match self.state {
                 State::Off => return None,
+                State::Http2 => {
+                    if let Some(h2) = &mut self.h2 {
+                        h2.feed(&bytes[i..]);
+                    }
+                    return None;
+                }
                 State::Length(left) | State::ChunkData(left) => {
                     let take = (bytes.len() - i).min(usize::try_from(left).unwrap_or(usize::MAX));
                     i += take;
@@ -206,7 +225,7 @@ impl Scanner {
                                 line.extend_from_slice(&rest[..end]);
                                 let finding = self.line(&line);
                                 line.clear();
-                                if self.state != State::Off {
+                                if !matches!(self.state, State::Off | State::Http2) {
                                     self.partial = line;
                                 }
                                 finding
@@ -289,9 +308,12 @@ impl Scanner {
             return None;
         }
         if content == b"PRI * HTTP/2.0" && self.heads == 0 {
-            // HTTP/2 with prior knowledge: binary framing from here on, checked by h2.
+            // HTTP/2 with prior knowledge: binary framing from here on, checked by h2; only
+            // the frame boundaries are followed, to time request heads.
             self.http2 = true;
-            self.stop();
+            self.state = State::Http2;
+            self.partial = Vec::new();
+            self.h2 = Some(H2Frames::after_preface_line());
             return None;
         }
         self.heads += 1;
@@ -516,9 +538,13 @@ mod tests {
     }
 
     #[test]
-    fn http2_preface_turns_scanning_off() {
+    fn http2_preface_turns_scanning_into_following_frames() {
+        // The preface and the start of a SETTINGS frame: a frame is arriving.
         let (f, phase, heads) = scan(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x12\x04");
-        assert_eq!((f, phase, heads), (None, Phase::Off, 0));
+        assert_eq!((f, phase, heads), (None, Phase::InHead, 0));
+        // The preface and an empty SETTINGS frame: nothing arriving.
+        let (f, phase, heads) = scan(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00");
+        assert_eq!((f, phase, heads), (None, Phase::Idle, 0));
     }
 
     #[test]
