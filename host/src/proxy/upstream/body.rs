@@ -19,6 +19,9 @@ use http_body::{Body, Frame, SizeHint};
 use tokio::time::Sleep;
 
 use super::conn::READ_CHUNK;
+
+/// Largest read of a body whose length is known: what nginx's default proxy buffers hold.
+const MAX_BODY_READ: usize = 64 * 1024;
 use super::pool::Lease;
 use super::request::BodyWriteError;
 use super::response::Framing;
@@ -141,33 +144,40 @@ impl MemberBody {
     /// Reads more from the member into the buffer; `Ok(0)` at end of stream.
     fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<Result<usize, MemberBodyError>> {
         let name = self.name();
+        // A body of known length is read in pieces as large as what is left of it (up to
+        // MAX_BODY_READ): a 64 KiB answer takes two reads, not five. One byte more than that,
+        // so the read that gets the rest comes up short and tells tokio the socket is drained
+        // (a full read leaves it marked ready, and the next request on the connection would
+        // begin with a read that only finds EAGAIN).
+        let want = match self.decoder {
+            Decoder::Length { remaining } | Decoder::ChunkData { remaining } => {
+                usize::try_from(remaining).map_or(MAX_BODY_READ, |r| r.saturating_add(1)).clamp(READ_CHUNK, MAX_BODY_READ)
+            }
+            _ => READ_CHUNK,
+        };
         let Some(lease) = self.lease.as_mut() else { return Poll::Ready(Ok(0)) };
         let conn = &mut lease.conn;
-        loop {
-            match conn.stream.poll_read_ready(cx) {
-                Poll::Pending => {
-                    let timeout = self.timeout;
-                    let stall = self.stall.get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
-                    if stall.as_mut().poll(cx).is_ready() {
-                        return Poll::Ready(Err(MemberBodyError::Stalled(name, timeout)));
-                    }
-                    return Poll::Pending;
+        if conn.buf.capacity() - conn.buf.len() < READ_CHUNK / 4 {
+            conn.buf.reserve(want);
+        }
+        // A read that fills less than the buffer tells tokio the socket is drained, so no
+        // extra read just to see EAGAIN.
+        let read = std::pin::pin!(tokio::io::AsyncReadExt::read_buf(&mut conn.stream, &mut conn.buf));
+        match read.poll(cx) {
+            Poll::Pending => {
+                let timeout = self.timeout;
+                let stall = self.stall.get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+                if stall.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Err(MemberBodyError::Stalled(name, timeout)));
                 }
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(MemberBodyError::Io(name, e))),
-                Poll::Ready(Ok(())) => {}
+                Poll::Pending
             }
-            if conn.buf.capacity() - conn.buf.len() < READ_CHUNK / 4 {
-                conn.buf.reserve(READ_CHUNK);
+            Poll::Ready(Ok(n)) => {
+                self.stall = None;
+                self.member.add_read(n as u64);
+                Poll::Ready(Ok(n))
             }
-            match conn.stream.try_read_buf(&mut conn.buf) {
-                Ok(n) => {
-                    self.stall = None;
-                    self.member.add_read(n as u64);
-                    return Poll::Ready(Ok(n));
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-                Err(e) => return Poll::Ready(Err(MemberBodyError::Io(name, e))),
-            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(MemberBodyError::Io(name, e))),
         }
     }
 
