@@ -1,6 +1,6 @@
 //! What the edge checks cost per request: the raw-head scanner over a typical browser-sized
 //! request head, and the strict checks on the parsed request. Compare with the CPU a whole
-//! proxied request costs (requests per CPU-second under wrk, see docs/hardening.md).
+//! proxied request costs (requests per CPU-second under wrk: the README's Performance section).
 //!
 //! `cargo bench -p switchyard --bench edge`
 
