@@ -37,6 +37,34 @@ async fn long_request_lines_get_414() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_request_line_behind_pipelined_requests_gets_414_after_them() {
+    let (proxy, m) = setup(LIMITS).await;
+    let mut conn = RawConn::connect(proxy.addr).await;
+    // A slow first response; behind it a valid request and then a request line far over the
+    // limit — and over the HTTP parser's own buffer, which would answer 431 for it.
+    let pipeline = format!("GET /sleep/300 HTTP/1.1\r\nHost: t\r\n\r\nGET /second HTTP/1.1\r\nHost: t\r\n\r\nGET /{} ", "a".repeat(100_000));
+    assert!(conn.send(pipeline.as_bytes()).await);
+    for n in 1..=2 {
+        let reply = conn.response().await.unwrap_or_else(|| panic!("response {n}"));
+        assert_eq!(status_of(&reply), 200, "response {n}: {reply}");
+    }
+    let reply = conn.closed_within(Duration::from_secs(10)).await.expect("closed");
+    assert_eq!(status_of(&reply), 414, "{reply}");
+    assert_eq!(m.requests(), 2, "the two valid requests, nothing of the third");
+    // The same line arriving on its own while the first response is being made.
+    let mut conn = RawConn::connect(proxy.addr).await;
+    assert!(conn.send(b"GET /sleep/300 HTTP/1.1\r\nHost: t\r\n\r\n").await);
+    assert!(conn.quiet_for(Duration::from_millis(100)).await, "the member is still sleeping");
+    assert!(conn.send(format!("GET /{} ", "a".repeat(100_000)).as_bytes()).await);
+    let reply = conn.response().await.expect("the first response");
+    assert_eq!(status_of(&reply), 200, "{reply}");
+    let reply = conn.closed_within(Duration::from_secs(10)).await.expect("closed");
+    assert_eq!(status_of(&reply), 414, "{reply}");
+    assert_eq!(m.requests(), 3);
+    proxy.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_or_numerous_headers_get_431() {
     let (proxy, m) = setup(LIMITS).await;
     let many: String = (0..11).map(|i| format!("X-{i}: 1\r\n")).collect();

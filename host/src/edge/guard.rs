@@ -16,9 +16,10 @@
 //! closed (there is no HTTP/1 page to answer with).
 //!
 //! A request line or header block over its limit is answered at once (414, 431) when no
-//! response is under way, instead of letting the parser buffer it; otherwise the finding
-//! goes to the service, which answers it in turn. Answers written here are pre-made by the
-//! caller (the proxy's `respond` module makes every error page).
+//! response is under way, instead of letting the parser buffer it. Behind a response under
+//! way (pipelining), the offending line and everything after it is held back from the parser
+//! and answered the same way once that response is written. Answers written here are
+//! pre-made by the caller (the proxy's `respond` module makes every error page).
 //!
 //! Closing is lingering, as nginx does: after an answer the write side is shut and whatever
 //! the client still sends is read and dropped until it closes or [`LINGER`] passes. Closing
@@ -89,6 +90,19 @@ pub struct Guard {
     done: bool,
     /// Until when a closing connection drains the client's bytes.
     lingering: Option<Instant>,
+    /// The answer owed to a head over its limit that arrived behind a response under way.
+    deferred: Option<Bytes>,
+}
+
+/// What becomes of the bytes of one read, once scanned.
+enum Early {
+    /// They go to the parser.
+    Pass,
+    /// None go to the parser; this page answers and the connection closes.
+    Answer(Bytes),
+    /// All but the last `withhold` go to the parser; the owed answer waits for the response
+    /// under way.
+    Defer { withhold: usize },
 }
 
 impl Guard {
@@ -107,18 +121,19 @@ impl Guard {
             write_blocked: false,
             done: false,
             lingering: None,
+            deferred: None,
         }
     }
 
     /// Scans newly read bytes and records what they show.
-    fn scan(&mut self, bytes: &[u8]) -> Option<Bytes> {
+    fn scan(&mut self, bytes: &[u8]) -> Early {
         if self.shared.is_tunnel() {
             self.scanner.stop();
-            return None;
+            return Early::Pass;
         }
         let before = self.scanner.phase();
         if before == Phase::Off {
-            return None;
+            return Early::Pass;
         }
         let was_http2 = self.scanner.is_http2();
         let finding = self.scanner.feed(bytes);
@@ -130,7 +145,7 @@ impl Guard {
                 self.head_since = if was_http2 { Instant::now() } else { self.since };
             }
             self.first = false;
-            return None;
+            return Early::Pass;
         }
         let after = self.scanner.phase();
         // A head started in this read: its deadline counts from now (or from the accept).
@@ -141,18 +156,41 @@ impl Guard {
             self.first = false;
         }
         self.restamp = after != Phase::InHead;
-        let finding = finding?;
+        let Some(finding) = finding else { return Early::Pass };
         self.shared.record(finding);
-        // Answer at once only when the head being refused is the next one to be answered.
-        let early = match finding.violation {
-            Violation::RequestLineTooLong => Some(&self.settings.answers.uri_too_long),
-            Violation::HeaderTooLarge => Some(&self.settings.answers.header_too_large),
-            _ => None,
+        let page = match finding.violation {
+            Violation::RequestLineTooLong => &self.settings.answers.uri_too_long,
+            Violation::HeaderTooLarge => &self.settings.answers.header_too_large,
+            // The service answers the rest when it gets the head.
+            _ => return Early::Pass,
         };
-        match early {
-            Some(page) if self.shared.in_flight() == 0 && !self.write_blocked => Some(page.clone()),
-            _ => None,
+        // Answer at once when the head being refused is the next one to be answered (no
+        // response under way, no earlier request in this read); otherwise keep it from the
+        // parser (which would buffer it, and past its own limit answer 431 for it) until the
+        // requests before it are answered.
+        let withhold = self.scanner.finding_tail().min(bytes.len());
+        if self.shared.in_flight() == 0 && !self.write_blocked && withhold == bytes.len() {
+            return Early::Answer(page.clone());
         }
+        self.deferred = Some(page.clone());
+        Early::Defer { withhold }
+    }
+
+    /// Answers a deferred finding (see [`Early::Defer`]) once no response is under way;
+    /// until then nothing more is read.
+    fn poll_deferred(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.write_blocked {
+            // The write completing wakes the connection, which reads again.
+            return Poll::Pending;
+        }
+        if self.shared.in_flight() > 0 {
+            self.shared.wake_when_idle(cx.waker());
+            if self.shared.in_flight() > 0 {
+                return Poll::Pending;
+            }
+        }
+        let Some(page) = self.deferred.take() else { return Poll::Ready(Ok(())) };
+        self.answer_and_close(cx, &page, "request head too large, behind a pipelined response")
     }
 
     /// Writes `page` if the socket takes it at once, shuts the write side, and lingers
@@ -297,6 +335,9 @@ impl AsyncRead for Guard {
         if this.done {
             return this.poll_linger(cx);
         }
+        if this.deferred.is_some() {
+            return this.poll_deferred(cx);
+        }
         let before = buf.filled().len();
         match Pin::new(&mut this.stream).poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
@@ -304,12 +345,22 @@ impl AsyncRead for Guard {
                 if filled.is_empty() {
                     return Poll::Ready(Ok(()));
                 }
-                let page = this.scan(filled);
-                if let Some(page) = page {
-                    buf.set_filled(before);
-                    return this.answer_and_close(cx, &page, "request head too large");
+                let read = filled.len();
+                match this.scan(filled) {
+                    Early::Pass => Poll::Ready(Ok(())),
+                    Early::Answer(page) => {
+                        buf.set_filled(before);
+                        this.answer_and_close(cx, &page, "request head too large")
+                    }
+                    Early::Defer { withhold } if withhold < read => {
+                        buf.set_filled(before + read - withhold);
+                        Poll::Ready(Ok(()))
+                    }
+                    Early::Defer { .. } => {
+                        buf.set_filled(before);
+                        this.poll_deferred(cx)
+                    }
                 }
-                Poll::Ready(Ok(()))
             }
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
             Poll::Pending => match this.poll_deadline(cx) {

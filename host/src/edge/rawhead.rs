@@ -151,12 +151,16 @@ pub struct Scanner {
     http2: bool,
     /// The frames of an HTTP/2 connection, once its preface was seen.
     h2: Option<H2Frames>,
+    /// After a finding: how many bytes at the end of the input it was made in belong to the
+    /// line it was made on (from that line's start, or from the input's start when the line
+    /// began earlier).
+    tail: usize,
 }
 
 impl Scanner {
     /// A scanner for a new connection.
     pub fn new(limits: ScanLimits) -> Self {
-        Self { limits, state: State::Start, partial: Vec::new(), head: Head::default(), heads: 0, http2: false, h2: None }
+        Self { limits, state: State::Start, partial: Vec::new(), head: Head::default(), heads: 0, http2: false, h2: None, tail: 0 }
     }
 
     /// Where the connection is. On HTTP/2, `InHead` while a request head (or any control
@@ -180,6 +184,13 @@ impl Scanner {
     /// Heads started so far.
     pub fn heads(&self) -> u64 {
         self.heads
+    }
+
+    /// After a finding: how many bytes at the end of the last input belong to the line it was
+    /// made on — what a caller withholds from the HTTP parser to answer the finding itself
+    /// later (the bytes before it may hold earlier, valid pipelined requests).
+    pub fn finding_tail(&self) -> usize {
+        self.tail
     }
 
     /// Stops scanning for good (the connection became a tunnel).
@@ -215,6 +226,7 @@ impl Scanner {
                 }
                 _ => {
                     let rest = &bytes[i..];
+                    self.tail = bytes.len() - if self.partial.is_empty() { i } else { 0 };
                     match memchr::memchr(b'\n', rest) {
                         Some(end) => {
                             i += end + 1;
@@ -527,6 +539,26 @@ mod tests {
         assert_eq!(violation(&big), Some(Violation::HeaderTooLarge));
         let many = format!("GET / HTTP/1.1\r\n{}\r\n", "X: 1234567890\r\n".repeat(20));
         assert_eq!(violation(&many), Some(Violation::HeaderTooLarge));
+    }
+
+    #[test]
+    fn a_finding_tells_which_bytes_belong_to_its_line() {
+        let valid = "GET / HTTP/1.1\r\nHost: t\r\n\r\n";
+        let long = format!("GET /{} ", "a".repeat(300));
+        let mut s = Scanner::new(LIMITS);
+        let input = format!("{valid}{long}");
+        assert_eq!(s.feed(input.as_bytes()).map(|f| f.violation), Some(Violation::RequestLineTooLong));
+        assert_eq!(s.finding_tail(), long.len(), "the valid request before it is not part of it");
+        // A line that began in an earlier read: all of the last read is part of it.
+        let mut s = Scanner::new(LIMITS);
+        assert_eq!(s.feed(format!("{valid}GET /aaa").as_bytes()), None);
+        assert!(s.feed("a".repeat(300).as_bytes()).is_some());
+        assert_eq!(s.finding_tail(), 300);
+        // A complete field line over the limit, after other lines in the same read.
+        let mut s = Scanner::new(LIMITS);
+        let big = format!("X: {}\r\n", "a".repeat(300));
+        assert!(s.feed(format!("GET / HTTP/1.1\r\nHost: t\r\n{big}\r\n").as_bytes()).is_some());
+        assert_eq!(s.finding_tail(), big.len() + 2);
     }
 
     #[test]
