@@ -42,7 +42,8 @@ async fn connect_refused_fails_over_then_503() {
     let members = proxy.running.proxy.balancers()[0].members();
     assert!(members[0].status().contains(StatusFlags::IN_ERROR), "the refusing member is put in error");
     assert_eq!(members[0].snapshot().errors, 1, "and not tried again within retry");
-    drop(live);
+    // Stopped and waited for: a pooled connection it still served would answer 200.
+    live.stop().await;
     let reply = client.get(&proxy.url("/")).await;
     assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE, "no usable member left: {}", reply.text());
     proxy.stop().await;
