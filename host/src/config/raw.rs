@@ -106,20 +106,12 @@ pub(crate) struct RawStickyTable {
 
 impl<'de> Deserialize<'de> for RawSticky {
     fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = RawSticky;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a cookie name (\"JSESSIONID\" or \"JSESSIONID|jsessionid\") or a table { name = \"ROUTEID\", insert = true }")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(RawSticky::Name(v.to_string()))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-                RawStickyTable::deserialize(de::value::MapAccessDeserializer::new(map)).map(RawSticky::Table)
-            }
-        }
-        d.deserialize_any(V)
+        string_or_table(
+            d,
+            "a cookie name (\"JSESSIONID\" or \"JSESSIONID|jsessionid\") or a table { name = \"ROUTEID\", insert = true }",
+            RawSticky::Name,
+            RawSticky::Table,
+        )
     }
 }
 
@@ -248,19 +240,38 @@ pub(crate) struct RawPluginTable {
 
 impl<'de> Deserialize<'de> for RawPlugin {
     fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = RawPlugin;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a default method's name (\"byrequests\") or a table { path = \"x.wasm\", config = { ... } }")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(RawPlugin::Name(v.to_string()))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-                RawPluginTable::deserialize(de::value::MapAccessDeserializer::new(map)).map(RawPlugin::Table)
-            }
-        }
-        d.deserialize_any(V)
+        string_or_table(
+            d,
+            "a default method's name (\"byrequests\") or a table { path = \"x.wasm\", config = { ... } }",
+            RawPlugin::Name,
+            RawPlugin::Table,
+        )
     }
+}
+
+/// Deserializes a key that is a string or a table (`lbmethod`, `healthcheck`,
+/// `stickysession`), with `expecting` in the error for anything else.
+fn string_or_table<'de, D, T, Table>(d: D, expecting: &'static str, name: fn(String) -> T, table: fn(Table) -> T) -> Result<T, D::Error>
+where
+    D: de::Deserializer<'de>,
+    Table: Deserialize<'de>,
+{
+    struct V<T, Table> {
+        expecting: &'static str,
+        name: fn(String) -> T,
+        table: fn(Table) -> T,
+    }
+    impl<'de, T, Table: Deserialize<'de>> Visitor<'de> for V<T, Table> {
+        type Value = T;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(self.expecting)
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
+            Ok((self.name)(v.to_string()))
+        }
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+            Table::deserialize(de::value::MapAccessDeserializer::new(map)).map(self.table)
+        }
+    }
+    d.deserialize_any(V { expecting, name, table })
 }

@@ -183,11 +183,8 @@ impl Guard {
             // The write completing wakes the connection, which reads again.
             return Poll::Pending;
         }
-        if self.shared.in_flight() > 0 {
-            self.shared.wake_when_idle(cx.waker());
-            if self.shared.in_flight() > 0 {
-                return Poll::Pending;
-            }
+        if self.shared.busy_or_wake(cx.waker()) {
+            return Poll::Pending;
         }
         let Some(page) = self.deferred.take() else { return Poll::Ready(Ok(())) };
         self.answer_and_close(cx, &page, "request head too large, behind a pipelined response")
@@ -252,13 +249,9 @@ impl Guard {
             self.restamp = true;
             return Poll::Pending;
         }
-        if self.shared.in_flight() > 0 {
-            self.shared.wake_when_idle(cx.waker());
-            // Re-check: the last request may have ended between the two loads.
-            if self.shared.in_flight() > 0 {
-                self.restamp = true;
-                return Poll::Pending;
-            }
+        if self.shared.busy_or_wake(cx.waker()) {
+            self.restamp = true;
+            return Poll::Pending;
         }
         if self.restamp {
             // Idle (or a head that started while a response was under way) counts from now.
@@ -287,11 +280,7 @@ impl Guard {
 
     /// The HTTP/2 deadlines (see the module header); `Ready` means close the connection.
     fn poll_h2_deadline(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let mut busy = self.write_blocked;
-        if self.shared.in_flight() > 0 {
-            self.shared.wake_when_idle(cx.waker());
-            busy |= self.shared.in_flight() > 0;
-        }
+        let busy = self.shared.busy_or_wake(cx.waker()) || self.write_blocked;
         if busy {
             self.restamp = true;
         } else if self.restamp {

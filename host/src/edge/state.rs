@@ -127,8 +127,18 @@ impl ConnShared {
         self.in_flight.load(Ordering::Acquire)
     }
 
+    /// Whether a request is in flight; if one is, `waker` is woken when the last one ends.
+    /// (Checked again after registering: the last request may end between the two.)
+    pub(crate) fn busy_or_wake(&self, waker: &Waker) -> bool {
+        if self.in_flight() == 0 {
+            return false;
+        }
+        self.wake_when_idle(waker);
+        self.in_flight() > 0
+    }
+
     /// Has `waker` woken when the last request in flight ends.
-    pub(crate) fn wake_when_idle(&self, waker: &Waker) {
+    fn wake_when_idle(&self, waker: &Waker) {
         if let Ok(mut w) = self.idle_waker.lock() {
             match &*w {
                 Some(old) if old.will_wake(waker) => {}
