@@ -33,7 +33,7 @@ pub(crate) use tunnel::SwitchedSlot;
 
 use super::body::{RequestBody, ResponseBody};
 use super::limits::ClientBodyError;
-use super::{ProxyMember, headers};
+use super::ProxyMember;
 use crate::balancer::BusyGuard;
 use conn::READ_CHUNK;
 use pool::Lease;
@@ -110,7 +110,7 @@ pub(crate) async fn exchange(
             Err(SendFailure::Broken(reason)) => return Err(broken(reason, parts)),
         },
     };
-    let response::ResponseHead { status, mut headers, framing, mut keep_alive } = head;
+    let response::ResponseHead { status, headers, framing, mut keep_alive } = head;
     let mut upload = upload.filter(|u| !u.is_done());
     if upload.is_some() && (status.as_u16() >= 400 || status == StatusCode::SWITCHING_PROTOCOLS) {
         // The member refused the request before reading all of it: the rest is not sent, and
@@ -121,7 +121,7 @@ pub(crate) async fn exchange(
     if status == StatusCode::SWITCHING_PROTOCOLS {
         return tunnel::switched(lease, busy, Arc::clone(member), headers).map_err(|reason| broken(reason, parts));
     }
-    headers::strip_hop_by_hop(&mut headers);
+    // The parse left out the hop-by-hop headers.
     let body = MemberBody::new(lease, framing, keep_alive, Arc::clone(member), busy, upload);
     let mut response = Response::new(ResponseBody::Member(body));
     *response.status_mut() = status;

@@ -8,8 +8,8 @@
 
 use std::mem::MaybeUninit;
 
-use bytes::{Bytes, BytesMut};
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use bytes::BytesMut;
+use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode};
 
 /// Most header lines a member response may have.
@@ -84,78 +84,135 @@ pub(crate) fn parse(buf: &mut BytesMut, method: &Method) -> Result<Option<Respon
     let status = StatusCode::from_u16(code).map_err(|_| HeadError::Invalid(format!("status {code}")))?;
     let head = buf.split_to(len).freeze();
 
-    let mut headers = HeaderMap::with_capacity(count);
-    let mut add = |name: &[u8], value: Bytes| -> Result<(), HeadError> {
-        let name = HeaderName::from_bytes(name).map_err(|_| HeadError::Invalid(format!("header name `{}`", String::from_utf8_lossy(name))))?;
-        let value = HeaderValue::from_maybe_shared(value).map_err(|_| HeadError::Invalid(format!("value of header `{name}`")))?;
-        headers.append(name, value);
-        Ok(())
-    };
-    if count <= NOTED_HEADERS {
-        for &[name_at, name_len, value_at, value_len] in &spans[..count] {
-            let (name_at, value_at) = (name_at as usize, value_at as usize);
-            add(&head[name_at..name_at + name_len as usize], head.slice(value_at..value_at + value_len as usize))?;
-        }
+    // Framing and connection facts come from the raw lines, so the header map never has to
+    // be searched; hop-by-hop headers are left out of it as it is built (a 101 keeps them:
+    // the tunnel reads its Upgrade). A Connection header naming other headers is rare and
+    // takes the general removal afterwards.
+    let more: Vec<[u32; 4]>;
+    let spans: &[[u32; 4]] = if count <= NOTED_HEADERS {
+        &spans[..count]
     } else {
         let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
         let mut response = httparse::Response::new(&mut []);
         httparse::ParserConfig::default()
             .parse_response_with_uninit_headers(&mut response, &head, &mut slots)
             .map_err(|e| HeadError::Invalid(e.to_string()))?;
-        for h in response.headers.iter() {
-            add(h.name.as_bytes(), head.slice_ref(h.value))?;
-        }
+        let base = head.as_ptr() as usize;
+        let offset = |part: &[u8]| (part.as_ptr() as usize - base) as u32;
+        more = response.headers.iter().map(|h| [offset(h.name.as_bytes()), h.name.len() as u32, offset(h.value), h.value.len() as u32]).collect();
+        &more
+    };
+    let line = |&[name_at, name_len, value_at, value_len]: &[u32; 4]| {
+        let (name_at, value_at) = (name_at as usize, value_at as usize);
+        (name_at..name_at + name_len as usize, value_at..value_at + value_len as usize)
+    };
+    let mut facts = Facts::default();
+    for (name, value) in spans.iter().map(line) {
+        facts.note(&head[name], &head[value]);
     }
-    let framing = framing(&headers, status, method)?;
-    let close = has_token(&headers, "close");
-    let keep_alive = !close && (http11 || has_token(&headers, "keep-alive")) && framing != Framing::UntilClose;
+    let framing = facts.framing(status, method)?;
+    let keep_alive = !facts.close && (http11 || facts.keep_alive) && framing != Framing::UntilClose;
+    let strip_inline = status != StatusCode::SWITCHING_PROTOCOLS && !facts.names_others;
+
+    let mut headers = HeaderMap::with_capacity(count);
+    for (name, value) in spans.iter().map(line) {
+        let name = &head[name];
+        if strip_inline && is_hop_by_hop(name) {
+            continue;
+        }
+        let name = HeaderName::from_bytes(name).map_err(|_| HeadError::Invalid(format!("header name `{}`", String::from_utf8_lossy(name))))?;
+        let value = HeaderValue::from_maybe_shared(head.slice(value)).map_err(|_| HeadError::Invalid(format!("value of header `{name}`")))?;
+        headers.append(name, value);
+    }
+    if !strip_inline && status != StatusCode::SWITCHING_PROTOCOLS {
+        crate::proxy::headers::strip_hop_by_hop(&mut headers);
+    }
     Ok(Some(ResponseHead { status, headers, framing, keep_alive }))
 }
 
-fn framing(headers: &HeaderMap, status: StatusCode, method: &Method) -> Result<Framing, HeadError> {
-    if method == Method::HEAD || status.is_informational() || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
-        return Ok(Framing::Empty);
-    }
-    let mut te = headers.get_all(header::TRANSFER_ENCODING).iter();
-    let cl = headers.get_all(header::CONTENT_LENGTH);
-    if let Some(first) = te.next() {
-        if cl.iter().next().is_some() {
-            return Err(HeadError::Invalid("both Transfer-Encoding and Content-Length".into()));
-        }
-        if te.next().is_none() && first.as_bytes().eq_ignore_ascii_case(b"chunked") {
-            return Ok(Framing::Chunked);
-        }
-        return Err(HeadError::Invalid("Transfer-Encoding other than exactly `chunked`".into()));
-    }
-    let mut length: Option<u64> = None;
-    for value in cl {
-        // A list ("5, 5") is allowed by RFC 9110 when every element agrees; we accept only that.
-        for part in value.as_bytes().split(|&b| b == b',') {
-            let digits = part.trim_ascii();
-            if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) || digits.len() > 19 {
-                return Err(HeadError::Invalid("Content-Length is not a number".into()));
-            }
-            let n: u64 = std::str::from_utf8(digits).ok().and_then(|s| s.parse().ok()).ok_or_else(|| HeadError::Invalid("Content-Length overflows".into()))?;
-            if length.is_some_and(|l| l != n) {
-                return Err(HeadError::Invalid("Content-Length values disagree".into()));
-            }
-            length = Some(n);
-        }
-    }
-    Ok(match length {
-        Some(0) => Framing::Empty,
-        Some(n) => Framing::Length(n),
-        None => Framing::UntilClose,
-    })
+/// Headers that are hop-by-hop whatever Connection says (as in [`crate::proxy::headers`]).
+fn is_hop_by_hop(name: &[u8]) -> bool {
+    const NAMES: [&[u8]; 7] = [b"connection", b"keep-alive", b"te", b"transfer-encoding", b"upgrade", b"proxy-connection", b"proxy-authenticate"];
+    NAMES.iter().any(|n| n.len() == name.len() && n.eq_ignore_ascii_case(name))
 }
 
-/// Whether the Connection header lists `token`.
-fn has_token(headers: &HeaderMap, token: &str) -> bool {
-    headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
-        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
+/// What a head's framing and Connection headers say.
+#[derive(Default)]
+struct Facts {
+    transfer_encodings: u32,
+    chunked: bool,
+    content_length: Option<u64>,
+    /// Why the Content-Length headers are unusable, if they are (only an error when the
+    /// response has a body).
+    bad_length: Option<&'static str>,
+    close: bool,
+    keep_alive: bool,
+    /// Connection names a header other than the hop-by-hop ones.
+    names_others: bool,
+}
+
+impl Facts {
+    fn note(&mut self, name: &[u8], value: &[u8]) {
+        if name.eq_ignore_ascii_case(b"content-length") {
+            self.note_length(value);
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            self.transfer_encodings += 1;
+            self.chunked = value.eq_ignore_ascii_case(b"chunked");
+        } else if name.eq_ignore_ascii_case(b"connection") {
+            for token in value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
+                if token.eq_ignore_ascii_case(b"close") {
+                    self.close = true;
+                } else if token.eq_ignore_ascii_case(b"keep-alive") {
+                    self.keep_alive = true;
+                } else if !token.is_empty() && !is_hop_by_hop(token) {
+                    self.names_others = true;
+                }
+            }
+        }
+    }
+
+    fn note_length(&mut self, value: &[u8]) {
+        // A list ("5, 5") is allowed by RFC 9110 when every element agrees; we accept only that.
+        for part in value.split(|&b| b == b',') {
+            let digits = part.trim_ascii();
+            if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) || digits.len() > 19 {
+                self.bad_length.get_or_insert("Content-Length is not a number");
+                return;
+            }
+            let Some(n) = std::str::from_utf8(digits).ok().and_then(|s| s.parse::<u64>().ok()) else {
+                self.bad_length.get_or_insert("Content-Length overflows");
+                return;
+            };
+            if self.content_length.is_some_and(|l| l != n) {
+                self.bad_length.get_or_insert("Content-Length values disagree");
+            }
+            self.content_length = Some(n);
+        }
+    }
+
+    /// How the body is delimited (RFC 9112 §6.3).
+    fn framing(&self, status: StatusCode, method: &Method) -> Result<Framing, HeadError> {
+        if method == Method::HEAD || status.is_informational() || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
+            return Ok(Framing::Empty);
+        }
+        if self.transfer_encodings > 0 {
+            if self.content_length.is_some() || self.bad_length.is_some() {
+                return Err(HeadError::Invalid("both Transfer-Encoding and Content-Length".into()));
+            }
+            if self.transfer_encodings == 1 && self.chunked {
+                return Ok(Framing::Chunked);
+            }
+            return Err(HeadError::Invalid("Transfer-Encoding other than exactly `chunked`".into()));
+        }
+        if let Some(reason) = self.bad_length {
+            return Err(HeadError::Invalid(reason.into()));
+        }
+        Ok(match self.content_length {
+            Some(0) => Framing::Empty,
+            Some(n) => Framing::Length(n),
+            None => Framing::UntilClose,
+        })
+    }
 }
 
 #[cfg(test)]
@@ -198,6 +255,20 @@ mod tests {
         assert_eq!(head.headers["x-h28"], "v28");
         assert_eq!(head.framing, Framing::Length(2));
         assert_eq!(&buf[..], b"ok");
+    }
+
+    #[test]
+    fn hop_by_hop_headers_are_left_out() {
+        let names = |raw: &str| {
+            let head = head(raw).expect("valid").expect("complete");
+            head.headers.keys().map(|k| k.to_string()).collect::<Vec<_>>()
+        };
+        let plain = "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\nX-A: 1\r\nContent-Length: 0\r\n\r\n";
+        assert_eq!(names(plain), ["x-a", "content-length"]);
+        let naming = "HTTP/1.1 200 OK\r\nConnection: X-Secret, close\r\nX-Secret: s\r\nX-A: 1\r\nContent-Length: 0\r\n\r\n";
+        assert_eq!(names(naming), ["x-a", "content-length"], "what Connection names goes too");
+        let switching = "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n";
+        assert_eq!(names(switching), ["connection", "upgrade"], "a 101 keeps them for the tunnel to read");
     }
 
     #[test]
