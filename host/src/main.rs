@@ -67,11 +67,16 @@ fn run(args: Args, config: config::Config) -> anyhow::Result<()> {
             return Ok(());
         }
         let running = server::start(&config).await?;
+        // Before "listening" is logged: a SIGHUP that follows it must find the handler (the
+        // default action would end the process).
+        #[cfg(unix)]
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+            Ok(hup) => drop(tokio::spawn(reload_on_sighup(hup, args.config.clone(), running.reloader()))),
+            Err(e) => tracing::warn!(error = %e, "cannot listen for SIGHUP; reload is unavailable"),
+        }
         for addr in &running.addrs {
             tracing::info!(%addr, "listening");
         }
-        #[cfg(unix)]
-        tokio::spawn(reload_on_sighup(args.config.clone(), running.reloader()));
         let stop = running.shutdown_handle();
         tokio::spawn(async move {
             shutdown_signal().await;
@@ -86,11 +91,7 @@ fn run(args: Args, config: config::Config) -> anyhow::Result<()> {
 
 /// Reloads `file` on every SIGHUP.
 #[cfg(unix)]
-async fn reload_on_sighup(file: PathBuf, reloader: server::Reloader) {
-    let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
-        tracing::warn!("cannot listen for SIGHUP; reload is unavailable");
-        return;
-    };
+async fn reload_on_sighup(mut hup: tokio::signal::unix::Signal, file: PathBuf, reloader: server::Reloader) {
     while hup.recv().await.is_some() {
         tracing::info!(file = %file.display(), "reload requested");
         match config::load(&file) {

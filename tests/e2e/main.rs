@@ -7,6 +7,7 @@ mod examples;
 mod failover;
 mod framing;
 mod headers;
+mod http1;
 mod health;
 mod lbmethods;
 mod limits;

@@ -33,7 +33,8 @@ pub struct ConnShared {
     tunnels: Arc<Tunnels>,
 }
 
-/// Open tunnels (upgraded connections) of one worker, so shutdown can wait for them.
+/// Open tunnels (upgraded connections) and connections on the HTTP/1 fast path of one worker,
+/// so shutdown can wait for them.
 #[derive(Debug, Default)]
 pub struct Tunnels {
     open: AtomicUsize,
@@ -187,6 +188,11 @@ impl<B: Body + Unpin> Tracked<B> {
     /// Wraps `body`, ending `flight` with it.
     pub fn new(body: B, flight: InFlight) -> Self {
         Self { body, flight: Some(flight) }
+    }
+
+    /// The body inside.
+    pub fn inner_mut(&mut self) -> &mut B {
+        &mut self.body
     }
 }
 

@@ -12,7 +12,8 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use super::ProxyMember;
 use super::limits::{ClientBody, ClientBodyError};
-use super::upstream::MemberBody;
+use super::upstream::{MemberBody, RawHeaders};
+use http::HeaderMap;
 
 /// Errors a body can end with.
 pub(crate) type BodyError = Box<dyn std::error::Error + Send + Sync>;
@@ -85,6 +86,26 @@ impl ResponseBody {
     /// A body of fixed bytes.
     pub(crate) fn local(bytes: impl Into<Bytes>) -> Self {
         ResponseBody::Local(Some(bytes.into()))
+    }
+
+    /// Takes the member's header lines when they are still kept with its body: they come
+    /// before the response's own map (which then holds only what the proxy added).
+    pub(crate) fn take_member_headers(&mut self) -> Option<RawHeaders> {
+        match self {
+            ResponseBody::Member(body) => body.take_headers(),
+            ResponseBody::Local(_) => None,
+        }
+    }
+}
+
+/// Gives `response` all its headers as a map: the member's lines kept with the body, then
+/// what the proxy added. Whatever reads or edits an answer's headers as a map calls this
+/// first (hyper's writer, header rewriting).
+pub(crate) fn materialize_headers(headers: &mut HeaderMap, body: &mut ResponseBody) {
+    let Some(raw) = body.take_member_headers() else { return };
+    let added = std::mem::replace(headers, raw.into_map());
+    for (name, value) in &added {
+        headers.append(name.clone(), value.clone());
     }
 }
 

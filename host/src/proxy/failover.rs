@@ -19,7 +19,7 @@ use http::header::{self, HeaderValue};
 use http::request::Parts;
 use http::Response;
 
-use super::body::{RequestBody, ResponseBody};
+use super::body::{RequestBody, ResponseBody, materialize_headers};
 use super::respond::ProxyError;
 use super::service::Outgoing;
 use super::upstream::{self, AttemptError, ConnectError};
@@ -175,6 +175,9 @@ impl Attempts<'_> {
             match upstream::exchange(&member, request, busy).await {
                 Ok(mut response) => {
                     if let Some(rw) = rewrite {
+                        let (mut parts, mut body) = response.into_parts();
+                        materialize_headers(&mut parts.headers, &mut body);
+                        response = Response::from_parts(parts, body);
                         let status = response.status().as_u16();
                         rw.chain.on_response(&self.context(rw, &member), status, response.headers_mut());
                     }

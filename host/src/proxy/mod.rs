@@ -27,7 +27,7 @@ use std::time::Instant;
 
 pub use body::ResponseBody;
 pub use respond::raw_page;
-pub use service::ProxyService;
+pub use service::{ClientBodySource, ProxyService};
 pub(crate) use strict::check as strict_check;
 pub use upstream::{MemberBody, MemberBodyError, MemberPool};
 

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, Uri, Version, header, request::Parts};
 use hyper::body::{Body, Incoming};
 
-use super::body::{RequestBody, ResponseBody};
+use super::body::{RequestBody, ResponseBody, materialize_headers};
 use super::failover::{self, Upstream};
 use super::limits::ClientBody;
 use super::respond::{ProxyError, error_response};
@@ -38,19 +38,49 @@ impl ProxyService {
     }
 }
 
+impl ProxyService {
+    /// Answers one request (hyper's, or the HTTP/1 fast path's) with whatever proxy is current.
+    pub(crate) fn respond(&self, request: Request<ClientBodySource>) -> impl Future<Output = Response<Tracked<ResponseBody>>> + Send + 'static {
+        let proxy = self.proxy.load_full();
+        let (flight, raw) = self.conn.begin_request();
+        let client = Client { addr: self.peer, forwarded_for: self.peer_value.clone(), raw, conn: Arc::clone(&self.conn) };
+        async move {
+            let response = proxy.handle(request, &client).await;
+            response.map(|body| Tracked::new(body, flight))
+        }
+    }
+}
+
 impl hyper::service::Service<Request<Incoming>> for ProxyService {
     type Response = Response<Tracked<ResponseBody>>;
     type Error = Infallible;
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
 
     fn call(&self, request: Request<Incoming>) -> Self::Future {
-        let proxy = self.proxy.load_full();
-        let (flight, raw) = self.conn.begin_request();
-        let client = Client { addr: self.peer, forwarded_for: self.peer_value.clone(), raw, conn: Arc::clone(&self.conn) };
+        let response = self.respond(request.map(ClientBodySource::Stream));
         Box::pin(async move {
-            let response = proxy.handle(request, &client).await;
-            Ok(response.map(|body| Tracked::new(body, flight)))
+            let (mut parts, mut body) = response.await.into_parts();
+            materialize_headers(&mut parts.headers, body.inner_mut());
+            Ok(Response::from_parts(parts, body))
         })
+    }
+}
+
+/// A client request's body as it arrives.
+#[derive(Debug)]
+pub enum ClientBodySource {
+    /// hyper's stream of it.
+    Stream(Incoming),
+    /// None: the HTTP/1 fast path takes only requests without one.
+    None,
+}
+
+impl ClientBodySource {
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ClientBodySource::Stream(body) => body.is_end_stream(),
+            ClientBodySource::None => true,
+        }
     }
 }
 
@@ -68,14 +98,14 @@ pub struct Client {
 
 impl Proxy {
     /// Relays one request; errors are answered here.
-    pub async fn handle(&self, request: Request<Incoming>, client: &Client) -> Response<ResponseBody> {
+    pub async fn handle(&self, request: Request<ClientBodySource>, client: &Client) -> Response<ResponseBody> {
         match self.relay(request, client).await {
             Ok(response) => response,
             Err(e) => error_response(&e),
         }
     }
 
-    async fn relay(&self, mut request: Request<Incoming>, client: &Client) -> Result<Response<ResponseBody>, ProxyError> {
+    async fn relay(&self, mut request: Request<ClientBodySource>, client: &Client) -> Result<Response<ResponseBody>, ProxyError> {
         strict::check(&request, &self.limits, client.raw)?;
         if request.method() == Method::CONNECT {
             return Err(ProxyError::MethodNotAllowed { method: Method::CONNECT });
@@ -101,11 +131,16 @@ impl Proxy {
         let on_upgrade = upgrade.map(|_| hyper::upgrade::on(&mut request));
         let trusted = self.forwarded.trusts(client.addr.ip());
         let (parts, body) = request.into_parts();
-        let (mut outgoing, parts) = Outgoing::prepare(parts, rest, &body, &client.forwarded_for, route.target.preserve_host, trusted);
+        let (mut outgoing, parts) = Outgoing::prepare(parts, rest, body.is_end_stream(), &client.forwarded_for, route.target.preserve_host, trusted);
         outgoing.upgrade = upgrade;
-        let mut body = ClientBody::new(body, &self.limits, &self.timeouts);
-        body.prefetch().await?;
-        let body = RequestBody::Client { inner: body, member: None };
+        let body = match body {
+            ClientBodySource::Stream(body) => {
+                let mut body = ClientBody::new(body, &self.limits, &self.timeouts);
+                body.prefetch().await?;
+                RequestBody::Client { inner: body, member: None }
+            }
+            ClientBodySource::None => RequestBody::Empty,
+        };
         let attempts = failover::Attempts { upstream, outgoing, key, route: sticky_route.as_deref(), rewrite: route.target.rewrite.as_ref() };
         let mut response = attempts.relay((parts, body)).await?;
         upgrade::start_tunnel(&mut response, on_upgrade, &client.conn);
@@ -114,7 +149,7 @@ impl Proxy {
 }
 
 /// The route of the request's sticky session, from its URL or cookies.
-fn sticky_route<'r>(sticky: &crate::config::StickySession, request: &'r Request<Incoming>) -> Option<&'r str> {
+fn sticky_route<'r, B>(sticky: &crate::config::StickySession, request: &'r Request<B>) -> Option<&'r str> {
     let path_and_query = request.uri().path_and_query().map_or("/", |p| p.as_str());
     sticky::route_of(sticky, path_and_query, request.headers().get_all(header::COOKIE).iter().map(HeaderValue::as_bytes))
 }
@@ -135,7 +170,7 @@ pub(crate) struct Outgoing {
 
 impl Outgoing {
     /// Applies the header rules to `parts`; returns them with what each attempt needs.
-    fn prepare(mut parts: Parts, rest: String, body: &Incoming, forwarded_for: &HeaderValue, preserve_host: bool, trusted: bool) -> (Self, Parts) {
+    fn prepare(mut parts: Parts, rest: String, no_body: bool, forwarded_for: &HeaderValue, preserve_host: bool, trusted: bool) -> (Self, Parts) {
         // An absolute-form target's authority wins over Host (RFC 9112 §3.2.2).
         let client_host = match parts.uri.authority() {
             Some(a) => HeaderValue::from_str(a.as_str()).ok(),
@@ -147,7 +182,7 @@ impl Outgoing {
         parts.headers.remove(header::EXPECT);
         headers::add_forwarded(&mut parts.headers, forwarded_for, client_host.as_ref(), "http", trusted);
         parts.version = Version::HTTP_11;
-        let replayable = is_idempotent(&parts.method) && body.is_end_stream();
+        let replayable = is_idempotent(&parts.method) && no_body;
         (Self { rest, query, client_host, preserve_host, replayable, upgrade: None }, parts)
     }
 
@@ -191,7 +226,7 @@ fn is_idempotent(method: &Method) -> bool {
 /// (the client IP's 4 or 16 address bytes, the path, or the header's or cookie's value bytes),
 /// 0 when there is no source or it is absent. FNV-1a is fixed by its definition, so a key
 /// never changes with a Rust release and plugins can rely on it.
-fn request_key(source: &HashKey, request: &Request<Incoming>, peer: SocketAddr) -> u64 {
+fn request_key<B>(source: &HashKey, request: &Request<B>, peer: SocketAddr) -> u64 {
     match source {
         HashKey::None => 0,
         HashKey::ClientIp => match peer.ip() {

@@ -14,6 +14,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::shared::{Command, Shared};
 use crate::edge::{ConnShared, Guard, Tunnels};
+use super::http1;
 use crate::proxy::ProxyService;
 
 /// Pending connections the kernel queues per listener before accepting.
@@ -163,10 +164,17 @@ async fn accept_loop(
         let service = ProxyService::new(Arc::clone(&shared.proxy), peer, Arc::clone(&conn));
         let guard = Guard::new(stream, conn, settings.guard.clone());
         let watcher = graceful.watcher();
+        let stop = stop.clone();
+        // Shutdown waits for a connection on the fast path as for a tunnel.
+        let on_fast_path = tunnels.open();
         tokio::spawn(async move {
-            let connection = settings.builder.serve_connection_with_upgrades(TokioIo::new(guard), service);
-            if let Err(e) = watcher.watch(connection.into_owned()).await {
-                tracing::debug!(%peer, error = %e, "client connection ended with an error");
+            let outcome = http1::serve(guard, &service, stop).await;
+            drop(on_fast_path);
+            if let http1::Outcome::HandOff(io) = outcome {
+                let connection = settings.builder.serve_connection_with_upgrades(TokioIo::new(*io), service);
+                if let Err(e) = watcher.watch(connection.into_owned()).await {
+                    tracing::debug!(%peer, error = %e, "client connection ended with an error");
+                }
             }
             drop(permit);
         });

@@ -24,7 +24,7 @@ use super::conn::READ_CHUNK;
 const MAX_BODY_READ: usize = 64 * 1024;
 use super::pool::Lease;
 use super::request::BodyWriteError;
-use super::response::Framing;
+use super::response::{Framing, RawHeaders};
 use super::upload::Upload;
 use crate::balancer::BusyGuard;
 use crate::proxy::{MemberPool, ProxyMember};
@@ -77,6 +77,8 @@ pub struct MemberBody {
     /// is sent as this body is read. Boxed: it is rare, and every response is moved several
     /// times on its way to the client.
     upload: Option<Box<Upload>>,
+    /// The member's header lines, until the answer's writer or a map takes them.
+    headers: Option<RawHeaders>,
 }
 
 impl MemberBody {
@@ -96,10 +98,21 @@ impl MemberBody {
             Framing::UntilClose => Decoder::UntilClose,
         };
         let timeout = member.conn.settings().timeout;
-        let mut body = Self { lease: Some(lease), decoder, keep_alive, member, _busy: busy, timeout, stall: None, upload };
+        let mut body = Self { lease: Some(lease), decoder, keep_alive, member, _busy: busy, timeout, stall: None, upload, headers: None };
         // An empty body may never be polled (HEAD, 204, 304): give the connection back now.
         body.finish_if_done();
         body
+    }
+
+    /// Keeps the member's header lines with the body (see [`RawHeaders`]).
+    pub(crate) fn with_headers(mut self, headers: Option<RawHeaders>) -> Self {
+        self.headers = headers;
+        self
+    }
+
+    /// Takes the member's header lines, if they are still kept here.
+    pub(crate) fn take_headers(&mut self) -> Option<RawHeaders> {
+        self.headers.take()
     }
 
     fn name(&self) -> String {

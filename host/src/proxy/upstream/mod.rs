@@ -27,6 +27,7 @@ use http::request::Parts;
 use http::{Method, Request, Response, StatusCode};
 
 pub use body::{MemberBody, MemberBodyError};
+pub(crate) use response::RawHeaders;
 pub(crate) use pool::ConnectError;
 pub use pool::MemberPool;
 pub(crate) use tunnel::SwitchedSlot;
@@ -110,7 +111,7 @@ pub(crate) async fn exchange(
             Err(SendFailure::Broken(reason)) => return Err(broken(reason, parts)),
         },
     };
-    let response::ResponseHead { status, headers, framing, mut keep_alive } = head;
+    let response::ResponseHead { status, headers, raw, framing, mut keep_alive } = head;
     let mut upload = upload.filter(|u| !u.is_done());
     if upload.is_some() && (status.as_u16() >= 400 || status == StatusCode::SWITCHING_PROTOCOLS) {
         // The member refused the request before reading all of it: the rest is not sent, and
@@ -122,7 +123,7 @@ pub(crate) async fn exchange(
         return tunnel::switched(lease, busy, Arc::clone(member), headers).map_err(|reason| broken(reason, parts));
     }
     // The parse left out the hop-by-hop headers.
-    let body = MemberBody::new(lease, framing, keep_alive, Arc::clone(member), busy, upload);
+    let body = MemberBody::new(lease, framing, keep_alive, Arc::clone(member), busy, upload).with_headers(raw);
     let mut response = Response::new(ResponseBody::Member(body));
     *response.status_mut() = status;
     *response.headers_mut() = headers;

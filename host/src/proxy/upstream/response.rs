@@ -8,7 +8,7 @@
 
 use std::mem::MaybeUninit;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode};
 
@@ -36,7 +36,12 @@ pub(crate) enum Framing {
 #[derive(Debug)]
 pub(crate) struct ResponseHead {
     pub(crate) status: StatusCode,
+    /// The headers as a map: empty when they are kept as `raw` lines.
     pub(crate) headers: HeaderMap,
+    /// The header lines as the member sent them, hop-by-hop ones left out; `None` for a 101
+    /// (the tunnel reads the map) or when Connection names other headers (the map's general
+    /// removal takes those).
+    pub(crate) raw: Option<RawHeaders>,
     pub(crate) framing: Framing,
     /// Whether the connection may carry another request after this response's body.
     pub(crate) keep_alive: bool,
@@ -112,22 +117,66 @@ pub(crate) fn parse(buf: &mut BytesMut, method: &Method) -> Result<Option<Respon
     }
     let framing = facts.framing(status, method)?;
     let keep_alive = !facts.close && (http11 || facts.keep_alive) && framing != Framing::UntilClose;
-    let strip_inline = status != StatusCode::SWITCHING_PROTOCOLS && !facts.names_others;
-
+    if status != StatusCode::SWITCHING_PROTOCOLS && !facts.names_others {
+        // httparse checked every name (a token) and value (no control bytes but HTAB), the
+        // same rules as `HeaderName` and `HeaderValue`: the lines are kept as they are.
+        let lines: Vec<[u32; 4]> = spans.iter().copied().filter(|&l| !is_hop_by_hop(&head[line(&l).0])).collect();
+        let raw = RawHeaders { head, lines, has_date: facts.date, has_length: facts.content_length.is_some() };
+        return Ok(Some(ResponseHead { status, headers: HeaderMap::new(), raw: Some(raw), framing, keep_alive }));
+    }
     let mut headers = HeaderMap::with_capacity(count);
     for (name, value) in spans.iter().map(line) {
         let name = &head[name];
-        if strip_inline && is_hop_by_hop(name) {
-            continue;
-        }
         let name = HeaderName::from_bytes(name).map_err(|_| HeadError::Invalid(format!("header name `{}`", String::from_utf8_lossy(name))))?;
         let value = HeaderValue::from_maybe_shared(head.slice(value)).map_err(|_| HeadError::Invalid(format!("value of header `{name}`")))?;
         headers.append(name, value);
     }
-    if !strip_inline && status != StatusCode::SWITCHING_PROTOCOLS {
+    if status != StatusCode::SWITCHING_PROTOCOLS {
         crate::proxy::headers::strip_hop_by_hop(&mut headers);
     }
-    Ok(Some(ResponseHead { status, headers, framing, keep_alive }))
+    Ok(Some(ResponseHead { status, headers, raw: None, framing, keep_alive }))
+}
+
+/// A member's header lines as it sent them (hop-by-hop ones left out): an answer's headers
+/// until something needs them as a map. Most answers go to an HTTP/1 client as they came,
+/// and building a map of them would cost more than the rest of reading the head.
+#[derive(Debug)]
+pub(crate) struct RawHeaders {
+    head: Bytes,
+    /// Name offset, name length, value offset, value length, into `head`.
+    lines: Vec<[u32; 4]>,
+    has_date: bool,
+    has_length: bool,
+}
+
+impl RawHeaders {
+    /// The lines, name and value, in the member's order and spelling.
+    pub(crate) fn lines(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.lines.iter().map(|&[n, nl, v, vl]| (&self.head[n as usize..(n + nl) as usize], &self.head[v as usize..(v + vl) as usize]))
+    }
+
+    /// Whether the member sent a Date.
+    pub(crate) fn has_date(&self) -> bool {
+        self.has_date
+    }
+
+    /// Whether the member sent a Content-Length.
+    pub(crate) fn has_length(&self) -> bool {
+        self.has_length
+    }
+
+    /// The lines as a map.
+    pub(crate) fn into_map(self) -> HeaderMap {
+        let mut map = HeaderMap::with_capacity(self.lines.len());
+        for &[n, nl, v, vl] in &self.lines {
+            let (n, v) = (n as usize, v as usize);
+            // Checked by the parse already (see `parse`): neither can fail.
+            if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(&self.head[n..n + nl as usize]), HeaderValue::from_maybe_shared(self.head.slice(v..v + vl as usize))) {
+                map.append(name, value);
+            }
+        }
+        map
+    }
 }
 
 /// Headers that are hop-by-hop whatever Connection says (as in [`crate::proxy::headers`]).
@@ -149,12 +198,15 @@ struct Facts {
     keep_alive: bool,
     /// Connection names a header other than the hop-by-hop ones.
     names_others: bool,
+    date: bool,
 }
 
 impl Facts {
     fn note(&mut self, name: &[u8], value: &[u8]) {
         if name.eq_ignore_ascii_case(b"content-length") {
             self.note_length(value);
+        } else if name.eq_ignore_ascii_case(b"date") {
+            self.date = true;
         } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
             self.transfer_encodings += 1;
             self.chunked = value.eq_ignore_ascii_case(b"chunked");
@@ -223,6 +275,14 @@ mod tests {
         parse(&mut BytesMut::from(raw), &Method::GET)
     }
 
+    /// The head's headers as a map, however they were kept.
+    fn map_of(head: ResponseHead) -> HeaderMap {
+        match head.raw {
+            Some(raw) => raw.into_map(),
+            None => head.headers,
+        }
+    }
+
     fn framing_of(raw: &str) -> Framing {
         head(raw).expect("valid").expect("complete").framing
     }
@@ -251,9 +311,10 @@ mod tests {
         raw.push_str("content-length: 2\r\n\r\nok");
         let mut buf = BytesMut::from(raw.as_str());
         let head = parse(&mut buf, &Method::GET).expect("valid").expect("complete");
-        assert_eq!(head.headers.len(), NOTED_HEADERS + 6);
-        assert_eq!(head.headers["x-h28"], "v28");
         assert_eq!(head.framing, Framing::Length(2));
+        let headers = map_of(head);
+        assert_eq!(headers.len(), NOTED_HEADERS + 6);
+        assert_eq!(headers["x-h28"], "v28");
         assert_eq!(&buf[..], b"ok");
     }
 
@@ -261,7 +322,7 @@ mod tests {
     fn hop_by_hop_headers_are_left_out() {
         let names = |raw: &str| {
             let head = head(raw).expect("valid").expect("complete");
-            head.headers.keys().map(|k| k.to_string()).collect::<Vec<_>>()
+            map_of(head).keys().map(|k| k.to_string()).collect::<Vec<_>>()
         };
         let plain = "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\nX-A: 1\r\nContent-Length: 0\r\n\r\n";
         assert_eq!(names(plain), ["x-a", "content-length"]);

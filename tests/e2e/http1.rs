@@ -1,0 +1,58 @@
+//! The HTTP/1.1 fast path (plain requests served without hyper's server) and its hand-off to
+//! hyper: answers in order across the hand-off, and what the fast path writes itself.
+
+use switchyard_tests::client::{RawConn, raw_exchange, status_of};
+use switchyard_tests::member::Member;
+use switchyard_tests::proxy::{TestProxy, config};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_plain_requests_then_one_with_a_body_are_answered_in_order() {
+    let m = Member::start("m").await;
+    let proxy = TestProxy::start(&config(&format!("[[route]]\npath = \"/\"\nbackend = \"{}/\"\n", m.url()))).await;
+    let mut conn = RawConn::connect(proxy.addr).await;
+    // Two plain GETs (the fast path), a POST with a body (handed to hyper with the bytes
+    // behind it), then another GET (hyper's now): one write, four answers in order.
+    let pipelined = "GET /a HTTP/1.1\r\nHost: t\r\n\r\n\
+                     GET /b HTTP/1.1\r\nHost: t\r\n\r\n\
+                     POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello\
+                     GET /c HTTP/1.1\r\nHost: t\r\n\r\n";
+    assert!(conn.send(pipelined.as_bytes()).await);
+    let mut bodies = Vec::new();
+    for _ in 0..4 {
+        let reply = conn.response().await.expect("an answer");
+        assert_eq!(status_of(&reply), 200, "{reply}");
+        bodies.push(reply.split("\r\n\r\n").nth(1).unwrap_or_default().to_string());
+    }
+    assert_eq!(bodies, ["m", "m", "hello", "m"]);
+    assert_eq!(m.requests(), 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_close_delimited_answer_is_sent_chunked_with_a_date_and_the_member_spelling_kept() {
+    // A member answering without a length, without a Date, and ending the body by closing.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let member = tokio::spawn(async move {
+        for _ in 0..2 {
+            let Ok((mut stream, _)) = listener.accept().await else { return };
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf).await;
+            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nX-Spelled-Thus: Kept\r\nConnection: close\r\n\r\nhello").await;
+        }
+    });
+    let proxy = TestProxy::start(&config(&format!("[[route]]\npath = \"/\"\nbackend = \"http://{addr}/\"\n"))).await;
+    let reply = raw_exchange(proxy.addr, b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").await;
+    let (head, body) = reply.split_once("\r\n\r\n").expect("a head");
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    assert!(head.contains("\r\nX-Spelled-Thus: Kept\r\n"), "the member's lines pass as it wrote them: {head}");
+    assert!(head.contains("\r\ntransfer-encoding: chunked\r\n"), "{head}");
+    assert!(head.contains("\r\ndate: "), "a Date is added when the member sent none: {head}");
+    assert!(head.contains("\r\nconnection: close"), "{head}");
+    assert!(!head.contains("Connection: close"), "the member's Connection is hop-by-hop: {head}");
+    assert_eq!(body, "5\r\nhello\r\n0\r\n\r\n");
+    // HEAD: the same head, no body at all.
+    let reply = raw_exchange(proxy.addr, b"HEAD / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").await;
+    assert!(reply.ends_with("\r\n\r\n") && status_of(&reply) == 200, "{reply:?}");
+    member.abort();
+}
