@@ -231,6 +231,11 @@ async fn write_response(io: &mut Guard, response: Response<Tracked<ResponseBody>
                 out.extend_from_slice(b"\r\n");
             }
             Step::Frame(Some(data)) if out.is_empty() => io.write_all(&data).await?,
+            // A large piece goes out beside the head in one write, not copied behind it.
+            Step::Frame(Some(data)) if data.len() > COPY_LIMIT => {
+                write_both(io, &out, &data).await?;
+                out.clear();
+            }
             Step::Frame(Some(data)) => out.extend_from_slice(&data),
             Step::End => break,
             Step::Failed => {
@@ -260,6 +265,26 @@ enum Step {
     Frame(Option<Bytes>),
     End,
     Failed,
+}
+
+/// Body pieces up to this size are copied behind the head (one small write); larger ones are
+/// written beside it.
+const COPY_LIMIT: usize = 4096;
+
+/// Writes `first` then `second` with vectored writes (one system call when the socket takes
+/// both).
+async fn write_both(io: &mut Guard, first: &[u8], second: &[u8]) -> io::Result<()> {
+    let (mut a, mut b) = (first, second);
+    while !a.is_empty() {
+        let n = io.write_vectored(&[io::IoSlice::new(a), io::IoSlice::new(b)]).await?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        let from_a = n.min(a.len());
+        a = &a[from_a..];
+        b = &b[n - from_a..];
+    }
+    io.write_all(b).await
 }
 
 fn put_header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
