@@ -20,11 +20,11 @@ pub(crate) type BodyError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The body of a request on its way to a member.
 #[derive(Debug)]
-// The large variant is the common one: boxing it would allocate on every request.
-#[allow(clippy::large_enum_variant)]
 pub(crate) enum RequestBody {
     /// The client's body, streamed; bytes are counted against `member` once one is chosen.
-    Client { inner: ClientBody, member: Option<Arc<ProxyMember>> },
+    /// Boxed: most requests have none, and a request is moved through several layers of
+    /// async state on its way to a member (each move copies the whole value).
+    Client { inner: Box<ClientBody>, member: Option<Arc<ProxyMember>> },
     /// No body (used when a bodiless idempotent request is sent again).
     Empty,
 }
@@ -45,7 +45,7 @@ impl Body for RequestBody {
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, ClientBodyError>>> {
         match self.get_mut() {
             RequestBody::Client { inner, member } => {
-                let frame = ready!(Pin::new(inner).poll_frame(cx));
+                let frame = ready!(Pin::new(inner.as_mut()).poll_frame(cx));
                 if let (Some(Ok(f)), Some(m)) = (&frame, member)
                     && let Some(data) = f.data_ref() {
                         m.add_transferred(data.len() as u64);

@@ -137,7 +137,7 @@ impl Proxy {
             ClientBodySource::Stream(body) => {
                 let mut body = ClientBody::new(body, &self.limits, &self.timeouts);
                 body.prefetch().await?;
-                RequestBody::Client { inner: body, member: None }
+                RequestBody::Client { inner: Box::new(body), member: None }
             }
             ClientBodySource::None => RequestBody::Empty,
         };
