@@ -56,3 +56,26 @@ async fn a_close_delimited_answer_is_sent_chunked_with_a_date_and_the_member_spe
     assert!(reply.ends_with("\r\n\r\n") && status_of(&reply) == 200, "{reply:?}");
     member.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_goes_away_gives_up_its_request() {
+    let m = Member::start("m").await;
+    let toml = format!("[[route]]\npath = \"/\"\nbalancer = \"b\"\n\n[balancer.b]\n[[balancer.b.member]]\nurl = \"{}\"\n", m.url());
+    let proxy = TestProxy::start(&config(&toml)).await;
+    let member = &proxy.running.proxy.balancers()[0].members()[0];
+    let busy_becomes = |n: u64| async move {
+        for _ in 0..100 {
+            if member.busy() == n {
+                return true;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        false
+    };
+    let mut conn = RawConn::connect(proxy.addr).await;
+    assert!(conn.send(b"GET /sleep/5000 HTTP/1.1\r\nHost: t\r\n\r\n").await);
+    assert!(busy_becomes(1).await, "the request reached the member");
+    drop(conn);
+    // The member would answer after 5 s; the request is given up within the 2 s looked at.
+    assert!(busy_becomes(0).await, "the member exchange ends when the client goes away");
+}

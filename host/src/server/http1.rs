@@ -74,7 +74,23 @@ pub(crate) async fn serve(mut io: Guard, service: &ProxyService, mut stop: watch
         };
         let head_only = request.method() == Method::HEAD;
         let client_close = wants_close(request.headers());
-        let response = service.respond(request).await;
+        // While the answer is awaited the socket is still read, as hyper does: bytes of a
+        // pipelined request are kept, and a client that closes its side gives the request
+        // up (its member exchange is dropped instead of running to its timeout).
+        let response = {
+            let mut respond = std::pin::pin!(service.respond(request));
+            loop {
+                tokio::select! {
+                    biased;
+                    response = &mut respond => break Some(response),
+                    read = io.read_buf(&mut buf), if buf.len() <= MAX_HEAD => match read {
+                        Ok(0) | Err(_) => break None,
+                        Ok(_) => {}
+                    },
+                }
+            }
+        };
+        let Some(response) = response else { return Outcome::Closed };
         let closing = client_close || *stop.borrow();
         match write_response(&mut io, response, head_only, closing).await {
             Ok(true) => {}
@@ -196,6 +212,10 @@ async fn write_response(io: &mut Guard, response: Response<Tracked<ResponseBody>
                 put_header(&mut out, b"transfer-encoding", b"chunked");
             }
         }
+    }
+    if head_only && !has_length && let Some(n) = body.size_hint().exact().filter(|&n| n > 0) {
+        // As hyper does: a HEAD answer tells the length the body would have had.
+        put_header(&mut out, b"content-length", n.to_string().as_bytes());
     }
     if close && !parts.headers.contains_key(header::CONNECTION) {
         put_header(&mut out, b"connection", b"close");
