@@ -8,8 +8,9 @@ use crate::config::Limits;
 use crate::edge::{Phase, ScanLimits, Scanner};
 
 /// The request-head path: the raw-head scanner (fed whole and in pieces, which must agree),
-/// then, for a head that httparse completes (as hyper would), the strict checks on the
-/// parsed request.
+/// the HTTP/1 fast path's parse (it takes only plain requests, and exactly their head), then,
+/// for a head that httparse completes (as hyper would), the strict checks on the parsed
+/// request.
 pub fn request_head(data: &[u8]) {
     let limits = ScanLimits { request_line: 512, header_size: 2048 };
     let mut whole = Scanner::new(limits);
@@ -38,6 +39,10 @@ pub fn request_head(data: &[u8]) {
         assert_eq!(whole.phase(), Phase::Off, "a finding stops the scanner");
     }
 
+    let raw = found.filter(|f| f.head == 0).map(|f| f.violation);
+    let limits = Limits { request_line: 512, header_fields: 32, header_size: 2048, body: Some(1 << 20), connections: 1 };
+    fast_path(data, &limits, raw);
+
     let mut slots = [httparse::EMPTY_HEADER; 64];
     let mut parsed = httparse::Request::new(&mut slots);
     let Ok(httparse::Status::Complete(_)) = parsed.parse(data) else { return };
@@ -50,11 +55,32 @@ pub fn request_head(data: &[u8]) {
         builder = builder.header(h.name, h.value);
     }
     let Ok(request) = builder.body(()) else { return };
-    let raw = found.filter(|f| f.head == 0).map(|f| f.violation);
-    let limits = Limits { request_line: 512, header_fields: 32, header_size: 2048, body: Some(1 << 20), connections: 1 };
     let verdict = crate::proxy::strict_check(&request, &limits, raw);
     if raw.is_some() {
         assert!(verdict.is_err(), "a scanner finding must refuse the request");
+    }
+}
+
+/// The fast path's parse of `data`: a request it takes is plain and its head is exactly what
+/// was taken off the buffer; the strict checks still refuse whatever the scanner found.
+fn fast_path(data: &[u8], limits: &Limits, raw: Option<crate::edge::Violation>) {
+    use crate::server::http1::{Parsed, read_request};
+    let mut buf = bytes::BytesMut::from(data);
+    let Parsed::Request(request) = read_request(&mut buf) else {
+        assert_eq!(&buf[..], data, "a head the fast path does not take is left whole for hyper");
+        return;
+    };
+    assert!(buf.len() < data.len() && data.ends_with(&buf), "the head, and only it, is taken off");
+    assert_eq!(request.version(), http::Version::HTTP_11);
+    assert!(request.uri().path().starts_with('/'));
+    assert_ne!(request.method(), http::Method::CONNECT);
+    let headers = request.headers();
+    for name in ["transfer-encoding", "upgrade", "expect"] {
+        assert!(!headers.contains_key(name), "a request with {name} is not plain");
+    }
+    assert!(headers.get_all(http::header::CONTENT_LENGTH).iter().all(|v| v.as_bytes().trim_ascii() == b"0"), "a plain request has no body");
+    if raw.is_some() {
+        assert!(crate::proxy::strict_check(&request, limits, raw).is_err(), "a scanner finding must refuse the request");
     }
 }
 

@@ -79,3 +79,14 @@ async fn a_client_that_goes_away_gives_up_its_request() {
     // The member would answer after 5 s; the request is given up within the 2 s looked at.
     assert!(busy_becomes(0).await, "the member exchange ends when the client goes away");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_head_httparse_takes_but_http_refuses_reaches_hyper_whole() {
+    let m = Member::start("m").await;
+    let proxy = TestProxy::start(&config(&format!("[[route]]\npath = \"/\"\nbackend = \"{}/\"\n", m.url()))).await;
+    // httparse accepts the backtick in the target; `http::Uri` does not. The fast path must
+    // give the whole head back for hyper to refuse (found by the request_head fuzz target).
+    let reply = raw_exchange(proxy.addr, b"GET /a`b HTTP/1.1\r\nHost: t\r\n\r\n").await;
+    assert_eq!(status_of(&reply), 400, "{reply:?}");
+    assert_eq!(m.requests(), 0);
+}

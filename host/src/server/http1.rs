@@ -108,7 +108,7 @@ async fn close(mut io: Guard) -> Outcome {
 /// What the bytes at the start of the buffer are.
 // The large variant is the common one: boxing it would allocate on every request.
 #[allow(clippy::large_enum_variant)]
-enum Parsed {
+pub(crate) enum Parsed {
     /// A plain request; its head was taken off the buffer.
     Request(Request<ClientBodySource>),
     /// Not a whole head yet.
@@ -118,7 +118,7 @@ enum Parsed {
 }
 
 /// Parses a head at the start of `buf` into a request when it is a plain one.
-fn read_request(buf: &mut BytesMut) -> Parsed {
+pub(crate) fn read_request(buf: &mut BytesMut) -> Parsed {
     // Uninitialised: zeroing a hundred slots would cost more than the parse.
     let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
     let mut parsed = httparse::Request::new(&mut []);
@@ -138,14 +138,31 @@ fn read_request(buf: &mut BytesMut) -> Parsed {
     let spans: Vec<_> = parsed.headers.iter().map(|h| (h.name.as_bytes().as_ptr() as usize - base, h.name.len(), h.value.as_ptr() as usize - base, h.value.len())).collect();
     let path = parsed.path.map(|p| (p.as_ptr() as usize - base, p.len()));
     let head = buf.split_to(len).freeze();
-    let Some((at, n)) = path else { return Parsed::NotPlain };
-    let Ok(uri) = Uri::from_maybe_shared(head.slice(at..at + n)) else { return Parsed::NotPlain };
+    match build_request(method, &head, path, &spans) {
+        Some(request) => Parsed::Request(request),
+        None => {
+            // Not valid as a URI or header for `http` (hyper answers it): the head goes back
+            // in front of the bytes behind it, for hyper to read.
+            let mut whole = BytesMut::with_capacity(head.len() + buf.len());
+            whole.extend_from_slice(&head);
+            whole.extend_from_slice(buf);
+            *buf = whole;
+            Parsed::NotPlain
+        }
+    }
+}
+
+/// The request from a parsed head's parts (offsets into `head`); `None` when `http` refuses a
+/// part.
+fn build_request(method: Method, head: &Bytes, path: Option<(usize, usize)>, spans: &[(usize, usize, usize, usize)]) -> Option<Request<ClientBodySource>> {
+    let (at, n) = path?;
+    let uri = Uri::from_maybe_shared(head.slice(at..at + n)).ok()?;
     // Room for what the proxy adds on the way out (Host, X-Forwarded-*), so the map is not
     // grown and rehashed on every request.
     let mut headers = HeaderMap::with_capacity(spans.len() + 4);
-    for (name_at, name_len, value_at, value_len) in spans {
-        let Ok(name) = HeaderName::from_bytes(&head[name_at..name_at + name_len]) else { return Parsed::NotPlain };
-        let Ok(value) = HeaderValue::from_maybe_shared(head.slice(value_at..value_at + value_len)) else { return Parsed::NotPlain };
+    for &(name_at, name_len, value_at, value_len) in spans {
+        let name = HeaderName::from_bytes(&head[name_at..name_at + name_len]).ok()?;
+        let value = HeaderValue::from_maybe_shared(head.slice(value_at..value_at + value_len)).ok()?;
         headers.append(name, value);
     }
     let mut request = Request::new(ClientBodySource::None);
@@ -153,7 +170,7 @@ fn read_request(buf: &mut BytesMut) -> Parsed {
     *request.uri_mut() = uri;
     *request.version_mut() = Version::HTTP_11;
     *request.headers_mut() = headers;
-    Parsed::Request(request)
+    Some(request)
 }
 
 /// Whether a request header keeps the request plain: no body, no upgrade, no `Expect`, and a

@@ -24,7 +24,7 @@
 //! - `shared`: what the workers share and a reload swaps.
 //! - `workers`: one worker's event loop (accept, commands, eviction, drain).
 
-mod http1;
+pub(crate) mod http1;
 mod shared;
 mod workers;
 
