@@ -28,6 +28,16 @@ static HOP_BY_HOP: [HeaderName; 7] = [
     PROXY_CONNECTION,
 ];
 
+/// Whether a header name (any case) is hop-by-hop whatever Connection says.
+pub(crate) fn is_hop_by_hop(name: &[u8]) -> bool {
+    HOP_BY_HOP.iter().any(|h| h.as_str().as_bytes().eq_ignore_ascii_case(name))
+}
+
+/// The tokens of a Connection header value, trimmed, empty ones skipped.
+pub(crate) fn connection_tokens(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    value.split(|&b| b == b',').map(<[u8]>::trim_ascii).filter(|t| !t.is_empty())
+}
+
 /// Removes hop-by-hop headers, including those named in Connection.
 ///
 /// This runs twice per proxied request, so it hashes only what is there: one scan over the
@@ -47,10 +57,9 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
     if present[0] {
         let mut named: Vec<HeaderName> = Vec::new();
-        for token in headers.get_all(header::CONNECTION).iter().flat_map(|v| v.as_bytes().split(|&b| b == b',')) {
-            let token = token.trim_ascii();
+        for token in headers.get_all(header::CONNECTION).iter().flat_map(|v| connection_tokens(v.as_bytes())) {
             // `close` names no header; hop-by-hop names go below anyway.
-            if token.is_empty() || token.eq_ignore_ascii_case(b"close") || token.eq_ignore_ascii_case(b"keep-alive") {
+            if token.eq_ignore_ascii_case(b"close") || token.eq_ignore_ascii_case(b"keep-alive") {
                 continue;
             }
             if let Ok(name) = HeaderName::from_bytes(token)

@@ -11,7 +11,7 @@
 mod body;
 mod build;
 mod failover;
-mod headers;
+pub(crate) mod headers;
 mod limits;
 mod rebuild;
 mod respond;

@@ -36,9 +36,7 @@ impl ProxyService {
     pub fn new(proxy: SharedProxy, peer: SocketAddr, conn: Arc<ConnShared>) -> Self {
         Self { proxy, peer, peer_value: headers::peer_value(peer.ip()), conn }
     }
-}
 
-impl ProxyService {
     /// Answers one request (hyper's, or the HTTP/1 fast path's) with whatever proxy is current.
     pub(crate) fn respond(&self, request: Request<ClientBodySource>) -> impl Future<Output = Response<Tracked<ResponseBody>>> + Send + 'static {
         let proxy = self.proxy.load_full();

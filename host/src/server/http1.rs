@@ -29,6 +29,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::watch;
 
 use crate::edge::{Guard, Tracked};
+use crate::proxy::headers::connection_tokens;
 use crate::proxy::{ClientBodySource, ProxyService, ResponseBody};
 
 /// Most header lines a fast-path request may have (hyper's own limit is 100; more goes to it).
@@ -136,11 +137,18 @@ pub(crate) fn read_request(buf: &mut BytesMut) -> Parsed {
     if method == Method::CONNECT || !parsed.headers.iter().all(|h| plain_header(h.name.as_bytes(), h.value)) {
         return Parsed::NotPlain;
     }
+    // Where each part sits, so the request can slice the head without copying once it is
+    // taken off the buffer (an array: no allocation per request).
     let base = buf.as_ptr() as usize;
-    let spans: Vec<_> = parsed.headers.iter().map(|h| (h.name.as_bytes().as_ptr() as usize - base, h.name.len(), h.value.as_ptr() as usize - base, h.value.len())).collect();
-    let path = parsed.path.map(|p| (p.as_ptr() as usize - base, p.len()));
+    let at = |part: &[u8]| (part.as_ptr() as usize - base, part.len());
+    let mut spans = [((0, 0), (0, 0)); MAX_HEADERS];
+    for (span, h) in spans.iter_mut().zip(parsed.headers.iter()) {
+        *span = (at(h.name.as_bytes()), at(h.value));
+    }
+    let count = parsed.headers.len();
+    let path = parsed.path.map(|p| at(p.as_bytes()));
     let head = buf.split_to(len).freeze();
-    match build_request(method, &head, path, &spans) {
+    match build_request(method, &head, path, &spans[..count]) {
         Some(request) => Parsed::Request(request),
         None => {
             // Not valid as a URI or header for `http` (hyper answers it): the head goes back
@@ -154,15 +162,18 @@ pub(crate) fn read_request(buf: &mut BytesMut) -> Parsed {
     }
 }
 
+/// Offset and length of a part of a head.
+type Span = (usize, usize);
+
 /// The request from a parsed head's parts (offsets into `head`); `None` when `http` refuses a
 /// part.
-fn build_request(method: Method, head: &Bytes, path: Option<(usize, usize)>, spans: &[(usize, usize, usize, usize)]) -> Option<Request<ClientBodySource>> {
+fn build_request(method: Method, head: &Bytes, path: Option<Span>, spans: &[(Span, Span)]) -> Option<Request<ClientBodySource>> {
     let (at, n) = path?;
     let uri = Uri::from_maybe_shared(head.slice(at..at + n)).ok()?;
     // Room for what the proxy adds on the way out (Host, X-Forwarded-*), so the map is not
     // grown and rehashed on every request.
     let mut headers = HeaderMap::with_capacity(spans.len() + 4);
-    for &(name_at, name_len, value_at, value_len) in spans {
+    for &((name_at, name_len), (value_at, value_len)) in spans {
         let name = HeaderName::from_bytes(&head[name_at..name_at + name_len]).ok()?;
         let value = HeaderValue::from_maybe_shared(head.slice(value_at..value_at + value_len)).ok()?;
         headers.append(name, value);
@@ -186,14 +197,14 @@ fn plain_header(name: &[u8], value: &[u8]) -> bool {
         return false;
     }
     if is("connection") {
-        return value.split(|&b| b == b',').map(<[u8]>::trim_ascii).all(|t| t.is_empty() || t.eq_ignore_ascii_case(b"close") || t.eq_ignore_ascii_case(b"keep-alive"));
+        return connection_tokens(value).all(|t| t.eq_ignore_ascii_case(b"close") || t.eq_ignore_ascii_case(b"keep-alive"));
     }
     true
 }
 
 /// Whether a Connection header asks to close.
 fn wants_close(headers: &HeaderMap) -> bool {
-    headers.get_all(header::CONNECTION).iter().any(|v| v.as_bytes().split(|&b| b == b',').any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close")))
+    headers.get_all(header::CONNECTION).iter().any(|v| connection_tokens(v.as_bytes()).any(|t| t.eq_ignore_ascii_case(b"close")))
 }
 
 /// Writes `response`; `Ok(true)` when the connection may carry another request.
@@ -223,18 +234,16 @@ async fn write_response(io: &mut Guard, response: Response<Tracked<ResponseBody>
     let has_length = member_headers.as_ref().is_some_and(|raw| raw.has_length()) || parts.headers.contains_key(header::CONTENT_LENGTH);
     drop(member_headers);
     let mut chunked = false;
-    if !bodiless && !has_length {
+    if !has_length {
         match body.size_hint().exact() {
-            Some(n) => put_header(&mut out, b"content-length", n.to_string().as_bytes()),
-            None => {
+            // As hyper does, a HEAD answer tells the length its body would have had.
+            Some(n) if !bodiless || (head_only && n > 0) => put_header(&mut out, b"content-length", n.to_string().as_bytes()),
+            None if !bodiless => {
                 chunked = true;
                 put_header(&mut out, b"transfer-encoding", b"chunked");
             }
+            _ => {}
         }
-    }
-    if head_only && !has_length && let Some(n) = body.size_hint().exact().filter(|&n| n > 0) {
-        // As hyper does: a HEAD answer tells the length the body would have had.
-        put_header(&mut out, b"content-length", n.to_string().as_bytes());
     }
     if close && !parts.headers.contains_key(header::CONNECTION) {
         put_header(&mut out, b"connection", b"close");

@@ -111,7 +111,7 @@ pub(crate) async fn exchange(
             Err(SendFailure::Broken(reason)) => return Err(broken(reason, parts)),
         },
     };
-    let response::ResponseHead { status, headers, raw, framing, mut keep_alive } = head;
+    let response::ResponseHead { status, fields, framing, mut keep_alive } = head;
     let mut upload = upload.filter(|u| !u.is_done());
     if upload.is_some() && (status.as_u16() >= 400 || status == StatusCode::SWITCHING_PROTOCOLS) {
         // The member refused the request before reading all of it: the rest is not sent, and
@@ -120,9 +120,14 @@ pub(crate) async fn exchange(
         keep_alive = false;
     }
     if status == StatusCode::SWITCHING_PROTOCOLS {
-        return tunnel::switched(lease, busy, Arc::clone(member), headers).map_err(|reason| broken(reason, parts));
+        return tunnel::switched(lease, busy, Arc::clone(member), fields.into_map()).map_err(|reason| broken(reason, parts));
     }
-    // The parse left out the hop-by-hop headers.
+    // The parse left out the hop-by-hop headers. Lines kept raw travel with the body until
+    // something needs a map (see `materialize_headers`).
+    let (raw, headers) = match fields {
+        response::Fields::Raw(raw) => (Some(raw), http::HeaderMap::new()),
+        response::Fields::Map(map) => (None, map),
+    };
     let body = MemberBody::new(lease, framing, keep_alive, Arc::clone(member), busy, upload).with_headers(raw);
     let mut response = Response::new(ResponseBody::Member(body));
     *response.status_mut() = status;

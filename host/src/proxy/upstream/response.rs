@@ -12,6 +12,8 @@ use bytes::{Bytes, BytesMut};
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode};
 
+use crate::proxy::headers::{connection_tokens, is_hop_by_hop, strip_hop_by_hop};
+
 /// Most header lines a member response may have.
 const MAX_HEADERS: usize = 128;
 /// Headers whose place a parse notes without a second pass (most responses have fewer).
@@ -36,15 +38,31 @@ pub(crate) enum Framing {
 #[derive(Debug)]
 pub(crate) struct ResponseHead {
     pub(crate) status: StatusCode,
-    /// The headers as a map: empty when they are kept as `raw` lines.
-    pub(crate) headers: HeaderMap,
-    /// The header lines as the member sent them, hop-by-hop ones left out; `None` for a 101
-    /// (the tunnel reads the map) or when Connection names other headers (the map's general
-    /// removal takes those).
-    pub(crate) raw: Option<RawHeaders>,
+    pub(crate) fields: Fields,
     pub(crate) framing: Framing,
     /// Whether the connection may carry another request after this response's body.
     pub(crate) keep_alive: bool,
+}
+
+/// A head's header fields, hop-by-hop ones left out (a 101 keeps them: the tunnel reads its
+/// Upgrade).
+#[derive(Debug)]
+pub(crate) enum Fields {
+    /// The lines as the member sent them: the usual case.
+    Raw(RawHeaders),
+    /// A map: for a 101, and when Connection names other headers (the map's general removal
+    /// takes those).
+    Map(HeaderMap),
+}
+
+impl Fields {
+    /// The fields as a map.
+    pub(crate) fn into_map(self) -> HeaderMap {
+        match self {
+            Fields::Raw(raw) => raw.into_map(),
+            Fields::Map(map) => map,
+        }
+    }
 }
 
 /// Why a response head was refused.
@@ -122,7 +140,7 @@ pub(crate) fn parse(buf: &mut BytesMut, method: &Method) -> Result<Option<Respon
         // same rules as `HeaderName` and `HeaderValue`: the lines are kept as they are.
         let lines: Vec<[u32; 4]> = spans.iter().copied().filter(|&l| !is_hop_by_hop(&head[line(&l).0])).collect();
         let raw = RawHeaders { head, lines, has_date: facts.date, has_length: facts.content_length.is_some() };
-        return Ok(Some(ResponseHead { status, headers: HeaderMap::new(), raw: Some(raw), framing, keep_alive }));
+        return Ok(Some(ResponseHead { status, fields: Fields::Raw(raw), framing, keep_alive }));
     }
     let mut headers = HeaderMap::with_capacity(count);
     for (name, value) in spans.iter().map(line) {
@@ -132,9 +150,9 @@ pub(crate) fn parse(buf: &mut BytesMut, method: &Method) -> Result<Option<Respon
         headers.append(name, value);
     }
     if status != StatusCode::SWITCHING_PROTOCOLS {
-        crate::proxy::headers::strip_hop_by_hop(&mut headers);
+        strip_hop_by_hop(&mut headers);
     }
-    Ok(Some(ResponseHead { status, headers, raw: None, framing, keep_alive }))
+    Ok(Some(ResponseHead { status, fields: Fields::Map(headers), framing, keep_alive }))
 }
 
 /// A member's header lines as it sent them (hop-by-hop ones left out): an answer's headers
@@ -179,12 +197,6 @@ impl RawHeaders {
     }
 }
 
-/// Headers that are hop-by-hop whatever Connection says (as in [`crate::proxy::headers`]).
-fn is_hop_by_hop(name: &[u8]) -> bool {
-    const NAMES: [&[u8]; 7] = [b"connection", b"keep-alive", b"te", b"transfer-encoding", b"upgrade", b"proxy-connection", b"proxy-authenticate"];
-    NAMES.iter().any(|n| n.len() == name.len() && n.eq_ignore_ascii_case(name))
-}
-
 /// What a head's framing and Connection headers say.
 #[derive(Default)]
 struct Facts {
@@ -211,12 +223,12 @@ impl Facts {
             self.transfer_encodings += 1;
             self.chunked = value.eq_ignore_ascii_case(b"chunked");
         } else if name.eq_ignore_ascii_case(b"connection") {
-            for token in value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
+            for token in connection_tokens(value) {
                 if token.eq_ignore_ascii_case(b"close") {
                     self.close = true;
                 } else if token.eq_ignore_ascii_case(b"keep-alive") {
                     self.keep_alive = true;
-                } else if !token.is_empty() && !is_hop_by_hop(token) {
+                } else if !is_hop_by_hop(token) {
                     self.names_others = true;
                 }
             }
@@ -275,13 +287,6 @@ mod tests {
         parse(&mut BytesMut::from(raw), &Method::GET)
     }
 
-    /// The head's headers as a map, however they were kept.
-    fn map_of(head: ResponseHead) -> HeaderMap {
-        match head.raw {
-            Some(raw) => raw.into_map(),
-            None => head.headers,
-        }
-    }
 
     fn framing_of(raw: &str) -> Framing {
         head(raw).expect("valid").expect("complete").framing
@@ -312,7 +317,7 @@ mod tests {
         let mut buf = BytesMut::from(raw.as_str());
         let head = parse(&mut buf, &Method::GET).expect("valid").expect("complete");
         assert_eq!(head.framing, Framing::Length(2));
-        let headers = map_of(head);
+        let headers = head.fields.into_map();
         assert_eq!(headers.len(), NOTED_HEADERS + 6);
         assert_eq!(headers["x-h28"], "v28");
         assert_eq!(&buf[..], b"ok");
@@ -322,7 +327,7 @@ mod tests {
     fn hop_by_hop_headers_are_left_out() {
         let names = |raw: &str| {
             let head = head(raw).expect("valid").expect("complete");
-            map_of(head).keys().map(|k| k.to_string()).collect::<Vec<_>>()
+            head.fields.into_map().keys().map(|k| k.to_string()).collect::<Vec<_>>()
         };
         let plain = "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\nX-A: 1\r\nContent-Length: 0\r\n\r\n";
         assert_eq!(names(plain), ["x-a", "content-length"]);
