@@ -138,17 +138,13 @@ pub(crate) fn read_request(buf: &mut BytesMut) -> Parsed {
         return Parsed::NotPlain;
     }
     // Where each part sits, so the request can slice the head without copying once it is
-    // taken off the buffer (an array: no allocation per request).
+    // taken off the buffer. (A Vec: zeroing a fixed array for the most headers costs more.)
     let base = buf.as_ptr() as usize;
     let at = |part: &[u8]| (part.as_ptr() as usize - base, part.len());
-    let mut spans = [((0, 0), (0, 0)); MAX_HEADERS];
-    for (span, h) in spans.iter_mut().zip(parsed.headers.iter()) {
-        *span = (at(h.name.as_bytes()), at(h.value));
-    }
-    let count = parsed.headers.len();
+    let spans: Vec<(Span, Span)> = parsed.headers.iter().map(|h| (at(h.name.as_bytes()), at(h.value))).collect();
     let path = parsed.path.map(|p| at(p.as_bytes()));
     let head = buf.split_to(len).freeze();
-    match build_request(method, &head, path, &spans[..count]) {
+    match build_request(method, &head, path, &spans) {
         Some(request) => Parsed::Request(request),
         None => {
             // Not valid as a URI or header for `http` (hyper answers it): the head goes back
