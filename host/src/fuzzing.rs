@@ -10,7 +10,7 @@ use crate::edge::{Phase, ScanLimits, Scanner};
 /// The request-head path: the raw-head scanner (fed whole and in pieces, which must agree),
 /// the HTTP/1 fast path's parse (it takes only plain requests, and exactly their head), then,
 /// for a head that httparse completes (as hyper would), the strict checks on the parsed
-/// request.
+/// request and the canonical form of its path.
 pub fn request_head(data: &[u8]) {
     let limits = ScanLimits { request_line: 512, header_size: 2048 };
     let mut whole = Scanner::new(limits);
@@ -55,10 +55,29 @@ pub fn request_head(data: &[u8]) {
         builder = builder.header(h.name, h.value);
     }
     let Ok(request) = builder.body(()) else { return };
+    canonical_path(request.uri().path());
     let verdict = crate::proxy::strict_check(&request, &limits, raw);
     if raw.is_some() {
         assert!(verdict.is_err(), "a scanner finding must refuse the request");
     }
+}
+
+/// The canonical path of a parsed target: canonicalising it again changes nothing, it holds
+/// no dot segment and no empty segment but a trailing one, and it is still a valid target.
+fn canonical_path(raw: &str) {
+    let Ok(once) = crate::canon::canonicalize(raw) else { return };
+    let once = once.as_str();
+    let twice = crate::canon::canonicalize(once).expect("a canonical path canonicalises");
+    assert_eq!(twice.as_str(), once, "canonicalising twice changed {raw:?}");
+    if !raw.starts_with('/') {
+        return;
+    }
+    let segments: Vec<&str> = once[1..].split('/').collect();
+    for (i, s) in segments.iter().enumerate() {
+        assert!(*s != "." && *s != "..", "dot segment left in {once:?} (from {raw:?})");
+        assert!(!s.is_empty() || i + 1 == segments.len(), "empty segment left in {once:?} (from {raw:?})");
+    }
+    assert!(once.parse::<http::uri::PathAndQuery>().is_ok_and(|p| p.path() == once), "{once:?} is not a target");
 }
 
 /// The fast path's parse of `data`: a request it takes is plain and its head is exactly what

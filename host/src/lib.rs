@@ -4,6 +4,8 @@
 //!
 //! # Layout
 //! Dependencies point one way, top to bottom:
+//! - [`canon`]: the canonical request path (decoded, dot segments resolved, slashes merged);
+//!   depends on nothing.
 //! - [`config`]: the TOML file, checked into a typed model.
 //! - [`balancer`]: members, flags, failover tiers, counters; asks an [`balancer::LbMethod`].
 //! - [`health`]: health-check scheduling and probes; asks a [`health::HealthCheck`].
@@ -18,6 +20,7 @@
 #![forbid(unsafe_code)]
 
 pub mod balancer;
+pub mod canon;
 pub mod config;
 mod deadline;
 pub mod edge;

@@ -161,6 +161,45 @@ fn wait_for_line(lines: &mpsc::Receiver<String>, text: &str) -> String {
     }
 }
 
+/// Starts the binary on `file`; its stderr lines arrive on the receiver.
+fn spawn_proxy(file: &std::path::Path) -> (std::process::Child, mpsc::Receiver<String>) {
+    let mut child = Command::new(BIN).arg("--config").arg(file).stderr(Stdio::piped()).spawn().expect("spawn");
+    let stderr = child.stderr.take().expect("stderr");
+    let (line_tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = line_tx.send(line);
+        }
+    });
+    (child, lines)
+}
+
+#[test]
+fn a_second_proxy_on_a_busy_address_refuses_to_start() {
+    let a = fixed_member("from-a");
+    let b = fixed_member("from-b");
+    let dir = temp_dir("busy");
+    let first_file = dir.join("first.toml");
+    std::fs::write(&first_file, format!("[[listen]]\naddr = \"127.0.0.1:0\"\n[[route]]\npath = \"/\"\nbackend = \"http://{a}/\"\n")).expect("write");
+    let (mut first, lines) = spawn_proxy(&first_file);
+    let addr = wait_for_line(&lines, "addr=").split("addr=").nth(1).expect("addr").trim().to_string();
+
+    // The same address, another member: were it let in, it would take some connections.
+    let second_file = dir.join("second.toml");
+    std::fs::write(&second_file, format!("[[listen]]\naddr = \"{addr}\"\n[[route]]\npath = \"/\"\nbackend = \"http://{b}/\"\n")).expect("write");
+    let (mut second, second_lines) = spawn_proxy(&second_file);
+    let status = wait_with_timeout(&mut second, Duration::from_secs(30));
+    assert!(status.is_some_and(|s| !s.success()), "the second proxy must exit non-zero, got {status:?}");
+    let said: Vec<String> = second_lines.iter().collect(); // ends with its stderr, which ended with it
+    assert!(said.iter().any(|l| l.contains(&addr) && l.contains("address already in use")), "{said:?}");
+
+    for _ in 0..50 {
+        assert!(get(&addr).ends_with("from-a"), "every request is served by the first proxy");
+    }
+    assert!(Command::new("kill").args(["-TERM", &first.id().to_string()]).status().expect("kill").success());
+    assert_eq!(wait_with_timeout(&mut first, Duration::from_secs(10)).and_then(|s| s.code()), Some(0));
+}
+
 #[test]
 fn sighup_reloads_the_config_and_refuses_a_bad_one() {
     let a = fixed_member("from-a");

@@ -2,6 +2,7 @@
 //! components (the embedded default plugins and the test guests).
 
 mod bodies;
+mod canonical;
 mod errors;
 mod examples;
 mod failover;

@@ -1,6 +1,7 @@
 //! A member server with behaviours chosen by path:
 //!
-//! - any path not below: 200, body = the member's name, header `x-member: NAME`
+//! - any path not below: 200, body = the member's name, header `x-member: NAME`, and the
+//!   request target as it arrived in `x-seen-target`
 //! - `/echo…`: 200, the request body streamed back; what arrived in `x-seen-*` headers
 //! - `/bytes/N`: N bytes of a fixed pattern
 //! - `/status/N`: status N
@@ -270,6 +271,7 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
     let name = shared.name.clone();
     let query = req.uri().query().map(str::to_string);
     let path = req.uri().path().to_string();
+    let target = req.uri().path_and_query().map_or("", |p| p.as_str()).to_string();
     let mut segments = path.trim_start_matches('/').splitn(2, '/');
     let first = segments.next().unwrap_or("");
     let arg = segments.next().unwrap_or("");
@@ -277,6 +279,7 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
         let mut r = Response::new(full(name.clone()));
         *r.status_mut() = status;
         r.headers_mut().insert("x-member", name.parse().expect("name is a header value"));
+        r.headers_mut().insert("x-seen-target", target.parse().expect("a request target is a header value"));
         r
     };
     let response = match first {

@@ -48,6 +48,12 @@ pub struct Route {
     pub target: RouteTarget,
     /// Send the client's Host header to the member instead of the member's own (ProxyPreserveHost).
     pub preserve_host: bool,
+    /// Accept paths holding an encoded `/` or `\` (`%2F`, `%5C`), forwarded still encoded
+    /// (httpd's `AllowEncodedSlashes NoDecode`); otherwise they are refused with 400.
+    pub allow_encoded_slashes: bool,
+    /// Forward the client's own spelling of the path instead of its canonical form (httpd's
+    /// `ProxyPass … nocanon`); the request is still routed on the canonical form.
+    pub nocanon: bool,
     /// Header-rewrite plugins, applied in this order (ProxyPassReverse first when asked for).
     pub rewrite: Vec<PluginSpec>,
     /// Protocols every member of this route may be upgraded to.

@@ -52,6 +52,10 @@ pub(crate) struct RawRoute {
     pub exclude: bool,
     #[serde(default)]
     pub preserve_host: bool,
+    #[serde(default)]
+    pub allow_encoded_slashes: bool,
+    #[serde(default)]
+    pub nocanon: bool,
     // Connection settings for a single `backend` (members set their own).
     pub timeout: Option<DurationValue>,
     pub connectiontimeout: Option<DurationValue>,

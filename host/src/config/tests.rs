@@ -135,6 +135,35 @@ balancer = "nope"
 }
 
 #[test]
+fn route_prefixes_must_be_canonical() {
+    let text = r#"[[listen]]
+addr = "127.0.0.1:1"
+[[route]]
+path = "/%73tatic/"
+exclude = true
+[[route]]
+path = "/a/../b"
+backend = "http://h:1/"
+[[route]]
+path = "/c/%2"
+backend = "http://h:1/"
+[[route]]
+path = "/d"
+exclude = true
+nocanon = true
+"#;
+    assert_eq!(
+        errors(text),
+        [
+            "test.toml:4: route[0].path: `/%73tatic/` is not in canonical form (requests are routed on their canonical path): write `/static/`",
+            "test.toml:7: route[1].path: `/a/../b` is not in canonical form (requests are routed on their canonical path): write `/b`",
+            "test.toml:10: route[2].path: `/c/%2`: the path holds a `%` not followed by two hex digits",
+            "test.toml:12: route[3]: an excluded route forwards nothing: nocanon and allow_encoded_slashes do not apply",
+        ]
+    );
+}
+
+#[test]
 fn missing_listener_and_members() {
     let errs = errors("[balancer.a]\n");
     assert_eq!(

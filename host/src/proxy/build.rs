@@ -48,7 +48,14 @@ impl Proxy {
                 RouteTarget::Balancer(b) => Target::Balancer(Arc::clone(&balancers[*b])),
             };
             let rewrite = rewrite_chain(config, i, plugins).await?;
-            let entry = RouteEntry { target, preserve_host: r.preserve_host, upgrade: r.upgrade, rewrite };
+            let entry = RouteEntry {
+                target,
+                preserve_host: r.preserve_host,
+                allow_encoded_slashes: r.allow_encoded_slashes,
+                nocanon: r.nocanon,
+                upgrade: r.upgrade,
+                rewrite,
+            };
             routes.push(Route { prefix: r.prefix.clone(), target: entry });
         }
         Ok(Self {

@@ -55,6 +55,10 @@ enum Target {
 struct RouteEntry {
     target: Target,
     preserve_host: bool,
+    /// Paths with an encoded `/` or `\` are taken (and sent on encoded).
+    allow_encoded_slashes: bool,
+    /// Members get the client's spelling of the path, not the canonical one.
+    nocanon: bool,
     upgrade: Upgrades,
     rewrite: Option<RouteRewrite>,
 }

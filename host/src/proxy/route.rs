@@ -41,6 +41,37 @@ fn matches<'p>(prefix: &str, path: &'p str) -> Option<&'p str> {
     (prefix.ends_with('/') || rest.is_empty() || rest.starts_with('/')).then_some(rest)
 }
 
+/// The client's own spelling of what follows `prefix` in the raw path `raw`, for a `nocanon`
+/// route: when `raw` spells the prefix plainly (its characters, percent-encodings of them, and
+/// repeated slashes); `None` when it reaches the prefix otherwise (through dot segments), and
+/// the canonical rest is sent instead.
+pub(crate) fn raw_rest<'p>(prefix: &str, raw: &'p str) -> Option<&'p str> {
+    let bytes = raw.as_bytes();
+    let mut at = 0;
+    for want in prefix.bytes() {
+        match bytes.get(at) {
+            Some(&b) if b == want => {
+                at += 1;
+                if want == b'/' {
+                    while bytes.get(at) == Some(&b'/') {
+                        at += 1;
+                    }
+                }
+            }
+            Some(b'%') if decoded_at(bytes, at + 1) == Some(want) => at += 3,
+            _ => return None,
+        }
+    }
+    let rest = &raw[at..];
+    (prefix.ends_with('/') || rest.is_empty() || rest.starts_with('/')).then_some(rest)
+}
+
+/// The byte two hex digits at `at` encode.
+fn decoded_at(bytes: &[u8], at: usize) -> Option<u8> {
+    let digit = |i: usize| bytes.get(i).and_then(|&b| (b as char).to_digit(16));
+    u8::try_from(digit(at)? << 4 | digit(at + 1)?).ok()
+}
+
 /// The path a member receives: the target's `base` path with `rest` appended (one slash
 /// between them), plus the query, if any.
 pub(crate) fn forward_path(base: &str, rest: &str, query: Option<&str>) -> String {
@@ -79,6 +110,16 @@ mod tests {
         assert_eq!(find("/static/x"), Some((1, "/x")));
         assert_eq!(find("/staticx"), Some((2, "staticx")));
         assert_eq!(table(&["/api"]).find("/other").map(|(r, _)| r.target), None);
+    }
+
+    #[test]
+    fn raw_rest_follows_a_plain_spelling_of_the_prefix() {
+        assert_eq!(raw_rest("/static", "/static/a%2Fb"), Some("/a%2Fb"));
+        assert_eq!(raw_rest("/static/", "/%73tatic//a%2fb"), Some("a%2fb"));
+        assert_eq!(raw_rest("/static", "//static"), Some(""));
+        assert_eq!(raw_rest("/static", "/a/../static/x"), None, "dot segments: the canonical rest goes");
+        assert_eq!(raw_rest("/static", "/staticx"), None);
+        assert_eq!(raw_rest("/", "/x/./y"), Some("x/./y"));
     }
 
     #[test]

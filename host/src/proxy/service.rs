@@ -14,9 +14,10 @@ use super::body::{RequestBody, ResponseBody, materialize_headers};
 use super::failover::{self, Upstream};
 use super::limits::ClientBody;
 use super::respond::{ProxyError, error_response};
-use super::route::forward_path;
+use super::route::{self, forward_path};
 use super::{Proxy, ProxyMember, SharedProxy, Target, headers, strict, upgrade};
 use crate::balancer::sticky;
+use crate::canon::{self, CanonPath};
 use crate::config::{HashKey, Upgrades};
 use crate::edge::{ConnShared, Tracked, Violation};
 
@@ -108,23 +109,33 @@ impl Proxy {
         if request.method() == Method::CONNECT {
             return Err(ProxyError::MethodNotAllowed { method: Method::CONNECT });
         }
-        let path = request.uri().path();
-        let Some((route, rest)) = self.routes.find(path) else {
-            return Err(ProxyError::NoRoute { path: path.to_string() });
+        // Everything below sees the canonical path only (a raw spelling could walk around a
+        // route); `nocanon` routes still forward the client's own spelling.
+        let raw_path = request.uri().path();
+        let path = canon::canonicalize(raw_path).map_err(|e| ProxyError::BadRequest { reason: e.to_string() })?;
+        let Some((route, rest)) = self.routes.find(path.as_str()) else {
+            return Err(ProxyError::NoRoute { path: path.as_str().to_string() });
         };
         let upstream = match &route.target.target {
-            Target::Exclude => return Err(ProxyError::NoRoute { path: path.to_string() }),
+            Target::Exclude => return Err(ProxyError::NoRoute { path: path.as_str().to_string() }),
             Target::Backend(member) => Upstream::Single(member),
             Target::Balancer(balancer) => Upstream::Balancer(balancer),
         };
+        if path.has_encoded_separator() && !route.target.allow_encoded_slashes {
+            return Err(ProxyError::BadRequest { reason: "the path holds an encoded `/` or `\\` and its route does not allow encoded slashes".into() });
+        }
         let (key, sticky_route) = match &upstream {
             Upstream::Balancer(b) => {
-                let route = b.sticky().and_then(|s| sticky_route(s, &request)).map(str::to_string);
-                (request_key(b.hashkey(), &request, client.addr), route)
+                let route = b.sticky().and_then(|s| sticky_route(s, &path, &request));
+                (request_key(b.hashkey(), &path, &request, client.addr), route)
             }
             Upstream::Single(_) => (0, None),
         };
-        let rest = rest.to_string();
+        let rest = match route.target.nocanon {
+            true => route::raw_rest(&route.prefix, raw_path).unwrap_or(rest),
+            false => rest,
+        }
+        .to_string();
         let upgrade = upgrade::wants_websocket(&request).then_some(route.target.upgrade);
         let on_upgrade = upgrade.map(|_| hyper::upgrade::on(&mut request));
         let trusted = self.forwarded.trusts(client.addr.ip());
@@ -146,10 +157,19 @@ impl Proxy {
     }
 }
 
-/// The route of the request's sticky session, from its URL or cookies.
-fn sticky_route<'r, B>(sticky: &crate::config::StickySession, request: &'r Request<B>) -> Option<&'r str> {
-    let path_and_query = request.uri().path_and_query().map_or("/", |p| p.as_str());
-    sticky::route_of(sticky, path_and_query, request.headers().get_all(header::COOKIE).iter().map(HeaderValue::as_bytes))
+/// The route of the request's sticky session, from its URL (canonical path and query) or
+/// its cookies.
+fn sticky_route<B>(sticky: &crate::config::StickySession, path: &CanonPath<'_>, request: &Request<B>) -> Option<String> {
+    let cookies = request.headers().get_all(header::COOKIE).iter().map(HeaderValue::as_bytes);
+    if path.is_as_sent() {
+        let path_and_query = request.uri().path_and_query().map_or("/", |p| p.as_str());
+        return sticky::route_of(sticky, path_and_query, cookies).map(str::to_string);
+    }
+    let path_and_query = match request.uri().query() {
+        Some(q) => format!("{}?{q}", path.as_str()),
+        None => path.as_str().to_string(),
+    };
+    sticky::route_of(sticky, &path_and_query, cookies).map(str::to_string)
 }
 
 /// The request as it goes to members, minus what depends on the member (URI, Host).
@@ -221,17 +241,17 @@ fn is_idempotent(method: &Method) -> bool {
 }
 
 /// The 64-bit request key `pick` gets: the FNV-1a hash of the balancer's `hashkey` source
-/// (the client IP's 4 or 16 address bytes, the path, or the header's or cookie's value bytes),
+/// (the client IP's 4 or 16 address bytes, the canonical path, or the header's or cookie's value bytes),
 /// 0 when there is no source or it is absent. FNV-1a is fixed by its definition, so a key
 /// never changes with a Rust release and plugins can rely on it.
-fn request_key<B>(source: &HashKey, request: &Request<B>, peer: SocketAddr) -> u64 {
+fn request_key<B>(source: &HashKey, path: &CanonPath<'_>, request: &Request<B>, peer: SocketAddr) -> u64 {
     match source {
         HashKey::None => 0,
         HashKey::ClientIp => match peer.ip() {
             std::net::IpAddr::V4(ip) => fnv1a(&ip.octets()),
             std::net::IpAddr::V6(ip) => fnv1a(&ip.octets()),
         },
-        HashKey::Path => fnv1a(request.uri().path().as_bytes()),
+        HashKey::Path => fnv1a(path.as_str().as_bytes()),
         HashKey::Header(name) => request.headers().get(name).map_or(0, |v| fnv1a(v.as_bytes())),
         HashKey::Cookie(name) => cookie(request.headers(), name).map_or(0, |v| fnv1a(v.as_bytes())),
     }

@@ -62,6 +62,12 @@ pub enum StartError {
         /// Why.
         source: std::io::Error,
     },
+    /// Another process listens on a listener address already.
+    #[error("cannot listen on {addr}: address already in use (is another proxy running with this address?)")]
+    InUse {
+        /// The address.
+        addr: SocketAddr,
+    },
     /// A listener address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -160,7 +166,13 @@ pub async fn build(config: &Config) -> Result<(Arc<PluginRuntime>, Arc<Proxy>), 
 }
 
 /// One reuseport socket per worker for `addr`, all on the same port; returns the bound address.
+///
+/// `SO_REUSEPORT` would also let another process (another proxy with another config) join the
+/// port and take half the new connections, silently. So an address in use by anyone else is
+/// refused first, as nginx and HAProxy refuse it: see [`refuse_if_in_use`]. Only addresses new
+/// to this process come here (a reload keeps the sockets it has), so a reload never trips it.
 pub(crate) fn bind_all(addr: SocketAddr, workers: usize) -> Result<(SocketAddr, Vec<TcpSocket>), StartError> {
+    refuse_if_in_use(addr)?;
     let mut bound = addr;
     let mut sockets = Vec::with_capacity(workers);
     for _ in 0..workers {
@@ -257,6 +269,24 @@ pub(crate) fn start_health_checks(shared: &Shared) {
     shared.stop_health_checks();
     if let Ok(mut running) = shared.health_checks.lock() {
         *running = tasks;
+    }
+}
+
+/// Fails with [`StartError::InUse`] when something listens on `addr` already: a probe bound
+/// without `SO_REUSEPORT` conflicts with any listener there, reuseport or not (with
+/// `SO_REUSEADDR`, so connections of an earlier run lingering in TIME_WAIT do not count).
+/// The probe is closed before the workers bind; two proxies starting within that instant
+/// could both pass, which a start script does not do.
+fn refuse_if_in_use(addr: SocketAddr) -> Result<(), StartError> {
+    if addr.port() == 0 {
+        return Ok(());
+    }
+    let probe = if addr.is_ipv4() { TcpSocket::new_v4() } else { TcpSocket::new_v6() };
+    let probe = probe.and_then(|s| s.set_reuseaddr(true).map(|()| s)).map_err(|source| StartError::Bind { addr, source })?;
+    match probe.bind(addr) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Err(StartError::InUse { addr }),
+        Err(source) => Err(StartError::Bind { addr, source }),
     }
 }
 

@@ -22,6 +22,8 @@ pub(super) fn routes(
         let here = index(&[Seg::Key("route".into())], i);
         if !r.path.starts_with('/') {
             p.push(&key(&here, "path"), format!("`{}` must start with /", r.path));
+        } else {
+            canonical_prefix(&key(&here, "path"), &r.path, p);
         }
         let targets = usize::from(r.backend.is_some()) + usize::from(r.balancer.is_some()) + usize::from(r.exclude);
         if targets != 1 {
@@ -64,9 +66,30 @@ pub(super) fn routes(
             p.push(&here, "an excluded route proxies nothing: it cannot rewrite headers");
         }
         let upgrade = crate::config::edge::upgrades(&here, r.upgrade.as_ref(), p);
-        out.push(Route { prefix: r.path.clone(), target, preserve_host: r.preserve_host, upgrade, rewrite });
+        if matches!(target, RouteTarget::Exclude) && (r.nocanon || r.allow_encoded_slashes) {
+            p.push(&here, "an excluded route forwards nothing: nocanon and allow_encoded_slashes do not apply");
+        }
+        out.push(Route {
+            prefix: r.path.clone(),
+            target,
+            preserve_host: r.preserve_host,
+            allow_encoded_slashes: r.allow_encoded_slashes,
+            nocanon: r.nocanon,
+            upgrade,
+            rewrite,
+        });
     }
     out
+}
+
+/// Requests are routed on their canonical path, so a prefix spelled any other way would
+/// never match: say how to write it.
+fn canonical_prefix(here: &[Seg], prefix: &str, p: &mut Problems) {
+    match crate::canon::canonicalize(prefix) {
+        Ok(c) if c.as_str() == prefix => {}
+        Ok(c) => p.push(here, format!("`{prefix}` is not in canonical form (requests are routed on their canonical path): write `{}`", c.as_str())),
+        Err(e) => p.push(here, format!("`{prefix}`: {e}")),
+    }
 }
 
 
