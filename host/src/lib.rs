@@ -11,6 +11,7 @@
 //! - [`health`]: health-check scheduling and probes; asks a [`health::HealthCheck`].
 //! - [`rewrite`]: header-rewrite chains; ask [`rewrite::HeaderRewriter`]s.
 //! - [`plugin`]: the Wasm runtime; implements those three seams with components.
+//! - [`observe`]: the access log (written by a thread of its own) and request ids.
 //! - [`edge`]: below HTTP on client connections: raw-head checks, head and idle deadlines.
 //! - [`proxy`]: the request path: strict checks, routing, failover, member connections, the
 //!   error responses.
@@ -27,6 +28,7 @@ pub mod edge;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod health;
+pub mod observe;
 pub mod plugin;
 pub mod proxy;
 pub mod reload;

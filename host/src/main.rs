@@ -1,5 +1,6 @@
 //! The `switchyard` command: load a config, then serve until SIGTERM or ctrl-c; SIGHUP
-//! re-reads the config and reloads it (a bad one is logged and the old one keeps serving).
+//! re-reads the config and reloads it (a bad one is logged and the old one keeps serving);
+//! SIGUSR1 reopens the access log file.
 //!
 //! `switchyard --config FILE` runs; `switchyard --config FILE --check` loads the config and
 //! every plugin it names, reports problems, and exits 0 (valid) or 1 (not).
@@ -27,11 +28,6 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
     let config = match config::load(&args.config) {
         Ok(config) => config,
         Err(errors) => {
@@ -39,6 +35,14 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // `[log] format` is read at start only: a reload keeps the format the process began with.
+    let log = tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_writer(std::io::stderr);
+    match config.log {
+        config::LogFormat::Json => log.json().with_current_span(true).with_span_list(true).init(),
+        config::LogFormat::Text => log.with_ansi(std::io::stderr().is_terminal()).init(),
+    }
     match run(args, config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -74,6 +78,11 @@ fn run(args: Args, config: config::Config) -> anyhow::Result<()> {
             Ok(hup) => drop(tokio::spawn(reload_on_sighup(hup, args.config.clone(), running.reloader()))),
             Err(e) => tracing::warn!(error = %e, "cannot listen for SIGHUP; reload is unavailable"),
         }
+        #[cfg(unix)]
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1()) {
+            Ok(usr1) => drop(tokio::spawn(reopen_on_sigusr1(usr1, running.reloader()))),
+            Err(e) => tracing::warn!(error = %e, "cannot listen for SIGUSR1; the access log cannot be reopened"),
+        }
         for addr in &running.addrs {
             tracing::info!(%addr, "listening");
         }
@@ -106,6 +115,15 @@ async fn reload_on_sighup(mut hup: tokio::signal::unix::Signal, file: PathBuf, r
                 }
             }
         }
+    }
+}
+
+/// Reopens the access log on every SIGUSR1 (after logrotate moved it).
+#[cfg(unix)]
+async fn reopen_on_sigusr1(mut usr1: tokio::signal::unix::Signal, reloader: server::Reloader) {
+    while usr1.recv().await.is_some() {
+        tracing::info!("reopening the access log");
+        reloader.reopen_logs();
     }
 }
 

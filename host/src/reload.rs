@@ -70,7 +70,8 @@ pub(crate) async fn reload(shared: &Shared, config: Config) -> Result<ReloadRepo
         Arc::new(PluginRuntime::new(config.plugins).map_err(StartError::from)?)
     };
     let old = shared.proxy.load_full();
-    let (proxy, members_kept) = Proxy::rebuild(&config, &plugins, workers, &old).await.map_err(StartError::from)?;
+    let (mut proxy, members_kept) = Proxy::rebuild(&config, &plugins, workers, &old).await.map_err(StartError::from)?;
+    proxy.set_access_log(crate::server::access_log(&config, old.access_log())?);
 
     // Bind what is new before anything changes.
     let current: Vec<(SocketAddr, SocketAddr)> = shared.listeners.lock().map(|l| l.clone()).unwrap_or_default();

@@ -200,6 +200,45 @@ fn a_second_proxy_on_a_busy_address_refuses_to_start() {
     assert_eq!(wait_with_timeout(&mut first, Duration::from_secs(10)).and_then(|s| s.code()), Some(0));
 }
 
+/// Waits (bounded) until `file` holds `n` lines; returns them.
+fn wait_for_lines(file: &std::path::Path, n: usize) -> Vec<String> {
+    for _ in 0..500 {
+        let lines: Vec<String> = std::fs::read_to_string(file).unwrap_or_default().lines().map(str::to_string).collect();
+        if lines.len() >= n {
+            return lines;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("{} never held {n} lines", file.display());
+}
+
+#[test]
+fn sigusr1_reopens_the_access_log_after_logrotate_moved_it() {
+    let a = fixed_member("from-a");
+    let dir = temp_dir("logrotate");
+    let log = dir.join("access.log");
+    let rotated = dir.join("access.log.1");
+    let _ = std::fs::remove_file(&log);
+    let _ = std::fs::remove_file(&rotated);
+    let file = dir.join("proxy.toml");
+    std::fs::write(&file, format!("[[listen]]\naddr = \"127.0.0.1:0\"\n[access_log]\npath = \"access.log\"\nformat = \"%U %>s\"\n[[route]]\npath = \"/\"\nbackend = \"http://{a}/\"\n")).expect("write");
+    let (mut child, lines) = spawn_proxy(&file);
+    let addr = wait_for_line(&lines, "addr=").split("addr=").nth(1).expect("addr").trim().to_string();
+    assert!(get(&addr).ends_with("from-a"));
+    assert_eq!(wait_for_lines(&log, 1), ["/ 200"], "a path relative to the config file's folder");
+
+    std::fs::rename(&log, &rotated).expect("rotate");
+    assert!(Command::new("kill").args(["-USR1", &child.id().to_string()]).status().expect("kill").success());
+    wait_for_line(&lines, "reopening the access log");
+    // The reopen is queued ahead of the next line, so that line goes to the new file.
+    assert!(get(&addr).ends_with("from-a"));
+    assert_eq!(wait_for_lines(&log, 1), ["/ 200"], "a new file after SIGUSR1");
+    assert_eq!(std::fs::read_to_string(&rotated).expect("rotated").lines().count(), 1, "the moved file keeps its line");
+
+    assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill").success());
+    assert_eq!(wait_with_timeout(&mut child, Duration::from_secs(10)).and_then(|s| s.code()), Some(0));
+}
+
 #[test]
 fn sighup_reloads_the_config_and_refuses_a_bad_one() {
     let a = fixed_member("from-a");

@@ -7,6 +7,7 @@
 mod edge;
 mod error;
 mod locate;
+mod logging;
 mod model;
 mod raw;
 mod status;
@@ -17,6 +18,7 @@ use std::path::Path;
 
 pub use edge::{Forwarded, IpNet, Limits, Timeouts, Upgrades};
 pub use error::{ConfigError, ConfigErrors};
+pub use logging::{AccessFormat, AccessLog, COMBINED, COMMON, LogFormat, LogItem, LogTarget, parse_format};
 pub use model::{
     Balancer, Config, ConnectionSettings, Failover, HashKey, HealthCheckSpec, Listener, Member, PluginLimits, PluginSpec,
     PluginSource, Route, RouteCookie, RouteTarget, Server, StickySession,

@@ -30,6 +30,10 @@ pub struct Config {
     pub timeouts: super::edge::Timeouts,
     /// `[forwarded]`: whose forwarding headers are believed.
     pub forwarded: super::edge::Forwarded,
+    /// `[access_log]`, when there is one.
+    pub access_log: Option<super::logging::AccessLog>,
+    /// `[log]`: the format of the proxy's own log lines.
+    pub log: super::logging::LogFormat,
 }
 
 /// One `[[listen]]`.

@@ -32,6 +32,9 @@ pub(crate) struct RawConfig {
     pub timeouts: super::edge::RawTimeouts,
     #[serde(default)]
     pub forwarded: super::edge::RawForwarded,
+    pub access_log: Option<super::logging::RawAccessLog>,
+    #[serde(default)]
+    pub log: super::logging::RawLog,
 }
 
 /// `[[listen]]`

@@ -164,6 +164,32 @@ nocanon = true
 }
 
 #[test]
+fn log_sections_are_checked() {
+    let text = r#"[[listen]]
+addr = "127.0.0.1:1"
+[access_log]
+path = "a.log"
+format = "%h %Z"
+buffer = 0
+[log]
+format = "xml"
+"#;
+    assert_eq!(
+        errors(text),
+        [
+            "test.toml:5: access_log.format: `%Z` is not supported (supported: %h %a %l %u %t %r %m %U %q %H %s %>s %b %B %O %I %D %T %L %{Header}i %{Header}o %%)",
+            "test.toml:8: log.format: `xml`: give \"text\" or \"json\"",
+        ]
+    );
+    let c = parse("[[listen]]\naddr = \"127.0.0.1:1\"\n[access_log]\npath = \"logs/a.log\"\n", Path::new("/etc/sy/test.toml")).expect("valid");
+    let log = c.access_log.expect("an access log");
+    assert_eq!(log.target, crate::config::LogTarget::File("/etc/sy/logs/a.log".into()), "relative to the config's folder");
+    assert_eq!(log.format, crate::config::AccessFormat::Text(crate::config::parse_format(crate::config::COMBINED).expect("combined")));
+    assert!(log.request_id);
+    assert!(errors("[[listen]]\naddr = \"127.0.0.1:1\"\n[access_log]\nformat = \"json\"\n")[0].ends_with("access_log.path: give a file, or \"stderr\""));
+}
+
+#[test]
 fn missing_listener_and_members() {
     let errs = errors("[balancer.a]\n");
     assert_eq!(

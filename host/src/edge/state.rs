@@ -12,9 +12,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
+use bytes::Buf;
 use http_body::{Body, Frame, SizeHint};
 
 use super::rawhead::{Finding, Violation};
+use crate::observe::PendingEntry;
 
 /// State shared by one connection's guard and service.
 #[derive(Debug)]
@@ -177,17 +179,34 @@ impl Drop for InFlight {
     }
 }
 
-/// A response body that keeps its request counted in flight until it is done or dropped.
+/// A response body that keeps its request counted in flight until it is done or dropped,
+/// and, when the access log is on, counts what it sends and queues the request's line then.
 #[derive(Debug)]
 pub struct Tracked<B> {
     body: B,
     flight: Option<InFlight>,
+    log: Option<Box<PendingEntry>>,
+    bytes_out: u64,
+}
+
+impl<B> Drop for Tracked<B> {
+    fn drop(&mut self) {
+        if let Some(log) = self.log.take() {
+            log.finish(self.bytes_out);
+        }
+    }
 }
 
 impl<B: Body + Unpin> Tracked<B> {
     /// Wraps `body`, ending `flight` with it.
     pub fn new(body: B, flight: InFlight) -> Self {
-        Self { body, flight: Some(flight) }
+        Self { body, flight: Some(flight), log: None, bytes_out: 0 }
+    }
+
+    /// Logs the request when the body is done (or dropped).
+    pub fn with_log(mut self, log: Box<PendingEntry>) -> Self {
+        self.log = Some(log);
+        self
     }
 
     /// The body inside.
@@ -203,8 +222,19 @@ impl<B: Body + Unpin> Body for Tracked<B> {
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
         let this = self.get_mut();
         let next = Pin::new(&mut this.body).poll_frame(cx);
-        if let Poll::Ready(None) = next {
-            this.flight = None;
+        match &next {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    this.bytes_out += data.remaining() as u64;
+                }
+            }
+            Poll::Ready(None) => {
+                if let Some(log) = this.log.take() {
+                    log.finish(this.bytes_out);
+                }
+                this.flight = None;
+            }
+            _ => {}
         }
         next
     }

@@ -13,7 +13,7 @@ use http_body::{Body, Frame, SizeHint};
 use super::ProxyMember;
 use super::limits::{ClientBody, ClientBodyError};
 use super::upstream::{MemberBody, RawHeaders};
-use http::HeaderMap;
+use http::{HeaderMap, HeaderValue};
 
 /// Errors a body can end with.
 pub(crate) type BodyError = Box<dyn std::error::Error + Send + Sync>;
@@ -86,6 +86,16 @@ impl ResponseBody {
     /// A body of fixed bytes.
     pub(crate) fn local(bytes: impl Into<Bytes>) -> Self {
         ResponseBody::Local(Some(bytes.into()))
+    }
+
+    /// The first value of response header `name`: among the member's lines kept with the
+    /// body, else in `headers` (what the proxy added, or everything once materialised).
+    pub(crate) fn header(&self, headers: &HeaderMap, name: &http::HeaderName) -> Option<HeaderValue> {
+        let raw = match self {
+            ResponseBody::Member(body) => body.headers().and_then(|raw| raw.get(name.as_str())),
+            ResponseBody::Local(_) => None,
+        };
+        raw.or_else(|| headers.get(name).cloned())
     }
 
     /// Takes the member's header lines when they are still kept with its body: they come

@@ -65,6 +65,7 @@ impl Proxy {
             limits: config.limits,
             timeouts: config.timeouts,
             forwarded: config.forwarded.clone(),
+            access_log: None,
         })
     }
 }

@@ -20,6 +20,7 @@ use http::request::Parts;
 use http::Response;
 
 use super::body::{RequestBody, ResponseBody, materialize_headers};
+use super::outcome::Outcome;
 use super::respond::ProxyError;
 use super::service::Outgoing;
 use super::upstream::{self, AttemptError, ConnectError};
@@ -133,7 +134,7 @@ impl Attempts<'_> {
     }
 
     /// Sends the request to members until one answers or the attempts run out.
-    pub(crate) async fn relay(self, request: (Parts, RequestBody)) -> Result<Response<ResponseBody>, ProxyError> {
+    pub(crate) async fn relay(self, request: (Parts, RequestBody), outcome: &mut Outcome) -> Result<Response<ResponseBody>, ProxyError> {
         let Attempts { ref upstream, ref outgoing, key, route, rewrite } = self;
         let mut pending = Some(request);
         let mut tried: Vec<usize> = Vec::new();
@@ -156,6 +157,11 @@ impl Attempts<'_> {
                 Err(no) => return Err(last_error.unwrap_or_else(|| ProxyError::unavailable(upstream.name(), no))),
             };
             let Chosen { member, index } = chosen;
+            outcome.attempts += 1;
+            if tracing::enabled!(tracing::Level::DEBUG) {
+                tracing::Span::current().record("member", member.config.url.as_str());
+            }
+            outcome.member = Some(Arc::clone(&member));
             let Some((parts, body)) = pending.take() else { break };
             let mut request = outgoing.for_member(parts, body, &member)?;
             // Edits are for this member: a retry starts again from the headers as they were.
@@ -174,6 +180,7 @@ impl Attempts<'_> {
             let busy = member.busy_guard();
             match upstream::exchange(&member, request, busy).await {
                 Ok(mut response) => {
+                    outcome.head_at = Some(Instant::now());
                     if let Some(rw) = rewrite {
                         let (mut parts, mut body) = response.into_parts();
                         materialize_headers(&mut parts.headers, &mut body);

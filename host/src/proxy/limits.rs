@@ -15,6 +15,8 @@
 //! no member connection waits on a client that has not started sending.
 
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -67,6 +69,8 @@ pub(crate) struct ClientBody {
     first: Option<Frame<Bytes>>,
     /// Whether `prefetch` found the end of the body.
     ended: bool,
+    /// Where bytes received are also counted for the access log, when it is on.
+    counted: Option<Arc<AtomicU64>>,
 }
 
 impl ClientBody {
@@ -83,7 +87,14 @@ impl ClientBody {
             timer: None,
             first: None,
             ended: false,
+            counted: None,
         }
+    }
+
+    /// Also counts the bytes received into `counter` (for the access log).
+    pub(crate) fn count_into(&mut self, counter: Arc<AtomicU64>) {
+        counter.store(self.received, Ordering::Relaxed);
+        self.counted = Some(counter);
     }
 
     /// Reads the first frame of the body (if there is a body), under the limits.
@@ -139,6 +150,9 @@ impl Body for ClientBody {
                 };
                 if let Some(data) = frame.data_ref() {
                     this.received += data.len() as u64;
+                    if let Some(counter) = &this.counted {
+                        counter.store(this.received, Ordering::Relaxed);
+                    }
                     if let Some(limit) = this.limit.filter(|&l| this.received > l) {
                         return Poll::Ready(Some(Err(ClientBodyError::TooLarge { limit })));
                     }

@@ -8,11 +8,13 @@
 //! may go to another member; `respond` answers errors. The proxy runs one single-threaded
 //! runtime per worker thread ([`worker`]); member connections are pooled per worker.
 
+mod access;
 mod body;
 mod build;
 mod failover;
 pub(crate) mod headers;
 mod limits;
+mod outcome;
 mod rebuild;
 mod respond;
 mod route;
@@ -34,6 +36,7 @@ pub use upstream::{MemberBody, MemberBodyError, MemberPool};
 use crate::balancer::{Balancer, Member};
 use crate::config::{Forwarded, Limits, Timeouts, Upgrades};
 use crate::health::{self, HealthCheck, HealthState, HealthStatus};
+use crate::observe::AccessLog;
 use crate::plugin::PluginError;
 use crate::rewrite::{RewriteChain, RewriteStats};
 use route::RouteTable;
@@ -93,6 +96,8 @@ pub struct Proxy {
     limits: Limits,
     timeouts: Timeouts,
     forwarded: Forwarded,
+    /// The access log, when there is one (kept across reloads that do not change it).
+    access_log: Option<Arc<AccessLog>>,
 }
 
 /// Why the proxy could not be built from a valid config.
@@ -106,6 +111,16 @@ pub struct BuildError {
 }
 
 impl Proxy {
+    /// Logs every request to `log` from now on.
+    pub(crate) fn set_access_log(&mut self, log: Option<Arc<AccessLog>>) {
+        self.access_log = log;
+    }
+
+    /// The access log, when there is one.
+    pub fn access_log(&self) -> Option<&Arc<AccessLog>> {
+        self.access_log.as_ref()
+    }
+
     /// The balancers, in config (name) order.
     pub fn balancers(&self) -> &[Arc<ProxyBalancer>] {
         &self.balancers

@@ -24,9 +24,10 @@ impl<T> RouteTable<T> {
         Self { routes }
     }
 
-    /// The first route matching `path`, and the rest of the path after its prefix.
-    pub(crate) fn find<'p>(&self, path: &'p str) -> Option<(&Route<T>, &'p str)> {
-        self.routes.iter().find_map(|r| matches(&r.prefix, path).map(|rest| (r, rest)))
+    /// The first route matching `path` (its index and itself), and the rest of the path
+    /// after its prefix.
+    pub(crate) fn find<'p>(&self, path: &'p str) -> Option<(usize, &Route<T>, &'p str)> {
+        self.routes.iter().enumerate().find_map(|(i, r)| matches(&r.prefix, path).map(|rest| (i, r, rest)))
     }
 
     /// Every route, in order.
@@ -103,13 +104,13 @@ mod tests {
     #[test]
     fn first_match_at_a_segment_boundary() {
         let t = table(&["/images/", "/static", "/"]);
-        let find = |p| t.find(p).map(|(r, rest)| (r.target, rest));
+        let find = |p| t.find(p).map(|(_, r, rest)| (r.target, rest));
         assert_eq!(find("/images/a.png"), Some((0, "a.png")));
         assert_eq!(find("/images"), Some((2, "images")), "/images/ does not match /images");
         assert_eq!(find("/static"), Some((1, "")));
         assert_eq!(find("/static/x"), Some((1, "/x")));
         assert_eq!(find("/staticx"), Some((2, "staticx")));
-        assert_eq!(table(&["/api"]).find("/other").map(|(r, _)| r.target), None);
+        assert_eq!(table(&["/api"]).find("/other").map(|(_, r, _)| r.target), None);
     }
 
     #[test]

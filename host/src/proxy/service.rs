@@ -12,7 +12,9 @@ use hyper::body::{Body, Incoming};
 
 use super::body::{RequestBody, ResponseBody, materialize_headers};
 use super::failover::{self, Upstream};
+use super::access;
 use super::limits::ClientBody;
+use super::outcome::Outcome;
 use super::respond::{ProxyError, error_response};
 use super::route::{self, forward_path};
 use super::{Proxy, ProxyMember, SharedProxy, Target, headers, strict, upgrade};
@@ -39,14 +41,24 @@ impl ProxyService {
     }
 
     /// Answers one request (hyper's, or the HTTP/1 fast path's) with whatever proxy is current.
-    pub(crate) fn respond(&self, request: Request<ClientBodySource>) -> impl Future<Output = Response<Tracked<ResponseBody>>> + Send + 'static {
+    pub(crate) fn respond(&self, mut request: Request<ClientBodySource>) -> impl Future<Output = Response<Tracked<ResponseBody>>> + Send + 'static {
         let proxy = self.proxy.load_full();
         let (flight, raw) = self.conn.begin_request();
         let client = Client { addr: self.peer, forwarded_for: self.peer_value.clone(), raw, conn: Arc::clone(&self.conn) };
-        async move {
-            let response = proxy.handle(request, &client).await;
-            response.map(|body| Tracked::new(body, flight))
-        }
+        // At debug level only: a span per request costs more than the rest of the request's
+        // logging, and the connection's span already names the client.
+        let span = tracing::debug_span!("request", method = %request.method(), target = %request.uri(), route = tracing::field::Empty, member = tracing::field::Empty);
+        tracing::Instrument::instrument(async move {
+            let Some(log) = proxy.access_log.clone() else {
+                let response = proxy.handle(request, &client, &mut Outcome::default()).await;
+                return response.map(|body| Tracked::new(body, flight));
+            };
+            let began = access::Began::new(&log, &mut request, client.addr, proxy.forwarded.trusts(client.addr.ip()));
+            let mut outcome = Outcome { count_body: true, ..Outcome::default() };
+            let response = proxy.handle(request, &client, &mut outcome).await;
+            let entry = began.answered(&proxy, &outcome, &response);
+            response.map(|body| Tracked::new(body, flight).with_log(entry))
+        }, span)
     }
 }
 
@@ -84,27 +96,27 @@ impl ClientBodySource {
 }
 
 /// Who sent a request.
-pub struct Client {
+pub(crate) struct Client {
     /// The peer address of the client connection.
-    pub addr: SocketAddr,
+    pub(crate) addr: SocketAddr,
     /// Its X-Forwarded-For entry.
-    pub forwarded_for: HeaderValue,
+    pub(crate) forwarded_for: HeaderValue,
     /// What the raw-head scanner found wrong with this request's head, if anything.
-    pub raw: Option<Violation>,
+    pub(crate) raw: Option<Violation>,
     /// The connection's state shared with its guard.
-    pub conn: Arc<ConnShared>,
+    pub(crate) conn: Arc<ConnShared>,
 }
 
 impl Proxy {
-    /// Relays one request; errors are answered here.
-    pub async fn handle(&self, request: Request<ClientBodySource>, client: &Client) -> Response<ResponseBody> {
-        match self.relay(request, client).await {
+    /// Relays one request; errors are answered here. What became of it is left in `outcome`.
+    pub(crate) async fn handle(&self, request: Request<ClientBodySource>, client: &Client, outcome: &mut Outcome) -> Response<ResponseBody> {
+        match self.relay(request, client, outcome).await {
             Ok(response) => response,
             Err(e) => error_response(&e),
         }
     }
 
-    async fn relay(&self, mut request: Request<ClientBodySource>, client: &Client) -> Result<Response<ResponseBody>, ProxyError> {
+    async fn relay(&self, mut request: Request<ClientBodySource>, client: &Client, outcome: &mut Outcome) -> Result<Response<ResponseBody>, ProxyError> {
         strict::check(&request, &self.limits, client.raw)?;
         if request.method() == Method::CONNECT {
             return Err(ProxyError::MethodNotAllowed { method: Method::CONNECT });
@@ -113,9 +125,13 @@ impl Proxy {
         // route); `nocanon` routes still forward the client's own spelling.
         let raw_path = request.uri().path();
         let path = canon::canonicalize(raw_path).map_err(|e| ProxyError::BadRequest { reason: e.to_string() })?;
-        let Some((route, rest)) = self.routes.find(path.as_str()) else {
+        let Some((index, route, rest)) = self.routes.find(path.as_str()) else {
             return Err(ProxyError::NoRoute { path: path.as_str().to_string() });
         };
+        outcome.route = Some(index);
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            tracing::Span::current().record("route", route.prefix.as_str());
+        }
         let upstream = match &route.target.target {
             Target::Exclude => return Err(ProxyError::NoRoute { path: path.as_str().to_string() }),
             Target::Backend(member) => Upstream::Single(member),
@@ -145,13 +161,19 @@ impl Proxy {
         let body = match body {
             ClientBodySource::Stream(body) => {
                 let mut body = ClientBody::new(body, &self.limits, &self.timeouts);
+                if outcome.count_body {
+                    body.count_into(Arc::clone(outcome.body_in.get_or_insert_default()));
+                }
                 body.prefetch().await?;
                 RequestBody::Client { inner: Box::new(body), member: None }
             }
             ClientBodySource::None => RequestBody::Empty,
         };
         let attempts = failover::Attempts { upstream, outgoing, key, route: sticky_route.as_deref(), rewrite: route.target.rewrite.as_ref() };
-        let mut response = attempts.relay((parts, body)).await?;
+        let sticky = outcome.count_body.then(|| sticky_route.clone()).flatten();
+        let response = attempts.relay((parts, body), outcome).await;
+        outcome.sticky = sticky;
+        let mut response = response?;
         upgrade::start_tunnel(&mut response, on_upgrade, &client.conn);
         Ok(response)
     }

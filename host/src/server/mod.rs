@@ -39,6 +39,7 @@ use tokio::task::JoinHandle;
 
 use crate::config::Config;
 use crate::health;
+use crate::observe::{AccessLog, AccessLogError};
 use crate::plugin::{PluginError, PluginRuntime};
 use crate::proxy::{BuildError, Proxy, worker};
 use crate::reload::{ReloadError, ReloadReport};
@@ -62,6 +63,9 @@ pub enum StartError {
         /// Why.
         source: std::io::Error,
     },
+    /// The access log could not be opened.
+    #[error(transparent)]
+    AccessLog(#[from] AccessLogError),
     /// Another process listens on a listener address already.
     #[error("cannot listen on {addr}: address already in use (is another proxy running with this address?)")]
     InUse {
@@ -150,6 +154,13 @@ impl Reloader {
     pub async fn reload(&self, config: Config) -> Result<ReloadReport, ReloadError> {
         crate::reload::reload(&self.shared, config).await
     }
+
+    /// Makes the access log in service open its file again by name (SIGUSR1, logrotate).
+    pub fn reopen_logs(&self) {
+        if let Some(log) = self.shared.proxy.load().access_log() {
+            log.reopen();
+        }
+    }
 }
 
 /// How many worker threads `config` asks for (default: one per CPU).
@@ -161,8 +172,19 @@ pub fn worker_count(config: &Config) -> usize {
 /// `--check` runs).
 pub async fn build(config: &Config) -> Result<(Arc<PluginRuntime>, Arc<Proxy>), StartError> {
     let plugins = Arc::new(PluginRuntime::new(config.plugins)?);
-    let proxy = Arc::new(Proxy::build(config, &plugins, worker_count(config)).await?);
-    Ok((plugins, proxy))
+    let mut proxy = Proxy::build(config, &plugins, worker_count(config)).await?;
+    proxy.set_access_log(access_log(config, None)?);
+    Ok((plugins, Arc::new(proxy)))
+}
+
+/// The access log `config` asks for: `current` when its settings are the same (a reload
+/// keeps the writer and its file), else a newly opened one.
+pub(crate) fn access_log(config: &Config, current: Option<&Arc<AccessLog>>) -> Result<Option<Arc<AccessLog>>, StartError> {
+    let Some(settings) = &config.access_log else { return Ok(None) };
+    match current {
+        Some(log) if log.settings() == settings => Ok(Some(Arc::clone(log))),
+        _ => Ok(Some(AccessLog::open(settings)?)),
+    }
 }
 
 /// One reuseport socket per worker for `addr`, all on the same port; returns the bound address.

@@ -134,6 +134,7 @@ async fn accept_loop(
     mut stop: watch::Receiver<bool>,
     mut unlisten: watch::Receiver<bool>,
 ) {
+    let local = listener.local_addr().ok();
     loop {
         // A slot first: at the connection limit, clients wait in the backlog, not in the proxy.
         let permit = tokio::select! {
@@ -167,7 +168,9 @@ async fn accept_loop(
         let stop = stop.clone();
         // Shutdown waits for a connection on the fast path as for a tunnel.
         let on_fast_path = tunnels.open();
-        tokio::spawn(async move {
+        // Every line logged about this connection says which client and listener it was.
+        let span = tracing::info_span!("conn", client = %peer, listener = local.map(tracing::field::display));
+        tokio::spawn(tracing::Instrument::instrument(async move {
             let outcome = http1::serve(guard, &service, stop).await;
             drop(on_fast_path);
             if let http1::Outcome::HandOff(io) = outcome {
@@ -177,6 +180,6 @@ async fn accept_loop(
                 }
             }
             drop(permit);
-        });
+        }, span));
     }
 }

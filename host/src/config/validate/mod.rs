@@ -65,9 +65,11 @@ pub(crate) fn validate(
     let limits = super::edge::limits(&raw.limits, &mut p);
     let timeouts = super::edge::timeouts(&raw.timeouts, &mut p);
     let forwarded = super::edge::forwarded(&raw.forwarded, &mut p);
+    let access_log = super::logging::access_log(raw.access_log.as_ref(), base_dir, &mut p);
+    let log = super::logging::log(&raw.log, &mut p);
 
     if p.0.is_empty() {
-        Ok(Config { file: file.to_path_buf(), listeners, routes, balancers, server, plugins, limits, timeouts, forwarded })
+        Ok(Config { file: file.to_path_buf(), listeners, routes, balancers, server, plugins, limits, timeouts, forwarded, access_log, log })
     } else {
         Err(p)
     }

@@ -115,6 +115,11 @@ impl MemberBody {
         self.headers.take()
     }
 
+    /// The member's header lines, if they are still kept here.
+    pub(crate) fn headers(&self) -> Option<&RawHeaders> {
+        self.headers.as_ref()
+    }
+
     fn name(&self) -> String {
         self.member.config.url.clone()
     }

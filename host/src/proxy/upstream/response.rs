@@ -173,6 +173,12 @@ impl RawHeaders {
         self.lines.iter().map(|&[n, nl, v, vl]| (&self.head[n as usize..(n + nl) as usize], &self.head[v as usize..(v + vl) as usize]))
     }
 
+    /// The first value of header `name` (a lower-case name matches any spelling).
+    pub(crate) fn get(&self, name: &str) -> Option<HeaderValue> {
+        let (_, value) = self.lines().find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))?;
+        HeaderValue::from_bytes(value).ok()
+    }
+
     /// Whether the member sent a Date.
     pub(crate) fn has_date(&self) -> bool {
         self.has_date

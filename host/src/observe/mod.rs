@@ -1,0 +1,13 @@
+//! Observability below the request path: the access log (lines made off the request path
+//! by a writer thread of its own) and the request id.
+//!
+//! The request path only fills an [`Entry`] and hands it over; formatting and writing
+//! happen on the writer thread, and a full queue drops the line (counted), never slows a
+//! request.
+
+mod access;
+mod render;
+mod request_id;
+
+pub use access::{AccessLog, AccessLogError, Entry, PendingEntry};
+pub use request_id::new_request_id;
