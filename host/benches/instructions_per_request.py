@@ -10,6 +10,8 @@ instructions per request, then the functions costing the most per request (inclu
 
     cargo build --release -p switchyard
     python3 host/benches/instructions_per_request.py          # ~1 min; TOP=60 for more rows
+    CONFIG=examples/bench-access-log.toml python3 host/benches/instructions_per_request.py
+                                                              # the same with the access log on
 
 Needs valgrind, nginx and wrk (Debian: apt-get install -y valgrind nginx wrk) and the shared
 bench harness (../shared/bench, or set BENCH_DIR). Everything listens on 127.0.0.1 (origins
@@ -59,7 +61,7 @@ def main():
             started.append(origin)
         proxy = subprocess.Popen(
             ["valgrind", "--tool=callgrind", f"--callgrind-out-file={profile}", str(binary),
-             "--config", str(REPO / "examples" / "bench.toml")],
+             "--config", str(REPO / os.environ.get("CONFIG", "examples/bench.toml"))],
             stdout=subprocess.DEVNULL, stderr=open(run / "valgrind.log", "w"), start_new_session=True,
         )
         for _ in range(600):  # the embedded plugins compile slowly under valgrind

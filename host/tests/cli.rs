@@ -21,7 +21,7 @@ fn temp_dir(name: &str) -> PathBuf {
 fn the_example_configs_pass_the_check() {
     let examples = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples");
     // rendezvous.toml needs the Python example plugin built: tests/e2e/examples.rs covers it.
-    for name in ["quickstart.toml", "bench.toml", "production.toml"] {
+    for name in ["quickstart.toml", "bench.toml", "bench-access-log.toml", "production.toml"] {
         let out = Command::new(BIN).arg("--config").arg(examples.join(name)).arg("--check").output().expect("run");
         assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
     }
