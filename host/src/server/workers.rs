@@ -168,8 +168,10 @@ async fn accept_loop(
         let stop = stop.clone();
         // Shutdown waits for a connection on the fast path as for a tunnel.
         let on_fast_path = tunnels.open();
-        // Every line logged about this connection says which client and listener it was.
-        let span = tracing::info_span!("conn", client = %peer, listener = local.map(tracing::field::display));
+        // With RUST_LOG=debug every line logged about this connection says which client and
+        // listener it was. Not at info: entering an enabled span on every poll cost ~900
+        // instructions per request under callgrind (2.4 %).
+        let span = tracing::debug_span!("conn", client = %peer, listener = local.map(tracing::field::display));
         tokio::spawn(tracing::Instrument::instrument(async move {
             let outcome = http1::serve(guard, &service, stop).await;
             drop(on_fast_path);
