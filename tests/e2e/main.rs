@@ -1,6 +1,7 @@
 //! End-to-end tests: the real proxy, real members on 127.0.0.1:0, real clients, real Wasm
 //! components (the embedded default plugins and the test guests).
 
+mod abandon;
 mod access_log;
 mod bodies;
 mod canonical;

@@ -23,7 +23,7 @@ use super::conn::READ_CHUNK;
 /// Largest read of a body whose length is known: what nginx's default proxy buffers hold.
 const MAX_BODY_READ: usize = 64 * 1024;
 use super::pool::Lease;
-use super::request::BodyWriteError;
+use super::pump::{Pump, PumpEnd};
 use super::response::{Framing, RawHeaders};
 use super::upload::Upload;
 use crate::balancer::BusyGuard;
@@ -73,10 +73,9 @@ pub struct MemberBody {
     _busy: BusyGuard<Arc<MemberPool>>,
     timeout: Duration,
     stall: Option<Pin<Box<Sleep>>>,
-    /// The rest of the request body, when the member answered before reading all of it: it
-    /// is sent as this body is read. Boxed: it is rare, and every response is moved several
-    /// times on its way to the client.
-    upload: Option<Box<Upload>>,
+    /// The task sending the rest of the request body, when the member answered before
+    /// reading all of it (see [`Pump`]).
+    pump: Option<Pump>,
     /// The member's header lines, until the answer's writer or a map takes them.
     headers: Option<RawHeaders>,
 }
@@ -90,7 +89,14 @@ impl MemberBody {
         busy: BusyGuard<Arc<MemberPool>>,
         upload: Option<Upload>,
     ) -> Self {
-        let upload = upload.map(Box::new);
+        let mut keep_alive = keep_alive;
+        let pump = upload.and_then(|upload| {
+            // A connection that carried an answer and an upload side by side is not reused.
+            keep_alive = false;
+            Pump::start(&lease.conn.stream, upload)
+                .inspect_err(|e| tracing::warn!(member = %member.config.url, error = %e, "cannot send the rest of the request body; the member gets it cut"))
+                .ok()
+        });
         let decoder = match framing {
             Framing::Empty | Framing::Length(0) => Decoder::Done,
             Framing::Length(n) => Decoder::Length { remaining: n },
@@ -98,7 +104,7 @@ impl MemberBody {
             Framing::UntilClose => Decoder::UntilClose,
         };
         let timeout = member.conn.settings().timeout;
-        let mut body = Self { lease: Some(lease), decoder, keep_alive, member, _busy: busy, timeout, stall: None, upload, headers: None };
+        let mut body = Self { lease: Some(lease), decoder, keep_alive, member, _busy: busy, timeout, stall: None, pump, headers: None };
         // An empty body may never be polled (HEAD, 204, 304): give the connection back now.
         body.finish_if_done();
         body
@@ -132,31 +138,28 @@ impl MemberBody {
         if let Some(lease) = self.lease.take() {
             // Bytes beyond the body mean the member is out of step with us, and a member that
             // answered in full before reading the whole request is too: do not reuse.
-            if self.keep_alive && lease.conn.buf.is_empty() && self.upload.is_none() {
+            if self.keep_alive && lease.conn.buf.is_empty() && self.pump.is_none() {
                 lease.release();
             }
         }
-        self.upload = None;
+        // The answer is complete: what is left of the upload has no one to go to.
+        self.pump = None;
     }
 
-    /// Sends more of the request body, if some is left. A client body that fails cuts the
-    /// answer (the member has an incomplete request); a member that stops reading ends the
-    /// upload, and the connection is not reused.
-    fn poll_upload(&mut self, cx: &mut Context<'_>) -> Result<(), MemberBodyError> {
-        let (Some(upload), Some(lease)) = (self.upload.as_mut(), self.lease.as_mut()) else { return Ok(()) };
-        match upload.poll_send(cx, &mut lease.conn.stream) {
-            Poll::Ready(Ok(())) => self.upload = None,
-            Poll::Ready(Err(BodyWriteError::Client(e))) => {
-                self.upload = None;
-                return Err(MemberBodyError::ClientBody(self.name(), e.to_string()));
+    /// How the pumped upload went, if it ended: a client body that failed cuts the answer
+    /// (the member has an incomplete request, and its connection is already shut down).
+    fn check_pump(&mut self) -> Result<(), MemberBodyError> {
+        match self.pump.as_mut().and_then(Pump::ended) {
+            Some(PumpEnd::ClientFailed(reason)) => {
+                self.pump = None;
+                Err(MemberBodyError::ClientBody(self.name(), reason))
             }
-            Poll::Ready(Err(BodyWriteError::Member(_))) => {
-                self.upload = None;
-                self.keep_alive = false;
+            Some(PumpEnd::Sent | PumpEnd::MemberStopped) => {
+                self.pump = None;
+                Ok(())
             }
-            Poll::Pending => {}
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// Reads more from the member into the buffer; `Ok(0)` at end of stream.
@@ -200,7 +203,7 @@ impl MemberBody {
     }
 
     fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, MemberBodyError>>> {
-        if let Err(e) = self.poll_upload(cx) {
+        if let Err(e) = self.check_pump() {
             return Poll::Ready(Some(Err(e)));
         }
         loop {
@@ -312,8 +315,10 @@ impl Body for MemberBody {
         let body = self.get_mut();
         let next = body.poll_next(cx);
         if let Poll::Ready(Some(Err(_))) = &next {
-            // The connection is in an unknown state: close it.
+            // The connection is in an unknown state: close it (both handles, if an upload is
+            // still being pumped).
             body.lease = None;
+            body.pump = None;
             body.decoder = Decoder::Done;
         }
         next

@@ -12,6 +12,7 @@
 mod body;
 mod conn;
 mod pool;
+mod pump;
 mod request;
 mod response;
 mod tunnel;
@@ -218,7 +219,7 @@ async fn send_and_read(
     // The member answers while it reads. Hold the answer back while the body is still being
     // sent, reading up to HOLD_LIMIT bytes of it, so a client body that then fails (too
     // large, too slow) still gets its 413 or 408 rather than a cut answer; an answer that
-    // outgrows the limit streams at once, with the upload driven by the response body.
+    // outgrows the limit streams at once, with the upload sent by a task of its own (`pump`).
     let held = std::future::poll_fn(|cx| {
         loop {
             match upload.poll_send(cx, &mut writer) {

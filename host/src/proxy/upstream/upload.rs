@@ -3,9 +3,9 @@
 //! A member may answer while it is still reading the request — an echo, a streaming
 //! transform, an early `413` — and neither side's socket buffers hold a large body. So the
 //! body is not written to the end before the answer is read: the exchange drives the upload
-//! while it waits for the response head, and when the member answers first the response body
-//! keeps driving it (see [`MemberBody`](super::MemberBody)) while the answer streams to the
-//! client. Nothing is buffered beyond the frame being written.
+//! while it waits for the response head, and when the member answers first a task of its own
+//! keeps driving it (see [`pump`](super::pump)) while the answer streams to the client.
+//! Nothing is buffered beyond the frame being written.
 
 use std::collections::VecDeque;
 use std::future::Future;
