@@ -46,6 +46,7 @@ fn member(i: usize) -> config::Member {
         health: None,
         connection: settings,
         upgrade: config::Upgrades::default(),
+        tls: None,
     }
 }
 

@@ -7,6 +7,7 @@
 //! - [`canon`]: the canonical request path (decoded, dot segments resolved, slashes merged);
 //!   depends on nothing.
 //! - [`config`]: the TOML file, checked into a typed model.
+//! - [`tls`]: rustls acceptors for TLS listeners and connectors to `https://` members.
 //! - [`balancer`]: members, flags, failover tiers, counters; asks an [`balancer::LbMethod`].
 //! - [`health`]: health-check scheduling and probes; asks a [`health::HealthCheck`].
 //! - [`rewrite`]: header-rewrite chains; ask [`rewrite::HeaderRewriter`]s.
@@ -34,3 +35,4 @@ pub mod proxy;
 pub mod reload;
 pub mod rewrite;
 pub mod server;
+pub mod tls;

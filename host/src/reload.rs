@@ -73,6 +73,9 @@ pub(crate) async fn reload(shared: &Shared, config: Config) -> Result<ReloadRepo
     let (mut proxy, members_kept) = Proxy::rebuild(&config, &plugins, workers, &old).await.map_err(StartError::from)?;
     proxy.set_access_log(crate::server::access_log(&config, old.access_log())?);
 
+    // Certificates are read again (a renewed one is taken up; a bad one refuses the reload).
+    let tls = crate::server::listener_tls(&config)?;
+
     // Bind what is new before anything changes.
     let current: Vec<(SocketAddr, SocketAddr)> = shared.listeners.lock().map(|l| l.clone()).unwrap_or_default();
     let mut new_sockets = Vec::new();
@@ -85,7 +88,7 @@ pub(crate) async fn reload(shared: &Shared, config: Config) -> Result<ReloadRepo
 
     shared.proxy.store(Arc::new(proxy));
     crate::server::start_health_checks(shared);
-    shared.conn.store(Arc::new(ConnSettings::new(&config)));
+    shared.conn.store(Arc::new(ConnSettings::new(&config, tls)));
     shared.set_connection_limit(config.limits.connections);
     shared.plugins.store(plugins);
 

@@ -66,6 +66,7 @@ fn member(name: &str, loadfactor: f64, status: &str, lbset: u32) -> config::Memb
             acquire_timeout: Duration::from_secs(1),
         },
         upgrade: config::Upgrades::default(),
+        tls: None,
     }
 }
 

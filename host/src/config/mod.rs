@@ -11,6 +11,7 @@ mod logging;
 mod model;
 mod raw;
 mod status;
+mod tls;
 mod units;
 mod validate;
 
@@ -24,6 +25,7 @@ pub use model::{
     PluginSource, Route, RouteCookie, RouteTarget, Server, StickySession,
 };
 pub use status::StatusFlags;
+pub use tls::{CertFiles, DEFAULT_HANDSHAKE_TIMEOUT, ListenTls, MemberTls, SniCert};
 pub use units::{parse_duration, parse_size};
 pub use validate::{BUILTIN_HEALTH_CHECKS, BUILTIN_LBMETHODS, BUILTIN_REWRITES};
 

@@ -41,6 +41,8 @@ pub struct Config {
 pub struct Listener {
     /// Address to bind.
     pub addr: SocketAddr,
+    /// TLS, when clients must speak it here.
+    pub tls: Option<super::tls::ListenTls>,
 }
 
 /// One `[[route]]`.
@@ -221,6 +223,8 @@ pub struct Member {
     pub health: Option<HealthCheckSpec>,
     /// Protocols requests to this member may be upgraded to (httpd's `upgrade=`).
     pub upgrade: super::edge::Upgrades,
+    /// How to reach it over TLS, when its URL is `https://`.
+    pub tls: Option<super::tls::MemberTls>,
 }
 
 /// A member's health check (httpd's mod_proxy_hcheck settings).
@@ -241,7 +245,13 @@ pub struct HealthCheckSpec {
 
 impl Member {
     /// A route's single `backend`: weight 1, no flags, no route.
-    pub(crate) fn single_backend(url: &str, authority: http::uri::Authority, base_path: String, connection: ConnectionSettings) -> Self {
+    pub(crate) fn single_backend(
+        url: &str,
+        authority: http::uri::Authority,
+        base_path: String,
+        connection: ConnectionSettings,
+        tls: Option<super::tls::MemberTls>,
+    ) -> Self {
         Self {
             url: url.to_string(),
             authority,
@@ -256,6 +266,7 @@ impl Member {
             connection,
             health: None,
             upgrade: super::edge::Upgrades::default(),
+            tls,
         }
     }
 }

@@ -42,6 +42,7 @@ pub(crate) struct RawConfig {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawListen {
     pub addr: String,
+    pub tls: Option<super::tls::RawListenTls>,
 }
 
 /// `[[route]]`
@@ -71,6 +72,7 @@ pub(crate) struct RawRoute {
     pub reverse_cookie_path: Option<BTreeMap<String, String>>,
     pub rewrite: Option<Vec<RawPlugin>>,
     pub upgrade: Option<Vec<String>>,
+    pub tls: Option<super::tls::RawMemberTls>,
 }
 
 /// `[balancer.NAME]`
@@ -88,6 +90,7 @@ pub(crate) struct RawBalancer {
     pub stickysessionsep: Option<String>,
     pub scolonpathdelim: Option<bool>,
     pub timeout: Option<DurationValue>,
+    pub tls: Option<super::tls::RawMemberTls>,
     #[serde(default)]
     pub member: Vec<RawMember>,
 }
@@ -151,6 +154,7 @@ pub(crate) struct RawMember {
     pub hctimeout: Option<DurationValue>,
     pub healthcheck: Option<RawPlugin>,
     pub upgrade: Option<Vec<String>>,
+    pub tls: Option<super::tls::RawMemberTls>,
 }
 
 impl RawMember {

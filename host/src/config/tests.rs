@@ -82,7 +82,7 @@ lbmethod = "roundrobin"
 url = "http://h:1"
 loadfactor = 300
 [[balancer.a.member]]
-url = "https://h:2"
+url = "ftp://h:2"
 [[balancer.a.member]]
 url = "http://h:3"
 status = "+X"
@@ -102,7 +102,7 @@ timeout = "soon"
         errs,
         [
             "test.toml:7: balancer.a.member[0].loadfactor: must be between 1 and 100 (decimals allowed), got 300",
-            "test.toml:9: balancer.a.member[1].url: `https://h:2`: https members are not supported yet; use http://",
+            "test.toml:9: balancer.a.member[1].url: `ftp://h:2` must be an absolute http:// or https:// URL",
             "test.toml:12: balancer.a.member[2].status: unknown status flag `X` in \"+X\" (flags are D S I R H E N C, with + or -)",
             "test.toml:4: balancer.a.lbmethod: unknown lbmethod `roundrobin`: the default ones are byrequests, bytraffic, bybusyness, or give { path = \"x.wasm\" }",
         ]
@@ -161,6 +161,63 @@ nocanon = true
             "test.toml:12: route[3]: an excluded route forwards nothing: nocanon and allow_encoded_slashes do not apply",
         ]
     );
+}
+
+#[test]
+fn tls_settings_are_checked() {
+    let text = r#"[[listen]]
+addr = "127.0.0.1:1"
+[listen.tls]
+cert = "a.pem"
+[[listen]]
+addr = "127.0.0.1:2"
+[listen.tls]
+cert = "certs/b.pem"
+key = "certs/b.key"
+handshake_timeout = "3s"
+[[listen.tls.sni]]
+names = ["API.example.com", "*.example.org"]
+cert = "c.pem"
+key = "c.key"
+[[listen.tls.sni]]
+names = ["bad name"]
+cert = "d.pem"
+key = "d.key"
+[balancer.b]
+tls = { ca = "ca.pem" }
+[[balancer.b.member]]
+url = "https://m.internal:8443"
+tls = { cert = "client.pem" }
+[[balancer.b.member]]
+url = "http://m.internal"
+tls = { verify = false }
+"#;
+    assert_eq!(
+        errors(text),
+        [
+            "test.toml:3: listen[0].tls: a TLS listener needs both cert and key (PEM files)",
+            "test.toml:16: listen[1].tls.sni[1].names: `bad name` is not a host name (a wildcard is `*.` and a name)",
+            "test.toml:23: balancer.b.member[0].tls: a client certificate needs both cert and key",
+            "test.toml:26: balancer.b.member[1].tls: tls settings apply to https:// members only",
+        ]
+    );
+    let valid = text
+        .replace("[listen.tls]\ncert = \"a.pem\"\n", "")
+        .replace("[[listen.tls.sni]]\nnames = [\"bad name\"]\ncert = \"d.pem\"\nkey = \"d.key\"\n", "")
+        .replace("tls = { cert = \"client.pem\" }", "tls = { cert = \"client.pem\", key = \"client.key\" }")
+        .replace("tls = { verify = false }\n", "");
+    let c = parse(&valid, Path::new("/etc/sy/test.toml")).expect("valid");
+    let tls = c.listeners[1].tls.as_ref().expect("tls");
+    assert_eq!(tls.cert.cert, Path::new("/etc/sy/certs/b.pem"));
+    assert_eq!(tls.handshake_timeout, Duration::from_secs(3));
+    assert_eq!(tls.sni[0].names, ["api.example.com", "*.example.org"], "names are lower-cased");
+    assert!(c.listeners[0].tls.is_none());
+    let m = &c.balancers[0].members[0];
+    let mt = m.tls.as_ref().expect("an https member has tls");
+    assert_eq!((m.authority.as_str(), mt.server_name.as_str(), mt.verify), ("m.internal:8443", "m.internal", true));
+    assert_eq!(mt.ca.as_deref(), Some(Path::new("/etc/sy/ca.pem")), "the balancer's ca is the member's default");
+    assert_eq!(mt.client_cert.as_ref().map(|c| c.key.clone()), Some("/etc/sy/client.key".into()));
+    assert!(c.balancers[0].members[1].tls.is_none());
 }
 
 #[test]

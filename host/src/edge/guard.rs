@@ -34,11 +34,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
 
 use super::rawhead::{Phase, ScanLimits, Scanner, Violation};
 use super::state::ConnShared;
+use super::stream::ClientStream;
 
 /// Longest a closing connection keeps reading (and dropping) what the client still sends.
 pub(crate) const LINGER: Duration = Duration::from_secs(2);
@@ -70,7 +70,7 @@ pub struct GuardSettings {
 
 /// A client connection's socket, scanned and timed.
 pub struct Guard {
-    stream: TcpStream,
+    stream: ClientStream,
     scanner: Scanner,
     shared: Arc<ConnShared>,
     settings: GuardSettings,
@@ -107,7 +107,7 @@ enum Early {
 
 impl Guard {
     /// Guards `stream`, sharing findings through `shared`.
-    pub fn new(stream: TcpStream, shared: Arc<ConnShared>, settings: GuardSettings) -> Self {
+    pub fn new(stream: ClientStream, shared: Arc<ConnShared>, settings: GuardSettings) -> Self {
         Self {
             stream,
             scanner: Scanner::new(settings.limits),
@@ -194,7 +194,7 @@ impl Guard {
     /// (see [`LINGER`]) before the read fails with `why`.
     fn answer_and_close(&mut self, cx: &mut Context<'_>, page: &[u8], why: &str) -> Poll<io::Result<()>> {
         if !self.write_blocked {
-            let _ = self.stream.try_write(page);
+            self.stream.write_now(cx, page);
         }
         let _ = Pin::new(&mut self.stream).poll_shutdown(cx);
         self.done = true;

@@ -9,7 +9,9 @@ pub mod rawhead;
 mod guard;
 mod h2frames;
 mod state;
+mod stream;
 
 pub use guard::{Answers, Guard, GuardSettings};
 pub use rawhead::{Finding, Phase, ScanLimits, Scanner, Violation};
 pub use state::{ConnShared, InFlight, Tracked, TunnelGuard, Tunnels};
+pub use stream::ClientStream;

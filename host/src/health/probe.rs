@@ -1,5 +1,6 @@
-//! One probe: a TCP connect, or an HTTP/1.x request on a fresh connection whose response head
-//! and the first bytes of its body are read — all within one timeout.
+//! One probe: a connect (with the TLS handshake for an https member), or an HTTP/1.x request
+//! on a fresh connection whose response head and the first bytes of its body are read — all
+//! within one timeout.
 
 use std::time::Duration;
 
@@ -9,6 +10,7 @@ use tokio::net::TcpStream;
 use switchyard_sdk::rules;
 
 use super::{HttpProbe, HttpResponse, MAX_BODY, Outcome, Probe, Target};
+use crate::tls::{MemberConnector, MemberStream};
 
 /// Largest response head a probe accepts.
 const MAX_HEAD: usize = 64 * 1024;
@@ -16,26 +18,38 @@ const MAX_HEAD: usize = 64 * 1024;
 const MAX_HEADERS: usize = 128;
 
 /// Sends `probe` to `target`; every failure is an [`Outcome::Failed`] saying what happened.
-pub(crate) async fn run(target: &Target, probe: &Probe, timeout: Duration) -> Outcome {
+pub(crate) async fn run(target: &Target, probe: &Probe, timeout: Duration, tls: Option<&MemberConnector>) -> Outcome {
     if let Probe::Http(http) = probe
         && let Err(why) = check(http)
     {
         return Outcome::Failed(format!("the health check asked for an invalid probe: {why}"));
     }
-    match tokio::time::timeout(timeout, exchange(target, probe)).await {
+    match tokio::time::timeout(timeout, exchange(target, probe, tls)).await {
         Ok(outcome) => outcome,
         Err(_) => Outcome::Failed(format!("no answer within {timeout:?}")),
     }
 }
 
-async fn exchange(target: &Target, probe: &Probe) -> Outcome {
-    let mut stream = match TcpStream::connect((target.host.as_str(), target.port)).await {
+async fn exchange(target: &Target, probe: &Probe, tls: Option<&MemberConnector>) -> Outcome {
+    let tcp = match TcpStream::connect((target.host.as_str(), target.port)).await {
         Ok(stream) => stream,
         Err(e) => return Outcome::Failed(format!("connect to {}:{} failed: {e}", target.host, target.port)),
     };
+    let _ = tcp.set_nodelay(true);
+    let mut stream = match tls {
+        None => MemberStream::Plain(tcp),
+        Some(tls) => match tls.connect(tcp).await {
+            Ok(stream) => MemberStream::Tls(Box::new(stream)),
+            Err(e) => return Outcome::Failed(format!("TLS with {}:{} failed: {e}", target.host, target.port)),
+        },
+    };
     let Probe::Http(http) = probe else { return Outcome::Connected };
-    let _ = stream.set_nodelay(true);
-    if let Err(e) = stream.write_all(&request_head(target, http)).await {
+    let head = request_head(target, http, tls.is_some());
+    let sent = async {
+        stream.write_all(&head).await?;
+        stream.flush().await
+    };
+    if let Err(e) = sent.await {
         return Outcome::Failed(format!("sending the probe failed: {e}"));
     }
     match read_response(&mut stream, http).await {
@@ -55,9 +69,10 @@ fn check(http: &HttpProbe) -> Result<(), String> {
     Ok(())
 }
 
-fn request_head(target: &Target, http: &HttpProbe) -> Vec<u8> {
+fn request_head(target: &Target, http: &HttpProbe, https: bool) -> Vec<u8> {
     let version = if http.http10 { "HTTP/1.0" } else { "HTTP/1.1" };
-    let host = if target.port == 80 { target.host.clone() } else { format!("{}:{}", target.host, target.port) };
+    let default_port = if https { 443 } else { 80 };
+    let host = if target.port == default_port { target.host.clone() } else { format!("{}:{}", target.host, target.port) };
     let mut head = format!("{} {} {version}\r\nhost: {host}\r\n", http.method, http.path);
     for (name, value) in &http.headers {
         head.push_str(&format!("{name}: {value}\r\n"));
@@ -67,7 +82,7 @@ fn request_head(target: &Target, http: &HttpProbe) -> Vec<u8> {
 }
 
 /// Reads the response head and up to `body_limit` bytes of the body.
-async fn read_response(stream: &mut TcpStream, http: &HttpProbe) -> Result<HttpResponse, String> {
+async fn read_response(stream: &mut MemberStream, http: &HttpProbe) -> Result<HttpResponse, String> {
     let mut buf = Vec::with_capacity(4096);
     let (status, headers, head_len) = loop {
         if read_more(stream, &mut buf).await? == 0 {
@@ -103,7 +118,7 @@ async fn read_response(stream: &mut TcpStream, http: &HttpProbe) -> Result<HttpR
 
 /// Up to `limit` body bytes, decoding chunked framing. A body cut short is judged on what
 /// arrived: a probe reads a prefix, and the response has already been received.
-async fn read_body(stream: &mut TcpStream, mut raw: Vec<u8>, headers: &[(String, String)], limit: usize) -> Vec<u8> {
+async fn read_body(stream: &mut MemberStream, mut raw: Vec<u8>, headers: &[(String, String)], limit: usize) -> Vec<u8> {
     let chunked = headers.iter().any(|(n, v)| n == "transfer-encoding" && v.to_ascii_lowercase().contains("chunked"));
     let length = headers.iter().find(|(n, _)| n == "content-length").and_then(|(_, v)| v.trim().parse::<usize>().ok());
     let wanted = length.map_or(limit, |l| l.min(limit));
@@ -159,7 +174,7 @@ fn dechunk(raw: &[u8], limit: usize) -> Decoded {
     }
 }
 
-async fn read_more(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Result<usize, String> {
+async fn read_more(stream: &mut MemberStream, buf: &mut Vec<u8>) -> Result<usize, String> {
     let mut chunk = [0u8; 4096];
     let n = stream.read(&mut chunk).await.map_err(|e| format!("reading the answer failed: {e}"))?;
     buf.extend_from_slice(&chunk[..n]);
@@ -195,8 +210,11 @@ mod tests {
     #[test]
     fn request_heads() {
         let target = Target { url: "http://h:8080/app".into(), host: "h".into(), port: 8080, base_path: "/app".into() };
-        let head = String::from_utf8(request_head(&target, &http("HEAD", "/app/health", &[("x-a", "1")]))).expect("utf8");
+        let head = String::from_utf8(request_head(&target, &http("HEAD", "/app/health", &[("x-a", "1")]), false)).expect("utf8");
         assert_eq!(head, "HEAD /app/health HTTP/1.1\r\nhost: h:8080\r\nx-a: 1\r\nconnection: close\r\n\r\n");
+        let target = Target { url: "https://h/app".into(), host: "h".into(), port: 443, base_path: "/app".into() };
+        let head = String::from_utf8(request_head(&target, &http("GET", "/", &[]), true)).expect("utf8");
+        assert!(head.contains("\r\nhost: h\r\n"), "no :443 for https: {head}");
     }
 
     #[test]

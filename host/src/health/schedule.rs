@@ -14,6 +14,7 @@ use tokio::time::MissedTickBehavior;
 
 use super::counter::{Counter, Transition};
 use super::{HealthCheck, Outcome, Target, Verdict, probe};
+use crate::tls::MemberConnector;
 use crate::balancer::Member;
 use crate::config::StatusFlags;
 
@@ -75,16 +76,18 @@ impl HealthState {
 }
 
 /// Starts checking `member` with `check`; the task runs until aborted.
+/// `tls` is how an https member is reached (probes go over TLS, like requests).
 pub fn spawn<C: Send + Sync + 'static>(
     member: Arc<Member<C>>,
     check: Arc<dyn HealthCheck>,
     settings: Settings,
     state: Arc<HealthState>,
+    tls: Option<Arc<MemberConnector>>,
 ) -> JoinHandle<()> {
     let target = Target {
         url: member.config.url.clone(),
         host: member.config.authority.host().trim_start_matches('[').trim_end_matches(']').to_string(),
-        port: member.config.authority.port_u16().unwrap_or(80),
+        port: member.config.authority.port_u16().unwrap_or(if tls.is_some() { 443 } else { 80 }),
         base_path: member.config.base_path.trim_end_matches('/').to_string(),
     };
     tokio::spawn(async move {
@@ -96,7 +99,7 @@ pub fn spawn<C: Send + Sync + 'static>(
             if member.status().contains(StatusFlags::STOPPED) {
                 continue;
             }
-            let verdict = check_once(check.as_ref(), &target, settings.timeout).await;
+            let verdict = check_once(check.as_ref(), &target, settings.timeout, tls.as_deref()).await;
             state.record(&verdict);
             let status = member.status();
             let transition =
@@ -121,9 +124,9 @@ pub fn spawn<C: Send + Sync + 'static>(
 }
 
 /// One probe and its verdict; a check that fails to answer fails the probe.
-async fn check_once(check: &dyn HealthCheck, target: &Target, timeout: Duration) -> Verdict {
+async fn check_once(check: &dyn HealthCheck, target: &Target, timeout: Duration, tls: Option<&MemberConnector>) -> Verdict {
     let outcome = match check.probe(target) {
-        Ok(p) => probe::run(target, &p, timeout).await,
+        Ok(p) => probe::run(target, &p, timeout, tls).await,
         Err(e) => return Verdict { healthy: false, reason: format!("the health check failed to describe a probe: {e}") },
     };
     match check.judge(target, &outcome) {

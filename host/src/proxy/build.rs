@@ -12,6 +12,7 @@ use crate::config::{self, Config, PluginSource, RouteTarget};
 use crate::health::{self, HealthCheck, HealthState};
 use crate::plugin::PluginRuntime;
 use crate::rewrite::{HeaderRewriter, RewriteChain};
+use crate::tls::MemberConnector;
 
 impl Proxy {
     /// Builds routes, balancers and pools (with a slot for each of `workers` threads), loading
@@ -28,15 +29,19 @@ impl Proxy {
         workers: usize,
         reuse: &(dyn Fn(&str, &config::Member) -> Option<Arc<MemberPool>> + Sync),
     ) -> Result<Self, BuildError> {
+        let connectors = member_connectors(config)?;
         let pool_for = |owner: &str, m: &config::Member| {
-            reuse(owner, m).unwrap_or_else(|| Arc::new(MemberPool::new(m.authority.clone(), m.connection, workers)))
+            reuse(owner, m).unwrap_or_else(|| {
+                let tls = connectors.get(&(owner.to_string(), m.url.clone())).cloned();
+                Arc::new(MemberPool::new(m.authority.clone(), m.connection, workers, tls))
+            })
         };
         let mut balancers = Vec::with_capacity(config.balancers.len());
         for b in &config.balancers {
             let method = plugins
                 .lbmethod(&b.lbmethod, &b.name)
                 .await
-                .map_err(|source| BuildError { origin: b.lbmethod.origin.clone(), source })?;
+                .map_err(|source| BuildError::Plugin { origin: b.lbmethod.origin.clone(), source })?;
             balancers.push(Arc::new(Balancer::new(b, method, |m| pool_for(&b.name, m))));
         }
         let health = health_checks(config, plugins).await?;
@@ -85,7 +90,7 @@ async fn health_checks(config: &Config, plugins: &PluginRuntime) -> Result<Vec<H
                     let check: Arc<dyn HealthCheck> = plugins
                         .health_check(&spec.plugin, &balancer.name)
                         .await
-                        .map_err(|source| BuildError { origin: spec.plugin.origin.clone(), source })?;
+                        .map_err(|source| BuildError::Plugin { origin: spec.plugin.origin.clone(), source })?;
                     loaded.insert(cache_key, Arc::clone(&check));
                     check
                 }
@@ -95,6 +100,27 @@ async fn health_checks(config: &Config, plugins: &PluginRuntime) -> Result<Vec<H
         }
     }
     Ok(tasks)
+}
+
+/// The TLS connector of every https member, by owner (balancer name or route prefix) and
+/// URL: roots and client certificates read from their files now.
+fn member_connectors(config: &Config) -> Result<HashMap<(String, String), Arc<MemberConnector>>, BuildError> {
+    let mut out = HashMap::new();
+    let members = config
+        .balancers
+        .iter()
+        .flat_map(|b| b.members.iter().map(move |m| (b.name.clone(), m)))
+        .chain(config.routes.iter().filter_map(|r| match &r.target {
+            RouteTarget::Backend(m) => Some((r.prefix.clone(), &**m)),
+            _ => None,
+        }));
+    for (owner, m) in members {
+        if let Some(tls) = &m.tls {
+            let connector = MemberConnector::new(tls).map_err(|source| BuildError::Tls { member: m.url.clone(), source })?;
+            out.insert((owner, m.url.clone()), connector);
+        }
+    }
+    Ok(out)
 }
 
 /// The rewrite chain of route `index`, if it has rewrite plugins.
@@ -107,7 +133,7 @@ async fn rewrite_chain(config: &Config, index: usize, plugins: &PluginRuntime) -
     let mut rewriters: Vec<Arc<dyn HeaderRewriter>> = Vec::with_capacity(route.rewrite.len());
     for spec in &route.rewrite {
         let rewriter =
-            plugins.header_rewrite(spec, &label).await.map_err(|source| BuildError { origin: spec.origin.clone(), source })?;
+            plugins.header_rewrite(spec, &label).await.map_err(|source| BuildError::Plugin { origin: spec.origin.clone(), source })?;
         rewriters.push(rewriter);
     }
     let targets = match &route.target {

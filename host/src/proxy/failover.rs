@@ -125,7 +125,7 @@ impl Attempts<'_> {
     fn context<'c>(&'c self, rewrite: &'c RouteRewrite, member: &'c ProxyMember) -> Context<'c> {
         Context {
             public_prefix: &rewrite.prefix,
-            public_scheme: "http",
+            public_scheme: self.outgoing.scheme(),
             public_host: self.outgoing.client_host(),
             targets: &rewrite.targets,
             member: &member.config.url,

@@ -38,6 +38,7 @@ use crate::config::{Forwarded, Limits, Timeouts, Upgrades};
 use crate::health::{self, HealthCheck, HealthState, HealthStatus};
 use crate::observe::AccessLog;
 use crate::plugin::PluginError;
+use crate::tls::TlsError;
 use crate::rewrite::{RewriteChain, RewriteStats};
 use route::RouteTable;
 
@@ -102,12 +103,23 @@ pub struct Proxy {
 
 /// Why the proxy could not be built from a valid config.
 #[derive(Debug, thiserror::Error)]
-#[error("{origin}: {source}")]
-pub struct BuildError {
-    /// Where the failing plugin is configured (`file:line: key`).
-    pub origin: String,
-    /// What failed.
-    pub source: PluginError,
+pub enum BuildError {
+    /// A plugin did not load.
+    #[error("{origin}: {source}")]
+    Plugin {
+        /// Where the failing plugin is configured (`file:line: key`).
+        origin: String,
+        /// What failed.
+        source: PluginError,
+    },
+    /// An https member's TLS settings did not load.
+    #[error("member {member}: tls: {source}")]
+    Tls {
+        /// The member's URL.
+        member: String,
+        /// What is wrong.
+        source: TlsError,
+    },
 }
 
 impl Proxy {

@@ -17,7 +17,9 @@ impl Proxy {
         let reuse = |owner: &str, m: &config::Member| {
             previous
                 .get(&(owner.to_string(), m.url.clone()))
-                .filter(|o| o.config.connection == m.connection && o.config.authority == m.authority)
+                // An https member's pool is always new: its roots and certificates are read
+                // again, as a reload promises.
+                .filter(|o| o.config.connection == m.connection && o.config.authority == m.authority && m.tls.is_none() && o.config.tls.is_none())
                 .map(|o| Arc::clone(&o.conn))
         };
         let new = Self::build_with(config, plugins, workers, &reuse).await?;

@@ -64,6 +64,8 @@ impl ProxyError {
     pub(crate) fn from_connect(target: &str, e: &ConnectError) -> Self {
         match e {
             ConnectError::Timeout { .. } => ProxyError::ConnectTimeout { target: target.to_string(), reason: e.to_string() },
+            // The member is there but cannot be trusted (or spoken to): a gateway error.
+            ConnectError::Tls { member, .. } => ProxyError::MemberBroke { member: member.to_string(), reason: e.to_string() },
             _ => Self::unavailable(target, e),
         }
     }

@@ -31,20 +31,22 @@ pub struct ProxyService {
     /// The client's X-Forwarded-For entry, made once for the connection.
     peer_value: HeaderValue,
     conn: Arc<ConnShared>,
+    /// Whether the client connection is TLS (the public scheme is then https).
+    secure: bool,
 }
 
 impl ProxyService {
     /// Serves requests from `peer` with whatever proxy `proxy` holds when each arrives;
     /// `conn` is shared with the connection's guard.
-    pub fn new(proxy: SharedProxy, peer: SocketAddr, conn: Arc<ConnShared>) -> Self {
-        Self { proxy, peer, peer_value: headers::peer_value(peer.ip()), conn }
+    pub fn new(proxy: SharedProxy, peer: SocketAddr, conn: Arc<ConnShared>, secure: bool) -> Self {
+        Self { proxy, peer, peer_value: headers::peer_value(peer.ip()), conn, secure }
     }
 
     /// Answers one request (hyper's, or the HTTP/1 fast path's) with whatever proxy is current.
     pub(crate) fn respond(&self, mut request: Request<ClientBodySource>) -> impl Future<Output = Response<Tracked<ResponseBody>>> + Send + 'static {
         let proxy = self.proxy.load_full();
         let (flight, raw) = self.conn.begin_request();
-        let client = Client { addr: self.peer, forwarded_for: self.peer_value.clone(), raw, conn: Arc::clone(&self.conn) };
+        let client = Client { addr: self.peer, forwarded_for: self.peer_value.clone(), raw, conn: Arc::clone(&self.conn), secure: self.secure };
         // At debug level only: a span per request costs more than the rest of the request's
         // logging, and the connection's span already names the client.
         let span = tracing::debug_span!("request", method = %request.method(), target = %request.uri(), route = tracing::field::Empty, member = tracing::field::Empty);
@@ -105,6 +107,8 @@ pub(crate) struct Client {
     pub(crate) raw: Option<Violation>,
     /// The connection's state shared with its guard.
     pub(crate) conn: Arc<ConnShared>,
+    /// Whether it came over TLS.
+    pub(crate) secure: bool,
 }
 
 impl Proxy {
@@ -156,7 +160,8 @@ impl Proxy {
         let on_upgrade = upgrade.map(|_| hyper::upgrade::on(&mut request));
         let trusted = self.forwarded.trusts(client.addr.ip());
         let (parts, body) = request.into_parts();
-        let (mut outgoing, parts) = Outgoing::prepare(parts, rest, body.is_end_stream(), &client.forwarded_for, route.target.preserve_host, trusted);
+        let scheme = if client.secure { "https" } else { "http" };
+        let (mut outgoing, parts) = Outgoing::prepare(parts, rest, body.is_end_stream(), &client.forwarded_for, route.target.preserve_host, trusted, scheme);
         outgoing.upgrade = upgrade;
         let body = match body {
             ClientBodySource::Stream(body) => {
@@ -206,11 +211,21 @@ pub(crate) struct Outgoing {
     /// The client asked for a WebSocket upgrade; what the route allows (a member may allow
     /// it too).
     upgrade: Option<Upgrades>,
+    /// The public scheme: `https` on a TLS listener.
+    scheme: &'static str,
 }
 
 impl Outgoing {
     /// Applies the header rules to `parts`; returns them with what each attempt needs.
-    fn prepare(mut parts: Parts, rest: String, no_body: bool, forwarded_for: &HeaderValue, preserve_host: bool, trusted: bool) -> (Self, Parts) {
+    fn prepare(
+        mut parts: Parts,
+        rest: String,
+        no_body: bool,
+        forwarded_for: &HeaderValue,
+        preserve_host: bool,
+        trusted: bool,
+        scheme: &'static str,
+    ) -> (Self, Parts) {
         // An absolute-form target's authority wins over Host (RFC 9112 §3.2.2).
         let client_host = match parts.uri.authority() {
             Some(a) => HeaderValue::from_str(a.as_str()).ok(),
@@ -220,15 +235,20 @@ impl Outgoing {
         headers::strip_hop_by_hop(&mut parts.headers);
         // The proxy answered any 100-continue itself by reading the body.
         parts.headers.remove(header::EXPECT);
-        headers::add_forwarded(&mut parts.headers, forwarded_for, client_host.as_ref(), "http", trusted);
+        headers::add_forwarded(&mut parts.headers, forwarded_for, client_host.as_ref(), scheme, trusted);
         parts.version = Version::HTTP_11;
         let replayable = is_idempotent(&parts.method) && no_body;
-        (Self { rest, query, client_host, preserve_host, replayable, upgrade: None }, parts)
+        (Self { rest, query, client_host, preserve_host, replayable, upgrade: None, scheme }, parts)
     }
 
     /// The host the client asked for, as text (empty when it named none).
     pub(crate) fn client_host(&self) -> &str {
         self.client_host.as_ref().and_then(|h| h.to_str().ok()).unwrap_or("")
+    }
+
+    /// The scheme clients use: `https` on a TLS listener.
+    pub(crate) fn scheme(&self) -> &'static str {
+        self.scheme
     }
 
     /// Whether the request may be sent again after an exchange broke.

@@ -28,6 +28,7 @@ pub(crate) mod http1;
 mod shared;
 mod workers;
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
@@ -40,6 +41,7 @@ use tokio::task::JoinHandle;
 use crate::config::Config;
 use crate::health;
 use crate::observe::{AccessLog, AccessLogError};
+use crate::tls::{ServerTls, TlsError};
 use crate::plugin::{PluginError, PluginRuntime};
 use crate::proxy::{BuildError, Proxy, worker};
 use crate::reload::{ReloadError, ReloadReport};
@@ -62,6 +64,14 @@ pub enum StartError {
         index: usize,
         /// Why.
         source: std::io::Error,
+    },
+    /// A TLS listener's certificates could not be loaded.
+    #[error("listen {addr}: tls: {source}")]
+    Tls {
+        /// The listener.
+        addr: SocketAddr,
+        /// What is wrong.
+        source: TlsError,
     },
     /// The access log could not be opened.
     #[error(transparent)]
@@ -171,10 +181,24 @@ pub fn worker_count(config: &Config) -> usize {
 /// Loads the plugins and builds the proxy for `config`, without binding anything (what
 /// `--check` runs).
 pub async fn build(config: &Config) -> Result<(Arc<PluginRuntime>, Arc<Proxy>), StartError> {
+    // Certificates first: a bad one is the cheapest thing to find.
+    listener_tls(config)?;
     let plugins = Arc::new(PluginRuntime::new(config.plugins)?);
     let mut proxy = Proxy::build(config, &plugins, worker_count(config)).await?;
     proxy.set_access_log(access_log(config, None)?);
     Ok((plugins, Arc::new(proxy)))
+}
+
+/// The TLS of every TLS listener of `config`, certificates read from their files now.
+pub(crate) fn listener_tls(config: &Config) -> Result<HashMap<SocketAddr, Arc<ServerTls>>, StartError> {
+    let mut out = HashMap::new();
+    for l in &config.listeners {
+        if let Some(tls) = &l.tls {
+            let server = ServerTls::new(tls).map_err(|source| StartError::Tls { addr: l.addr, source })?;
+            out.insert(l.addr, server);
+        }
+    }
+    Ok(out)
 }
 
 /// The access log `config` asks for: `current` when its settings are the same (a reload
@@ -231,7 +255,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     }
     let shared = Arc::new(Shared {
         proxy: Arc::new(ArcSwap::new(Arc::clone(&proxy))),
-        conn: ArcSwap::from_pointee(ConnSettings::new(config)),
+        conn: ArcSwap::from_pointee(ConnSettings::new(config, listener_tls(config)?)),
         connections: Arc::new(Semaphore::new(config.limits.connections)),
         connection_limit: AtomicUsize::new(config.limits.connections),
         plugins: ArcSwap::new(plugins),
@@ -285,7 +309,8 @@ pub(crate) fn start_health_checks(shared: &Shared) {
         .iter()
         .map(|t| {
             let member = Arc::clone(&proxy.balancers()[t.balancer].members()[t.member]);
-            health::spawn(member, Arc::clone(&t.check), t.settings, Arc::clone(&t.state))
+            let tls = member.conn.tls().cloned();
+            health::spawn(member, Arc::clone(&t.check), t.settings, Arc::clone(&t.state), tls)
         })
         .collect();
     shared.stop_health_checks();

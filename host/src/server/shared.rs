@@ -2,6 +2,7 @@
 //! client connections are served with, the connection cap, the plugin runtime, the config, and
 //! each worker's command channel.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -17,6 +18,7 @@ use tokio::task::JoinHandle;
 use crate::config::Config;
 use crate::edge::{Answers, GuardSettings, ScanLimits};
 use crate::plugin::PluginRuntime;
+use crate::tls::ServerTls;
 use crate::proxy::{SharedProxy, raw_page};
 
 /// How client connections are served: the parts of the config a connection reads once, when
@@ -24,13 +26,15 @@ use crate::proxy::{SharedProxy, raw_page};
 pub(crate) struct ConnSettings {
     pub(super) builder: auto::Builder<TokioExecutor>,
     pub(super) guard: GuardSettings,
+    /// The TLS of each TLS listener, by its configured address.
+    pub(super) tls: HashMap<SocketAddr, Arc<ServerTls>>,
     /// How long shutdown waits for requests in flight.
     pub(crate) drain: Duration,
 }
 
 impl ConnSettings {
-    /// The settings `config` asks for.
-    pub(crate) fn new(config: &Config) -> Self {
+    /// The settings `config` asks for, with its listeners' TLS loaded (`tls`).
+    pub(crate) fn new(config: &Config, tls: HashMap<SocketAddr, Arc<ServerTls>>) -> Self {
         let limits = &config.limits;
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder
@@ -60,7 +64,7 @@ impl ConnSettings {
             keepalive: config.timeouts.keepalive,
             answers,
         };
-        Self { builder, guard, drain: config.server.shutdown_timeout }
+        Self { builder, guard, tls, drain: config.server.shutdown_timeout }
     }
 }
 

@@ -13,7 +13,8 @@ use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::shared::{Command, Shared};
-use crate::edge::{ConnShared, Guard, Tunnels};
+use crate::edge::{ClientStream, ConnShared, Guard, Tunnels};
+use crate::tls::Handshake;
 use super::http1;
 use crate::proxy::ProxyService;
 
@@ -36,6 +37,7 @@ impl AcceptLoops {
         let listener = socket.listen(LISTEN_BACKLOG)?;
         let (unlisten, unlistened) = watch::channel(false);
         let task = tokio::spawn(accept_loop(
+            addr,
             listener,
             Arc::clone(&self.shared),
             Arc::clone(&self.graceful),
@@ -127,6 +129,7 @@ pub(super) async fn run_worker(
 }
 
 async fn accept_loop(
+    addr: SocketAddr,
     listener: TcpListener,
     shared: Arc<Shared>,
     graceful: Arc<GracefulShutdown>,
@@ -161,9 +164,9 @@ async fn accept_loop(
         };
         let _ = stream.set_nodelay(true);
         let settings = shared.conn.load_full();
+        let tls = settings.tls.get(&addr).cloned();
         let conn = ConnShared::new(&tunnels);
-        let service = ProxyService::new(Arc::clone(&shared.proxy), peer, Arc::clone(&conn));
-        let guard = Guard::new(stream, conn, settings.guard.clone());
+        let service = ProxyService::new(Arc::clone(&shared.proxy), peer, Arc::clone(&conn), tls.is_some());
         let watcher = graceful.watcher();
         let stop = stop.clone();
         // Shutdown waits for a connection on the fast path as for a tunnel.
@@ -173,6 +176,18 @@ async fn accept_loop(
         // instructions per request under callgrind (2.4 %).
         let span = tracing::debug_span!("conn", client = %peer, listener = local.map(tracing::field::display));
         tokio::spawn(tracing::Instrument::instrument(async move {
+            // The handshake runs here, on the connection's task: a slow client holds up
+            // nobody else.
+            let stream = match tls {
+                None => ClientStream::Plain(stream),
+                Some(tls) => match tls.accept(stream).await {
+                    Handshake::Done(tls) => ClientStream::Tls(tls),
+                    Handshake::PlainHttp => return tracing::debug!(%peer, "plain HTTP on a TLS listener: answered 400"),
+                    Handshake::TimedOut => return tracing::debug!(%peer, "TLS handshake timed out"),
+                    Handshake::Failed(e) => return tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                },
+            };
+            let guard = Guard::new(stream, conn, settings.guard.clone());
             let outcome = http1::serve(guard, &service, stop).await;
             drop(on_fast_path);
             if let http1::Outcome::HandOff(io) = outcome {

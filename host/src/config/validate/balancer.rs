@@ -31,7 +31,7 @@ pub(super) fn balancers(
         for (i, raw_member) in b.member.iter().enumerate() {
             let at = index(&key(&here, "member"), i);
             let health = member_health(&at, raw_member, templates, base_dir, origin_of, p);
-            if let Some(mut m) = member(&at, raw_member, p) {
+            if let Some(mut m) = member(&at, raw_member, b.tls.as_ref(), base_dir, p) {
                 m.health = health;
                 members.push(m);
             }

@@ -1,9 +1,11 @@
 //! `[[balancer.NAME.member]]` and a route's single `backend`: URLs, weights, flags and
 //! connection settings.
 
+use std::path::Path;
 use std::time::Duration;
 
 use super::{Problems, key};
+use crate::config::tls::{RawMemberTls, member_tls};
 use crate::config::locate::Seg;
 use crate::config::model::{ConnectionSettings, Member};
 use crate::config::raw::RawMember;
@@ -21,8 +23,8 @@ pub(super) fn is_route_token(v: &str) -> bool {
     !v.is_empty() && v.chars().all(|c| c.is_ascii_alphanumeric() || "-_.~".contains(c))
 }
 
-pub(super) fn member(here: &[Seg], m: &RawMember, p: &mut Problems) -> Option<Member> {
-    let (authority, base_path) = match parse_member_url(&m.url) {
+pub(super) fn member(here: &[Seg], m: &RawMember, balancer_tls: Option<&RawMemberTls>, base_dir: &Path, p: &mut Problems) -> Option<Member> {
+    let (authority, base_path, https) = match parse_member_url(&m.url) {
         Ok(v) => v,
         Err(e) => {
             p.push(&key(here, "url"), e);
@@ -51,6 +53,8 @@ pub(super) fn member(here: &[Seg], m: &RawMember, p: &mut Problems) -> Option<Me
             }
     }
     let connection = connection(here, [m.timeout, m.connectiontimeout, m.ttl, m.acquire], m.max, p);
+    let tls_keys = m.tls.as_ref().map(|t| t.over(balancer_tls)).or_else(|| balancer_tls.cloned());
+    let tls = member_tls(here, https, authority.host(), tls_keys.as_ref(), base_dir, p);
     let ping = m.ping.map(|d| d.0);
     if ping.is_some_and(|d| d.is_zero()) {
         p.push(&key(here, "ping"), "must be more than 0 (leave it out to send no probe)");
@@ -70,6 +74,7 @@ pub(super) fn member(here: &[Seg], m: &RawMember, p: &mut Problems) -> Option<Me
         connection,
         health: None,
         upgrade: crate::config::edge::upgrades(here, m.upgrade.as_ref(), p),
+        tls,
     })
 }
 
@@ -97,14 +102,15 @@ pub(super) fn connection(here: &[Seg], durations: [Option<DurationValue>; 4], ma
     }
 }
 
-/// Splits `http://host:port/path` into its authority (with the port made explicit) and path.
-pub(super) fn parse_member_url(url: &str) -> Result<(http::uri::Authority, String), String> {
+/// Splits `http://host:port/path` (or `https://…`) into its authority (with the port made
+/// explicit), path, and whether it is https.
+pub(super) fn parse_member_url(url: &str) -> Result<(http::uri::Authority, String, bool), String> {
     let uri: http::Uri = url.parse().map_err(|e| format!("`{url}` is not a URL: {e}"))?;
-    match uri.scheme_str() {
-        Some("http") => {}
-        Some("https") => return Err(format!("`{url}`: https members are not supported yet; use http://")),
-        _ => return Err(format!("`{url}` must be an absolute http:// URL")),
-    }
+    let https = match uri.scheme_str() {
+        Some("http") => false,
+        Some("https") => true,
+        _ => return Err(format!("`{url}` must be an absolute http:// or https:// URL")),
+    };
     let Some(authority) = uri.authority() else {
         return Err(format!("`{url}` has no host"));
     };
@@ -114,11 +120,11 @@ pub(super) fn parse_member_url(url: &str) -> Result<(http::uri::Authority, Strin
     if uri.query().is_some() {
         return Err(format!("`{url}`: a member URL cannot carry a query"));
     }
-    let port = authority.port_u16().unwrap_or(80);
+    let port = authority.port_u16().unwrap_or(if https { 443 } else { 80 });
     let authority: http::uri::Authority = format!("{}:{port}", authority.host())
         .parse()
         .map_err(|e| format!("`{url}`: {e}"))?;
-    Ok((authority, uri.path().to_string()))
+    Ok((authority, uri.path().to_string(), https))
 }
 
 #[cfg(test)]
@@ -127,11 +133,12 @@ mod tests {
 
     #[test]
     fn member_urls() {
-        let (a, path) = parse_member_url("http://127.0.0.1:9001").expect("valid");
-        assert_eq!((a.as_str(), path.as_str()), ("127.0.0.1:9001", "/"));
-        let (a, path) = parse_member_url("http://example.com/app/").expect("valid");
+        let (a, path, https) = parse_member_url("http://127.0.0.1:9001").expect("valid");
+        assert_eq!((a.as_str(), path.as_str(), https), ("127.0.0.1:9001", "/", false));
+        let (a, path, _) = parse_member_url("http://example.com/app/").expect("valid");
         assert_eq!((a.as_str(), path.as_str()), ("example.com:80", "/app/"));
-        assert!(parse_member_url("https://x").unwrap_err().contains("https"));
+        let (a, _, https) = parse_member_url("https://x").expect("valid");
+        assert_eq!((a.as_str(), https), ("x:443", true));
         assert!(parse_member_url("ftp://x").is_err());
         assert!(parse_member_url("/just/a/path").is_err());
         assert!(parse_member_url("http://x/?q=1").is_err());

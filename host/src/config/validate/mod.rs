@@ -55,7 +55,7 @@ pub(crate) fn validate(
     let mut p = Problems::default();
     let base_dir = file.parent().unwrap_or(Path::new("."));
 
-    let listeners = listeners(&raw, &mut p);
+    let listeners = listeners(&raw, base_dir, &mut p);
     let balancer_names: Vec<&String> = raw.balancer.keys().collect();
     health::templates(&raw.hctemplate, &mut p);
     let balancers = balancer::balancers(&raw.balancer, &raw.hctemplate, base_dir, origin_of, &mut p);
@@ -75,7 +75,7 @@ pub(crate) fn validate(
     }
 }
 
-fn listeners(raw: &RawConfig, p: &mut Problems) -> Vec<Listener> {
+fn listeners(raw: &RawConfig, base_dir: &Path, p: &mut Problems) -> Vec<Listener> {
     let path = [Seg::Key("listen".into())];
     if raw.listen.is_empty() {
         p.push(&path, "at least one [[listen]] with an addr is required");
@@ -83,10 +83,12 @@ fn listeners(raw: &RawConfig, p: &mut Problems) -> Vec<Listener> {
     let mut seen = HashSet::new();
     let mut out = Vec::new();
     for (i, l) in raw.listen.iter().enumerate() {
-        let here = key(&index(&path, i), "addr");
+        let at = index(&path, i);
+        let here = key(&at, "addr");
+        let tls = l.tls.as_ref().and_then(|t| super::tls::listen_tls(&at, t, base_dir, p));
         match l.addr.parse::<SocketAddr>() {
             Ok(addr) if !seen.insert(addr) => p.push(&here, format!("{addr} is listed twice")),
-            Ok(addr) => out.push(Listener { addr }),
+            Ok(addr) => out.push(Listener { addr, tls }),
             Err(_) => p.push(&here, format!("`{}` is not an address such as \"127.0.0.1:8080\"", l.addr)),
         }
     }

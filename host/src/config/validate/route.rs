@@ -54,7 +54,10 @@ pub(super) fn routes(
                 p,
             );
             match parse_member_url(url) {
-                Ok((authority, path)) => RouteTarget::Backend(Box::new(Member::single_backend(url, authority, path, connection))),
+                Ok((authority, path, https)) => {
+                    let tls = crate::config::tls::member_tls(&here, https, authority.host(), r.tls.as_ref(), base_dir, p);
+                    RouteTarget::Backend(Box::new(Member::single_backend(url, authority, path, connection, tls)))
+                }
                 Err(e) => {
                     p.push(&key(&here, "backend"), e);
                     continue;

@@ -90,12 +90,11 @@ impl MemberBody {
         upload: Option<Upload>,
     ) -> Self {
         let mut keep_alive = keep_alive;
-        let pump = upload.and_then(|upload| {
+        let mut lease = lease;
+        let pump = upload.map(|upload| {
             // A connection that carried an answer and an upload side by side is not reused.
             keep_alive = false;
-            Pump::start(&lease.conn.stream, upload)
-                .inspect_err(|e| tracing::warn!(member = %member.config.url, error = %e, "cannot send the rest of the request body; the member gets it cut"))
-                .ok()
+            Pump::start(&mut lease.conn.stream, upload)
         });
         let decoder = match framing {
             Framing::Empty | Framing::Length(0) => Decoder::Done,

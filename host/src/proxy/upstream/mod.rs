@@ -168,7 +168,9 @@ async fn send_and_read(
         };
     }
     let conn = &mut lease.conn;
-    let (mut reader, mut writer) = conn.stream.split();
+    // Reads and writes go on side by side (a TLS stream cannot be split without a lock;
+    // the lock is only ever taken by this one task).
+    let (mut reader, mut writer) = tokio::io::split(&mut conn.stream);
     let buf = &mut conn.buf;
     let mut uploading = true;
     let mut upload_failed: Option<String> = None;

@@ -17,6 +17,7 @@ use tokio::sync::Notify;
 use super::conn::MemberConn;
 use crate::config::ConnectionSettings;
 use crate::proxy::worker;
+use crate::tls::MemberConnector;
 
 /// Why a request did not reach a member (no connection, or no answer to the ping). None of
 /// these means the member could have acted on the request.
@@ -35,12 +36,18 @@ pub(crate) enum ConnectError {
     /// The TCP connect failed (refused, unreachable…).
     #[error("cannot connect to {member}: {source}")]
     Failed { member: Authority, source: std::io::Error },
+    /// The TLS handshake failed (a certificate that is expired, for another name, not
+    /// signed by a trusted root; no shared version…).
+    #[error("TLS with {member} failed: {reason}")]
+    Tls { member: Authority, reason: String },
 }
 
 /// Connections to one member, one slot per worker.
 #[derive(Debug)]
 pub struct MemberPool {
     authority: Authority,
+    /// How TLS is opened, for an https member.
+    tls: Option<Arc<MemberConnector>>,
     host_header: Option<HeaderValue>,
     settings: ConnectionSettings,
     slots: Box<[Slot]>,
@@ -96,14 +103,21 @@ enum Taken {
 
 impl MemberPool {
     /// An empty pool for the member at `authority`, with a slot for each of `workers` threads.
-    pub(crate) fn new(authority: Authority, settings: ConnectionSettings, workers: usize) -> Self {
-        let host = if authority.port_u16() == Some(80) { authority.host() } else { authority.as_str() };
+    pub(crate) fn new(authority: Authority, settings: ConnectionSettings, workers: usize, tls: Option<Arc<MemberConnector>>) -> Self {
+        let default_port = if tls.is_some() { 443 } else { 80 };
+        let host = if authority.port_u16() == Some(default_port) { authority.host() } else { authority.as_str() };
         Self {
             host_header: HeaderValue::from_str(host).ok(),
             authority,
+            tls,
             settings,
             slots: (0..workers.max(1)).map(|_| Slot::default()).collect(),
         }
+    }
+
+    /// How TLS is opened to the member, for an https one.
+    pub fn tls(&self) -> Option<&Arc<MemberConnector>> {
+        self.tls.as_ref()
     }
 
     /// The member's connection settings.
@@ -141,7 +155,7 @@ impl MemberPool {
                 });
             }
         }
-        match MemberConn::connect(&self.authority, self.settings.connect_timeout).await {
+        match MemberConn::connect(&self.authority, self.settings.connect_timeout, self.tls.as_deref()).await {
             Ok(conn) => Ok(self.lease(conn, slot)),
             Err(e) => {
                 self.closed(slot);
@@ -186,7 +200,7 @@ impl MemberPool {
         let slot = worker::current() % self.slots.len();
         if let Ok(mut state) = self.slots[slot].state.lock() {
             let before = state.idle.len();
-            state.idle.retain(|c| now.duration_since(c.idle_since) < self.settings.idle_timeout && c.still_open());
+            state.idle.retain_mut(|c| now.duration_since(c.idle_since) < self.settings.idle_timeout && c.still_open());
             state.open = state.open.saturating_sub(before - state.idle.len());
         }
     }

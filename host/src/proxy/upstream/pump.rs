@@ -4,19 +4,20 @@
 //! The response body cannot drive it: hyper stops polling a response body while its write
 //! buffer is full, so a client that uploads without reading the answer would leave the
 //! upload, and every check on the client's body (size limit, rate, chunk framing), unpolled,
-//! and the member holding half a request for as long as the client liked. The pump writes
-//! through a second handle on the member socket (the response body keeps reading through the
-//! first), and when the client's body fails it shuts the socket down both ways at once: the
-//! member sees the connection end the moment the proxy gives the exchange up.
+//! and the member holding half a request for as long as the client liked. The member stream
+//! is split: the response body keeps the reading half, the pump writes through the other.
+//! When the client's body fails, the pump shuts the socket down both ways at once: the member
+//! sees the connection end the moment the proxy gives the exchange up.
 
 use std::net::Shutdown;
 
-use tokio::net::TcpStream;
+use tokio::io::WriteHalf;
 use tokio::sync::oneshot;
 use tokio::task::AbortHandle;
 
 use super::request::BodyWriteError;
 use super::upload::Upload;
+use crate::tls::MemberStream;
 
 /// How the pumped upload ended.
 #[derive(Debug)]
@@ -37,28 +38,32 @@ pub(crate) struct Pump {
 }
 
 impl Pump {
-    /// Starts sending `upload` to the member behind `stream`, on a task of the current
-    /// runtime. Fails when the socket cannot be given a second handle.
-    pub(crate) fn start(stream: &TcpStream, mut upload: Upload) -> std::io::Result<Self> {
-        let second = socket2::SockRef::from(stream).try_clone()?;
-        let std_stream = std::net::TcpStream::from(second);
-        std_stream.set_nonblocking(true)?;
-        let mut writer = TcpStream::from_std(std_stream)?;
+    /// Splits `stream`: it keeps the reading half, and a task of the current runtime sends
+    /// `upload` through the writing half. Such a connection is never reused.
+    pub(crate) fn start(stream: &mut MemberStream, mut upload: Upload) -> Self {
+        // A second handle on the socket, only to shut it down: dropping a writing half cannot
+        // end the member's side while the reading half is still held.
+        let socket = stream.tcp().and_then(|tcp| socket2::SockRef::from(tcp).try_clone().ok());
+        let whole = std::mem::replace(stream, MemberStream::Closed);
+        let (reading, mut writing): (_, WriteHalf<Box<MemberStream>>) = tokio::io::split(Box::new(whole));
+        *stream = MemberStream::Reading(reading);
         let (done, end) = oneshot::channel();
         let task = tokio::spawn(async move {
-            let result = std::future::poll_fn(|cx| upload.poll_send(cx, &mut writer)).await;
+            let result = std::future::poll_fn(|cx| upload.poll_send(cx, &mut writing)).await;
             let outcome = match result {
                 Ok(()) => PumpEnd::Sent,
                 Err(BodyWriteError::Member(_)) => PumpEnd::MemberStopped,
                 Err(BodyWriteError::Client(e)) => {
                     // Both ways: the member's reads end, and the response body's reads too.
-                    let _ = socket2::SockRef::from(&writer).shutdown(Shutdown::Both);
+                    if let Some(socket) = &socket {
+                        let _ = socket.shutdown(Shutdown::Both);
+                    }
                     PumpEnd::ClientFailed(e.to_string())
                 }
             };
             let _ = done.send(outcome);
         });
-        Ok(Self { end, task: task.abort_handle() })
+        Self { end, task: task.abort_handle() }
     }
 
     /// How it ended, if it has.

@@ -11,7 +11,7 @@ use http::request::Parts;
 use http::{Method, header};
 use http_body::Body;
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
+use crate::tls::MemberStream;
 
 use super::super::body::RequestBody;
 use super::super::limits::ClientBodyError;
@@ -90,8 +90,13 @@ pub(crate) enum BodyWriteError {
 }
 
 /// Writes all of `bytes`, failing if the member stops reading for `timeout`.
-pub(crate) async fn write_within(stream: &mut TcpStream, bytes: &[u8], timeout: Duration) -> Result<(), BodyWriteError> {
-    match crate::deadline::within(timeout, stream.write_all(bytes)).await {
+pub(crate) async fn write_within(stream: &mut MemberStream, bytes: &[u8], timeout: Duration) -> Result<(), BodyWriteError> {
+    // The flush sends what TLS still holds (a no-op on plain TCP).
+    let write = async {
+        stream.write_all(bytes).await?;
+        stream.flush().await
+    };
+    match crate::deadline::within(timeout, write).await {
         Some(result) => result.map_err(BodyWriteError::Member),
         None => Err(BodyWriteError::Member(std::io::Error::new(std::io::ErrorKind::TimedOut, "member stopped reading"))),
     }

@@ -71,7 +71,8 @@ impl Upload {
                 }
             }
             if self.ended {
-                return Poll::Ready(Ok(()));
+                // TLS may still hold the last records (a no-op on plain TCP).
+                return Pin::new(&mut *stream).poll_flush(cx).map_err(BodyWriteError::Member);
             }
             match Pin::new(&mut self.body).poll_frame(cx) {
                 Poll::Ready(None) => {
