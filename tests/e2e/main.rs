@@ -18,5 +18,6 @@ mod plugins;
 mod reload;
 mod rewrite;
 mod sticky;
+mod tls;
 mod timeouts;
 mod upgrade;

@@ -74,7 +74,13 @@ impl Member {
     /// Starts a member on a free loopback port.
     pub async fn start(name: &str) -> Member {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind member");
-        Self::serve(name, listener)
+        Self::serve(name, listener, None)
+    }
+
+    /// Starts a member that speaks TLS with `config` (an https:// member).
+    pub async fn start_tls(name: &str, config: Arc<rustls::ServerConfig>) -> Member {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind member");
+        Self::serve(name, listener, Some(tokio_rustls::TlsAcceptor::from(config)))
     }
 
     /// Starts a member on a given address (to bring a stopped member back on its port).
@@ -82,14 +88,14 @@ impl Member {
         // The old socket may linger for a moment after a stop; retry briefly (bounded).
         for _ in 0..50 {
             if let Ok(listener) = TcpListener::bind(addr).await {
-                return Self::serve(name, listener);
+                return Self::serve(name, listener, None);
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         panic!("cannot rebind member {name} on {addr}");
     }
 
-    fn serve(name: &str, listener: TcpListener) -> Member {
+    fn serve(name: &str, listener: TcpListener, tls: Option<tokio_rustls::TlsAcceptor>) -> Member {
         let addr = listener.local_addr().expect("member addr");
         let requests = Arc::new(AtomicUsize::new(0));
         let connections = Arc::new(AtomicUsize::new(0));
@@ -111,6 +117,7 @@ impl Member {
                 let counter = Arc::clone(&counter);
                 let mut stopped = stopped.clone();
                 let open = OpenConn::new(&live);
+                let tls = tls.clone();
                 tokio::spawn(async move {
                     let _open = open;
                     let service = hyper::service::service_fn(move |req| {
@@ -118,10 +125,24 @@ impl Member {
                         handle(Arc::clone(&shared), req)
                     });
                     let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                    tokio::select! {
-                        _ = conn => {}
-                        _ = stopped.wait_for(|s| *s) => {}
+                    match tls {
+                        None => {
+                            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                            tokio::select! {
+                                _ = conn => {}
+                                _ = stopped.wait_for(|s| *s) => {}
+                            }
+                        }
+                        Some(tls) => {
+                            // A failed handshake (a client without the certificate asked for)
+                            // just ends the connection.
+                            let Ok(stream) = tls.accept(stream).await else { return };
+                            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                            tokio::select! {
+                                _ = conn => {}
+                                _ = stopped.wait_for(|s| *s) => {}
+                            }
+                        }
                     }
                 });
             }

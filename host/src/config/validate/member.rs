@@ -53,7 +53,13 @@ pub(super) fn member(here: &[Seg], m: &RawMember, balancer_tls: Option<&RawMembe
             }
     }
     let connection = connection(here, [m.timeout, m.connectiontimeout, m.ttl, m.acquire], m.max, p);
-    let tls_keys = m.tls.as_ref().map(|t| t.over(balancer_tls)).or_else(|| balancer_tls.cloned());
+    // The balancer's tls keys are defaults for its https members; on an http member only its
+    // own keys are an error.
+    let tls_keys = match (&m.tls, https) {
+        (Some(own), _) => Some(own.over(balancer_tls)),
+        (None, true) => balancer_tls.cloned(),
+        (None, false) => None,
+    };
     let tls = member_tls(here, https, authority.host(), tls_keys.as_ref(), base_dir, p);
     let ping = m.ping.map(|d| d.0);
     if ping.is_some_and(|d| d.is_zero()) {
