@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use http::{HeaderName, HeaderValue, Method, Version};
 
@@ -23,14 +23,14 @@ use crate::config::{self, AccessFormat, LogItem, LogTarget};
 /// What one answered request leaves in the log.
 #[derive(Debug)]
 pub struct Entry {
-    /// When the request arrived.
-    pub time: SystemTime,
+    /// When the request arrived (the writer turns it into a wall-clock time).
+    pub arrived: Instant,
     /// The client's address.
     pub client: IpAddr,
     /// The method.
     pub method: Method,
-    /// The request target as the client sent it (path and query).
-    pub target: String,
+    /// The request target as the client sent it (its path and query are logged).
+    pub target: http::Uri,
     /// The protocol version.
     pub version: Version,
     /// The status sent to the client.
@@ -44,11 +44,11 @@ pub struct Entry {
     /// From arrival to the member's response head, when a member answered.
     pub member_time: Option<Duration>,
     /// The matched route's prefix.
-    pub route: Option<String>,
+    pub route: Option<Arc<str>>,
     /// The balancer that chose the member.
-    pub balancer: Option<String>,
+    pub balancer: Option<Arc<str>>,
     /// The member that answered (or was last tried).
-    pub member: Option<String>,
+    pub member: Option<Arc<str>>,
     /// Members tried.
     pub attempts: u32,
     /// The sticky route the request asked for.
@@ -67,20 +67,19 @@ pub struct Entry {
 pub struct PendingEntry {
     log: Arc<AccessLog>,
     entry: Box<Entry>,
-    started: Instant,
     body_in: Option<Arc<AtomicU64>>,
 }
 
 impl PendingEntry {
-    /// `entry`, for `log`, of a request that arrived at `started`; `body_in` counts its body.
-    pub fn new(log: Arc<AccessLog>, entry: Box<Entry>, started: Instant, body_in: Option<Arc<AtomicU64>>) -> Self {
-        Self { log, entry, started, body_in }
+    /// `entry`, for `log`; `body_in` counts the request's body.
+    pub fn new(log: Arc<AccessLog>, entry: Box<Entry>, body_in: Option<Arc<AtomicU64>>) -> Self {
+        Self { log, entry, body_in }
     }
 
     /// The answer is over, after `bytes_out` body bytes: the line is queued.
     pub fn finish(self, bytes_out: u64) {
-        let Self { log, mut entry, started, body_in } = self;
-        entry.duration = started.elapsed();
+        let Self { log, mut entry, body_in } = self;
+        entry.duration = entry.arrived.elapsed();
         entry.bytes_out = bytes_out;
         if let Some(counter) = body_in {
             entry.bytes_in = counter.load(Ordering::Relaxed);

@@ -2,7 +2,7 @@
 //! access log's writer thread, never on a worker.
 
 use std::io::Write;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::{HeaderValue, Version};
 use serde::Serialize;
@@ -26,7 +26,9 @@ impl Renderer {
 
     /// Appends `entry`'s line, with its newline, to `out`.
     pub(super) fn render(&mut self, entry: &Entry, out: &mut Vec<u8>) {
-        let since_epoch = entry.time.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
+        // The clock is read here, on the writer, not on the worker: arrival = now − age.
+        let time = SystemTime::now().checked_sub(entry.arrived.elapsed()).unwrap_or(UNIX_EPOCH);
+        let since_epoch = time.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
         if since_epoch.as_secs() != self.second {
             self.second = since_epoch.as_secs();
             let (date, (h, m, s)) = civil(self.second);
@@ -44,7 +46,8 @@ impl Renderer {
 
     fn text(&self, items: &[LogItem], e: &Entry, out: &mut Vec<u8>) {
         let (mut request_header, mut response_header) = (0, 0);
-        let (path, query) = e.target.split_once('?').map_or((e.target.as_str(), None), |(p, q)| (p, Some(q)));
+        let target = e.target.path_and_query().map_or("/", |p| p.as_str());
+        let (path, query) = (e.target.path(), e.target.query());
         for item in items {
             // Writing to a Vec cannot fail.
             let _ = match item {
@@ -55,7 +58,7 @@ impl Renderer {
                 LogItem::RequestLine => {
                     let _ = escaped(out, e.method.as_str().as_bytes());
                     out.push(b' ');
-                    let _ = escaped(out, e.target.as_bytes());
+                    let _ = escaped(out, target.as_bytes());
                     write!(out, " {}", protocol(e.version))
                 }
                 LogItem::Method => escaped(out, e.method.as_str().as_bytes()),
@@ -93,7 +96,7 @@ impl Renderer {
             time: format!("{}.{millis:03}Z", self.iso_time),
             client: e.client.to_string(),
             method: e.method.as_str(),
-            target: &e.target,
+            target: e.target.path_and_query().map_or("/", |p| p.as_str()),
             protocol: protocol(e.version),
             status: e.status,
             bytes_in: e.bytes_in,

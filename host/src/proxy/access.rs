@@ -3,7 +3,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 use http::{HeaderName, HeaderValue, Method, Request, Response, Version};
 
@@ -19,11 +19,10 @@ static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// What the log keeps of a request from its arrival.
 pub(crate) struct Began {
     log: Arc<AccessLog>,
-    time: SystemTime,
-    started: Instant,
+    arrived: Instant,
     client: IpAddr,
     method: Method,
-    target: String,
+    target: http::Uri,
     version: Version,
     request_id: Option<HeaderValue>,
     request_headers: Vec<Option<HeaderValue>>,
@@ -43,11 +42,10 @@ impl Began {
         });
         Self {
             log: Arc::clone(log),
-            time: SystemTime::now(),
-            started: Instant::now(),
+            arrived: Instant::now(),
             client: client.ip().to_canonical(),
             method: request.method().clone(),
-            target: request.uri().path_and_query().map_or("/", |p| p.as_str()).to_string(),
+            target: request.uri().clone(),
             version: request.version(),
             request_id,
             request_headers: log.request_headers().iter().map(|name| request.headers().get(name).cloned()).collect(),
@@ -58,12 +56,12 @@ impl Began {
     pub(crate) fn answered(self, proxy: &Proxy, outcome: &Outcome, response: &Response<ResponseBody>) -> Box<PendingEntry> {
         let route = outcome.route.and_then(|i| proxy.routes.iter().nth(i));
         let member = match (route.map(|r| &r.target.target), &outcome.member) {
-            (_, Some(m)) => Some(m.config.url.clone()),
-            (Some(Target::Backend(m)), None) => Some(m.config.url.clone()),
+            (_, Some(m)) => Some(Arc::clone(m.conn.url())),
+            (Some(Target::Backend(m)), None) => Some(Arc::clone(m.conn.url())),
             _ => None,
         };
         let entry = Entry {
-            time: self.time,
+            arrived: self.arrived,
             client: self.client,
             method: self.method,
             target: self.target,
@@ -72,12 +70,9 @@ impl Began {
             bytes_in: 0,
             bytes_out: 0,
             duration: Default::default(),
-            member_time: outcome.head_at.map(|at| at.saturating_duration_since(self.started)),
-            route: route.map(|r| r.prefix.clone()),
-            balancer: match route.map(|r| &r.target.target) {
-                Some(Target::Balancer(b)) => Some(b.name().to_string()),
-                _ => None,
-            },
+            member_time: outcome.head_at.map(|at| at.saturating_duration_since(self.arrived)),
+            route: route.map(|r| Arc::clone(&r.target.labels.prefix)),
+            balancer: route.and_then(|r| r.target.labels.balancer.clone()),
             member,
             attempts: outcome.attempts,
             sticky: outcome.sticky.clone(),
@@ -85,6 +80,6 @@ impl Began {
             request_headers: self.request_headers,
             response_headers: self.log.response_headers().iter().map(|name| response.body().header(response.headers(), name)).collect(),
         };
-        Box::new(PendingEntry::new(self.log, Box::new(entry), self.started, outcome.body_in.clone()))
+        Box::new(PendingEntry::new(self.log, Box::new(entry), outcome.body_in.clone()))
     }
 }

@@ -33,7 +33,7 @@ impl Proxy {
         let pool_for = |owner: &str, m: &config::Member| {
             reuse(owner, m).unwrap_or_else(|| {
                 let tls = connectors.get(&(owner.to_string(), m.url.clone())).cloned();
-                Arc::new(MemberPool::new(m.authority.clone(), m.connection, workers, tls))
+                Arc::new(MemberPool::new(&m.url, m.authority.clone(), m.connection, workers, tls))
             })
         };
         let mut balancers = Vec::with_capacity(config.balancers.len());
@@ -53,7 +53,15 @@ impl Proxy {
                 RouteTarget::Balancer(b) => Target::Balancer(Arc::clone(&balancers[*b])),
             };
             let rewrite = rewrite_chain(config, i, plugins).await?;
+            let labels = super::RouteLabels {
+                prefix: Arc::from(r.prefix.as_str()),
+                balancer: match &r.target {
+                    RouteTarget::Balancer(i) => Some(Arc::from(config.balancers[*i].name.as_str())),
+                    _ => None,
+                },
+            };
             let entry = RouteEntry {
+                labels,
                 target,
                 preserve_host: r.preserve_host,
                 allow_encoded_slashes: r.allow_encoded_slashes,

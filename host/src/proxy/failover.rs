@@ -158,10 +158,12 @@ impl Attempts<'_> {
             };
             let Chosen { member, index } = chosen;
             outcome.attempts += 1;
+            if outcome.logged {
+                outcome.member = Some(Arc::clone(&member));
+            }
             if tracing::enabled!(tracing::Level::DEBUG) {
                 tracing::Span::current().record("member", member.config.url.as_str());
             }
-            outcome.member = Some(Arc::clone(&member));
             let Some((parts, body)) = pending.take() else { break };
             let mut request = outgoing.for_member(parts, body, &member)?;
             // Edits are for this member: a retry starts again from the headers as they were.
@@ -180,7 +182,9 @@ impl Attempts<'_> {
             let busy = member.busy_guard();
             match upstream::exchange(&member, request, busy).await {
                 Ok(mut response) => {
-                    outcome.head_at = Some(Instant::now());
+                    if outcome.logged {
+                        outcome.head_at = Some(Instant::now());
+                    }
                     if let Some(rw) = rewrite {
                         let (mut parts, mut body) = response.into_parts();
                         materialize_headers(&mut parts.headers, &mut body);

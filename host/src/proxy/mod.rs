@@ -65,6 +65,14 @@ struct RouteEntry {
     nocanon: bool,
     upgrade: Upgrades,
     rewrite: Option<RouteRewrite>,
+    /// The route's prefix and its balancer's name, shared with access-log lines.
+    labels: RouteLabels,
+}
+
+/// A route's names as access-log lines show them (shared, not copied per request).
+struct RouteLabels {
+    prefix: Arc<str>,
+    balancer: Option<Arc<str>>,
 }
 
 /// A route's header rewriting: its chain, and what the chain is told about the route.

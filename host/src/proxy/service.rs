@@ -56,7 +56,7 @@ impl ProxyService {
                 return response.map(|body| Tracked::new(body, flight));
             };
             let began = access::Began::new(&log, &mut request, client.addr, proxy.forwarded.trusts(client.addr.ip()));
-            let mut outcome = Outcome { count_body: true, ..Outcome::default() };
+            let mut outcome = Outcome { logged: true, ..Outcome::default() };
             let response = proxy.handle(request, &client, &mut outcome).await;
             let entry = began.answered(&proxy, &outcome, &response);
             response.map(|body| Tracked::new(body, flight).with_log(entry))
@@ -166,7 +166,7 @@ impl Proxy {
         let body = match body {
             ClientBodySource::Stream(body) => {
                 let mut body = ClientBody::new(body, &self.limits, &self.timeouts);
-                if outcome.count_body {
+                if outcome.logged {
                     body.count_into(Arc::clone(outcome.body_in.get_or_insert_default()));
                 }
                 body.prefetch().await?;
@@ -175,7 +175,7 @@ impl Proxy {
             ClientBodySource::None => RequestBody::Empty,
         };
         let attempts = failover::Attempts { upstream, outgoing, key, route: sticky_route.as_deref(), rewrite: route.target.rewrite.as_ref() };
-        let sticky = outcome.count_body.then(|| sticky_route.clone()).flatten();
+        let sticky = outcome.logged.then(|| sticky_route.clone()).flatten();
         let response = attempts.relay((parts, body), outcome).await;
         outcome.sticky = sticky;
         let mut response = response?;

@@ -46,6 +46,8 @@ pub(crate) enum ConnectError {
 #[derive(Debug)]
 pub struct MemberPool {
     authority: Authority,
+    /// The member's URL as configured, shared with access-log lines.
+    url: Arc<str>,
     /// How TLS is opened, for an https member.
     tls: Option<Arc<MemberConnector>>,
     host_header: Option<HeaderValue>,
@@ -103,16 +105,22 @@ enum Taken {
 
 impl MemberPool {
     /// An empty pool for the member at `authority`, with a slot for each of `workers` threads.
-    pub(crate) fn new(authority: Authority, settings: ConnectionSettings, workers: usize, tls: Option<Arc<MemberConnector>>) -> Self {
+    pub(crate) fn new(url: &str, authority: Authority, settings: ConnectionSettings, workers: usize, tls: Option<Arc<MemberConnector>>) -> Self {
         let default_port = if tls.is_some() { 443 } else { 80 };
         let host = if authority.port_u16() == Some(default_port) { authority.host() } else { authority.as_str() };
         Self {
             host_header: HeaderValue::from_str(host).ok(),
+            url: Arc::from(url),
             authority,
             tls,
             settings,
             slots: (0..workers.max(1)).map(|_| Slot::default()).collect(),
         }
+    }
+
+    /// The member's URL as configured.
+    pub(crate) fn url(&self) -> &Arc<str> {
+        &self.url
     }
 
     /// How TLS is opened to the member, for an https one.
