@@ -16,6 +16,8 @@
 //! - [`edge`]: below HTTP on client connections: raw-head checks, head and idle deadlines.
 //! - [`proxy`]: the request path: strict checks, routing, failover, member connections, the
 //!   error responses.
+//! - [`import`]: `switchyard import-httpd`, an httpd configuration turned into ours (uses
+//!   [`config`] to check its result; nothing on the request path uses it).
 //! - [`server`]: workers, listeners, connection limit, health-check tasks, graceful shutdown;
 //!   [`reload`] swaps in a new config without refusing a connection.
 
@@ -29,6 +31,7 @@ pub mod edge;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod health;
+pub mod import;
 pub mod observe;
 pub mod plugin;
 pub mod proxy;

@@ -16,19 +16,40 @@ use tracing_subscriber::EnvFilter;
 
 /// A programmable reverse proxy and load balancer with Wasm plugins.
 #[derive(Debug, Parser)]
-#[command(version)]
+#[command(version, args_conflicts_with_subcommands = true)]
 struct Args {
     /// The TOML config file.
-    #[arg(long, short)]
-    config: PathBuf,
+    #[arg(long, short, required = true)]
+    config: Option<PathBuf>,
     /// Check the config (and load its plugins), then exit: 0 when valid, 1 otherwise.
     #[arg(long)]
     check: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Convert an httpd reverse-proxy configuration (ProxyPass, <Proxy balancer://>,
+    /// BalancerMember, ProxySet, health checks, limits, TLS…) into a Switchyard TOML file.
+    /// What cannot be carried over exactly is listed on stderr and at the end of the file.
+    /// Exit status: 0 complete, 2 written but incomplete, 1 nothing written.
+    ImportHttpd {
+        /// The httpd configuration file (its Include files are followed).
+        file: PathBuf,
+        /// Where to write the result (default: standard output).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let config = match config::load(&args.config) {
+    if let Some(Command::ImportHttpd { file, output }) = &args.command {
+        return import_httpd(file, output.as_deref());
+    }
+    let Some(config_file) = args.config.clone() else { return ExitCode::FAILURE };
+    let config = match config::load(&config_file) {
         Ok(config) => config,
         Err(errors) => {
             eprintln!("{errors}");
@@ -75,7 +96,7 @@ fn run(args: Args, config: config::Config) -> anyhow::Result<()> {
         // default action would end the process).
         #[cfg(unix)]
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
-            Ok(hup) => drop(tokio::spawn(reload_on_sighup(hup, args.config.clone(), running.reloader()))),
+            Ok(hup) => drop(tokio::spawn(reload_on_sighup(hup, config.file.clone(), running.reloader()))),
             Err(e) => tracing::warn!(error = %e, "cannot listen for SIGHUP; reload is unavailable"),
         }
         #[cfg(unix)]
@@ -96,6 +117,37 @@ fn run(args: Args, config: config::Config) -> anyhow::Result<()> {
         tracing::info!("stopped");
         Ok(())
     })
+}
+
+/// `switchyard import-httpd FILE [-o OUT]`.
+fn import_httpd(file: &std::path::Path, output: Option<&std::path::Path>) -> ExitCode {
+    let target = output.unwrap_or(std::path::Path::new("switchyard.toml"));
+    let import = match switchyard::import::import_httpd(file, target) {
+        Ok(import) => import,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let written = match output {
+        Some(path) => std::fs::write(path, &import.toml).map_err(|e| format!("{}: cannot write: {e}", path.display())),
+        None => {
+            print!("{}", import.toml);
+            Ok(())
+        }
+    };
+    if let Err(e) = written {
+        eprintln!("{e}");
+        return ExitCode::FAILURE;
+    }
+    eprint!("{}", import.report());
+    if import.complete() {
+        eprintln!("complete: every reverse-proxy directive was translated");
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("incomplete: the directives marked NOT TRANSLATED or different above need a look");
+        ExitCode::from(2)
+    }
 }
 
 /// Reloads `file` on every SIGHUP.

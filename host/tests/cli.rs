@@ -240,6 +240,26 @@ fn sigusr1_reopens_the_access_log_after_logrotate_moved_it() {
 }
 
 #[test]
+fn import_httpd_writes_a_config_that_passes_the_check_and_says_whether_it_is_complete() {
+    let dir = temp_dir("import");
+    let out = dir.join("failover.toml");
+    let run = Command::new(BIN).args(["import-httpd", "tests/import/guide-failover.conf", "-o"]).arg(&out).output().expect("run");
+    assert_eq!(run.status.code(), Some(0), "complete: {}", String::from_utf8_lossy(&run.stderr));
+    let check = Command::new(BIN).arg("--config").arg(&out).arg("--check").output().expect("run");
+    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
+
+    let partial = Command::new(BIN).args(["import-httpd", "tests/import/guide-manager.conf"]).output().expect("run");
+    assert_eq!(partial.status.code(), Some(2), "incomplete");
+    assert!(String::from_utf8_lossy(&partial.stdout).starts_with("# Switchyard configuration"), "the result goes to stdout");
+    let report = String::from_utf8_lossy(&partial.stderr);
+    assert!(report.contains("tests/import/guide-manager.conf:1") && report.contains("NOT TRANSLATED"), "{report}");
+
+    let missing = Command::new(BIN).args(["import-httpd", "/nonexistent/httpd.conf"]).output().expect("run");
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("/nonexistent/httpd.conf: cannot read"));
+}
+
+#[test]
 fn sighup_reloads_the_config_and_refuses_a_bad_one() {
     let a = fixed_member("from-a");
     let b = fixed_member("from-b");

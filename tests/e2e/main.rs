@@ -11,6 +11,7 @@ mod failover;
 mod framing;
 mod headers;
 mod http1;
+mod import;
 mod health;
 mod lbmethods;
 mod limits;
