@@ -66,25 +66,26 @@ pub struct Entry {
 #[derive(Debug)]
 pub struct PendingEntry {
     log: Arc<AccessLog>,
-    entry: Box<Entry>,
+    entry: Entry,
     body_in: Option<Arc<AtomicU64>>,
 }
 
 impl PendingEntry {
-    /// `entry`, for `log`; `body_in` counts the request's body.
-    pub fn new(log: Arc<AccessLog>, entry: Box<Entry>, body_in: Option<Arc<AtomicU64>>) -> Self {
-        Self { log, entry, body_in }
+    /// `entry`, for `log`; `body_in` counts the request's body. One allocation, which is
+    /// what travels to the writer.
+    pub fn new(log: Arc<AccessLog>, entry: Entry, body_in: Option<Arc<AtomicU64>>) -> Box<Self> {
+        Box::new(Self { log, entry, body_in })
     }
 
     /// The answer is over, after `bytes_out` body bytes: the line is queued.
-    pub fn finish(self, bytes_out: u64) {
-        let Self { log, mut entry, body_in } = self;
-        entry.duration = entry.arrived.elapsed();
-        entry.bytes_out = bytes_out;
-        if let Some(counter) = body_in {
-            entry.bytes_in = counter.load(Ordering::Relaxed);
+    pub fn finish(mut self: Box<Self>, bytes_out: u64) {
+        self.entry.duration = self.entry.arrived.elapsed();
+        self.entry.bytes_out = bytes_out;
+        if let Some(counter) = &self.body_in {
+            self.entry.bytes_in = counter.load(Ordering::Relaxed);
         }
-        log.record(entry);
+        let log = Arc::clone(&self.log);
+        log.record(self);
     }
 }
 
@@ -99,7 +100,7 @@ pub struct AccessLogError {
 }
 
 enum Message {
-    Line(Box<Entry>),
+    Line(Box<PendingEntry>),
     Reopen,
 }
 
@@ -154,7 +155,7 @@ impl AccessLog {
     }
 
     /// Queues `entry` for writing, or drops and counts it when the queue is full.
-    pub fn record(&self, entry: Box<Entry>) {
+    fn record(&self, entry: Box<PendingEntry>) {
         match self.sender.try_send(Message::Line(entry)) {
             Ok(()) => {}
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
@@ -228,7 +229,7 @@ fn write_lines(receiver: Receiver<Message>, mut sink: Sink, mut renderer: Render
             match message {
                 Message::Line(entry) => {
                     line.clear();
-                    renderer.render(&entry, &mut line);
+                    renderer.render(&entry.entry, &mut line);
                     if let Err(e) = sink.out().write_all(&line) {
                         tracing::warn!(error = %e, "access log write failed");
                     }

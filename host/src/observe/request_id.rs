@@ -19,13 +19,11 @@ pub fn new_request_id() -> HeaderValue {
         h.finish()
     });
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let high = mix(seed ^ n.rotate_left(17));
-    let low = mix(seed.wrapping_add(n));
-    let mut text = [0u8; 32];
+    let id = (u128::from(mix(seed ^ n.rotate_left(17))) << 64) | u128::from(mix(seed.wrapping_add(n)));
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    for (i, byte) in high.to_be_bytes().iter().chain(low.to_be_bytes().iter()).enumerate() {
-        text[2 * i] = HEX[usize::from(byte >> 4)];
-        text[2 * i + 1] = HEX[usize::from(byte & 0xf)];
+    let mut text = [0u8; 32];
+    for (i, digit) in text.iter_mut().enumerate() {
+        *digit = HEX[((id >> (124 - 4 * i)) & 0xf) as usize];
     }
     // Only hex digits: always a valid header value.
     HeaderValue::from_bytes(&text).unwrap_or(HeaderValue::from_static("0"))

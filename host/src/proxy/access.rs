@@ -80,6 +80,6 @@ impl Began {
             request_headers: self.request_headers,
             response_headers: self.log.response_headers().iter().map(|name| response.body().header(response.headers(), name)).collect(),
         };
-        Box::new(PendingEntry::new(self.log, Box::new(entry), outcome.body_in.clone()))
+        PendingEntry::new(self.log, entry, outcome.body_in.clone())
     }
 }
