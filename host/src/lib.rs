@@ -16,6 +16,8 @@
 //! - [`edge`]: below HTTP on client connections: raw-head checks, head and idle deadlines.
 //! - [`proxy`]: the request path: strict checks, routing, failover, member connections, the
 //!   error responses.
+//! - [`admin`]: the balancer manager (page, JSON API, metrics) on a listener of its own; uses
+//!   the running server's handle ([`server::Reloader`]).
 //! - [`import`]: `switchyard import-httpd`, an httpd configuration turned into ours (uses
 //!   [`config`] to check its result; nothing on the request path uses it).
 //! - [`server`]: workers, listeners, connection limit, health-check tasks, graceful shutdown;
@@ -23,6 +25,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod balancer;
 pub mod canon;
 pub mod config;

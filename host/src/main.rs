@@ -104,6 +104,11 @@ fn run(args: Args, config: config::Config) -> anyhow::Result<()> {
             Ok(usr1) => drop(tokio::spawn(reopen_on_sigusr1(usr1, running.reloader()))),
             Err(e) => tracing::warn!(error = %e, "cannot listen for SIGUSR1; the access log cannot be reopened"),
         }
+        // The balancer manager runs as long as the proxy; `[admin]` is read at start only.
+        let _admin = match &config.admin {
+            Some(settings) => Some(switchyard::admin::start(settings, running.reloader()).await?),
+            None => None,
+        };
         for addr in &running.addrs {
             tracing::info!(%addr, "listening");
         }

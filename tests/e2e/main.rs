@@ -3,6 +3,7 @@
 
 mod abandon;
 mod access_log;
+mod admin;
 mod bodies;
 mod canonical;
 mod errors;

@@ -40,6 +40,18 @@ impl TestProxy {
         self.running.reload(config).await.map_err(|e| e.to_string())
     }
 
+    /// Starts the balancer manager on a free loopback port, asking for `token` when given
+    /// (read from a file, as `[admin] token = "file:…"` does).
+    pub async fn admin(&self, token: Option<&str>) -> switchyard::admin::RunningAdmin {
+        let token = token.map(|t| {
+            let file = std::env::temp_dir().join(format!("switchyard-admin-token-{}-{}", std::process::id(), self.addr.port()));
+            std::fs::write(&file, format!("{t}\n")).expect("token file");
+            config::TokenSource::File(file)
+        });
+        let settings = config::Admin { addr: "127.0.0.1:0".parse().expect("addr"), token };
+        switchyard::admin::start(&settings, self.running.reloader()).await.expect("admin starts")
+    }
+
     /// Drains and stops the proxy.
     pub async fn stop(self) {
         self.running.shutdown().await;

@@ -89,6 +89,11 @@ impl<C> Member<C> {
         }
     }
 
+    /// Sets loadfactor × 100 (100..=10000, checked by the caller); the next pick uses it.
+    pub fn set_lbfactor(&self, lbfactor: u32) {
+        self.lbfactor.store(lbfactor, Ordering::Relaxed);
+    }
+
     /// loadfactor × 100.
     pub fn lbfactor(&self) -> u32 {
         self.lbfactor.load(Ordering::Relaxed)

@@ -4,6 +4,7 @@
 //! `proxy.toml:14: balancer.myset.member[1].loadfactor: must be between 1 and 100, got 300`.
 //! All problems in a file are reported at once. Nothing is bound or started here.
 
+mod admin;
 mod edge;
 mod error;
 mod locate;
@@ -17,6 +18,7 @@ mod validate;
 
 use std::path::Path;
 
+pub use admin::{Admin, TokenSource};
 pub use edge::{Forwarded, IpNet, Limits, Timeouts, Upgrades};
 pub use error::{ConfigError, ConfigErrors};
 pub use logging::{AccessFormat, AccessLog, COMBINED, COMMON, LogFormat, LogItem, LogTarget, parse_format};

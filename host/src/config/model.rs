@@ -34,6 +34,8 @@ pub struct Config {
     pub access_log: Option<super::logging::AccessLog>,
     /// `[log]`: the format of the proxy's own log lines.
     pub log: super::logging::LogFormat,
+    /// `[admin]`: the balancer manager, when there is one.
+    pub admin: Option<super::admin::Admin>,
 }
 
 /// One `[[listen]]`.

@@ -33,6 +33,7 @@ pub(crate) struct RawConfig {
     #[serde(default)]
     pub forwarded: super::edge::RawForwarded,
     pub access_log: Option<super::logging::RawAccessLog>,
+    pub admin: Option<super::admin::RawAdmin>,
     #[serde(default)]
     pub log: super::logging::RawLog,
 }

@@ -165,6 +165,19 @@ impl Reloader {
         crate::reload::reload(&self.shared, config).await
     }
 
+    /// The proxy in service now.
+    pub fn current(&self) -> Arc<Proxy> {
+        self.shared.proxy.load_full()
+    }
+
+    /// Re-reads the config file the running config came from and reloads it (the admin
+    /// API's `POST /api/reload`, as SIGHUP does).
+    pub async fn reload_file(&self) -> Result<ReloadReport, String> {
+        let file = self.shared.config.load().file.clone();
+        let config = crate::config::load(&file).map_err(|e| e.to_string())?;
+        self.reload(config).await.map_err(|e| e.to_string())
+    }
+
     /// Makes the access log in service open its file again by name (SIGUSR1, logrotate).
     pub fn reopen_logs(&self) {
         if let Some(log) = self.shared.proxy.load().access_log() {

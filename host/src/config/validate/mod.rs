@@ -67,9 +67,10 @@ pub(crate) fn validate(
     let forwarded = super::edge::forwarded(&raw.forwarded, &mut p);
     let access_log = super::logging::access_log(raw.access_log.as_ref(), base_dir, &mut p);
     let log = super::logging::log(&raw.log, &mut p);
+    let admin = super::admin::admin(raw.admin.as_ref(), base_dir, &mut p);
 
     if p.0.is_empty() {
-        Ok(Config { file: file.to_path_buf(), listeners, routes, balancers, server, plugins, limits, timeouts, forwarded, access_log, log })
+        Ok(Config { file: file.to_path_buf(), listeners, routes, balancers, server, plugins, limits, timeouts, forwarded, access_log, log, admin })
     } else {
         Err(p)
     }

@@ -1,0 +1,83 @@
+//! `/metrics`: the members' counters, flags and health checks in Prometheus text format
+//! (prometheus-client), read from the live atomics when scraped — counting costs the request
+//! path nothing beyond the counters the proxy keeps anyway.
+
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode, header};
+use http_body_util::Full;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use super::api::error;
+use crate::config::StatusFlags;
+use crate::proxy::Proxy;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MemberLabels {
+    balancer: String,
+    member: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FlagLabels {
+    balancer: String,
+    member: String,
+    flag: String,
+}
+
+pub(super) fn render(proxy: &Proxy) -> Response<Full<Bytes>> {
+    let mut registry = Registry::with_prefix("switchyard");
+    let elected = Family::<MemberLabels, Counter>::default();
+    let errors = Family::<MemberLabels, Counter>::default();
+    let sent = Family::<MemberLabels, Counter>::default();
+    let received = Family::<MemberLabels, Counter>::default();
+    let busy = Family::<MemberLabels, Gauge>::default();
+    let loadfactor = Family::<MemberLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+    let flags = Family::<FlagLabels, Gauge>::default();
+    let probes = Family::<MemberLabels, Counter>::default();
+    let probe_failures = Family::<MemberLabels, Counter>::default();
+    for (bi, b) in proxy.balancers().iter().enumerate() {
+        for (mi, m) in b.members().iter().enumerate() {
+            let labels = MemberLabels { balancer: b.name().to_string(), member: m.config.url.clone() };
+            let s = m.snapshot();
+            elected.get_or_create(&labels).inc_by(s.elected);
+            errors.get_or_create(&labels).inc_by(s.errors);
+            sent.get_or_create(&labels).inc_by(s.transferred);
+            received.get_or_create(&labels).inc_by(s.read);
+            busy.get_or_create(&labels).set(i64::try_from(s.busy).unwrap_or(i64::MAX));
+            loadfactor.get_or_create(&labels).set(f64::from(s.lbfactor) / 100.0);
+            for (flag, letter, _) in StatusFlags::ALL {
+                let labels = FlagLabels { balancer: labels.balancer.clone(), member: labels.member.clone(), flag: letter.to_string() };
+                flags.get_or_create(&labels).set(i64::from(s.status.contains(flag)));
+            }
+            if let Some(h) = proxy.health_status(bi, mi) {
+                probes.get_or_create(&labels).inc_by(h.probes);
+                probe_failures.get_or_create(&labels).inc_by(h.failures);
+            }
+        }
+    }
+    registry.register("member_elected", "Requests the lbmethod (or a sticky session) sent to the member", elected);
+    registry.register("member_errors", "Times the member was put in error", errors);
+    registry.register("member_sent_bytes", "Bytes sent to the member", sent);
+    registry.register("member_received_bytes", "Bytes received from the member", received);
+    registry.register("member_busy", "Requests in flight at the member", busy);
+    registry.register("member_loadfactor", "The member's loadfactor", loadfactor);
+    registry.register("member_flag", "1 when the member has the status flag (D S I R H E N C)", flags);
+    registry.register("member_health_probes", "Health-check probes judged", probes);
+    registry.register("member_health_failures", "Health-check probes that failed", probe_failures);
+    if let Some(log) = proxy.access_log() {
+        let dropped = Counter::<u64>::default();
+        dropped.inc_by(log.dropped());
+        registry.register("access_log_dropped_lines", "Access-log lines dropped because the writer fell behind", dropped);
+    }
+    let mut text = String::new();
+    if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &registry) {
+        return error(StatusCode::INTERNAL_SERVER_ERROR, format!("metrics could not be encoded: {e}"));
+    }
+    let mut r = Response::new(Full::new(Bytes::from(text)));
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"));
+    r
+}
