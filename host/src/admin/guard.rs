@@ -10,26 +10,36 @@ use hyper::body::Incoming;
 use super::AdminState;
 use super::api::{error, form};
 
+/// Why a request is refused before it is routed.
+pub(super) struct Refusal(pub StatusCode, pub String);
+
+impl Refusal {
+    /// The JSON answer.
+    pub(super) fn response(self) -> Response<Full<Bytes>> {
+        error(self.0, self.1)
+    }
+}
+
 /// A fresh nonce: 32 hex digits, different in every process.
 pub(super) fn new_nonce() -> String {
     crate::observe::new_request_id().to_str().map(str::to_string).unwrap_or_default()
 }
 
 /// Whether the request carries the token, when one is set (every request, GET included).
-pub(super) fn authorised(state: &AdminState, req: &Request<Incoming>) -> Result<(), Response<Full<Bytes>>> {
+pub(super) fn authorised(state: &AdminState, req: &Request<Incoming>) -> Result<(), Refusal> {
     let Some(token) = &state.token else { return Ok(()) };
     let given = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).unwrap_or("");
     if constant_time_eq(given.as_bytes(), token.as_bytes()) {
         Ok(())
     } else {
-        Err(error(StatusCode::UNAUTHORIZED, "a bearer token is required (Authorization: Bearer …)"))
+        Err(Refusal(StatusCode::UNAUTHORIZED, "a bearer token is required (Authorization: Bearer …)".into()))
     }
 }
 
 /// Whether a state-changing request may go ahead: it names this process's nonce (header
 /// `X-Nonce`, or `nonce` in the query or form body), and any Origin or Referer a browser sent
 /// names this listener (the Host it was asked for).
-pub(super) fn may_change(state: &AdminState, parts: &Parts, body: &Bytes) -> Result<(), Response<Full<Bytes>>> {
+pub(super) fn may_change(state: &AdminState, parts: &Parts, body: &Bytes) -> Result<(), Refusal> {
     let from_header = parts.headers.get("x-nonce").and_then(|v| v.to_str().ok()).map(str::to_string);
     let from_query = parts.uri.query().and_then(|q| form(q).into_iter().find(|(k, _)| k == "nonce").map(|(_, v)| v));
     let is_form = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|t| t.starts_with("application/x-www-form-urlencoded"));
@@ -38,14 +48,14 @@ pub(super) fn may_change(state: &AdminState, parts: &Parts, body: &Bytes) -> Res
         .flatten();
     let nonce = from_header.or(from_query).or(from_form).unwrap_or_default();
     if !constant_time_eq(nonce.as_bytes(), state.nonce.as_bytes()) {
-        return Err(error(StatusCode::FORBIDDEN, "a state change needs this process's nonce (X-Nonce header or nonce parameter; GET /api/balancers shows it)"));
+        return Err(Refusal(StatusCode::FORBIDDEN, "a state change needs this process's nonce (X-Nonce header or nonce parameter; GET /api/balancers shows it)".into()));
     }
     let host = parts.headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
     for name in [header::ORIGIN, header::REFERER] {
         if let Some(value) = parts.headers.get(&name).and_then(|v| v.to_str().ok()) {
             let authority = value.split_once("://").map_or("", |(_, rest)| rest.split('/').next().unwrap_or(""));
             if authority.is_empty() || !authority.eq_ignore_ascii_case(host) {
-                return Err(error(StatusCode::FORBIDDEN, format!("{name} `{value}` is not this manager")));
+                return Err(Refusal(StatusCode::FORBIDDEN, format!("{name} `{value}` is not this manager")));
             }
         }
     }

@@ -118,7 +118,7 @@ pub async fn start(settings: &config::Admin, reloader: Reloader) -> Result<Runni
 /// One admin request: checked, then routed.
 async fn handle(state: &AdminState, req: Request<Incoming>) -> Response<Full<Bytes>> {
     if let Err(refusal) = guard::authorised(state, &req) {
-        return refusal;
+        return refusal.response();
     }
     let (parts, body) = req.into_parts();
     let body = match Limited::new(body, BODY_LIMIT).collect().await {
@@ -127,7 +127,7 @@ async fn handle(state: &AdminState, req: Request<Incoming>) -> Response<Full<Byt
     };
     let changes = !matches!(parts.method, Method::GET | Method::HEAD);
     if changes && let Err(refusal) = guard::may_change(state, &parts, &body) {
-        return refusal;
+        return refusal.response();
     }
     let path = parts.uri.path().to_string();
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
