@@ -37,6 +37,10 @@ pub enum CanonError {
     /// More `..` segments than there are segments above them.
     #[error("the path climbs above the root with `..`")]
     AboveRoot,
+    /// A `.` or `..` segment with a `;` parameter (`..;x`): servlet containers drop the
+    /// parameter and then climb, so it cannot be resolved one way for both.
+    #[error("the path holds a dot segment with a `;` parameter (such as `..;`)")]
+    DotParameter,
 }
 
 /// A path in canonical form.
@@ -81,6 +85,9 @@ pub fn canonicalize(raw: &str) -> Result<CanonPath<'_>, CanonError> {
         let last = pieces.peek().is_none();
         segment.clear();
         decode_segment(piece.as_bytes(), &mut segment, &mut encoded_separator)?;
+        if is_dot_with_parameter(&segment) {
+            return Err(CanonError::DotParameter);
+        }
         match segment.as_slice() {
             b"" | b"." => {}
             b".." => {
@@ -146,7 +153,8 @@ fn is_canonical(path: &[u8]) -> bool {
     while i < path.len() {
         let b = path[i];
         if b == b'/' {
-            if matches!(&path[segment_start..i], b"" | b"." | b"..") {
+            let segment = &path[segment_start..i];
+            if matches!(segment, b"" | b"." | b"..") || is_dot_with_parameter(segment) {
                 return false;
             }
             segment_start = i + 1;
@@ -167,7 +175,13 @@ fn is_canonical(path: &[u8]) -> bool {
         }
         i += 1;
     }
-    !matches!(&path[segment_start..], b"." | b"..")
+    let last = &path[segment_start..];
+    !matches!(last, b"." | b"..") && !is_dot_with_parameter(last)
+}
+
+/// Whether `segment` is `.` or `..` followed by a `;` parameter.
+fn is_dot_with_parameter(segment: &[u8]) -> bool {
+    segment.iter().position(|&b| b == b';').is_some_and(|at| matches!(&segment[..at], b"." | b".."))
 }
 
 /// RFC 3986 `unreserved`.
@@ -244,6 +258,10 @@ mod tests {
         for raw in ["/..", "/../x", "/a/../..", "/%2e%2e/x", "/a/b/../../../c"] {
             assert_eq!(canon(raw), Err(CanonError::AboveRoot), "{raw}");
         }
+        for raw in ["/public/..;/admin/x", "/a/.;x/b", "/a/%2e%2e;jsessionid=1", "/..;"] {
+            assert_eq!(canon(raw), Err(CanonError::DotParameter), "{raw}");
+        }
+        assert_eq!(canon("/a/..x;y/b"), Ok("/a/..x;y/b".into()), "not a dot segment");
     }
 
     #[test]

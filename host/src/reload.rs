@@ -81,7 +81,8 @@ pub(crate) async fn reload(shared: &Shared, config: Config) -> Result<ReloadRepo
     let mut new_sockets = Vec::new();
     for l in &config.listeners {
         if !current.iter().any(|(addr, _)| *addr == l.addr) {
-            let (bound, sockets) = bind_all(l.addr, workers)?;
+            let ours = current.iter().any(|(_, bound)| bound.port() == l.addr.port());
+            let (bound, sockets) = bind_all(l.addr, workers, !ours)?;
             new_sockets.push((l.addr, bound, sockets));
         }
     }

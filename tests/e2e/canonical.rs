@@ -43,6 +43,12 @@ const TABLE: &[(&str, Want)] = &[
     ("/x%00", Refused(400)),
     ("/x%zz", Refused(400)),
     ("/x%4", Refused(400)),
+    // `..;` (servlet containers drop the parameter, then climb) and `;` parameters on the way
+    // to a prefix walk around nothing.
+    ("/public/..;/admin/x", Refused(400)),
+    ("/public/..;x/static/x", Refused(400)),
+    ("/static;x/y", Refused(404)),
+    ("/static;jsessionid=1/y", Refused(404)),
     // The protected route, reached only by its own prefix; members get the canonical path.
     ("/admin/x", At("admin", "/internal/x")),
     ("/ad%6din/x", At("admin", "/internal/x")),
@@ -52,6 +58,7 @@ const TABLE: &[(&str, Want)] = &[
     ("/%2E/ad%6din//./x/../y?q=%2e%2e/../z", At("admin", "/internal/y?q=%2e%2e/../z")),
     ("/admin/a%20b/%3f", At("admin", "/internal/a%20b/%3F")),
     ("/admin/x/..", At("admin", "/internal/")),
+    ("/admin;jsessionid=1/x", At("admin", "/internal;jsessionid=1/x")),
     // ... and never by a spelling that only looks like it.
     ("/admin/../public/x", At("public", "/public/x")),
     ("/admin/%2e%2e/public/x", At("public", "/public/x")),
@@ -61,7 +68,9 @@ const TABLE: &[(&str, Want)] = &[
     ("/enc/a%2fb", At("public", "/enc/a%2Fb")),
     ("/enc/..%2F..%2Fadmin", At("public", "/enc/..%2F..%2Fadmin")),
     // A nocanon route forwards the client's spelling, but is routed on the canonical path.
-    ("/raw/a%2fb/./%7e", At("public", "/raw/a%2fb/./%7e")),
+    ("/raw/a%2fb/%7e", At("public", "/raw/a%2fb/%7e")),
+    // ... but never a dot segment, which could climb out of the member's base path.
+    ("/raw/a%2fb/./%7e", At("public", "/raw/a%2Fb/~")),
     ("/r%61w/%7e", At("public", "/raw/%7e")),
     ("/raw/../admin/x", At("admin", "/internal/x")),
 ];

@@ -6,7 +6,7 @@ use std::fmt::Write;
 use std::path::Path;
 
 use super::Severity;
-use super::model::{Output, Table, Value};
+use super::model::{Output, Table, Value, quote};
 
 pub(crate) fn emit(out: &Output, source: &Path) -> String {
     let mut t = String::new();
@@ -20,7 +20,7 @@ pub(crate) fn emit(out: &Output, source: &Path) -> String {
     }
     for l in &out.listeners {
         let _ = writeln!(t, "\n[[listen]]\n# {}", l.from);
-        let _ = writeln!(t, "addr = {}", string(&l.addr));
+        let _ = writeln!(t, "addr = {}", quote(&l.addr));
         if let Some(tls) = &l.tls {
             let _ = writeln!(t, "[listen.tls]");
             table(&mut t, tls);
@@ -71,7 +71,7 @@ pub(crate) fn emit(out: &Output, source: &Path) -> String {
 fn table(t: &mut String, table: &Table) {
     for e in &table.0 {
         let value = match &e.value {
-            Value::Str(s) => string(s),
+            Value::Str(s) => quote(s),
             Value::Int(n) => n.to_string(),
             Value::Float(f) => f.to_string(),
             Value::Bool(b) => b.to_string(),
@@ -88,25 +88,7 @@ fn table(t: &mut String, table: &Table) {
     }
 }
 
-/// A TOML basic string.
-fn string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if c.is_control() => {
-                let _ = write!(out, "\\u{:04X}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
 /// A bare key when it can be one, else quoted.
 fn key(k: &str) -> String {
-    if !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') { k.to_string() } else { string(k) }
+    if !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') { k.to_string() } else { quote(k) }
 }

@@ -44,6 +44,22 @@ impl Table {
     }
 }
 
+/// A TOML basic string.
+pub(crate) fn quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
 /// A `[[listen]]`.
 #[derive(Debug, Clone)]
 pub(crate) struct Listener {
@@ -61,6 +77,8 @@ pub(crate) struct Route {
     pub keys: Table,
     /// The virtual host it was written in (0: the main server).
     pub server: usize,
+    /// Whether it came from a `<Location>` block.
+    pub location: bool,
 }
 
 /// A `[balancer.NAME]`.

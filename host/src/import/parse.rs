@@ -41,10 +41,12 @@ const MAX_DEPTH: usize = 16;
 
 /// Reads `path` and everything it includes.
 pub(crate) fn read(path: &Path) -> Result<Vec<Directive>, ImportError> {
-    read_file(path, 0)
+    read_file(path, 0, &mut None)
 }
 
-fn read_file(path: &Path, depth: usize) -> Result<Vec<Directive>, ImportError> {
+/// `server_root` is the last `ServerRoot` seen: httpd resolves a relative `Include` against
+/// it; without one, against the including file's folder.
+fn read_file(path: &Path, depth: usize, server_root: &mut Option<PathBuf>) -> Result<Vec<Directive>, ImportError> {
     if depth > MAX_DEPTH {
         return Err(ImportError::Syntax { at: path.display().to_string(), reason: format!("includes nested deeper than {MAX_DEPTH} (a loop?)") });
     }
@@ -78,18 +80,26 @@ fn read_file(path: &Path, depth: usize) -> Result<Vec<Directive>, ImportError> {
         }
         let mut words = split_args(&content).map_err(|reason| ImportError::Syntax { at: at(), reason })?;
         let name = words.remove(0);
+        if name.eq_ignore_ascii_case("ServerRoot")
+            && let Some(root) = words.first()
+        {
+            *server_root = Some(path.parent().unwrap_or(Path::new(".")).join(root));
+        }
         if name.eq_ignore_ascii_case("Include") || name.eq_ignore_ascii_case("IncludeOptional") {
             let optional = name.eq_ignore_ascii_case("IncludeOptional");
             let Some(pattern) = words.first() else {
                 return Err(ImportError::Syntax { at: at(), reason: format!("{name} needs a path") });
             };
-            let base = path.parent().unwrap_or(Path::new("."));
-            let files = expand(&base.join(pattern));
+            let here = path.parent().unwrap_or(Path::new("."));
+            let files = match server_root.as_deref().map(|root| expand(&root.join(pattern))) {
+                Some(found) if !found.is_empty() => found,
+                _ => expand(&here.join(pattern)),
+            };
             if files.is_empty() && !optional && !pattern.contains('*') && !pattern.contains('?') {
                 return Err(ImportError::Syntax { at: at(), reason: format!("{name} {pattern}: no such file") });
             }
             for file in files {
-                let included = read_file(&file, depth + 1)?;
+                let included = read_file(&file, depth + 1, server_root)?;
                 if let Some(parent) = stack.last_mut() {
                     parent.children.extend(included);
                 }
@@ -200,6 +210,16 @@ pub(crate) fn split_args(text: &str) -> Result<Vec<String>, String> {
 fn expand(pattern: &Path) -> Vec<PathBuf> {
     let name = pattern.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     if !name.contains('*') && !name.contains('?') {
+        if pattern.is_dir() {
+            // httpd includes every file of a folder (and its subfolders), in name order.
+            let mut files = Vec::new();
+            let mut entries: Vec<PathBuf> = std::fs::read_dir(pattern).map(|e| e.filter_map(Result::ok).map(|e| e.path()).collect()).unwrap_or_default();
+            entries.sort();
+            for entry in entries {
+                files.extend(expand(&entry));
+            }
+            return files;
+        }
         return if pattern.is_file() { vec![pattern.to_path_buf()] } else { Vec::new() };
     }
     let dir = pattern.parent().unwrap_or(Path::new("."));

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use super::model::{Balancer, Listener, Member, Output, Route, Table, Value};
+use super::model::{Balancer, Listener, Member, Output, Route, Table, Value, quote};
 use super::params::{Param, param};
 use super::parse::Directive;
 use super::{Finding, Severity, hcexpr};
@@ -15,14 +15,13 @@ const NOT_PROXY: &[&str] = &[
     "ErrorLog", "LogLevel", "DocumentRoot", "DirectoryIndex", "AddDefaultCharset", "TypesConfig", "AddType", "AddHandler",
     "AccessFileName", "HostnameLookups", "EnableSendfile", "EnableMMAP", "DefaultRuntimeDir", "MaxKeepAliveRequests", "StartServers",
     "MinSpareServers", "MaxSpareServers", "MaxRequestWorkers", "MaxConnectionsPerChild", "ServerLimit", "ThreadsPerChild",
-    "ThreadLimit", "MinSpareThreads", "MaxSpareThreads", "Options", "AllowOverride", "Require", "Order", "Allow", "Deny",
-    "Header", "RequestHeader", "Alias", "ScriptAlias", "Redirect", "RewriteEngine", "RewriteRule", "RewriteCond", "SSLRandomSeed",
+    "ThreadLimit", "MinSpareThreads", "MaxSpareThreads", "Options", "AllowOverride", "Alias", "ScriptAlias", "RewriteEngine", "SSLRandomSeed",
     "SSLSessionCache", "SSLSessionCacheTimeout", "SSLPassPhraseDialog", "TraceEnable", "UseCanonicalName", "ServerName", "ServerAlias",
     "SetEnvIf", "BrowserMatch", "ExpiresActive", "ExpiresDefault", "FileETag", "AddOutputFilterByType", "DeflateCompressionLevel",
 ];
 
 /// Sections whose contents serve files, not the proxy.
-const NOT_PROXY_SECTIONS: &[&str] = &["Directory", "DirectoryMatch", "Files", "FilesMatch", "LocationMatch", "Limit", "LimitExcept", "RequireAll", "RequireAny"];
+const NOT_PROXY_SECTIONS: &[&str] = &["Directory", "DirectoryMatch", "Files", "FilesMatch"];
 
 /// Per-server settings that apply to its routes and members once everything is read.
 #[derive(Debug, Default, Clone)]
@@ -219,6 +218,12 @@ impl Walker {
             "customlog" | "transferlog" => self.custom_log(d),
             "logformat" => {}
             "sethandler" => self.note(d, Severity::Untranslated, "only the proxy's own handlers exist"),
+            "require" | "order" | "allow" | "deny" | "satisfy" | "requireall" | "requireany" | "requirenone" | "limit" | "limitexcept" | "authtype" | "authname" | "authuserfile" => {
+                self.note(d, Severity::Untranslated, "access control is not translated: Switchyard proxies whatever a route matches (restrict it in front, or leave the path out)")
+            }
+            "header" | "requestheader" => self.note(d, Severity::Untranslated, "header edits are not translated: a header-rewrite plugin can make them"),
+            "rewriterule" | "rewritecond" | "redirect" | "redirectmatch" => self.note(d, Severity::Untranslated, "mod_rewrite and mod_alias redirects are not translated"),
+            "locationmatch" => self.note(d, Severity::Untranslated, "<LocationMatch>: Switchyard has no regex routes"),
             _ if NOT_PROXY.iter().any(|n| n.eq_ignore_ascii_case(&d.name)) => self.note(d, Severity::Ignored, "not part of a reverse proxy's configuration"),
             _ if d.section && NOT_PROXY_SECTIONS.iter().any(|n| n.eq_ignore_ascii_case(&d.name)) => {
                 self.note(d, Severity::Ignored, "serves files, not the proxy")
@@ -357,7 +362,8 @@ impl Walker {
     fn proxy_section(&mut self, d: &Directive, server: usize) {
         let target = d.args.first().cloned().unwrap_or_default();
         let Some(name) = balancer_name(&target) else {
-            return self.note(d, Severity::Ignored, format!("<Proxy {target}>: access control for proxied URLs is not translated"));
+            let severity = if d.children.is_empty() { Severity::Ignored } else { Severity::Untranslated };
+            return self.note(d, severity, format!("<Proxy {target}>: access control and settings for proxied URLs are not translated"));
         };
         self.balancer(&name, d, server);
         for c in &d.children {
@@ -453,6 +459,15 @@ impl Walker {
     }
 
     fn proxy_pass(&mut self, d: &Directive, server: usize, location: Option<&str>) {
+        self.proxy_pass_route(d, server, location);
+        if location.is_some()
+            && let Some(route) = self.out.routes.last_mut()
+        {
+            route.location = true;
+        }
+    }
+
+    fn proxy_pass_route(&mut self, d: &Directive, server: usize, location: Option<&str>) {
         let mut args = d.args.iter();
         let path = match location {
             Some(l) => l.to_string(),
@@ -508,7 +523,7 @@ impl Walker {
         if params.iter().any(|p| p.eq_ignore_ascii_case("nocanon")) && !keys.has("nocanon") {
             keys.set("nocanon", Value::Bool(true), None);
         }
-        self.out.routes.push(Route { from: source(d), keys, server });
+        self.out.routes.push(Route { from: source(d), keys, server, location: false });
     }
 
     fn proxy_pass_match(&mut self, d: &Directive, server: usize) {
@@ -525,7 +540,7 @@ impl Walker {
                 args.extend(d.args.iter().skip(2).cloned());
                 let as_pass = Directive { name: "ProxyPass".into(), args, ..d.clone() };
                 self.note(d, Severity::Different, format!("translated as the prefix route {prefix}"));
-                self.proxy_pass(&as_pass, server, None);
+                self.proxy_pass_route(&as_pass, server, None);
             }
             _ => self.note(d, Severity::Untranslated, "Switchyard has no regex routes (only ^/prefix(.*)$ → URL$1 shapes become prefix routes)"),
         }
@@ -555,6 +570,7 @@ impl Walker {
 
     /// Server-level settings onto routes and members; TLS onto listeners.
     fn finish(&mut self) {
+        self.order_locations();
         let servers = self.servers.clone();
         for route in &mut self.out.routes {
             let s = &servers[route.server];
@@ -629,10 +645,41 @@ impl Walker {
         self.out.balancers.retain(|_, b| !b.members.is_empty());
     }
 
+    /// In httpd the last matching `<Location>` wins, and configs put the more specific block
+    /// after the general one; Switchyard's first matching route wins. So the routes from
+    /// `<Location>` blocks go first, most specific (longest) first.
+    fn order_locations(&mut self) {
+        let prefix = |r: &Route| r.keys.0.iter().find(|e| e.key == "path").map(|e| if let Value::Str(p) = &e.value { p.len() } else { 0 }).unwrap_or(0);
+        let (mut located, rest): (Vec<Route>, Vec<Route>) = std::mem::take(&mut self.out.routes).into_iter().partition(|r| r.location);
+        let before: Vec<String> = located.iter().map(|r| r.from.clone()).collect();
+        located.sort_by_key(|r| std::cmp::Reverse(prefix(r)));
+        if located.iter().map(|r| r.from.clone()).collect::<Vec<_>>() != before {
+            for r in &located {
+                let at = r.from.split(": ").next().unwrap_or_default().to_string();
+                self.out.findings.push(Finding {
+                    at,
+                    directive: "Location".into(),
+                    severity: Severity::Different,
+                    why: "routes from <Location> blocks are ordered most specific first (httpd lets the last matching block win)".into(),
+                });
+            }
+        }
+        located.extend(rest);
+        self.out.routes = located;
+    }
+
     /// A virtual host with `SSLEngine on` makes its port's listener a TLS one: the first such
     /// host's certificate is the default, the others are chosen by their names (SNI).
     fn tls_listeners(&mut self, servers: &[ServerSettings]) {
-        for s in servers.iter().filter(|s| s.ssl_engine) {
+        if servers[0].ssl_engine {
+            self.out.findings.push(Finding {
+                at: servers[0].ssl_cert.as_ref().map(|(_, from)| from.split(": ").next().unwrap_or_default().to_string()).unwrap_or_default(),
+                directive: "SSLEngine".into(),
+                severity: Severity::Untranslated,
+                why: "TLS outside a <VirtualHost>: add [listen.tls] with cert and key to the listener it belongs to".into(),
+            });
+        }
+        for s in servers.iter().skip(1).filter(|s| s.ssl_engine) {
             let (Some((cert, cert_from)), Some((key, _))) = (&s.ssl_cert, &s.ssl_key) else {
                 self.out.findings.push(Finding { at: String::new(), directive: "SSLEngine".into(), severity: Severity::Untranslated, why: "a TLS virtual host needs SSLCertificateFile and SSLCertificateKeyFile".into() });
                 continue;
@@ -653,7 +700,7 @@ impl Walker {
                 if listener.tls.is_none() {
                     listener.tls = Some(table);
                 } else if !s.names.is_empty() {
-                    let names = format!("[{}]", s.names.iter().map(|n| format!("\"{n}\"")).collect::<Vec<_>>().join(", "));
+                    let names = format!("[{}]", s.names.iter().map(|n| quote(n)).collect::<Vec<_>>().join(", "));
                     table.0.insert(0, super::model::Entry { key: "names".into(), value: Value::Raw(names), from: None });
                     listener.sni.push(table);
                 }
@@ -674,19 +721,19 @@ fn default_timeout(keys: &mut Table, s: &ServerSettings) {
 fn member_tls(s: &ServerSettings) -> Option<String> {
     let mut parts = Vec::new();
     if let Some((ca, _)) = &s.ssl_proxy_ca {
-        parts.push(format!("ca = \"{ca}\""));
+        parts.push(format!("ca = {}", quote(ca)));
     }
     if s.ssl_proxy_verify_off.is_some() {
         parts.push("verify = false".into());
     }
     if let Some((both, _)) = &s.ssl_proxy_client {
-        parts.push(format!("cert = \"{both}\", key = \"{both}\""));
+        parts.push(format!("cert = {q}, key = {q}", q = quote(both)));
     }
     (!parts.is_empty()).then(|| format!("{{ {} }}", parts.join(", ")))
 }
 
 fn inline_map(entries: &[(String, String, String)]) -> String {
-    let items: Vec<String> = entries.iter().map(|(k, v, _)| format!("\"{k}\" = \"{v}\"")).collect();
+    let items: Vec<String> = entries.iter().map(|(k, v, _)| format!("{} = {}", quote(k), quote(v))).collect();
     format!("{{ {} }}", items.join(", "))
 }
 

@@ -10,7 +10,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -109,6 +109,8 @@ enum Message {
 pub struct AccessLog {
     settings: config::AccessLog,
     sender: SyncSender<Message>,
+    /// Set by [`AccessLog::reopen`], taken by the writer.
+    reopen: Arc<AtomicBool>,
     dropped: AtomicU64,
     request_headers: Vec<HeaderName>,
     response_headers: Vec<HeaderName>,
@@ -132,11 +134,13 @@ impl AccessLog {
         let request_headers: Vec<HeaderName> = names(|i| if let LogItem::RequestHeader(h) = i { Some(h) } else { None });
         let response_headers: Vec<HeaderName> = names(|i| if let LogItem::ResponseHeader(h) = i { Some(h) } else { None });
         let renderer = Renderer::new(settings.format.clone());
+        let reopen = Arc::new(AtomicBool::new(false));
+        let writer_reopen = Arc::clone(&reopen);
         std::thread::Builder::new()
             .name("switchyard-access-log".into())
-            .spawn(move || write_lines(receiver, sink, renderer))
+            .spawn(move || write_lines(receiver, sink, renderer, &writer_reopen))
             .map_err(|source| AccessLogError { path: target_path(&settings.target), source })?;
-        Ok(Arc::new(Self { settings: settings.clone(), sender, dropped: AtomicU64::new(0), request_headers, response_headers }))
+        Ok(Arc::new(Self { settings: settings.clone(), sender, reopen, dropped: AtomicU64::new(0), request_headers, response_headers }))
     }
 
     /// The settings it was opened with (a reload with the same ones keeps it).
@@ -164,10 +168,11 @@ impl AccessLog {
         }
     }
 
-    /// Makes the writer open its file again by name (after logrotate moved it).
+    /// Makes the writer open its file again by name (after logrotate moved it). Never waits:
+    /// when the queue is full, the writer sees the request before its next line.
     pub fn reopen(&self) {
-        // A full queue will be drained soon; waiting for room here is off the request path.
-        let _ = self.sender.send(Message::Reopen);
+        self.reopen.store(true, Ordering::Release);
+        let _ = self.sender.try_send(Message::Reopen);
     }
 
     /// Lines dropped because the queue was full.
@@ -221,11 +226,14 @@ fn target_path(target: &LogTarget) -> PathBuf {
 
 /// The writer thread: formats and writes until every handle is gone, flushing whenever the
 /// queue runs empty.
-fn write_lines(receiver: Receiver<Message>, mut sink: Sink, mut renderer: Renderer) {
+fn write_lines(receiver: Receiver<Message>, mut sink: Sink, mut renderer: Renderer, reopen: &AtomicBool) {
     let mut line = Vec::with_capacity(512);
     while let Ok(first) = receiver.recv() {
         let mut next = Some(first);
         while let Some(message) = next {
+            if reopen.swap(false, Ordering::AcqRel) {
+                sink.reopen();
+            }
             match message {
                 Message::Line(entry) => {
                     line.clear();
@@ -234,7 +242,7 @@ fn write_lines(receiver: Receiver<Message>, mut sink: Sink, mut renderer: Render
                         tracing::warn!(error = %e, "access log write failed");
                     }
                 }
-                Message::Reopen => sink.reopen(),
+                Message::Reopen => {}
             }
             next = receiver.try_recv().ok();
         }

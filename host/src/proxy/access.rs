@@ -16,6 +16,11 @@ use crate::observe::{AccessLog, Entry, PendingEntry, new_request_id};
 /// `X-Request-Id`.
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+/// Sets the request's `X-Request-Id` (once the strict checks passed).
+pub(crate) fn set_request_id<B>(request: &mut Request<B>, id: &HeaderValue) {
+    request.headers_mut().insert(X_REQUEST_ID.clone(), id.clone());
+}
+
 /// What the log keeps of a request from its arrival.
 pub(crate) struct Began {
     log: Arc<AccessLog>,
@@ -29,16 +34,14 @@ pub(crate) struct Began {
 }
 
 impl Began {
-    /// Notes `request` as it arrives and, when the log asks for request ids, gives it one: a
-    /// trusted peer's `X-Request-Id` is kept, anyone else's replaced.
-    pub(crate) fn new(log: &Arc<AccessLog>, request: &mut Request<ClientBodySource>, client: SocketAddr, trusted: bool) -> Self {
-        let request_id = log.settings().request_id.then(|| {
-            let id = match request.headers().get(&X_REQUEST_ID) {
-                Some(id) if trusted => id.clone(),
-                _ => new_request_id(),
-            };
-            request.headers_mut().insert(X_REQUEST_ID.clone(), id.clone());
-            id
+    /// Notes `request` as it arrives and, when the log asks for request ids, picks its id: a
+    /// trusted peer's `X-Request-Id` is kept, anyone else's replaced (the header is set after
+    /// the strict checks, which judge the request as the client sent it; see
+    /// [`set_request_id`]).
+    pub(crate) fn new(log: &Arc<AccessLog>, request: &Request<ClientBodySource>, client: SocketAddr, trusted: bool) -> Self {
+        let request_id = log.settings().request_id.then(|| match request.headers().get(&X_REQUEST_ID) {
+            Some(id) if trusted => id.clone(),
+            _ => new_request_id(),
         });
         Self {
             log: Arc::clone(log),
@@ -50,6 +53,11 @@ impl Began {
             request_id,
             request_headers: log.request_headers().iter().map(|name| request.headers().get(name).cloned()).collect(),
         }
+    }
+
+    /// The id the request goes to members with, if it is given one.
+    pub(crate) fn request_id(&self) -> Option<HeaderValue> {
+        self.request_id.clone()
     }
 
     /// The entry for the answer `response`, waiting for its body to end.

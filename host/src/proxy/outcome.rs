@@ -23,6 +23,8 @@ pub(crate) struct Outcome {
     pub(crate) head_at: Option<Instant>,
     /// Request body bytes received so far, when they are counted.
     pub(crate) body_in: Option<Arc<AtomicU64>>,
+    /// The request id to forward, when the access log gives ids.
+    pub(crate) request_id: Option<http::HeaderValue>,
     /// Whether the access log is on: only then are the member, its time and the body's
     /// bytes noted (the rest costs nothing to keep).
     pub(crate) logged: bool,

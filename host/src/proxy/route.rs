@@ -36,10 +36,36 @@ impl<T> RouteTable<T> {
     }
 }
 
-/// The rest of `path` after `prefix`, if `prefix` matches at a segment boundary.
+/// The rest of `path` after `prefix`, if `prefix` matches at a segment boundary. A `;`
+/// parameter ends a segment too, and parameters of the segments the prefix covers are passed
+/// over (`/static;x/y` is under `/static/`), as servlet containers read them: a parameter
+/// cannot walk a request around a route.
 fn matches<'p>(prefix: &str, path: &'p str) -> Option<&'p str> {
-    let rest = path.strip_prefix(prefix)?;
-    (prefix.ends_with('/') || rest.is_empty() || rest.starts_with('/')).then_some(rest)
+    let rest = match path.strip_prefix(prefix) {
+        Some(rest) => rest,
+        None if path.contains(';') => strip_with_parameters(prefix, path)?,
+        None => return None,
+    };
+    (prefix.ends_with('/') || rest.is_empty() || rest.starts_with('/') || rest.starts_with(';')).then_some(rest)
+}
+
+/// `path` after `prefix`, passing over `;` parameters where the prefix has a `/`.
+fn strip_with_parameters<'p>(prefix: &str, path: &'p str) -> Option<&'p str> {
+    let (p, s) = (prefix.as_bytes(), path.as_bytes());
+    let (mut i, mut j) = (0, 0);
+    while i < p.len() {
+        if s.get(j) == Some(&p[i]) {
+            i += 1;
+            j += 1;
+        } else if s.get(j) == Some(&b';') && p[i] == b'/' {
+            while j < s.len() && s[j] != b'/' {
+                j += 1;
+            }
+        } else {
+            return None;
+        }
+    }
+    path.get(j..)
 }
 
 /// The client's own spelling of what follows `prefix` in the raw path `raw`, for a `nocanon`
@@ -59,12 +85,18 @@ pub(crate) fn raw_rest<'p>(prefix: &str, raw: &'p str) -> Option<&'p str> {
                     }
                 }
             }
-            Some(b'%') if decoded_at(bytes, at + 1) == Some(want) => at += 3,
+            // An encoded `/` is not the prefix's separator.
+            Some(b'%') if want != b'/' && decoded_at(bytes, at + 1) == Some(want) => at += 3,
             _ => return None,
         }
     }
     let rest = &raw[at..];
-    (prefix.ends_with('/') || rest.is_empty() || rest.starts_with('/')).then_some(rest)
+    // Dot segments in the client's rest would climb out of the member's base path.
+    let climbs = rest.split('/').any(|segment| {
+        let one = format!("/{segment}");
+        crate::canon::canonicalize(&one).map_or(true, |c| c.as_str() == "/" && !segment.is_empty())
+    });
+    (!climbs && (prefix.ends_with('/') || rest.is_empty() || rest.starts_with('/'))).then_some(rest)
 }
 
 /// The byte two hex digits at `at` encode.
@@ -80,8 +112,12 @@ pub(crate) fn forward_path(base: &str, rest: &str, query: Option<&str>) -> Strin
     if rest.is_empty() {
         out.push_str(if base.is_empty() { "/" } else { base });
     } else {
-        out.push_str(base.trim_end_matches('/'));
-        if !rest.starts_with('/') {
+        let base = base.trim_end_matches('/');
+        out.push_str(base);
+        // A `;` parameter of the prefix's last segment stays on the base's (`/app;jsessionid=1`
+        // to `/internal;jsessionid=1`), unless the base is the root.
+        let parameter_of_base = rest.starts_with(';') && !base.is_empty();
+        if !rest.starts_with('/') && !parameter_of_base {
             out.push('/');
         }
         out.push_str(rest);
@@ -111,6 +147,10 @@ mod tests {
         assert_eq!(find("/static/x"), Some((1, "/x")));
         assert_eq!(find("/staticx"), Some((2, "staticx")));
         assert_eq!(table(&["/api"]).find("/other").map(|(_, r, _)| r.target), None);
+        // `;` parameters end a segment and cannot walk around a prefix.
+        assert_eq!(find("/static;x/secret"), Some((1, ";x/secret")));
+        assert_eq!(find("/images;v=1/a.png"), Some((0, "a.png")));
+        assert_eq!(find("/staticx;y"), Some((2, "staticx;y")));
     }
 
     #[test]
@@ -120,7 +160,11 @@ mod tests {
         assert_eq!(raw_rest("/static", "//static"), Some(""));
         assert_eq!(raw_rest("/static", "/a/../static/x"), None, "dot segments: the canonical rest goes");
         assert_eq!(raw_rest("/static", "/staticx"), None);
-        assert_eq!(raw_rest("/", "/x/./y"), Some("x/./y"));
+        assert_eq!(raw_rest("/", "/x/./y"), None, "dot segments in the rest: the canonical rest goes");
+        assert_eq!(raw_rest("/app/", "/app/../app/x"), None, "a climb out of the base path");
+        assert_eq!(raw_rest("/app/", "/app/%2e%2e/x"), None);
+        assert_eq!(raw_rest("/a/b", "/a%2fb/x"), None, "an encoded slash is not the prefix's separator");
+        assert_eq!(raw_rest("/app/", "/app/a%2Fb/c"), Some("a%2Fb/c"));
     }
 
     #[test]
@@ -132,5 +176,7 @@ mod tests {
         assert_eq!(forward_path("/app", "x", None), "/app/x");
         assert_eq!(forward_path("/app/", "", None), "/app/");
         assert_eq!(forward_path("/", "/x", None), "/x");
+        assert_eq!(forward_path("/internal", ";jsessionid=1/x", None), "/internal;jsessionid=1/x");
+        assert_eq!(forward_path("/", ";jsessionid=1", None), "/;jsessionid=1");
     }
 }

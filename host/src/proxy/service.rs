@@ -43,7 +43,7 @@ impl ProxyService {
     }
 
     /// Answers one request (hyper's, or the HTTP/1 fast path's) with whatever proxy is current.
-    pub(crate) fn respond(&self, mut request: Request<ClientBodySource>) -> impl Future<Output = Response<Tracked<ResponseBody>>> + Send + 'static {
+    pub(crate) fn respond(&self, request: Request<ClientBodySource>) -> impl Future<Output = Response<Tracked<ResponseBody>>> + Send + 'static {
         let proxy = self.proxy.load_full();
         let (flight, raw) = self.conn.begin_request();
         let client = Client { addr: self.peer, forwarded_for: self.peer_value.clone(), raw, conn: Arc::clone(&self.conn), secure: self.secure };
@@ -55,8 +55,8 @@ impl ProxyService {
                 let response = proxy.handle(request, &client, &mut Outcome::default()).await;
                 return response.map(|body| Tracked::new(body, flight));
             };
-            let began = access::Began::new(&log, &mut request, client.addr, proxy.forwarded.trusts(client.addr.ip()));
-            let mut outcome = Outcome { logged: true, ..Outcome::default() };
+            let began = access::Began::new(&log, &request, client.addr, proxy.forwarded.trusts(client.addr.ip()));
+            let mut outcome = Outcome { logged: true, request_id: began.request_id(), ..Outcome::default() };
             let response = proxy.handle(request, &client, &mut outcome).await;
             let entry = began.answered(&proxy, &outcome, &response);
             response.map(|body| Tracked::new(body, flight).with_log(entry))
@@ -122,6 +122,9 @@ impl Proxy {
 
     async fn relay(&self, mut request: Request<ClientBodySource>, client: &Client, outcome: &mut Outcome) -> Result<Response<ResponseBody>, ProxyError> {
         strict::check(&request, &self.limits, client.raw)?;
+        if let Some(id) = &outcome.request_id {
+            access::set_request_id(&mut request, id);
+        }
         if request.method() == Method::CONNECT {
             return Err(ProxyError::MethodNotAllowed { method: Method::CONNECT });
         }

@@ -263,8 +263,11 @@ async fn write_response(io: &mut Guard, response: Response<Tracked<ResponseBody>
         })
         .await;
         match frame {
+            // The body has nothing more yet: what is written must reach the client now (over
+            // TLS, a write alone may leave records queued; the flush is free on plain TCP).
             Step::Flush => {
                 io.write_all(&out).await?;
+                io.flush().await?;
                 out.clear();
             }
             Step::Frame(None) => {} // trailers: not passed on, as before
@@ -274,7 +277,10 @@ async fn write_response(io: &mut Guard, response: Response<Tracked<ResponseBody>
                 out.extend_from_slice(&data);
                 out.extend_from_slice(b"\r\n");
             }
-            Step::Frame(Some(data)) if out.is_empty() => io.write_all(&data).await?,
+            Step::Frame(Some(data)) if out.is_empty() => {
+                io.write_all(&data).await?;
+                io.flush().await?;
+            }
             // A large piece goes out beside the head in one write, not copied behind it.
             Step::Frame(Some(data)) if data.len() > COPY_LIMIT => {
                 write_both(io, &out, &data).await?;

@@ -229,9 +229,13 @@ pub(crate) fn access_log(config: &Config, current: Option<&Arc<AccessLog>>) -> R
 /// `SO_REUSEPORT` would also let another process (another proxy with another config) join the
 /// port and take half the new connections, silently. So an address in use by anyone else is
 /// refused first, as nginx and HAProxy refuse it: see [`refuse_if_in_use`]. Only addresses new
-/// to this process come here (a reload keeps the sockets it has), so a reload never trips it.
-pub(crate) fn bind_all(addr: SocketAddr, workers: usize) -> Result<(SocketAddr, Vec<TcpSocket>), StartError> {
-    refuse_if_in_use(addr)?;
+/// to this process come here (a reload keeps the sockets it has); a reload adding an address on
+/// a port this process already listens on (`127.0.0.1:8080` beside `0.0.0.0:8080`) passes
+/// `probe = false`, since the probe would find the process's own listener.
+pub(crate) fn bind_all(addr: SocketAddr, workers: usize, probe: bool) -> Result<(SocketAddr, Vec<TcpSocket>), StartError> {
+    if probe {
+        refuse_if_in_use(addr)?;
+    }
     let mut bound = addr;
     let mut sockets = Vec::with_capacity(workers);
     for _ in 0..workers {
@@ -251,7 +255,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     let mut addrs = Vec::with_capacity(config.listeners.len());
     let mut listeners = Vec::with_capacity(config.listeners.len());
     for l in &config.listeners {
-        let (bound, sockets) = bind_all(l.addr, workers)?;
+        let (bound, sockets) = bind_all(l.addr, workers, true)?;
         for (worker, socket) in per_worker.iter_mut().zip(sockets) {
             worker.push((l.addr, socket));
         }

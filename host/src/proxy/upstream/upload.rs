@@ -97,8 +97,14 @@ impl Upload {
                         }
                     }
                 }
-                // Waiting on the client: its own deadlines (body rate) apply, not ours.
-                Poll::Pending => return Poll::Pending,
+                // Waiting on the client: its own deadlines (body rate) apply, not ours. What
+                // TLS still holds goes out meanwhile (a no-op on plain TCP).
+                Poll::Pending => {
+                    if let Poll::Ready(Err(e)) = Pin::new(&mut *stream).poll_flush(cx) {
+                        return Poll::Ready(Err(BodyWriteError::Member(e)));
+                    }
+                    return Poll::Pending;
+                }
             }
         }
     }
