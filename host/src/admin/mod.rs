@@ -11,7 +11,7 @@
 //! | `GET /metrics` | Prometheus text: members' counters, flags and health checks |
 //! | `POST /balancer-manager` | httpd's form/query shape (`b`, `w`, `nonce`, `w_lf`, `w_status_X`) onto the same edit |
 //!
-//! Protection ([`guard`]): a bearer token when `[admin] token` is set (required beyond
+//! Protection (`guard`): a bearer token when `[admin] token` is set (required beyond
 //! loopback), compared in constant time; every state change carries the per-process nonce
 //! and, when a browser sends Origin or Referer, one naming this listener; GET never changes
 //! state; request bodies are limited; every input is validated before anything changes.

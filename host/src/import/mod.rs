@@ -1,11 +1,11 @@
 //! `switchyard import-httpd`: an httpd reverse-proxy configuration turned into a Switchyard
 //! TOML file, with a report of everything that could not be carried over exactly.
 //!
-//! [`parse`] reads the httpd files (includes followed) into a tree of directives;
-//! [`translate`] walks it into a [`model::Output`] — listeners, routes, balancers, members,
+//! `parse` reads the httpd files (includes followed) into a tree of directives;
+//! `translate` walks it into an output — listeners, routes, balancers, members,
 //! health-check templates, limits, timeouts, the access log — noting a [`Finding`] for each
-//! directive it cannot translate or translates with a difference; [`hcexpr`] turns the common
-//! shapes of `ProxyHCExpr` into our `hcexpr` language; [`emit`] writes the TOML for a human
+//! directive it cannot translate or translates with a difference; `hcexpr` turns the common
+//! shapes of `ProxyHCExpr` into our `hcexpr` language; `emit` writes the TOML for a human
 //! to keep editing (each block names the httpd line it came from). The result is checked with
 //! the proxy's own config loader before it is returned.
 
