@@ -42,6 +42,10 @@ pub(crate) fn emit(out: &Output, source: &Path) -> String {
         let _ = writeln!(t, "\n[access_log]");
         table(&mut t, log);
     }
+    if let Some(admin) = &out.admin {
+        let _ = writeln!(t, "\n[admin]");
+        table(&mut t, admin);
+    }
     for r in &out.routes {
         let _ = writeln!(t, "\n[[route]]\n# {}", r.from);
         table(&mut t, &r.keys);

@@ -108,5 +108,6 @@ pub(crate) struct Output {
     pub limits: Table,
     pub timeouts: Table,
     pub access_log: Option<Table>,
+    pub admin: Option<Table>,
     pub findings: Vec<Finding>,
 }

@@ -117,7 +117,14 @@ impl Walker {
             "location" => {
                 let Some(path) = d.args.first() else { return self.note(d, Severity::Untranslated, "a <Location> without a path") };
                 if d.children.iter().any(|c| c.is("SetHandler") && c.args.first().is_some_and(|h| h.eq_ignore_ascii_case("balancer-manager"))) {
-                    return self.note(d, Severity::Untranslated, "the balancer manager is not built yet: there is no [admin] section to translate it to");
+                    let mut admin = Table::default();
+                    admin.set("listen", Value::Str("127.0.0.1:8081".into()), Some(source(d)));
+                    self.out.admin = Some(admin);
+                    return self.note(
+                        d,
+                        Severity::Different,
+                        "the balancer manager gets a listener of its own on loopback, 127.0.0.1:8081, not a path on the proxy's port (access rules inside are not translated; set [admin] token to open it wider); it edits load factors and flags, not yet members or methods",
+                    );
                 }
                 let path = path.clone();
                 self.walk(&d.children, server, Some(&path));
@@ -176,7 +183,7 @@ impl Walker {
             "proxyhctemplate" => self.hc_template(d),
             "balancerpersist" | "balancerinherit" | "balancergrowth" | "proxypassinherit" => {
                 if name == "balancerpersist" && flag(d) {
-                    self.note(d, Severity::Untranslated, "runtime changes cannot be made (no balancer manager yet), so there is nothing to persist");
+                    self.note(d, Severity::Untranslated, "runtime edits from the balancer manager are not persisted yet: they last until the next reload or restart");
                 } else if name != "balancerpersist" {
                     self.note(d, Severity::Different, "Switchyard has one set of routes and balancers for all virtual hosts");
                 }
