@@ -83,6 +83,14 @@ pub(crate) async fn reload(shared: &Shared, config: Config) -> Result<ReloadRepo
         if !current.iter().any(|(addr, _)| *addr == l.addr) {
             let ours = current.iter().any(|(_, bound)| bound.port() == l.addr.port());
             let (bound, sockets) = bind_all(l.addr, workers, !ours)?;
+            // Listening too, before anything changes: a socket that cannot listen refuses the
+            // reload here, not after the swap (the worker's own listen call then only
+            // registers the socket with its runtime).
+            for socket in &sockets {
+                socket2::SockRef::from(socket)
+                    .listen(crate::server::LISTEN_BACKLOG)
+                    .map_err(|source| ReloadError::Listen { addr: l.addr, source })?;
+            }
             new_sockets.push((l.addr, bound, sockets));
         }
     }

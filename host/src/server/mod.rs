@@ -47,6 +47,7 @@ use crate::proxy::{BuildError, Proxy, worker};
 use crate::reload::{ReloadError, ReloadReport};
 
 pub(crate) use shared::{Command, ConnSettings, Shared};
+pub(crate) use workers::LISTEN_BACKLOG;
 
 /// Why the proxy could not start.
 #[derive(Debug, thiserror::Error)]

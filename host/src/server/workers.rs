@@ -19,7 +19,7 @@ use super::http1;
 use crate::proxy::ProxyService;
 
 /// Pending connections the kernel queues per listener before accepting.
-const LISTEN_BACKLOG: u32 = 1024;
+pub(crate) const LISTEN_BACKLOG: i32 = 1024;
 /// How often idle member connections past their `ttl` are closed.
 const EVICT_EVERY: Duration = Duration::from_secs(1);
 
@@ -34,7 +34,7 @@ struct AcceptLoops {
 
 impl AcceptLoops {
     fn listen(&mut self, addr: SocketAddr, socket: TcpSocket) -> std::io::Result<()> {
-        let listener = socket.listen(LISTEN_BACKLOG)?;
+        let listener = socket.listen(LISTEN_BACKLOG.unsigned_abs())?;
         let (unlisten, unlistened) = watch::channel(false);
         let task = tokio::spawn(accept_loop(
             addr,
