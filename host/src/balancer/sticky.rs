@@ -46,8 +46,9 @@ fn url_param<'a>(path_and_query: &'a str, name: &str, scolon_path_delim: bool) -
     None
 }
 
-/// The value of cookie `name` in the Cookie header lines (quotes around it removed).
-fn cookie<'a>(headers: impl IntoIterator<Item = &'a [u8]>, name: &str) -> Option<&'a str> {
+/// The value of cookie `name` in the Cookie header lines (quotes around it removed): the one
+/// cookie parser, for sticky sessions and for `hashkey = "cookie:NAME"` alike.
+pub fn cookie<'a>(headers: impl IntoIterator<Item = &'a [u8]>, name: &str) -> Option<&'a str> {
     headers
         .into_iter()
         .filter_map(|line| std::str::from_utf8(line).ok())

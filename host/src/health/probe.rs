@@ -110,16 +110,32 @@ async fn read_response(stream: &mut MemberStream, http: &HttpProbe) -> Result<Ht
             Err(e) => return Err(format!("the answer is not HTTP: {e}")),
         }
     };
+    check_framing(&headers)?;
     let limit = http.body_limit.min(MAX_BODY) as usize;
     let no_body = http.method.eq_ignore_ascii_case("HEAD") || status == 204 || status == 304;
     let body = if limit == 0 || no_body { Vec::new() } else { read_body(stream, buf.split_off(head_len), &headers, limit).await };
     Ok(HttpResponse { status, headers, body })
 }
 
+/// The framing rules the proxy holds member answers to (`upstream/response.rs`): a
+/// Transfer-Encoding is exactly `chunked`, and never beside a Content-Length. A probe answered
+/// otherwise fails, as a request answered so would get a 502.
+fn check_framing(headers: &[(String, String)]) -> Result<(), String> {
+    let te: Vec<&str> = headers.iter().filter(|(n, _)| n == "transfer-encoding").map(|(_, v)| v.trim()).collect();
+    let has_length = headers.iter().any(|(n, _)| n == "content-length");
+    match te.as_slice() {
+        [] => Ok(()),
+        [one] if one.eq_ignore_ascii_case("chunked") && !has_length => Ok(()),
+        [_] if has_length => Err("the answer has both Content-Length and Transfer-Encoding".into()),
+        _ => Err(format!("the answer's Transfer-Encoding is not exactly chunked: {}", te.join(", "))),
+    }
+}
+
 /// Up to `limit` body bytes, decoding chunked framing. A body cut short is judged on what
 /// arrived: a probe reads a prefix, and the response has already been received.
 async fn read_body(stream: &mut MemberStream, mut raw: Vec<u8>, headers: &[(String, String)], limit: usize) -> Vec<u8> {
-    let chunked = headers.iter().any(|(n, v)| n == "transfer-encoding" && v.to_ascii_lowercase().contains("chunked"));
+    // `check_framing` let through only exactly `chunked`.
+    let chunked = headers.iter().any(|(n, _)| n == "transfer-encoding");
     let length = headers.iter().find(|(n, _)| n == "content-length").and_then(|(_, v)| v.trim().parse::<usize>().ok());
     let wanted = length.map_or(limit, |l| l.min(limit));
     loop {
@@ -205,6 +221,17 @@ mod tests {
         assert!(check(&http("GET", "/", &[("Host", "x")])).is_err());
         assert!(check(&http("GET", "/", &[("content-length", "1")])).is_err());
         assert!(check(&http("GET", "/", &[("x", "a\r\nb: c")])).is_err());
+    }
+
+    #[test]
+    fn framing_is_checked_as_for_requests() {
+        let h = |pairs: &[(&str, &str)]| pairs.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect::<Vec<_>>();
+        assert!(check_framing(&h(&[("transfer-encoding", "Chunked")])).is_ok());
+        assert!(check_framing(&h(&[("content-length", "2")])).is_ok());
+        assert!(check_framing(&h(&[("transfer-encoding", "gzip, chunked")])).is_err());
+        assert!(check_framing(&h(&[("transfer-encoding", "xchunked")])).is_err());
+        assert!(check_framing(&h(&[("transfer-encoding", "chunked"), ("transfer-encoding", "chunked")])).is_err());
+        assert!(check_framing(&h(&[("transfer-encoding", "chunked"), ("content-length", "2")])).is_err());
     }
 
     #[test]

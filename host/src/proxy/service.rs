@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use http::{HeaderMap, HeaderValue, Method, Request, Response, Uri, Version, header, request::Parts};
+use http::{HeaderValue, Method, Request, Response, Uri, Version, header, request::Parts};
 use hyper::body::{Body, Incoming};
 
 use super::body::{RequestBody, ResponseBody, materialize_headers};
@@ -298,7 +298,10 @@ fn request_key<B>(source: &HashKey, path: &CanonPath<'_>, request: &Request<B>, 
         },
         HashKey::Path => fnv1a(path.as_str().as_bytes()),
         HashKey::Header(name) => request.headers().get(name).map_or(0, |v| fnv1a(v.as_bytes())),
-        HashKey::Cookie(name) => cookie(request.headers(), name).map_or(0, |v| fnv1a(v.as_bytes())),
+        HashKey::Cookie(name) => {
+            let lines = request.headers().get_all(header::COOKIE).iter().map(HeaderValue::as_bytes);
+            sticky::cookie(lines, name).map_or(0, |v| fnv1a(v.as_bytes()))
+        }
     }
 }
 
@@ -307,17 +310,6 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
 }
 
-/// The value of cookie `name` in the request's Cookie headers.
-fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
-}
 
 #[cfg(test)]
 mod tests {
