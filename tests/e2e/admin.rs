@@ -166,15 +166,20 @@ async fn metrics_count_what_the_members_served() {
     assert_eq!(reply.status, StatusCode::OK);
     let text = reply.text();
     let mut elected = 0;
+    let mut series_seen = std::collections::HashMap::new();
     for line in text.lines().filter(|l| !l.starts_with('#')) {
         let (series, value) = line.rsplit_once(' ').expect("`series value` lines");
         let value: f64 = value.parse().unwrap_or_else(|_| panic!("a number in {line}"));
+        assert!(series_seen.insert(series.to_string(), value).is_none(), "{series} twice");
         if series.starts_with("switchyard_member_elected_total{") {
             assert!(series.contains("balancer=\"web\""), "{series}");
             elected += value as u64;
         }
     }
     assert_eq!(elected, 6, "{text}");
+    assert_eq!(series_seen.get("switchyard_requests_total{route=\"/\",class=\"2xx\"}"), Some(&6.0), "{text}");
+    assert_eq!(series_seen.get("switchyard_request_head_seconds_count{route=\"/\"}"), Some(&6.0), "{text}");
+    assert_eq!(series_seen.get("switchyard_request_head_seconds_bucket{le=\"+Inf\",route=\"/\"}"), Some(&6.0), "{text}");
     assert!(text.contains("switchyard_member_flag{") && text.trim_end().ends_with("# EOF"), "{text}");
     proxy.stop().await;
 }

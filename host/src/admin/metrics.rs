@@ -1,11 +1,12 @@
-//! `/metrics`: the members' counters, flags and health checks in Prometheus text format
-//! (prometheus-client), read from the live atomics when scraped — counting costs the request
-//! path nothing beyond the counters the proxy keeps anyway.
+//! `/metrics`: requests by route and status class, a histogram per route of the time until the
+//! answer's head was ready, and the members' counters, flags and health checks, in Prometheus
+//! text format (prometheus-client), read from the live atomics when scraped.
 
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 use http_body_util::Full;
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder, NoLabelSet};
+use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -13,12 +14,45 @@ use prometheus_client::registry::Registry;
 
 use super::api::error;
 use crate::config::StatusFlags;
+use crate::observe::{BUCKETS, TrafficSnapshot};
 use crate::proxy::Proxy;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct MemberLabels {
     balancer: String,
     member: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ClassLabels {
+    route: String,
+    class: String,
+}
+
+/// One histogram per route, read from the proxy's own atomics when scraped.
+#[derive(Debug)]
+struct RouteHistograms(Vec<(String, TrafficSnapshot)>);
+
+impl EncodeMetric for RouteHistograms {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        for (route, snap) in &self.0 {
+            let labels = RouteLabels { route: route.clone() };
+            let count = snap.buckets.iter().sum();
+            let bounds = BUCKETS.iter().copied().chain(std::iter::once(f64::INFINITY));
+            let buckets: Vec<(f64, u64)> = bounds.zip(snap.buckets.iter().copied()).collect();
+            encoder.encode_family(&labels)?.encode_histogram::<NoLabelSet>(snap.sum_seconds, count, &buckets, None)?;
+        }
+        Ok(())
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Histogram
+    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -39,6 +73,20 @@ pub(super) fn render(proxy: &Proxy) -> Response<Full<Bytes>> {
     let flags = Family::<FlagLabels, Gauge>::default();
     let probes = Family::<MemberLabels, Counter>::default();
     let probe_failures = Family::<MemberLabels, Counter>::default();
+    let requests = Family::<ClassLabels, Counter>::default();
+    let mut heads = Vec::new();
+    for (route, stats) in proxy.traffic() {
+        let route = route.unwrap_or("(none)").to_string();
+        let snap = stats.snapshot();
+        for (i, n) in snap.by_class.iter().enumerate() {
+            if *n > 0 {
+                requests.get_or_create(&ClassLabels { route: route.clone(), class: format!("{}xx", i + 1) }).inc_by(*n);
+            }
+        }
+        heads.push((route, snap));
+    }
+    registry.register("requests", "Requests answered, by route and status class", requests);
+    registry.register("request_head_seconds", "Time from a request's arrival until its answer's head was ready, by route", RouteHistograms(heads));
     for (bi, b) in proxy.balancers().iter().enumerate() {
         for (mi, m) in b.members().iter().enumerate() {
             let labels = MemberLabels { balancer: b.name().to_string(), member: m.config.url.clone() };

@@ -79,6 +79,7 @@ impl Proxy {
             timeouts: config.timeouts,
             forwarded: config.forwarded.clone(),
             access_log: None,
+            traffic: (0..=config.routes.len()).map(|_| Default::default()).collect(),
         })
     }
 }

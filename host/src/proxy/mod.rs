@@ -36,7 +36,7 @@ pub use upstream::{MemberBody, MemberBodyError, MemberPool};
 use crate::balancer::{Balancer, Member};
 use crate::config::{Forwarded, Limits, Timeouts, Upgrades};
 use crate::health::{self, HealthCheck, HealthState, HealthStatus};
-use crate::observe::AccessLog;
+use crate::observe::{AccessLog, TrafficStats};
 use crate::plugin::PluginError;
 use crate::tls::TlsError;
 use crate::rewrite::{RewriteChain, RewriteStats};
@@ -107,6 +107,9 @@ pub struct Proxy {
     forwarded: Forwarded,
     /// The access log, when there is one (kept across reloads that do not change it).
     access_log: Option<Arc<AccessLog>>,
+    /// Traffic counters per route, in route order, then one for requests no route matched
+    /// (a reload starts them again, as Prometheus counters may).
+    traffic: Box<[TrafficStats]>,
 }
 
 /// Why the proxy could not be built from a valid config.
@@ -139,6 +142,18 @@ impl Proxy {
     /// The access log, when there is one.
     pub fn access_log(&self) -> Option<&Arc<AccessLog>> {
         self.access_log.as_ref()
+    }
+
+    /// Each route's prefix with its traffic counters, then `None` with those of requests no
+    /// route matched.
+    pub fn traffic(&self) -> impl Iterator<Item = (Option<&str>, &TrafficStats)> {
+        self.routes.iter().map(|r| Some(r.prefix.as_str())).chain(std::iter::once(None)).zip(self.traffic.iter())
+    }
+
+    /// Counts an answer: to route `route` (or none) with `status`, its head ready after `took`.
+    pub(crate) fn count(&self, route: Option<usize>, status: u16, took: std::time::Duration) {
+        let at = route.unwrap_or(self.traffic.len() - 1).min(self.traffic.len() - 1);
+        self.traffic[at].record(status, took);
     }
 
     /// The balancers, in config (name) order.

@@ -1,0 +1,69 @@
+//! Per-route traffic counters for `/metrics`: requests by status class, and a histogram of the
+//! time until the answer's head was ready. Lock-free atomics, a few per request; read when
+//! scraped.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Upper bounds of the latency buckets, in seconds (the last bucket is everything above).
+pub const BUCKETS: [f64; 12] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
+
+/// One route's counters.
+#[derive(Debug, Default)]
+pub struct TrafficStats {
+    /// Requests answered 1xx, 2xx, 3xx, 4xx, 5xx.
+    by_class: [AtomicU64; 5],
+    /// Requests per latency bucket ([`BUCKETS`], then one for longer).
+    buckets: [AtomicU64; BUCKETS.len() + 1],
+    /// Sum of the latencies, in microseconds.
+    sum_micros: AtomicU64,
+}
+
+/// What a scrape reads.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrafficSnapshot {
+    /// Requests by status class (`1xx` … `5xx`).
+    pub by_class: [u64; 5],
+    /// Requests per bucket (not cumulative), the last for `+Inf`.
+    pub buckets: [u64; BUCKETS.len() + 1],
+    /// Sum of the latencies, in seconds.
+    pub sum_seconds: f64,
+}
+
+impl TrafficStats {
+    /// Counts one answer: its status and how long its head took.
+    pub fn record(&self, status: u16, head_after: Duration) {
+        let class = usize::from(status / 100).clamp(1, 5) - 1;
+        self.by_class[class].fetch_add(1, Ordering::Relaxed);
+        let seconds = head_after.as_secs_f64();
+        let bucket = BUCKETS.iter().position(|&b| seconds <= b).unwrap_or(BUCKETS.len());
+        self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        self.sum_micros.fetch_add(u64::try_from(head_after.as_micros()).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    /// The counters now.
+    pub fn snapshot(&self) -> TrafficSnapshot {
+        TrafficSnapshot {
+            by_class: std::array::from_fn(|i| self.by_class[i].load(Ordering::Relaxed)),
+            buckets: std::array::from_fn(|i| self.buckets[i].load(Ordering::Relaxed)),
+            sum_seconds: self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classes_and_buckets() {
+        let s = TrafficStats::default();
+        s.record(200, Duration::from_micros(300));
+        s.record(404, Duration::from_millis(3));
+        s.record(502, Duration::from_secs(10));
+        let snap = s.snapshot();
+        assert_eq!(snap.by_class, [0, 1, 0, 1, 1]);
+        assert_eq!((snap.buckets[0], snap.buckets[3], snap.buckets[BUCKETS.len()]), (1, 1, 1));
+        assert!((snap.sum_seconds - 10.0033).abs() < 1e-6);
+    }
+}
