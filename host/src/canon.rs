@@ -118,10 +118,7 @@ fn decode_segment(raw: &[u8], out: &mut Vec<u8>, encoded_separator: &mut bool) -
     while i < raw.len() {
         let b = raw[i];
         if b == b'%' {
-            let (Some(hi), Some(lo)) = (raw.get(i + 1).and_then(|&h| hex(h)), raw.get(i + 2).and_then(|&l| hex(l))) else {
-                return Err(CanonError::BadEscape);
-            };
-            let decoded = hi << 4 | lo;
+            let decoded = escaped_byte(raw, i).ok_or(CanonError::BadEscape)?;
             if decoded == 0 {
                 return Err(CanonError::EncodedNul);
             }
@@ -165,7 +162,7 @@ fn is_canonical(path: &[u8]) -> bool {
             if !upper_hex(i + 1) || !upper_hex(i + 2) {
                 return false;
             }
-            let decoded = hex(path[i + 1]).unwrap_or(0) << 4 | hex(path[i + 2]).unwrap_or(0);
+            let decoded = escaped_byte(path, i).unwrap_or(0);
             if decoded == 0 || is_unreserved(decoded) || decoded == b'/' || decoded == b'\\' {
                 return false;
             }
@@ -196,6 +193,15 @@ fn is_pchar(b: u8) -> bool {
 
 fn hex(b: u8) -> Option<u8> {
     (b as char).to_digit(16).and_then(|d| u8::try_from(d).ok())
+}
+
+/// The byte a `%XX` escape at `at` (the `%`) stands for, when two hex digits follow it.
+pub(crate) fn escaped_byte(bytes: &[u8], at: usize) -> Option<u8> {
+    if bytes.get(at) != Some(&b'%') {
+        return None;
+    }
+    let (hi, lo) = (hex(*bytes.get(at + 1)?)?, hex(*bytes.get(at + 2)?)?);
+    Some(hi << 4 | lo)
 }
 
 fn push_escaped(out: &mut Vec<u8>, b: u8) {

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use switchyard_tests::client::{RawConn, status_of};
-use switchyard_tests::member::Recorder;
+use switchyard_tests::recorder::Recorder;
 use switchyard_tests::proxy::{TestProxy, config};
 
 /// A chunk of the upload: 60,000 bytes, so two pass the 100,000-byte limit.

@@ -17,17 +17,16 @@ struct Admin {
 }
 
 impl Admin {
-    fn request(&self, method: Method, path: &str, body: &str) -> http::request::Builder {
+    fn request(&self, method: Method, path: &str) -> http::request::Builder {
         let mut b = Request::builder().method(method).uri(format!("{}{path}", self.base));
         if let Some(t) = &self.token {
             b = b.header("authorization", format!("Bearer {t}"));
         }
-        let _ = body;
         b
     }
 
     async fn get(&self, path: &str) -> Reply {
-        self.client.send(self.request(Method::GET, path, "").body(Full::default()).expect("request")).await
+        self.client.send(self.request(Method::GET, path).body(Full::default()).expect("request")).await
     }
 
     async fn nonce(&self) -> String {
@@ -40,7 +39,7 @@ impl Admin {
     }
 
     async fn patch_path(&self, path: &str, body: &str, nonce: Option<&str>) -> Reply {
-        let mut b = self.request(Method::PATCH, path, body).header("content-type", "application/json");
+        let mut b = self.request(Method::PATCH, path).header("content-type", "application/json");
         if let Some(n) = nonce {
             b = b.header("x-nonce", n);
         }
@@ -120,7 +119,7 @@ async fn refused_changes_change_nothing() {
     }
     // A browser on another site: its Origin is refused even with the nonce.
     let foreign = admin
-        .request(Method::PATCH, "/api/balancers/web/members/0", "")
+        .request(Method::PATCH, "/api/balancers/web/members/0")
         .header("x-nonce", &nonce)
         .header("origin", "http://evil.example")
         .body(Full::new(Bytes::from(r#"{"loadfactor": 5}"#)))
@@ -138,7 +137,7 @@ async fn httpd_scripts_and_the_page_use_the_same_edit() {
     let nonce = admin.nonce().await;
     let form = format!("b=web&w={}&nonce={nonce}&w_lf=4&w_status_N=1", a.url().replace(':', "%3A").replace('/', "%2F"));
     let post = admin
-        .request(Method::POST, "/balancer-manager", "")
+        .request(Method::POST, "/balancer-manager")
         .header("content-type", "application/x-www-form-urlencoded")
         .body(Full::new(Bytes::from(form)))
         .expect("request");
@@ -188,7 +187,7 @@ async fn metrics_count_what_the_members_served() {
 async fn a_reload_that_fails_is_refused_with_its_reason() {
     let (proxy, _a, _b, admin, _running) = setup(None).await;
     let nonce = admin.nonce().await;
-    let post = admin.request(Method::POST, "/api/reload", "").header("x-nonce", &nonce).body(Full::default()).expect("request");
+    let post = admin.request(Method::POST, "/api/reload").header("x-nonce", &nonce).body(Full::default()).expect("request");
     let reply = admin.client.send(post).await;
     // The test proxy was started from a string: its file does not exist to be read again.
     assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.text());

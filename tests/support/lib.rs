@@ -6,6 +6,7 @@ pub mod client;
 pub mod member;
 pub mod proxy;
 pub mod python;
+pub mod recorder;
 pub mod tls;
 pub mod websocket;
 

@@ -10,10 +10,6 @@ use crate::config::StatusFlags;
 use crate::proxy::{Proxy, ProxyBalancer, ProxyMember};
 use crate::server::Reloader;
 
-/// Flags an operator may set or clear; E and C belong to the proxy's own checks, but clearing
-/// them (putting a member back in service at once) is allowed, as httpd allows it.
-const EDITABLE: &str = "DSIRHNEC";
-
 /// A JSON answer.
 pub(super) fn json_response(status: StatusCode, value: &Value) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(Bytes::from(value.to_string())));
@@ -123,32 +119,11 @@ impl MemberEdit {
         Ok(edit)
     }
 
-    /// An httpd status string applied as set/clear flags.
+    /// An httpd status string applied as set/clear flags (after any earlier ones).
     fn status(&mut self, spec: &str) -> Result<(), String> {
-        let mut on = true;
-        if spec.trim().is_empty() {
-            return Err("an empty status".into());
-        }
-        for c in spec.trim().chars() {
-            match c {
-                '+' => on = true,
-                '-' => on = false,
-                c => {
-                    let upper = c.to_ascii_uppercase();
-                    let Some((flag, _, _)) = StatusFlags::ALL.iter().find(|(_, l, _)| *l == upper) else {
-                        return Err(format!("unknown status flag `{c}` (flags are D S I R H E N C, with + or -)"));
-                    };
-                    if !EDITABLE.contains(upper) {
-                        return Err(format!("flag {upper} cannot be set by hand"));
-                    }
-                    if on {
-                        self.set = self.set.union(*flag);
-                    } else {
-                        self.clear = self.clear.union(*flag);
-                    }
-                }
-            }
-        }
+        let (set, clear) = StatusFlags::changes(spec)?;
+        self.set = self.set.without(clear).union(set);
+        self.clear = self.clear.without(set).union(clear);
         Ok(())
     }
 
@@ -166,9 +141,9 @@ impl MemberEdit {
     }
 }
 
-/// loadfactor (1..100, decimals allowed) as lbfactor, as the config keeps it.
+/// loadfactor as lbfactor, checked as the config file's is.
 fn lbfactor(lf: f64) -> Result<u32, String> {
-    if (1.0..=100.0).contains(&lf) { Ok((lf * 100.0) as u32) } else { Err(format!("loadfactor must be between 1 and 100, got {lf}")) }
+    crate::config::lbfactor(lf).map_err(|e| format!("loadfactor {e}"))
 }
 
 pub(super) fn patch_member(proxy: &Proxy, balancer: &str, index: &str, body: &[u8]) -> Response<Full<Bytes>> {
@@ -252,18 +227,14 @@ fn decode(s: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hex = bytes.get(i + 1..i + 3).filter(|h| h.iter().all(u8::is_ascii_hexdigit)).and_then(|h| std::str::from_utf8(h).ok()).and_then(|h| u8::from_str_radix(h, 16).ok());
-                if let Some(b) = hex {
-                    out.push(b);
-                    i += 3;
-                    continue;
-                }
-                out.push(b'%');
+        match (bytes[i], crate::canon::escaped_byte(bytes, i)) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+                continue;
             }
-            b => out.push(b),
+            (b'+', _) => out.push(b' '),
+            (b, _) => out.push(b),
         }
         i += 1;
     }

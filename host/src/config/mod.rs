@@ -29,7 +29,7 @@ pub use model::{
 pub use status::StatusFlags;
 pub use tls::{CertFiles, DEFAULT_HANDSHAKE_TIMEOUT, ListenTls, MemberTls, SniCert};
 pub use units::{parse_duration, parse_size};
-pub use validate::{BUILTIN_HEALTH_CHECKS, BUILTIN_LBMETHODS, BUILTIN_REWRITES};
+pub use validate::{BUILTIN_HEALTH_CHECKS, BUILTIN_LBMETHODS, BUILTIN_REWRITES, lbfactor};
 
 use locate::{Locator, display_path};
 

@@ -76,7 +76,14 @@ impl StatusFlags {
 
     /// Applies an httpd status string such as `"+H"`, `"-E+N"` or `"D"` to this set.
     pub fn apply(self, spec: &str) -> Result<Self, String> {
-        let mut flags = self;
+        let (set, clear) = Self::changes(spec)?;
+        Ok(self.union(set).without(clear))
+    }
+
+    /// The flags an httpd status string sets and clears (a later letter wins over an earlier
+    /// one for the same flag), for applying to a live member's atomic flags.
+    pub fn changes(spec: &str) -> Result<(Self, Self), String> {
+        let (mut set, mut clear) = (Self::empty(), Self::empty());
         let mut on = true;
         if spec.trim().is_empty() {
             return Err("empty status: use letters such as \"+H\", \"-E\", \"D\"".to_string());
@@ -92,11 +99,17 @@ impl StatusFlags {
                             "unknown status flag `{c}` in \"{spec}\" (flags are D S I R H E N C, with + or -)"
                         ));
                     };
-                    flags = if on { flags.union(*flag) } else { flags.without(*flag) };
+                    if on {
+                        set = set.union(*flag);
+                        clear = clear.without(*flag);
+                    } else {
+                        clear = clear.union(*flag);
+                        set = set.without(*flag);
+                    }
                 }
             }
         }
-        Ok(flags)
+        Ok((set, clear))
     }
 
     /// httpd's short names joined, or "Ok" when no flag is set.

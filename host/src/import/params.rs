@@ -17,7 +17,7 @@ pub(crate) enum Param {
 }
 
 /// httpd seconds (or `NNNms`) as a Switchyard duration.
-fn seconds(v: &str) -> Option<Value> {
+pub(crate) fn seconds(v: &str) -> Option<Value> {
     if let Some(ms) = v.strip_suffix("ms") {
         return ms.parse::<u64>().ok().map(|ms| Value::Str(format!("{ms}ms")));
     }

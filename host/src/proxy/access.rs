@@ -38,14 +38,14 @@ impl Began {
     /// trusted peer's `X-Request-Id` is kept, anyone else's replaced (the header is set after
     /// the strict checks, which judge the request as the client sent it; see
     /// [`set_request_id`]).
-    pub(crate) fn new(log: &Arc<AccessLog>, request: &Request<ClientBodySource>, client: SocketAddr, trusted: bool) -> Self {
+    pub(crate) fn new(log: &Arc<AccessLog>, request: &Request<ClientBodySource>, arrived: Instant, client: SocketAddr, trusted: bool) -> Self {
         let request_id = log.settings().request_id.then(|| match request.headers().get(&X_REQUEST_ID) {
             Some(id) if trusted => id.clone(),
             _ => new_request_id(),
         });
         Self {
             log: Arc::clone(log),
-            arrived: Instant::now(),
+            arrived,
             client: client.ip().to_canonical(),
             method: request.method().clone(),
             target: request.uri().clone(),

@@ -86,7 +86,7 @@ pub(crate) fn raw_rest<'p>(prefix: &str, raw: &'p str) -> Option<&'p str> {
                 }
             }
             // An encoded `/` is not the prefix's separator.
-            Some(b'%') if want != b'/' && decoded_at(bytes, at + 1) == Some(want) => at += 3,
+            Some(b'%') if want != b'/' && crate::canon::escaped_byte(bytes, at) == Some(want) => at += 3,
             _ => return None,
         }
     }
@@ -99,11 +99,6 @@ pub(crate) fn raw_rest<'p>(prefix: &str, raw: &'p str) -> Option<&'p str> {
     (!climbs && (prefix.ends_with('/') || rest.is_empty() || rest.starts_with('/'))).then_some(rest)
 }
 
-/// The byte two hex digits at `at` encode.
-fn decoded_at(bytes: &[u8], at: usize) -> Option<u8> {
-    let digit = |i: usize| bytes.get(i).and_then(|&b| (b as char).to_digit(16));
-    u8::try_from(digit(at)? << 4 | digit(at + 1)?).ok()
-}
 
 /// The path a member receives: the target's `base` path with `rest` appended (one slash
 /// between them), plus the query, if any.

@@ -52,18 +52,18 @@ impl ProxyService {
         let span = tracing::debug_span!("request", method = %request.method(), target = %request.uri(), route = tracing::field::Empty, member = tracing::field::Empty);
         tracing::Instrument::instrument(async move {
             let started = std::time::Instant::now();
-            let Some(log) = proxy.access_log.clone() else {
-                let mut outcome = Outcome::default();
-                let response = proxy.handle(request, &client, &mut outcome).await;
-                proxy.count(outcome.route, response.status().as_u16(), started.elapsed());
-                return response.map(|body| Tracked::new(body, flight));
-            };
-            let began = access::Began::new(&log, &request, client.addr, proxy.forwarded.trusts(client.addr.ip()));
-            let mut outcome = Outcome { logged: true, request_id: began.request_id(), ..Outcome::default() };
+            let began = proxy.access_log.as_ref().map(|log| access::Began::new(log, &request, started, client.addr, proxy.forwarded.trusts(client.addr.ip())));
+            let mut outcome = Outcome { logged: began.is_some(), request_id: began.as_ref().and_then(access::Began::request_id), ..Outcome::default() };
             let response = proxy.handle(request, &client, &mut outcome).await;
             proxy.count(outcome.route, response.status().as_u16(), started.elapsed());
-            let entry = began.answered(&proxy, &outcome, &response);
-            response.map(|body| Tracked::new(body, flight).with_log(entry))
+            let entry = began.map(|b| b.answered(&proxy, &outcome, &response));
+            response.map(|body| {
+                let body = Tracked::new(body, flight);
+                match entry {
+                    Some(entry) => body.with_log(entry),
+                    None => body,
+                }
+            })
         }, span)
     }
 }

@@ -31,10 +31,10 @@ pub(super) fn member(here: &[Seg], m: &RawMember, balancer_tls: Option<&RawMembe
             return None;
         }
     };
-    let loadfactor = m.loadfactor.unwrap_or(1.0);
-    if !(1.0..=100.0).contains(&loadfactor) {
-        p.push(&key(here, "loadfactor"), format!("must be between 1 and 100 (decimals allowed), got {loadfactor}"));
-    }
+    let lbfactor = lbfactor(m.loadfactor.unwrap_or(1.0)).unwrap_or_else(|e| {
+        p.push(&key(here, "loadfactor"), e);
+        100
+    });
     let lbset = m.lbset.unwrap_or(0);
     if lbset > 99 {
         p.push(&key(here, "lbset"), format!("must be between 0 and 99, got {lbset}"));
@@ -69,8 +69,7 @@ pub(super) fn member(here: &[Seg], m: &RawMember, balancer_tls: Option<&RawMembe
         url: m.url.clone(),
         authority,
         base_path,
-        // httpd keeps loadfactor × 100, truncated; bit-exact sequences depend on it.
-        lbfactor: (loadfactor.clamp(1.0, 100.0) * 100.0) as u32,
+        lbfactor,
         lbset: lbset.min(99),
         status,
         retry: m.retry.map_or(DEFAULT_RETRY, |d| d.0),
@@ -82,6 +81,17 @@ pub(super) fn member(here: &[Seg], m: &RawMember, balancer_tls: Option<&RawMembe
         upgrade: crate::config::edge::upgrades(here, m.upgrade.as_ref(), p),
         tls,
     })
+}
+
+/// A loadfactor (1..100, decimals allowed) as lbfactor: httpd keeps loadfactor × 100,
+/// truncated, and bit-exact sequences depend on it. The one check, for the config file and
+/// the balancer manager alike.
+pub fn lbfactor(loadfactor: f64) -> Result<u32, String> {
+    if (1.0..=100.0).contains(&loadfactor) {
+        Ok((loadfactor * 100.0) as u32)
+    } else {
+        Err(format!("must be between 1 and 100 (decimals allowed), got {loadfactor}"))
+    }
 }
 
 /// Connection settings from `[timeout, connectiontimeout, ttl, acquire]` and `max`.

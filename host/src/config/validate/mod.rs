@@ -20,6 +20,7 @@ use super::raw::{RawConfig, RawPlugins, RawServer};
 
 pub use plugin::{BUILTIN_HEALTH_CHECKS, BUILTIN_LBMETHODS, BUILTIN_REWRITES};
 pub(crate) use member::DEFAULT_RETRY;
+pub use member::lbfactor;
 
 /// Problems found so far, each with the key path it is about.
 #[derive(Default)]
