@@ -21,9 +21,12 @@
 //! - [`proxy`]: the request path: strict checks, routing, failover, member connections, the
 //!   error responses.
 //! - [`server`]: workers, listeners, connection limit, health-check tasks, graceful shutdown;
-//!   [`reload`] swaps in a new config without refusing a connection.
-//! - [`admin`]: the balancer manager (page, JSON API, metrics) on a listener of its own; drives
-//!   the running server through its handle ([`server::Reloader`]).
+//!   [`reload`] builds a new config's proxy and swaps it in without refusing a connection.
+//! - [`control`]: the running state's one way to change — the config file with the runtime
+//!   overlay laid over it, built, persisted, published through [`server::Reloader`] — for
+//!   SIGHUP and the manager alike.
+//! - [`admin`]: the balancer manager (page, JSON API, metrics) on a listener of its own; every
+//!   change it makes is a [`control::Change`].
 
 #![forbid(unsafe_code)]
 
@@ -31,6 +34,7 @@ pub mod admin;
 pub mod balancer;
 pub mod canon;
 pub mod config;
+pub mod control;
 mod deadline;
 pub mod edge;
 #[doc(hidden)]

@@ -11,7 +11,9 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use switchyard::{config, server};
+use std::sync::Arc;
+
+use switchyard::{config, control, server};
 use tracing_subscriber::EnvFilter;
 
 /// A programmable reverse proxy and load balancer with Wasm plugins.
@@ -49,10 +51,11 @@ fn main() -> ExitCode {
         return import_httpd(file, output.as_deref());
     }
     let Some(config_file) = args.config.clone() else { return ExitCode::FAILURE };
-    let config = match config::load(&config_file) {
-        Ok(config) => config,
-        Err(errors) => {
-            eprintln!("{errors}");
+    // The file, the manager's directories and the runtime changes kept there.
+    let boot = match control::Boot::open(&config_file) {
+        Ok(boot) => boot,
+        Err(e) => {
+            eprintln!("{e}");
             return ExitCode::FAILURE;
         }
     };
@@ -60,11 +63,11 @@ fn main() -> ExitCode {
     let log = tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .with_writer(std::io::stderr);
-    match config.log {
+    match boot.file().log {
         config::LogFormat::Json => log.json().with_current_span(true).with_span_list(true).init(),
         config::LogFormat::Text => log.with_ansi(std::io::stderr().is_terminal()).init(),
     }
-    match run(args, config) {
+    match run(args, boot) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("{e:#}");
@@ -73,7 +76,8 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(args: Args, config: config::Config) -> anyhow::Result<()> {
+fn run(args: Args, boot: control::Boot) -> anyhow::Result<()> {
+    let config = boot.config()?;
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     if let Some(workers) = config.server.workers {
         runtime.worker_threads(workers);
@@ -92,21 +96,22 @@ fn run(args: Args, config: config::Config) -> anyhow::Result<()> {
             return Ok(());
         }
         let running = server::start(&config).await?;
+        let control = boot.into_control(running.reloader());
         // Before "listening" is logged: a SIGHUP that follows it must find the handler (the
         // default action would end the process).
         #[cfg(unix)]
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
-            Ok(hup) => drop(tokio::spawn(reload_on_sighup(hup, config.file.clone(), running.reloader()))),
+            Ok(hup) => drop(tokio::spawn(reload_on_sighup(hup, config.file.clone(), Arc::clone(&control)))),
             Err(e) => tracing::warn!(error = %e, "cannot listen for SIGHUP; reload is unavailable"),
         }
         #[cfg(unix)]
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1()) {
-            Ok(usr1) => drop(tokio::spawn(reopen_on_sigusr1(usr1, running.reloader()))),
+            Ok(usr1) => drop(tokio::spawn(reopen_on_sigusr1(usr1, Arc::clone(&control)))),
             Err(e) => tracing::warn!(error = %e, "cannot listen for SIGUSR1; the access log cannot be reopened"),
         }
         // The balancer manager runs as long as the proxy; `[admin]` is read at start only.
         let _admin = match &config.admin {
-            Some(settings) => Some(switchyard::admin::start(settings, running.reloader()).await?),
+            Some(settings) => Some(switchyard::admin::start(settings, Arc::clone(&control)).await?),
             None => None,
         };
         for addr in &running.addrs {
@@ -155,21 +160,14 @@ fn import_httpd(file: &std::path::Path, output: Option<&std::path::Path>) -> Exi
     }
 }
 
-/// Reloads `file` on every SIGHUP.
+/// Reloads `file` on every SIGHUP (runtime changes stay laid over it).
 #[cfg(unix)]
-async fn reload_on_sighup(mut hup: tokio::signal::unix::Signal, file: PathBuf, reloader: server::Reloader) {
+async fn reload_on_sighup(mut hup: tokio::signal::unix::Signal, file: PathBuf, control: Arc<control::Control>) {
     while hup.recv().await.is_some() {
         tracing::info!(file = %file.display(), "reload requested");
-        match config::load(&file) {
-            Err(errors) => {
-                for e in &errors.0 {
-                    tracing::error!(error = %e, "config refused; the running config stays");
-                }
-            }
-            Ok(config) => {
-                if let Err(e) = reloader.reload(config).await {
-                    tracing::error!(error = %e, "reload failed; the running config stays");
-                }
+        if let Err(e) = control.change(control::Change::ReloadFile).await {
+            for line in e.to_string().lines() {
+                tracing::error!(error = %line, "config refused; the running config stays");
             }
         }
     }
@@ -177,10 +175,10 @@ async fn reload_on_sighup(mut hup: tokio::signal::unix::Signal, file: PathBuf, r
 
 /// Reopens the access log on every SIGUSR1 (after logrotate moved it).
 #[cfg(unix)]
-async fn reopen_on_sigusr1(mut usr1: tokio::signal::unix::Signal, reloader: server::Reloader) {
+async fn reopen_on_sigusr1(mut usr1: tokio::signal::unix::Signal, control: Arc<control::Control>) {
     while usr1.recv().await.is_some() {
         tracing::info!("reopening the access log");
-        reloader.reopen_logs();
+        control.reopen_logs();
     }
 }
 

@@ -11,12 +11,16 @@
 //! throughout. Any failure before the swap leaves everything as it was.
 //!
 //! Live state kept across a reload, for members that are in both configs (same balancer,
-//! same URL): the in-error flag E (its `retry` clock restarts at the reload at the latest),
-//! lbstatus and the counters (elected, transferred, read, errors); when the connection
-//! settings are unchanged too, the member's connection pool, idle connections included; the
-//! health-check flag C when the member is still health-checked (its checks restart at once
-//! with the new settings). The flags a config sets (D, S, H, R, I, N) come from the new config. The number of workers
-//! cannot change without a restart.
+//! same URL): the member's flags and counters are shared by the old and the new build, so
+//! requests still in flight on the old one count into the new one's lbstatus, busy, bytes and
+//! errors; the in-error flag E stays with its `retry` clock; the health-check flag C stays when
+//! the member is still health-checked (its checks restart at once with the new settings); when
+//! the connection settings are unchanged too, the member's connection pool, idle connections
+//! included. The flags a config sets (D, S, H, R, I, N) and the loadfactor come from the new
+//! config. The number of workers cannot change without a restart.
+//!
+//! [`prepare`] does everything that can fail and [`Prepared::commit`] publishes, so a caller
+//! with one more step that can fail (persisting a manager edit) puts it between the two.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -46,6 +50,9 @@ pub enum ReloadError {
     /// Plugins could not be loaded, or a new address could not be bound.
     #[error(transparent)]
     Start(#[from] StartError),
+    /// The change could not be kept (persisted) before it was put in service.
+    #[error("the change could not be kept: {0}")]
+    NotKept(String),
     /// A worker did not take its new listener.
     #[error("a worker could not listen on {addr}: {source}")]
     Listen {
@@ -59,6 +66,24 @@ pub enum ReloadError {
 /// Builds everything `config` needs, then swaps it in.
 pub(crate) async fn reload(shared: &Shared, config: Config) -> Result<ReloadReport, ReloadError> {
     let _one_at_a_time = shared.reloading.lock().await;
+    prepare(shared, config).await?.commit().await
+}
+
+/// A new config with everything it needs built, listeners bound and listening; nothing in
+/// service has changed yet. Dropping it changes nothing.
+pub(crate) struct Prepared<'a> {
+    shared: &'a Shared,
+    config: Config,
+    proxy: Proxy,
+    plugins: Arc<PluginRuntime>,
+    tls: HashMap<SocketAddr, Arc<crate::tls::ServerTls>>,
+    current: Vec<(SocketAddr, SocketAddr)>,
+    new_sockets: Vec<(SocketAddr, SocketAddr, Vec<tokio::net::TcpSocket>)>,
+    members_kept: usize,
+}
+
+/// Builds everything `config` needs; the caller holds `shared.reloading`.
+pub(crate) async fn prepare(shared: &Shared, config: Config) -> Result<Prepared<'_>, ReloadError> {
     let old_config = shared.config.load_full();
     let workers = shared.workers.len();
     if crate::server::worker_count(&config) != workers {
@@ -94,46 +119,58 @@ pub(crate) async fn reload(shared: &Shared, config: Config) -> Result<ReloadRepo
             new_sockets.push((l.addr, bound, sockets));
         }
     }
+    Ok(Prepared { shared, config, proxy, plugins, tls, current, new_sockets, members_kept })
+}
 
-    shared.proxy.store(Arc::new(proxy));
-    crate::server::start_health_checks(shared);
-    shared.conn.store(Arc::new(ConnSettings::new(&config, tls)));
-    shared.set_connection_limit(config.limits.connections);
-    shared.plugins.store(plugins);
+impl Prepared<'_> {
+    /// The proxy that [`Prepared::commit`] will put in service.
+    pub(crate) fn proxy(&self) -> &Proxy {
+        &self.proxy
+    }
 
-    let mut report = ReloadReport { members_kept, ..ReloadReport::default() };
-    let mut listening: HashMap<SocketAddr, SocketAddr> = current.iter().copied().collect();
-    for (addr, bound, sockets) in new_sockets {
-        for (worker, socket) in shared.workers.iter().zip(sockets) {
-            let (reply, replied) = oneshot::channel();
-            if worker.send(Command::Listen(addr, socket, reply)).is_err() {
-                continue;
+    /// Puts the new config in service.
+    pub(crate) async fn commit(self) -> Result<ReloadReport, ReloadError> {
+        let Prepared { shared, config, proxy, plugins, tls, current, new_sockets, members_kept } = self;
+        shared.proxy.store(Arc::new(proxy));
+        crate::server::start_health_checks(shared);
+        shared.conn.store(Arc::new(ConnSettings::new(&config, tls)));
+        shared.set_connection_limit(config.limits.connections);
+        shared.plugins.store(plugins);
+
+        let mut report = ReloadReport { members_kept, ..ReloadReport::default() };
+        let mut listening: HashMap<SocketAddr, SocketAddr> = current.iter().copied().collect();
+        for (addr, bound, sockets) in new_sockets {
+            for (worker, socket) in shared.workers.iter().zip(sockets) {
+                let (reply, replied) = oneshot::channel();
+                if worker.send(Command::Listen(addr, socket, reply)).is_err() {
+                    continue;
+                }
+                if let Ok(Err(source)) = replied.await {
+                    return Err(ReloadError::Listen { addr, source });
+                }
             }
-            if let Ok(Err(source)) = replied.await {
-                return Err(ReloadError::Listen { addr, source });
+            listening.insert(addr, bound);
+            report.listeners_added.push(bound);
+        }
+        for (addr, _) in &current {
+            if !config.listeners.iter().any(|l| l.addr == *addr) {
+                for worker in &shared.workers {
+                    let _ = worker.send(Command::Unlisten(*addr));
+                }
+                listening.remove(addr);
+                report.listeners_removed.push(*addr);
             }
         }
-        listening.insert(addr, bound);
-        report.listeners_added.push(bound);
-    }
-    for (addr, _) in &current {
-        if !config.listeners.iter().any(|l| l.addr == *addr) {
-            for worker in &shared.workers {
-                let _ = worker.send(Command::Unlisten(*addr));
-            }
-            listening.remove(addr);
-            report.listeners_removed.push(*addr);
+        if let Ok(mut l) = shared.listeners.lock() {
+            *l = config.listeners.iter().filter_map(|c| listening.get(&c.addr).map(|b| (c.addr, *b))).collect();
         }
+        shared.config.store(Arc::new(config));
+        tracing::info!(
+            added = report.listeners_added.len(),
+            removed = report.listeners_removed.len(),
+            members_kept = report.members_kept,
+            "config reloaded"
+        );
+        Ok(report)
     }
-    if let Ok(mut l) = shared.listeners.lock() {
-        *l = config.listeners.iter().filter_map(|c| listening.get(&c.addr).map(|b| (c.addr, *b))).collect();
-    }
-    shared.config.store(Arc::new(config));
-    tracing::info!(
-        added = report.listeners_added.len(),
-        removed = report.listeners_removed.len(),
-        members_kept = report.members_kept,
-        "config reloaded"
-    );
-    Ok(report)
 }

@@ -8,16 +8,17 @@ use http_body_util::Full;
 use serde_json::Value;
 use switchyard_tests::client::{Reply, TestClient};
 use switchyard_tests::member::Member;
-use switchyard_tests::proxy::{TestProxy, config};
+use switchyard_tests::proxy::{ManagedProxy, config, temp_dir};
 
-struct Admin {
-    base: String,
-    client: TestClient,
-    token: Option<String>,
+/// A client of the manager's API.
+pub(crate) struct Admin {
+    pub(crate) base: String,
+    pub(crate) client: TestClient,
+    pub(crate) token: Option<String>,
 }
 
 impl Admin {
-    fn request(&self, method: Method, path: &str) -> http::request::Builder {
+    pub(crate) fn request(&self, method: Method, path: &str) -> http::request::Builder {
         let mut b = Request::builder().method(method).uri(format!("{}{path}", self.base));
         if let Some(t) = &self.token {
             b = b.header("authorization", format!("Bearer {t}"));
@@ -25,43 +26,61 @@ impl Admin {
         b
     }
 
-    async fn get(&self, path: &str) -> Reply {
+    pub(crate) async fn get(&self, path: &str) -> Reply {
         self.client.send(self.request(Method::GET, path).body(Full::default()).expect("request")).await
     }
 
-    async fn nonce(&self) -> String {
+    pub(crate) async fn nonce(&self) -> String {
         let list: Value = serde_json::from_slice(&self.get("/api/balancers").await.body).expect("json");
         list["nonce"].as_str().expect("a nonce").to_string()
     }
 
     async fn patch(&self, member: usize, body: &str, nonce: Option<&str>) -> Reply {
-        self.patch_path(&format!("/api/balancers/web/members/{member}"), body, nonce).await
+        self.call(Method::PATCH, &format!("/api/balancers/web/members/{member}"), body, nonce).await
     }
 
-    async fn patch_path(&self, path: &str, body: &str, nonce: Option<&str>) -> Reply {
-        let mut b = self.request(Method::PATCH, path).header("content-type", "application/json");
+    /// A state-changing call with a JSON body (or none when empty).
+    pub(crate) async fn call(&self, method: Method, path: &str, body: &str, nonce: Option<&str>) -> Reply {
+        let mut b = self.request(method, path).header("content-type", "application/json");
         if let Some(n) = nonce {
             b = b.header("x-nonce", n);
         }
         self.client.send(b.body(Full::new(Bytes::from(body.to_string()))).expect("request")).await
     }
 
-    async fn balancer(&self) -> Value {
+    /// The same, with the nonce fetched first, answering 200 (or the test fails).
+    pub(crate) async fn ok(&self, method: Method, path: &str, body: &str) -> Value {
+        let nonce = self.nonce().await;
+        let reply = self.call(method.clone(), path, body, Some(&nonce)).await;
+        assert!(reply.status.is_success(), "{method} {path} {body}: {} {}", reply.status, reply.text());
+        serde_json::from_slice(&reply.body).unwrap_or(Value::Null)
+    }
+
+    pub(crate) async fn balancer(&self) -> Value {
         serde_json::from_slice(&self.get("/api/balancers/web").await.body).expect("json")
     }
 }
 
-async fn setup(token: Option<&str>) -> (TestProxy, Member, Member, Admin, switchyard::admin::RunningAdmin) {
-    let a = Member::start("a").await;
-    let b = Member::start("b").await;
-    let toml = format!(
-        "[[route]]\npath = \"/\"\nbalancer = \"web\"\n[balancer.web]\n[[balancer.web.member]]\nurl = \"{}\"\nroute = \"ra\"\n[[balancer.web.member]]\nurl = \"{}\"\n",
+/// The manager of `proxy`.
+pub(crate) async fn manager(proxy: &ManagedProxy, token: Option<&str>) -> (Admin, switchyard::admin::RunningAdmin) {
+    let running = proxy.admin(token).await;
+    (Admin { base: format!("http://{}", running.addr), client: TestClient::http1(), token: token.map(str::to_string) }, running)
+}
+
+/// Balancer `web` over members a (route ra) and b, with `extra` config after it.
+fn web_config(a: &Member, b: &Member, extra: &str) -> String {
+    config(&format!(
+        "[[route]]\npath = \"/\"\nbalancer = \"web\"\n[balancer.web]\n[[balancer.web.member]]\nurl = \"{}\"\nroute = \"ra\"\n[[balancer.web.member]]\nurl = \"{}\"\n{extra}",
         a.url(),
         b.url()
-    );
-    let proxy = TestProxy::start(&config(&toml)).await;
-    let running = proxy.admin(token).await;
-    let admin = Admin { base: format!("http://{}", running.addr), client: TestClient::http1(), token: token.map(str::to_string) };
+    ))
+}
+
+async fn setup(name: &str, token: Option<&str>) -> (ManagedProxy, Member, Member, Admin, switchyard::admin::RunningAdmin) {
+    let a = Member::start("a").await;
+    let b = Member::start("b").await;
+    let proxy = ManagedProxy::start_in(&temp_dir(name), &web_config(&a, &b, "")).await.expect("starts");
+    let (admin, running) = manager(&proxy, token).await;
     (proxy, a, b, admin, running)
 }
 
@@ -71,9 +90,9 @@ fn count(seen: &[String], name: &str) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn edits_through_the_api_take_effect_at_once() {
-    let (proxy, _a, _b, admin, _running) = setup(None).await;
+    let (proxy, _a, _b, admin, _running) = setup("admin-edits", None).await;
     let client = TestClient::http1();
-    let url = proxy.url("/x");
+    let url = proxy.proxy.url("/x");
     let seen = client.members_of(&url, 8).await;
     assert_eq!((count(&seen, "a"), count(&seen, "b")), (4, 4));
 
@@ -85,8 +104,8 @@ async fn edits_through_the_api_take_effect_at_once() {
     let nonce = admin.nonce().await;
     let reply = admin.patch(1, r#"{"loadfactor": 3}"#, Some(&nonce)).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
-    let seen = client.members_of(&url, 40).await;
-    assert!((9..=11).contains(&count(&seen, "a")), "1:3 after the edit: {seen:?}");
+    // byrequests from where lbstatus stood (0, 0 after eight 1:1 requests), now 1:3.
+    assert_eq!(client.members_of(&url, 8).await, ["b", "a", "b", "b", "b", "a", "b", "b"]);
 
     let reply = admin.patch(0, r#"{"status": "+D"}"#, Some(&nonce)).await;
     assert_eq!(reply.status, StatusCode::OK);
@@ -94,12 +113,12 @@ async fn edits_through_the_api_take_effect_at_once() {
     assert_eq!(admin.balancer().await["members"][0]["status"], "D");
     admin.patch(0, r#"{"status": "-D"}"#, Some(&nonce)).await;
     assert!(count(&client.members_of(&url, 12).await, "a") > 0, "back in rotation");
-    proxy.stop().await;
+    proxy.proxy.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_changes_change_nothing() {
-    let (proxy, _a, _b, admin, _running) = setup(None).await;
+    let (proxy, _a, _b, admin, _running) = setup("admin-refused", None).await;
     let nonce = admin.nonce().await;
     let before = admin.balancer().await["members"].clone();
     for (body, nonce, want) in [
@@ -125,15 +144,40 @@ async fn refused_changes_change_nothing() {
         .body(Full::new(Bytes::from(r#"{"loadfactor": 5}"#)))
         .expect("request");
     assert_eq!(admin.client.send(foreign).await.status, StatusCode::FORBIDDEN);
+    for (path, body) in [
+        ("/api/balancers/web/members", r#"{"url": "not a url"}"#),
+        ("/api/balancers/web/members", r#"{"url": "ftp://127.0.0.1:21"}"#),
+        ("/api/balancers/web/members", r#"{"url": "http://127.0.0.1:1", "loadfactor": 0}"#),
+        ("/api/balancers/web/members", r#"{"url": "http://127.0.0.1:1", "colour": "red"}"#),
+        ("/api/balancers/web/members", r#"{"loadfactor": 2}"#),
+    ] {
+        let reply = admin.call(Method::POST, path, body, Some(&nonce)).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{body}: {}", reply.text());
+    }
+    let duplicate = format!(r#"{{"url": "{}"}}"#, before[1]["url"].as_str().expect("url"));
+    let reply = admin.call(Method::POST, "/api/balancers/web/members", &duplicate, Some(&nonce)).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "a duplicate member: {}", reply.text());
+    assert!(reply.text().contains("already a member"), "{}", reply.text());
+    let reply = admin.patch(1, r#"{"route": "has spaces"}"#, Some(&nonce)).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.text());
+    assert!(reply.text().contains("member[1].route"), "the reason names the key: {}", reply.text());
+    let reply = admin.patch(1, r#"{"redirect": "nobody"}"#, Some(&nonce)).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "a redirect to no member's route: {}", reply.text());
+    let reply = admin.call(Method::PUT, "/api/balancers/web/lbmethod", r#"{"builtin": "bymagic"}"#, Some(&nonce)).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.text());
+    let reply = admin.call(Method::POST, "/api/balancers/web/lbmethod/rollback", "", Some(&nonce)).await;
+    assert_eq!(reply.status, StatusCode::CONFLICT, "nothing to roll back to: {}", reply.text());
+    let reply = admin.call(Method::DELETE, "/api/balancers/web/members/0", "", None).await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN, "a removal without the nonce");
     assert_eq!(admin.get("/api/balancers/nope").await.status, StatusCode::NOT_FOUND);
     assert_eq!(admin.patch(7, r#"{"loadfactor": 2}"#, Some(&nonce)).await.status, StatusCode::NOT_FOUND);
     assert_eq!(admin.balancer().await["members"], before, "nothing changed");
-    proxy.stop().await;
+    proxy.proxy.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn httpd_scripts_and_the_page_use_the_same_edit() {
-    let (proxy, a, _b, admin, _running) = setup(None).await;
+    let (proxy, a, _b, admin, _running) = setup("admin-httpd", None).await;
     let nonce = admin.nonce().await;
     let form = format!("b=web&w={}&nonce={nonce}&w_lf=4&w_status_N=1", a.url().replace(':', "%3A").replace('/', "%2F"));
     let post = admin
@@ -147,20 +191,34 @@ async fn httpd_scripts_and_the_page_use_the_same_edit() {
     assert_eq!((member["loadfactor"].as_f64(), member["status"].as_str()), (Some(4.0), Some("N")));
     assert_eq!(member["changed_from_config"]["loadfactor"], true);
 
+    // Balancer edits and a new member in one httpd-shaped request: all of it applies.
+    let c = Member::start("c").await;
+    let query = format!("/balancer-manager?b=web&nonce={nonce}&b_max=0&b_tmo=2&b_nwrkr={}&b_wyes=1", c.url());
+    let reply = admin.client.send(admin.request(Method::POST, &query).body(Full::default()).expect("request")).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    let web = admin.balancer().await;
+    assert_eq!((web["maxattempts"].as_u64(), web["timeout_ms"].as_u64()), (Some(0), Some(2000)), "{web}");
+    assert_eq!(web["members"][2]["changed_from_config"]["added"], true);
+    // …or none of it: a bad field refuses the whole request.
+    let query = format!("/balancer-manager?b=web&nonce={nonce}&b_max=5&w={}&w_lf=0", c.url());
+    let reply = admin.client.send(admin.request(Method::POST, &query).body(Full::default()).expect("request")).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.text());
+    assert_eq!(admin.balancer().await["maxattempts"], 0, "nothing of the refused request applied");
+
     let page = admin.get("/").await;
     assert_eq!(page.status, StatusCode::OK);
     let html = page.text();
     assert!(html.contains(&a.url()) && html.contains(&format!("value=\"{nonce}\"")), "the page shows the member and carries the nonce");
     assert!(html.contains("Drn"), "httpd's flag names");
     assert_eq!(admin.get("/balancer-manager").await.status, StatusCode::OK, "GET shows the page and changes nothing");
-    proxy.stop().await;
+    proxy.proxy.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_what_the_members_served() {
-    let (proxy, _a, _b, admin, _running) = setup(None).await;
+    let (proxy, _a, _b, admin, _running) = setup("admin-metrics", None).await;
     let client = TestClient::http1();
-    client.members_of(&proxy.url("/x"), 6).await;
+    client.members_of(&proxy.proxy.url("/x"), 6).await;
     let reply = admin.get("/metrics").await;
     assert_eq!(reply.status, StatusCode::OK);
     let text = reply.text();
@@ -180,25 +238,32 @@ async fn metrics_count_what_the_members_served() {
     assert_eq!(series_seen.get("switchyard_request_head_seconds_count{route=\"/\"}"), Some(&6.0), "{text}");
     assert_eq!(series_seen.get("switchyard_request_head_seconds_bucket{le=\"+Inf\",route=\"/\"}"), Some(&6.0), "{text}");
     assert!(text.contains("switchyard_member_flag{") && text.trim_end().ends_with("# EOF"), "{text}");
-    proxy.stop().await;
+    proxy.proxy.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_reload_that_fails_is_refused_with_its_reason() {
-    let (proxy, _a, _b, admin, _running) = setup(None).await;
+async fn a_reload_keeps_runtime_changes_and_a_bad_file_is_refused_with_its_line() {
+    let (proxy, a, b, admin, _running) = setup("admin-reload", None).await;
+    admin.ok(Method::PATCH, "/api/balancers/web/members/1", r#"{"loadfactor": 3}"#).await;
+    let file = proxy.dir.join("switchyard.toml");
+    // The file changes b's route; the runtime loadfactor stays laid over it.
+    std::fs::write(&file, web_config(&a, &b, "route = \"rb\"\n")).expect("write");
+    admin.ok(Method::POST, "/api/reload", "").await;
+    let member = &admin.balancer().await["members"][1];
+    assert_eq!((member["route"].as_str(), member["loadfactor"].as_f64()), (Some("rb"), Some(3.0)), "{member}");
+    std::fs::write(&file, web_config(&a, &b, "loadfactor = 300\n")).expect("write");
     let nonce = admin.nonce().await;
-    let post = admin.request(Method::POST, "/api/reload").header("x-nonce", &nonce).body(Full::default()).expect("request");
-    let reply = admin.client.send(post).await;
-    // The test proxy was started from a string: its file does not exist to be read again.
+    let reply = admin.call(Method::POST, "/api/reload", "", Some(&nonce)).await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.text());
-    assert!(reply.text().contains("cannot read"), "{}", reply.text());
-    assert_eq!(TestClient::http1().get(&proxy.url("/x")).await.status, StatusCode::OK, "the running config stays");
-    proxy.stop().await;
+    assert!(reply.text().contains("switchyard.toml:13: balancer.web.member[1].loadfactor"), "file, line and key: {}", reply.text());
+    assert_eq!(TestClient::http1().get(&proxy.proxy.url("/x")).await.status, StatusCode::OK, "the running config stays");
+    assert_eq!(admin.balancer().await["members"][1]["route"], "rb");
+    proxy.proxy.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_is_asked_for_on_every_call_when_set() {
-    let (proxy, _a, _b, mut admin, _running) = setup(Some("s3cret-token")).await;
+    let (proxy, _a, _b, mut admin, _running) = setup("admin-token", Some("s3cret-token")).await;
     assert_eq!(admin.get("/api/balancers").await.status, StatusCode::OK, "with the token");
     let nonce = admin.nonce().await;
     admin.token = Some("s3cret-tokeN".into());
@@ -208,5 +273,5 @@ async fn a_token_is_asked_for_on_every_call_when_set() {
     assert_eq!(admin.get("/metrics").await.status, StatusCode::UNAUTHORIZED, "no token");
     admin.token = Some("s3cret-token".into());
     assert_eq!(admin.balancer().await["members"][1]["loadfactor"], 1.0, "nothing changed");
-    proxy.stop().await;
+    proxy.proxy.stop().await;
 }

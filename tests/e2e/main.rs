@@ -16,6 +16,7 @@ mod import;
 mod health;
 mod lbmethods;
 mod limits;
+mod manager;
 mod plugins;
 mod reload;
 mod rewrite;

@@ -1,9 +1,11 @@
 //! The real proxy, started in-process from a config string.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use switchyard::config;
+use switchyard::control::{Boot, Control};
 use switchyard::server::{self, Running};
 
 /// A running proxy; shut down on [`TestProxy::stop`] or when the test's runtime ends.
@@ -40,22 +42,57 @@ impl TestProxy {
         self.running.reload(config).await.map_err(|e| e.to_string())
     }
 
-    /// Starts the balancer manager on a free loopback port, asking for `token` when given
-    /// (read from a file, as `[admin] token = "file:…"` does).
-    pub async fn admin(&self, token: Option<&str>) -> switchyard::admin::RunningAdmin {
-        let token = token.map(|t| {
-            let file = std::env::temp_dir().join(format!("switchyard-admin-token-{}-{}", std::process::id(), self.addr.port()));
-            std::fs::write(&file, format!("{t}\n")).expect("token file");
-            config::TokenSource::File(file)
-        });
-        let settings = config::Admin { addr: "127.0.0.1:0".parse().expect("addr"), token };
-        switchyard::admin::start(&settings, self.running.reloader()).await.expect("admin starts")
-    }
-
     /// Drains and stops the proxy.
     pub async fn stop(self) {
         self.running.shutdown().await;
     }
+}
+
+/// The proxy started as the `switchyard` command starts it: from a config file written to a
+/// fresh directory, with the runtime changes its `[admin] persist` directory keeps laid over
+/// it, and changed only through its [`Control`] (the balancer manager's way).
+pub struct ManagedProxy {
+    /// The proxy.
+    pub proxy: TestProxy,
+    /// Its control.
+    pub control: Arc<Control>,
+    /// The directory the config file (`switchyard.toml`) is in.
+    pub dir: PathBuf,
+}
+
+impl ManagedProxy {
+    /// Writes `toml` to `dir/switchyard.toml` and starts the proxy from it.
+    pub async fn start_in(dir: &Path, toml: &str) -> Result<ManagedProxy, String> {
+        init_tracing();
+        std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+        let file = dir.join("switchyard.toml");
+        std::fs::write(&file, toml).map_err(|e| e.to_string())?;
+        let boot = Boot::open(&file).map_err(|e| e.to_string())?;
+        let config = boot.config().map_err(|e| e.to_string())?;
+        let running = server::start(&config).await.map_err(|e| e.to_string())?;
+        let control = boot.into_control(running.reloader());
+        let addr = running.addrs[0];
+        Ok(ManagedProxy { proxy: TestProxy { addr, running }, control, dir: dir.to_path_buf() })
+    }
+
+    /// Starts the balancer manager on a free loopback port, asking for `token` when given
+    /// (read from a file, as `[admin] token = "file:…"` does).
+    pub async fn admin(&self, token: Option<&str>) -> switchyard::admin::RunningAdmin {
+        let token = token.map(|t| {
+            let file = self.dir.join("admin.token");
+            std::fs::write(&file, format!("{t}\n")).expect("token file");
+            config::TokenSource::File(file)
+        });
+        let settings = config::Admin { addr: "127.0.0.1:0".parse().expect("addr"), token, persist: None, plugins: None };
+        switchyard::admin::start(&settings, Arc::clone(&self.control)).await.expect("admin starts")
+    }
+}
+
+/// A fresh directory for one test, under the system's temporary directory.
+pub fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("switchyard-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
 }
 
 /// A config with one listener on a free port, plus `rest`.

@@ -1,17 +1,24 @@
-//! The JSON API's handlers, and the one member edit every way of asking goes through (the
-//! JSON `PATCH`, the page's forms and httpd's `/balancer-manager` shape).
+//! The JSON API: balancers and members as JSON, and each call turned into one
+//! [`Change`] for the control layer — the one path the page's forms and httpd's
+//! `/balancer-manager` shape take too.
+
+use std::collections::BTreeMap;
 
 use bytes::Bytes;
 use http::{Response, StatusCode, header};
 use http_body_util::Full;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
-use crate::config::StatusFlags;
+use crate::config::{self, StatusFlags};
+use crate::control::overlay::same_url;
+use crate::control::{Change, Control, ControlError, DirError, LbMethodChoice, MemberChange, MemberRef, View};
 use crate::proxy::{Proxy, ProxyBalancer, ProxyMember};
-use crate::server::Reloader;
+
+/// An admin answer.
+pub(super) type Answer = Response<Full<Bytes>>;
 
 /// A JSON answer.
-pub(super) fn json_response(status: StatusCode, value: &Value) -> Response<Full<Bytes>> {
+pub(super) fn json_response(status: StatusCode, value: &Value) -> Answer {
     let mut r = Response::new(Full::new(Bytes::from(value.to_string())));
     *r.status_mut() = status;
     r.headers_mut().insert(header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
@@ -20,28 +27,56 @@ pub(super) fn json_response(status: StatusCode, value: &Value) -> Response<Full<
 }
 
 /// A JSON error with its reason.
-pub(super) fn error(status: StatusCode, reason: impl Into<String>) -> Response<Full<Bytes>> {
+pub(super) fn error(status: StatusCode, reason: impl Into<String>) -> Answer {
     json_response(status, &json!({ "error": reason.into() }))
 }
 
-pub(super) fn list(proxy: &Proxy, nonce: &str) -> Response<Full<Bytes>> {
-    let balancers: Vec<Value> = proxy.balancers().iter().enumerate().map(|(i, b)| balancer_json(proxy, i, b)).collect();
-    json_response(StatusCode::OK, &json!({ "nonce": nonce, "balancers": balancers }))
+/// A refused change, with the status its cause deserves.
+pub(super) fn refused(e: &ControlError) -> Answer {
+    let status = match e {
+        ControlError::NotFound(_) => StatusCode::NOT_FOUND,
+        ControlError::Unavailable(_) => StatusCode::CONFLICT,
+        ControlError::Dir(DirError::Name(_)) => StatusCode::BAD_REQUEST,
+        ControlError::Dir(DirError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => StatusCode::NOT_FOUND,
+        // Outside the directory (a symlink leading out), as cap-std refuses it.
+        ControlError::Dir(DirError::Io { source, .. }) if source.kind() == std::io::ErrorKind::PermissionDenied => StatusCode::BAD_REQUEST,
+        ControlError::NotKept(_) | ControlError::Dir(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        ControlError::Invalid(_) | ControlError::File(_) | ControlError::Refused(_) => StatusCode::BAD_REQUEST,
+    };
+    error(status, format!("refused; nothing changed: {e}"))
 }
 
-pub(super) fn one(proxy: &Proxy, name: &str) -> Response<Full<Bytes>> {
+pub(super) fn list(control: &Control, nonce: &str) -> Answer {
+    let (proxy, view) = (control.current(), control.view());
+    let balancers: Vec<Value> = proxy.balancers().iter().enumerate().map(|(i, b)| balancer_json(&proxy, &view, i, b)).collect();
+    json_response(StatusCode::OK, &json!({ "nonce": nonce, "balancers": balancers, "overrides": !view.overlay.is_empty() }))
+}
+
+pub(super) fn one(control: &Control, name: &str) -> Answer {
+    let (proxy, view) = (control.current(), control.view());
     match proxy.balancers().iter().position(|b| b.name() == name) {
-        Some(i) => json_response(StatusCode::OK, &balancer_json(proxy, i, &proxy.balancers()[i])),
+        Some(i) => json_response(StatusCode::OK, &balancer_json(&proxy, &view, i, &proxy.balancers()[i])),
         None => error(StatusCode::NOT_FOUND, format!("no balancer named {name}")),
     }
 }
 
-pub(super) fn balancer_json(proxy: &Proxy, index: usize, b: &ProxyBalancer) -> Value {
-    let members: Vec<Value> = b.members().iter().enumerate().map(|(i, m)| member_json(proxy, index, i, m)).collect();
+pub(super) fn overrides(control: &Control) -> Answer {
+    let view = control.view();
+    json_response(StatusCode::OK, &json!({ "overlay": view.overlay, "passed_over": view.passed_over }))
+}
+
+pub(super) fn balancer_json(proxy: &Proxy, view: &View, index: usize, b: &ProxyBalancer) -> Value {
+    let file = view.file.balancers.iter().find(|f| f.name == b.name());
+    let changes = view.overlay.balancers.get(b.name());
+    let members: Vec<Value> = b.members().iter().enumerate().map(|(i, m)| member_json(proxy, view, index, i, m)).collect();
     let failover = b.failover();
+    let stats = b.stats();
+    let relaxed = std::sync::atomic::Ordering::Relaxed;
     json!({
         "name": b.name(),
         "lbmethod": b.lbmethod().name(),
+        "lbmethod_version": changes.and_then(|c| c.lbmethod.as_ref()).map(LbMethodChoice::label),
+        "rollback_available": changes.is_some_and(|c| c.rollback.is_some()),
         "maxattempts": b.maxattempts(),
         "nofailover": failover.nofailover,
         "forcerecovery": failover.forcerecovery,
@@ -49,11 +84,20 @@ pub(super) fn balancer_json(proxy: &Proxy, index: usize, b: &ProxyBalancer) -> V
         "failontimeout": failover.failontimeout,
         "timeout_ms": failover.timeout.as_millis() as u64,
         "stickysession": b.sticky().map(|s| s.cookie.clone()),
+        "lbmethod_failures": stats.method_failures.load(relaxed),
+        "refused_answers": stats.refused_answers.load(relaxed),
+        "fallbacks": stats.fallbacks.load(relaxed),
+        "changed_from_config": {
+            "settings": changes.map(|c| c.settings.keys().cloned().collect::<Vec<_>>()).unwrap_or_default(),
+            "lbmethod": changes.is_some_and(|c| c.lbmethod.is_some()),
+            "removed_members": changes.map(|c| c.removed.iter().cloned().collect::<Vec<_>>()).unwrap_or_default(),
+            "in_file": file.is_some(),
+        },
         "members": members,
     })
 }
 
-pub(super) fn member_json(proxy: &Proxy, balancer: usize, index: usize, m: &ProxyMember) -> Value {
+pub(super) fn member_json(proxy: &Proxy, view: &View, balancer: usize, index: usize, m: &ProxyMember) -> Value {
     let s = m.snapshot();
     let health = proxy.health_status(balancer, index).map(|h| {
         json!({
@@ -63,6 +107,7 @@ pub(super) fn member_json(proxy: &Proxy, balancer: usize, index: usize, m: &Prox
         })
     });
     let flag_names: Vec<&str> = StatusFlags::ALL.iter().filter(|(f, _, _)| s.status.contains(*f)).map(|(_, _, n)| *n).collect();
+    let name = proxy.balancers()[balancer].name();
     json!({
         "index": index,
         "url": m.config.url,
@@ -79,166 +124,129 @@ pub(super) fn member_json(proxy: &Proxy, balancer: usize, index: usize, m: &Prox
         "read": s.read,
         "errors": s.errors,
         "health": health,
-        "changed_from_config": {
-            "loadfactor": s.lbfactor != m.config.lbfactor,
-            "status": s.status.without(StatusFlags::IN_ERROR.union(StatusFlags::HEALTH_FAILED)) != m.config.status.without(StatusFlags::IN_ERROR.union(StatusFlags::HEALTH_FAILED)),
-        },
+        "changed_from_config": changed(view, name, &m.config),
     })
 }
 
-/// An edit of one member, validated whole before anything changes.
-#[derive(Debug, Default)]
-pub(super) struct MemberEdit {
-    /// loadfactor × 100.
-    lbfactor: Option<u32>,
-    /// Flags to set and to clear.
-    set: StatusFlags,
-    clear: StatusFlags,
+/// Which of a member's values differ from the config file (`added`: not in the file).
+pub(super) fn changed(view: &View, balancer: &str, m: &config::Member) -> Value {
+    let in_file = view.file.balancers.iter().find(|b| b.name == balancer).and_then(|b| b.members.iter().find(|f| same_url(&f.url, &m.url)));
+    let Some(f) = in_file else { return json!({ "added": true }) };
+    let runtime = StatusFlags::IN_ERROR.union(StatusFlags::HEALTH_FAILED);
+    json!({
+        "added": false,
+        "loadfactor": f.lbfactor != m.lbfactor,
+        "lbset": f.lbset != m.lbset,
+        "route": f.route != m.route,
+        "redirect": f.redirect != m.redirect,
+        "status": f.status.without(runtime) != m.status.without(runtime),
+    })
 }
 
-impl MemberEdit {
-    /// From the JSON body of a `PATCH`: `loadfactor` (1..100, decimals allowed) and `status`
-    /// (httpd's `"+D"`, `"-S+N"`…); any other key is refused with the reason.
-    fn from_json(body: &[u8]) -> Result<Self, String> {
-        let value: Value = serde_json::from_slice(body).map_err(|e| format!("the body is not JSON: {e}"))?;
-        let Value::Object(fields) = value else { return Err("the body must be a JSON object".into()) };
-        let mut edit = MemberEdit::default();
-        for (key, value) in &fields {
-            match key.as_str() {
-                "loadfactor" => edit.lbfactor = Some(lbfactor(value.as_f64().ok_or("loadfactor must be a number")?)?),
-                "status" => edit.status(value.as_str().ok_or("status must be a string such as \"+D\" or \"-S\"")?)?,
-                "lbset" | "route" | "redirect" | "url" => {
-                    return Err(format!("{key} cannot be changed at runtime yet: edit the config file and POST /api/reload"));
-                }
-                other => return Err(format!("unknown field `{other}` (editable: loadfactor, status)")),
-            }
-        }
-        if fields.is_empty() {
-            return Err("nothing to change: give loadfactor and/or status".into());
-        }
-        Ok(edit)
-    }
-
-    /// An httpd status string applied as set/clear flags (after any earlier ones).
-    fn status(&mut self, spec: &str) -> Result<(), String> {
-        let (set, clear) = StatusFlags::changes(spec)?;
-        self.set = self.set.without(clear).union(set);
-        self.clear = self.clear.without(set).union(clear);
-        Ok(())
-    }
-
-    /// Applies the edit to the live member: the next pick sees it.
-    fn apply(&self, m: &ProxyMember) {
-        if let Some(lf) = self.lbfactor {
-            m.set_lbfactor(lf);
-        }
-        if self.set != StatusFlags::empty() {
-            m.set_status(self.set, true);
-        }
-        if self.clear != StatusFlags::empty() {
-            m.set_status(self.clear, false);
-        }
+/// The JSON body as an object.
+fn object(body: &[u8]) -> Result<Map<String, Value>, ControlError> {
+    match serde_json::from_slice(body) {
+        Ok(Value::Object(fields)) => Ok(fields),
+        Ok(_) => Err(ControlError::Invalid("the body must be a JSON object".into())),
+        Err(e) => Err(ControlError::Invalid(format!("the body is not JSON: {e}"))),
     }
 }
 
-/// loadfactor as lbfactor, checked as the config file's is.
-fn lbfactor(lf: f64) -> Result<u32, String> {
-    crate::config::lbfactor(lf).map_err(|e| format!("loadfactor {e}"))
+fn member_ref(index: &str) -> Result<MemberRef, ControlError> {
+    index.parse().map(MemberRef::Index).map_err(|_| ControlError::NotFound(format!("`{index}` is not a member number (members are numbered from 0)")))
 }
 
-pub(super) fn patch_member(proxy: &Proxy, balancer: &str, index: &str, body: &[u8]) -> Response<Full<Bytes>> {
-    let Some((bi, b)) = proxy.balancers().iter().enumerate().find(|(_, b)| b.name() == balancer) else {
-        return error(StatusCode::NOT_FOUND, format!("no balancer named {balancer}"));
+/// `PATCH …/members/{index}`: `loadfactor`, `lbset`, `route`, `redirect`, `status` ("+D-S").
+pub(super) fn member_change(balancer: &str, index: &str, body: &[u8]) -> Result<Change, ControlError> {
+    let member = member_ref(index)?;
+    let mut change = MemberChange::default();
+    for (key, value) in object(body)? {
+        if key == "status" {
+            let spec = value.as_str().ok_or_else(|| ControlError::Invalid("status must be a string such as \"+D\" or \"-S\"".into()))?;
+            change.status = Some(spec.to_string());
+        } else {
+            change.keys.insert(key, value);
+        }
+    }
+    Ok(Change::Member { balancer: balancer.to_string(), member, change })
+}
+
+/// `POST …/members`: the new member as the file would write it.
+pub(super) fn add_member(balancer: &str, body: &[u8]) -> Result<Change, ControlError> {
+    let member: BTreeMap<String, Value> = object(body)?.into_iter().collect();
+    Ok(Change::AddMember { balancer: balancer.to_string(), member })
+}
+
+pub(super) fn remove_member(balancer: &str, index: &str) -> Result<Change, ControlError> {
+    Ok(Change::RemoveMember { balancer: balancer.to_string(), member: member_ref(index)? })
+}
+
+/// `PATCH /api/balancers/{name}`: balancer keys.
+pub(super) fn balancer_change(balancer: &str, body: &[u8]) -> Result<Change, ControlError> {
+    Ok(Change::Balancer { balancer: balancer.to_string(), settings: object(body)?.into_iter().collect() })
+}
+
+/// `PUT …/lbmethod`: `{"builtin": NAME}`, `{"sha256": HEX}` (an uploaded version) or
+/// `{"file": NAME}` (a file in the plugins directory), with an optional `config`; or the
+/// component itself as the body (`Content-Type: application/wasm`).
+pub(super) fn lbmethod_change(control: &Control, balancer: &str, wasm: bool, body: &[u8]) -> Result<Change, ControlError> {
+    let balancer = balancer.to_string();
+    if wasm {
+        let sha256 = upload(control, body)?;
+        return Ok(Change::LbMethod { balancer, choice: LbMethodChoice::Stored { sha256, config: json!({}) } });
+    }
+    let fields = object(body)?;
+    let config = fields.get("config").cloned().unwrap_or_else(|| json!({}));
+    if let Some(key) = fields.keys().find(|k| !["builtin", "sha256", "file", "config"].contains(&k.as_str())) {
+        return Err(ControlError::Invalid(format!("unknown field `{key}` (give builtin, sha256 or file, and config)")));
+    }
+    let text = |k: &str| fields.get(k).map(|v| v.as_str().map(str::to_string).ok_or_else(|| ControlError::Invalid(format!("{k} must be a string"))));
+    let choice = match (text("builtin").transpose()?, text("sha256").transpose()?, text("file").transpose()?) {
+        (Some(name), None, None) => LbMethodChoice::Builtin { name, config },
+        (None, Some(sha256), None) => LbMethodChoice::Stored { sha256: sha256.to_ascii_lowercase(), config },
+        (None, None, Some(file)) => {
+            let store = control.store().ok_or_else(no_store)?;
+            LbMethodChoice::Stored { sha256: store.import(&file)?, config }
+        }
+        _ => return Err(ControlError::Invalid("give exactly one of builtin, sha256 or file".into())),
     };
-    let Some((mi, m)) = index.parse::<usize>().ok().and_then(|i| b.members().get(i).map(|m| (i, m))) else {
-        return error(StatusCode::NOT_FOUND, format!("balancer {balancer} has no member {index} (members are numbered from 0)"));
-    };
-    match MemberEdit::from_json(body) {
-        Ok(edit) => {
-            edit.apply(m);
-            tracing::info!(balancer, member = %m.config.url, "member edited from the balancer manager");
-            json_response(StatusCode::OK, &member_json(proxy, bi, mi, m))
+    Ok(Change::LbMethod { balancer, choice })
+}
+
+/// `POST /api/plugins`: keeps a component in the plugins directory; answers its SHA-256.
+pub(super) fn upload(control: &Control, body: &[u8]) -> Result<String, ControlError> {
+    let store = control.store().ok_or_else(no_store)?;
+    check_component(body)?;
+    Ok(store.put(body)?)
+}
+
+fn no_store() -> ControlError {
+    ControlError::Unavailable("plugin uploads need `[admin] plugins` (a directory) in the config".into())
+}
+
+/// Refuses what is plainly not a component, in words (the compiler's own message comes when
+/// the version is loaded).
+fn check_component(bytes: &[u8]) -> Result<(), ControlError> {
+    match bytes.get(..8) {
+        Some([0, b'a', b's', b'm', _, _, 1, 0]) => Ok(()),
+        Some([0, b'a', b's', b'm', 1, 0, 0, 0]) => {
+            Err(ControlError::Invalid("a core WebAssembly module, not a component: build for wasm32-wasip2 or run `wasm-tools component new`".into()))
         }
-        Err(reason) => error(StatusCode::BAD_REQUEST, reason),
+        _ => Err(ControlError::Invalid("not a WebAssembly component (bad magic number)".into())),
     }
 }
 
-/// httpd's balancer-manager shape: `b` (balancer), `w` (member URL), `w_lf`, `w_status_X`
-/// (`0`/`1`), in the query or a form body; other httpd fields (`w_ls`, `w_wr`, `w_rr`, balancer
-/// edits) are refused with the reason, as the JSON API refuses them.
-pub(super) fn httpd_form(proxy: &Proxy, query: Option<&str>, body: &[u8]) -> Response<Full<Bytes>> {
-    let mut fields = query.map(form).unwrap_or_default();
-    if let Ok(text) = std::str::from_utf8(body) {
-        fields.extend(form(text));
-    }
-    let get = |k: &str| fields.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
-    let Some(balancer) = get("b") else { return error(StatusCode::BAD_REQUEST, "b (the balancer's name) is required") };
-    let Some((bi, b)) = proxy.balancers().iter().enumerate().find(|(_, x)| x.name() == balancer) else {
-        return error(StatusCode::NOT_FOUND, format!("no balancer named {balancer}"));
+/// Answers a change made: the balancer as it is now.
+pub(super) async fn made(control: &Control, balancer: Option<&str>, change: Result<Change, ControlError>) -> Answer {
+    let outcome = match change {
+        Ok(change) => control.change(change).await,
+        Err(e) => Err(e),
     };
-    let Some(url) = get("w") else { return error(StatusCode::BAD_REQUEST, "w (the member's URL) is required; balancer edits are not supported yet") };
-    let Some((mi, m)) = b.members().iter().enumerate().find(|(_, m)| m.config.url.trim_end_matches('/') == url.trim_end_matches('/')) else {
-        return error(StatusCode::NOT_FOUND, format!("balancer {balancer} has no member {url}"));
-    };
-    let mut edit = MemberEdit::default();
-    for (key, value) in &fields {
-        let outcome = match key.as_str() {
-            "b" | "w" | "nonce" => Ok(()),
-            "w_lf" => value.parse::<f64>().map_err(|_| format!("w_lf `{value}` is not a number")).and_then(lbfactor).map(|lf| edit.lbfactor = Some(lf)),
-            k if k.starts_with("w_status_") => {
-                let letter = &k["w_status_".len()..];
-                match value.as_str() {
-                    "1" => edit.status(&format!("+{letter}")),
-                    "0" => edit.status(&format!("-{letter}")),
-                    other => Err(format!("{k} must be 0 or 1, got `{other}`")),
-                }
-            }
-            "w_ls" | "w_wr" | "w_rr" | "w_hm" | "w_hu" | "w_hi" | "w_hp" | "w_hf" | "w_hv" => {
-                Err(format!("{key} cannot be changed at runtime yet: edit the config file and reload"))
-            }
-            other => Err(format!("unknown field `{other}`")),
-        };
-        if let Err(reason) = outcome {
-            return error(StatusCode::BAD_REQUEST, reason);
-        }
+    match (outcome, balancer) {
+        (Err(e), _) => refused(&e),
+        (Ok(_), Some(name)) => one(control, name),
+        (Ok(applied), None) => json_response(StatusCode::OK, &json!({ "applied": true, "members_kept": applied.members_kept })),
     }
-    edit.apply(m);
-    tracing::info!(balancer, member = %m.config.url, "member edited from the balancer manager");
-    json_response(StatusCode::OK, &member_json(proxy, bi, mi, m))
-}
-
-pub(super) async fn reload(reloader: &Reloader) -> Response<Full<Bytes>> {
-    match reloader.reload_file().await {
-        Ok(report) => json_response(StatusCode::OK, &json!({ "reloaded": true, "members_kept": report.members_kept })),
-        Err(reason) => error(StatusCode::BAD_REQUEST, format!("config refused; the running config stays: {reason}")),
-    }
-}
-
-/// `application/x-www-form-urlencoded` pairs (also a query string), decoded.
-pub(super) fn form(text: &str) -> Vec<(String, String)> {
-    text.split('&').filter(|p| !p.is_empty()).map(|pair| {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        (decode(k), decode(v))
-    }).collect()
-}
-
-fn decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match (bytes[i], crate::canon::escaped_byte(bytes, i)) {
-            (b'%', Some(b)) => {
-                out.push(b);
-                i += 3;
-                continue;
-            }
-            (b'+', _) => out.push(b' '),
-            (b, _) => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]
@@ -246,21 +254,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn forms_decode() {
-        assert_eq!(form("b=my+set&w=http%3A%2F%2Fn1%3A8080&x"), [("b".into(), "my set".into()), ("w".into(), "http://n1:8080".into()), ("x".into(), String::new())]);
-        assert_eq!(form("a=%zz&b=%4"), [("a".into(), "%zz".into()), ("b".into(), "%4".into())]);
+    fn components_are_told_from_modules_and_other_bytes() {
+        assert!(check_component(b"\0asm\x0d\0\x01\0rest").is_ok());
+        assert!(check_component(b"\0asm\x01\0\0\0").unwrap_err().to_string().contains("core WebAssembly module"));
+        assert!(check_component(b"MZ\x90\0\x03\0\0\0").unwrap_err().to_string().contains("bad magic number"));
+        assert!(check_component(b"").is_err());
     }
 
     #[test]
-    fn edits_are_validated_whole() {
-        assert!(MemberEdit::from_json(br#"{"loadfactor": 0}"#).unwrap_err().contains("between 1 and 100"));
-        assert!(MemberEdit::from_json(br#"{"loadfactor": 101}"#).is_err());
-        assert!(MemberEdit::from_json(br#"{"status": "+X"}"#).unwrap_err().contains("unknown status flag"));
-        assert!(MemberEdit::from_json(br#"{"lbset": 100}"#).unwrap_err().contains("cannot be changed at runtime"));
-        assert!(MemberEdit::from_json(br#"{"colour": 1}"#).unwrap_err().contains("unknown field"));
-        assert!(MemberEdit::from_json(b"{}").is_err());
-        let edit = MemberEdit::from_json(br#"{"loadfactor": 2.5, "status": "+D-S"}"#).expect("valid");
-        assert_eq!(edit.lbfactor, Some(250));
-        assert_eq!((edit.set, edit.clear), (StatusFlags::DISABLED, StatusFlags::STOPPED));
+    fn bodies_are_checked_before_any_change() {
+        assert!(matches!(member_change("web", "x", b"{}"), Err(ControlError::NotFound(_))));
+        assert!(matches!(member_change("web", "0", b"[1]"), Err(ControlError::Invalid(_))));
+        assert!(matches!(member_change("web", "0", br#"{"status": 1}"#), Err(ControlError::Invalid(_))));
+        assert!(matches!(add_member("web", b"nope"), Err(ControlError::Invalid(_))));
     }
 }

@@ -8,7 +8,8 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 
 use super::AdminState;
-use super::api::{error, form};
+use super::api::error;
+use super::httpd::form;
 
 /// Why a request is refused before it is routed.
 pub(super) struct Refusal(pub StatusCode, pub String);

@@ -15,7 +15,53 @@ use prometheus_client::registry::Registry;
 use super::api::error;
 use crate::config::StatusFlags;
 use crate::observe::{BUCKETS, TrafficSnapshot};
+use crate::control::{Control, ControlStats, LbMethodChoice, View};
 use crate::proxy::Proxy;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PluginLabels {
+    balancer: String,
+    plugin: String,
+    version: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
+}
+
+/// Each balancer's lbmethod: failed calls (traps, circuit open), refused answers and the
+/// requests that fell back to the first candidate, since the method was last loaded.
+fn register_lbmethods(registry: &mut Registry, proxy: &Proxy, view: &View) {
+    let [failures, refused, fallbacks] = [(); 3].map(|()| Family::<PluginLabels, Counter>::default());
+    let relaxed = std::sync::atomic::Ordering::Relaxed;
+    for b in proxy.balancers() {
+        let version = view.overlay.balancers.get(b.name()).and_then(|c| c.lbmethod.as_ref()).map_or_else(|| "config".to_string(), LbMethodChoice::label);
+        let labels = PluginLabels { balancer: b.name().to_string(), plugin: b.lbmethod().name().to_string(), version };
+        let stats = b.stats();
+        failures.get_or_create(&labels).inc_by(stats.method_failures.load(relaxed));
+        refused.get_or_create(&labels).inc_by(stats.refused_answers.load(relaxed));
+        fallbacks.get_or_create(&labels).inc_by(stats.fallbacks.load(relaxed));
+    }
+    registry.register("lbmethod_failures", "lbmethod calls that trapped or found the plugin circuit-broken", failures);
+    registry.register("lbmethod_refused_answers", "lbmethod answers refused (index out of range, wrong deltas)", refused);
+    registry.register("lbmethod_fallbacks", "Requests sent to the first candidate because the lbmethod failed", fallbacks);
+}
+
+/// Config reloads, manager edits and hot swaps, applied or refused.
+fn register_changes(registry: &mut Registry, stats: &ControlStats) {
+    for (name, help, counts) in [
+        ("config_reloads", "Config file reloads, by outcome", &stats.reloads),
+        ("manager_edits", "Balancer-manager edits, by outcome", &stats.edits),
+        ("plugin_swaps", "lbmethod changes and rollbacks (hot swaps), by outcome", &stats.swaps),
+    ] {
+        let family = Family::<OutcomeLabels, Counter>::default();
+        for (i, outcome) in ["applied", "refused"].into_iter().enumerate() {
+            family.get_or_create(&OutcomeLabels { outcome }).inc_by(counts[i].load(std::sync::atomic::Ordering::Relaxed));
+        }
+        registry.register(name, help, family);
+    }
+}
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct MemberLabels {
@@ -62,7 +108,9 @@ struct FlagLabels {
     flag: String,
 }
 
-pub(super) fn render(proxy: &Proxy) -> Response<Full<Bytes>> {
+pub(super) fn render(control: &Control) -> Response<Full<Bytes>> {
+    let proxy = control.current();
+    let view = control.view();
     let mut registry = Registry::with_prefix("switchyard");
     let elected = Family::<MemberLabels, Counter>::default();
     let errors = Family::<MemberLabels, Counter>::default();
@@ -116,6 +164,8 @@ pub(super) fn render(proxy: &Proxy) -> Response<Full<Bytes>> {
     registry.register("member_flag", "1 when the member has the status flag (D S I R H E N C)", flags);
     registry.register("member_health_probes", "Health-check probes judged", probes);
     registry.register("member_health_failures", "Health-check probes that failed", probe_failures);
+    register_lbmethods(&mut registry, &proxy, &view);
+    register_changes(&mut registry, control.stats());
     if let Some(log) = proxy.access_log() {
         let dropped = Counter::<u64>::default();
         dropped.inc_by(log.dropped());

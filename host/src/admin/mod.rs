@@ -3,24 +3,32 @@
 //!
 //! | method and path | what |
 //! | --- | --- |
-//! | `GET /` | the page: every balancer and member, with forms to edit them |
+//! | `GET /` | the page: every balancer and member, with forms to change them |
 //! | `GET /api/balancers` | every balancer with its members, flags and counters (and the nonce) |
 //! | `GET /api/balancers/{name}` | one balancer |
-//! | `PATCH /api/balancers/{name}/members/{index}` | a member's `loadfactor` and status flags |
-//! | `POST /api/reload` | re-read the config file (as SIGHUP) |
-//! | `GET /metrics` | Prometheus text: members' counters, flags and health checks |
-//! | `POST /balancer-manager` | httpd's form/query shape (`b`, `w`, `nonce`, `w_lf`, `w_status_X`) onto the same edit |
+//! | `PATCH /api/balancers/{name}` | balancer settings (maxattempts, timeout, nofailover…) |
+//! | `PATCH /api/balancers/{name}/members/{index}` | a member's loadfactor, lbset, route, redirect, status flags |
+//! | `POST /api/balancers/{name}/members` | add a member |
+//! | `DELETE /api/balancers/{name}/members/{index}` | remove a member |
+//! | `PUT /api/balancers/{name}/lbmethod` | change the lbmethod: a default one, an uploaded version, or the component as the body (hot swap) |
+//! | `POST /api/balancers/{name}/lbmethod/rollback` | back to the lbmethod before the last change |
+//! | `POST /api/plugins` | keep a component in the plugins directory; answers its SHA-256 |
+//! | `POST /api/reload` | re-read the config file (as SIGHUP); runtime changes stay laid over it |
+//! | `GET /api/overrides`, `DELETE /api/overrides` | the runtime changes; forget them all |
+//! | `GET /metrics` | Prometheus text |
+//! | `POST /balancer-manager` | httpd's form/query shape, onto the same changes (`httpd`) |
+//!
+//! Every change goes through [`Control::change`]: built whole, kept (with `persist`), then
+//! published, or refused with its reason and nothing changed.
 //!
 //! Protection (`guard`): a bearer token when `[admin] token` is set (required beyond
 //! loopback), compared in constant time; every state change carries the per-process nonce
 //! and, when a browser sends Origin or Referer, one naming this listener; GET never changes
-//! state; request bodies are limited; every input is validated before anything changes.
-//! Edits apply to the live members at once (flags and loadfactor are atomics the next pick
-//! reads); what needs a rebuilt proxy (lbset, route, adding members…) is refused with the
-//! reason.
+//! state; request bodies are limited (plugin uploads have a limit of their own).
 
 mod api;
 mod guard;
+mod httpd;
 mod metrics;
 mod page;
 
@@ -37,10 +45,12 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::config::{self, TokenSource};
-use crate::server::Reloader;
+use crate::control::{Change, Control};
 
 /// Largest admin request body.
 const BODY_LIMIT: usize = 64 * 1024;
+/// Largest plugin upload (a Python component is ~20 MB).
+const PLUGIN_LIMIT: usize = 64 << 20;
 
 /// Why the balancer manager could not start.
 #[derive(Debug, thiserror::Error)]
@@ -60,7 +70,7 @@ pub enum AdminError {
 
 /// What every admin request sees.
 pub(crate) struct AdminState {
-    reloader: Reloader,
+    control: Arc<Control>,
     token: Option<String>,
     nonce: String,
 }
@@ -79,7 +89,7 @@ impl Drop for RunningAdmin {
 }
 
 /// Starts the balancer manager `settings` describe, on the current runtime.
-pub async fn start(settings: &config::Admin, reloader: Reloader) -> Result<RunningAdmin, AdminError> {
+pub async fn start(settings: &config::Admin, control: Arc<Control>) -> Result<RunningAdmin, AdminError> {
     let token = match &settings.token {
         None => None,
         Some(TokenSource::File(path)) => {
@@ -93,7 +103,7 @@ pub async fn start(settings: &config::Admin, reloader: Reloader) -> Result<Runni
     }
     let listener = TcpListener::bind(settings.addr).await.map_err(|source| AdminError::Bind { addr: settings.addr, source })?;
     let addr = listener.local_addr().map_err(|source| AdminError::Bind { addr: settings.addr, source })?;
-    let state = Arc::new(AdminState { reloader, token, nonce: guard::new_nonce() });
+    let state = Arc::new(AdminState { control, token, nonce: guard::new_nonce() });
     let (stop, mut stopped) = watch::channel(false);
     tokio::spawn(async move {
         loop {
@@ -121,25 +131,56 @@ async fn handle(state: &AdminState, req: Request<Incoming>) -> Response<Full<Byt
         return refusal.response();
     }
     let (parts, body) = req.into_parts();
-    let body = match Limited::new(body, BODY_LIMIT).collect().await {
+    let path = parts.uri.path().to_string();
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let content_type = parts.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let wasm = content_type.starts_with("application/wasm");
+    let limit = match segments.as_slice() {
+        ["api", "plugins"] | ["api", "balancers", _, "lbmethod"] if wasm || segments[1] == "plugins" => PLUGIN_LIMIT,
+        _ => BODY_LIMIT,
+    };
+    let body = match Limited::new(body, limit).collect().await {
         Ok(b) => b.to_bytes(),
-        Err(_) => return api::error(StatusCode::PAYLOAD_TOO_LARGE, format!("admin request bodies are limited to {BODY_LIMIT} bytes")),
+        Err(_) => return api::error(StatusCode::PAYLOAD_TOO_LARGE, format!("this admin request's body is limited to {limit} bytes")),
     };
     let changes = !matches!(parts.method, Method::GET | Method::HEAD);
     if changes && let Err(refusal) = guard::may_change(state, &parts, &body) {
         return refusal.response();
     }
-    let path = parts.uri.path().to_string();
-    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-    let proxy = state.reloader.current();
+    let control = &*state.control;
     match (&parts.method, segments.as_slice()) {
-        (&Method::GET, [""]) | (&Method::GET, ["balancer-manager"]) => page::render(&proxy, &state.nonce),
-        (&Method::GET, ["api", "balancers"]) => api::list(&proxy, &state.nonce),
-        (&Method::GET, ["api", "balancers", name]) => api::one(&proxy, name),
-        (&Method::PATCH, ["api", "balancers", name, "members", index]) => api::patch_member(&proxy, name, index, &body),
-        (&Method::POST, ["api", "reload"]) => api::reload(&state.reloader).await,
-        (&Method::POST, ["balancer-manager"]) => api::httpd_form(&proxy, parts.uri.query(), &body),
-        (&Method::GET, ["metrics"]) => metrics::render(&proxy),
+        (&Method::GET, [""]) | (&Method::GET, ["balancer-manager"]) => page::render(control, &state.nonce),
+        (&Method::GET, ["manager.js"]) => page::script(),
+        (&Method::GET, ["api", "balancers"]) => api::list(control, &state.nonce),
+        (&Method::GET, ["api", "balancers", name]) => api::one(control, name),
+        (&Method::PATCH, ["api", "balancers", name]) => api::made(control, Some(name), api::balancer_change(name, &body)).await,
+        (&Method::PATCH, ["api", "balancers", name, "members", index]) => api::made(control, Some(name), api::member_change(name, index, &body)).await,
+        (&Method::POST, ["api", "balancers", name, "members"]) => api::made(control, Some(name), api::add_member(name, &body)).await,
+        (&Method::DELETE, ["api", "balancers", name, "members", index]) => api::made(control, Some(name), api::remove_member(name, index)).await,
+        (&Method::PUT, ["api", "balancers", name, "lbmethod"]) => api::made(control, Some(name), api::lbmethod_change(control, name, wasm, &body)).await,
+        (&Method::POST, ["api", "balancers", name, "lbmethod", "rollback"]) => {
+            api::made(control, Some(name), Ok(Change::Rollback { balancer: name.to_string() })).await
+        }
+        (&Method::POST, ["api", "plugins"]) => match api::upload(control, &body) {
+            Ok(sha256) => api::json_response(StatusCode::CREATED, &serde_json::json!({ "sha256": sha256, "size": body.len() })),
+            Err(e) => api::refused(&e),
+        },
+        (&Method::POST, ["api", "reload"]) => api::made(control, None, Ok(Change::ReloadFile)).await,
+        (&Method::GET, ["api", "overrides"]) => api::overrides(control),
+        (&Method::DELETE, ["api", "overrides"]) => api::made(control, None, Ok(Change::DropOverrides)).await,
+        (&Method::POST, ["balancer-manager"]) => {
+            let browser = parts.headers.get(http::header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("text/html"));
+            match httpd::change(parts.uri.query(), &body) {
+                Ok((name, change)) => match control.change(change).await {
+                    // A browser's form post goes back to the page (post/redirect/get).
+                    Ok(_) if browser => page::back_to_page(),
+                    Ok(_) => api::one(control, &name),
+                    Err(e) => api::refused(&e),
+                },
+                Err(e) => api::refused(&e),
+            }
+        }
+        (&Method::GET, ["metrics"]) => metrics::render(control),
         (_, ["api", ..]) | (_, ["metrics"]) | (_, ["balancer-manager"]) | (_, [""]) => api::error(StatusCode::METHOD_NOT_ALLOWED, format!("{} is not allowed on {path}", parts.method)),
         _ => api::error(StatusCode::NOT_FOUND, format!("no admin resource at {path}")),
     }

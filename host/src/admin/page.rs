@@ -1,39 +1,77 @@
 //! The balancer manager's page: server-rendered HTML laid out like httpd's, every value
-//! escaped, each member with a form that posts to `/balancer-manager` (httpd's shape) — the
-//! same edit the JSON API makes. No script, nothing fetched from elsewhere.
+//! escaped, values that differ from the config file marked. Its forms post httpd's shape to
+//! `/balancer-manager` (the same changes the JSON API makes); the few actions a form cannot
+//! express (upload a plugin version, roll back, remove a member, forget runtime changes) are
+//! buttons `manager.js` turns into JSON API calls. Nothing is fetched from elsewhere.
 
 use std::fmt::Write;
 
 use bytes::Bytes;
-use http::{HeaderValue, Response, header};
+use http::{HeaderValue, Response, StatusCode, header};
 use http_body_util::Full;
 
-use crate::config::StatusFlags;
-use crate::proxy::Proxy;
+use super::api::changed;
+use crate::config::{BUILTIN_LBMETHODS, StatusFlags};
+use crate::control::{Control, LbMethodChoice};
 
 /// Flags the page offers to set and clear.
-const FORM_FLAGS: [(char, &str); 6] = [('D', "Disabled"), ('S', "Stopped"), ('I', "Ignore errors"), ('N', "Draining"), ('R', "Hot spare"), ('H', "Hot standby")];
+const FORM_FLAGS: [(char, &str); 8] = [
+    ('D', "Disabled"),
+    ('S', "Stopped"),
+    ('I', "Ignore errors"),
+    ('N', "Draining"),
+    ('R', "Hot spare"),
+    ('H', "Hot standby"),
+    ('E', "In error"),
+    ('C', "Health check failed"),
+];
 
-pub(super) fn render(proxy: &Proxy, nonce: &str) -> Response<Full<Bytes>> {
-    let mut h = String::with_capacity(8192);
-    h.push_str("<!doctype html><html><head><meta charset=\"utf-8\"><title>Switchyard balancer manager</title><style>\
-        body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse;margin-bottom:2em}\
-        th,td{border:1px solid #bbb;padding:.25em .5em;text-align:left}th{background:#eee}.changed{background:#ffd}\
-        form{margin:0}</style></head><body><h1>Switchyard balancer manager</h1>");
+const STYLE: &str = "body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse;margin-bottom:1em}\
+    th,td{border:1px solid #bbb;padding:.25em .5em;text-align:left;vertical-align:top}th{background:#eee}\
+    .changed{background:#ffd}form{margin:0}form.inline{display:inline}.note{color:#555}";
+
+pub(super) fn render(control: &Control, nonce: &str) -> Response<Full<Bytes>> {
+    let (proxy, view) = (control.current(), control.view());
+    let mut h = String::with_capacity(16384);
+    let _ = write!(
+        h,
+        "<!doctype html><html><head><meta charset=\"utf-8\"><meta name=\"nonce\" content=\"{}\"><title>Switchyard balancer manager</title>\
+         <style>{STYLE}</style><script src=\"/manager.js\" defer></script></head><body><h1>Switchyard balancer manager</h1>\
+         <p><button data-call=\"POST /api/reload\">Reload the config file</button> ",
+        esc(nonce)
+    );
+    if !view.overlay.is_empty() {
+        h.push_str("<button data-call=\"DELETE /api/overrides\" data-confirm=\"Forget every runtime change?\">Forget runtime changes</button> <span class=\"note\">Marked values differ from the config file.</span>");
+    }
+    h.push_str("</p>");
+    for note in &view.passed_over {
+        let _ = write!(h, "<p class=\"note\">Kept change passed over: {}</p>", esc(note));
+    }
     for (bi, b) in proxy.balancers().iter().enumerate() {
         let f = b.failover();
+        let changes = view.overlay.balancers.get(b.name());
+        let set = |key: &str| if changes.is_some_and(|c| c.settings.contains_key(key)) { " class=\"changed\"" } else { "" };
+        let version = changes.and_then(|c| c.lbmethod.as_ref()).map(LbMethodChoice::label);
+        let name = esc(b.name());
         let _ = write!(
             h,
-            "<h2>balancer://{}</h2><table><tr><th>LB method</th><th>Max attempts</th><th>Sticky session</th><th>No failover</th><th>Failover timeout</th><th>Fail on status</th></tr>\
-             <tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:?}</td><td>{}</td></tr></table>",
-            esc(b.name()),
+            "<h2>balancer://{name}</h2><table><tr><th>LB method</th><th>Max attempts</th><th>Sticky session</th><th>No failover</th><th>Failover timeout</th><th>Fail on status</th></tr>\
+             <tr><td{}>{}{}</td><td{}>{}</td><td{}>{}</td><td{}>{}</td><td{}>{:?}</td><td{}>{}</td></tr></table>",
+            if version.is_some() { " class=\"changed\"" } else { "" },
             esc(b.lbmethod().name()),
+            version.map(|v| format!(" ({})", esc(&v))).unwrap_or_default(),
+            set("maxattempts"),
             b.maxattempts(),
+            set("stickysession"),
             esc(&b.sticky().map(|s| s.cookie.clone()).unwrap_or_else(|| "(none)".into())),
+            set("nofailover"),
             if f.nofailover { "On" } else { "Off" },
+            set("timeout"),
             f.timeout,
+            set("failonstatus"),
             esc(&f.failonstatus.iter().map(u16::to_string).collect::<Vec<_>>().join(","))
         );
+        balancer_forms(&mut h, &name, nonce, b.maxattempts(), changes.is_some_and(|c| c.rollback.is_some()));
         h.push_str("<table><tr><th>Worker URL</th><th>Route</th><th>Redirect</th><th>Factor</th><th>Set</th><th>Status</th><th>Elected</th><th>Busy</th><th>Load</th><th>To</th><th>From</th><th>Errors</th><th>Health check</th><th>Edit</th></tr>");
         for (mi, m) in b.members().iter().enumerate() {
             let s = m.snapshot();
@@ -41,16 +79,22 @@ pub(super) fn render(proxy: &Proxy, nonce: &str) -> Response<Full<Bytes>> {
                 || "-".to_string(),
                 |hs| format!("{} probes, {} failed{}", hs.probes, hs.failures, hs.last.map(|v| format!("; last: {}", v.reason)).unwrap_or_default()),
             );
-            let lf_changed = if s.lbfactor != m.config.lbfactor { " class=\"changed\"" } else { "" };
-            let status_changed = if s.status.without(StatusFlags::IN_ERROR.union(StatusFlags::HEALTH_FAILED)) != m.config.status { " class=\"changed\"" } else { "" };
+            let diff = changed(&view, b.name(), &m.config);
+            let mark = |key: &str| if diff.get(key).and_then(serde_json::Value::as_bool).unwrap_or(false) { " class=\"changed\"" } else { "" };
             let _ = write!(
                 h,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td{lf_changed}>{}</td><td>{}</td><td{status_changed}>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>",
+                "<tr><td{}>{}</td><td{}>{}</td><td{}>{}</td><td{}>{}</td><td{}>{}</td><td{}>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>",
+                mark("added"),
                 esc(&m.config.url),
+                mark("route"),
                 esc(&m.config.route),
+                mark("redirect"),
                 esc(&m.config.redirect),
+                mark("loadfactor"),
                 f64::from(s.lbfactor) / 100.0,
+                mark("lbset"),
                 m.config.lbset,
+                mark("status"),
                 esc(&s.status.names()),
                 s.elected,
                 s.busy,
@@ -62,12 +106,15 @@ pub(super) fn render(proxy: &Proxy, nonce: &str) -> Response<Full<Bytes>> {
             );
             let _ = write!(
                 h,
-                "<form method=\"post\" action=\"/balancer-manager\"><input type=\"hidden\" name=\"b\" value=\"{}\"><input type=\"hidden\" name=\"w\" value=\"{}\"><input type=\"hidden\" name=\"nonce\" value=\"{}\">\
-                 <label>Load factor <input name=\"w_lf\" size=\"4\" value=\"{}\"></label> ",
-                esc(b.name()),
+                "<form method=\"post\" action=\"/balancer-manager\">{}<input type=\"hidden\" name=\"w\" value=\"{}\">\
+                 <label>Load factor <input name=\"w_lf\" size=\"4\" value=\"{}\"></label> <label>LB set <input name=\"w_ls\" size=\"2\" value=\"{}\"></label> \
+                 <label>Route <input name=\"w_wr\" size=\"8\" value=\"{}\"></label> <label>Redirect <input name=\"w_rr\" size=\"8\" value=\"{}\"></label><br>",
+                hidden(&name, nonce),
                 esc(&m.config.url),
-                esc(nonce),
-                f64::from(s.lbfactor) / 100.0
+                f64::from(s.lbfactor) / 100.0,
+                m.config.lbset,
+                esc(&m.config.route),
+                esc(&m.config.redirect)
             );
             for (letter, label) in FORM_FLAGS {
                 let Some((flag, _, _)) = StatusFlags::ALL.iter().find(|(_, l, _)| *l == letter) else { continue };
@@ -79,7 +126,11 @@ pub(super) fn render(proxy: &Proxy, nonce: &str) -> Response<Full<Bytes>> {
                     if on { " selected" } else { "" }
                 );
             }
-            h.push_str("<button type=\"submit\">Submit</button></form></td></tr>");
+            let _ = write!(
+                h,
+                "<button type=\"submit\">Submit</button></form><button data-call=\"DELETE /api/balancers/{name}/members/{mi}\" data-confirm=\"Remove {}?\">Remove</button></td></tr>",
+                esc(&m.config.url)
+            );
         }
         h.push_str("</table>");
     }
@@ -87,9 +138,71 @@ pub(super) fn render(proxy: &Proxy, nonce: &str) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(Bytes::from(h)));
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
     r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    r.headers_mut().insert("content-security-policy", HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; form-action 'self'"));
+    r.headers_mut().insert(
+        "content-security-policy",
+        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; script-src 'self'; connect-src 'self'; form-action 'self'"),
+    );
     r
 }
+
+/// The balancer-wide forms: settings, lbmethod, upload, rollback, a new member.
+fn balancer_forms(h: &mut String, name: &str, nonce: &str, maxattempts: u32, rollback: bool) {
+    let methods: String = BUILTIN_LBMETHODS.iter().map(|m| format!("<option>{m}</option>")).collect();
+    let _ = write!(
+        h,
+        "<form class=\"inline\" method=\"post\" action=\"/balancer-manager\">{hidden}<label>LB method <select name=\"b_lbm\">{methods}</select></label> <button type=\"submit\">Change</button></form> \
+         <label>New version <input type=\"file\" accept=\".wasm\" data-upload=\"/api/balancers/{name}/lbmethod\"></label> {}\
+         <form method=\"post\" action=\"/balancer-manager\">{hidden}<label>Max attempts <input name=\"b_max\" size=\"3\" value=\"{maxattempts}\"></label> <button type=\"submit\">Set</button></form>\
+         <form method=\"post\" action=\"/balancer-manager\">{hidden}<input type=\"hidden\" name=\"b_wyes\" value=\"1\"><label>Add member <input name=\"b_nwrkr\" size=\"30\" placeholder=\"http://host:port\"></label> <button type=\"submit\">Add</button></form>",
+        if rollback { format!("<button data-call=\"POST /api/balancers/{name}/lbmethod/rollback\">Roll back the lbmethod</button>") } else { String::new() },
+        hidden = hidden(name, nonce),
+    );
+}
+
+fn hidden(balancer: &str, nonce: &str) -> String {
+    format!("<input type=\"hidden\" name=\"b\" value=\"{balancer}\"><input type=\"hidden\" name=\"nonce\" value=\"{}\">", esc(nonce))
+}
+
+/// After a browser's form post: back to the page.
+pub(super) fn back_to_page() -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::new()));
+    *r.status_mut() = StatusCode::SEE_OTHER;
+    r.headers_mut().insert(header::LOCATION, HeaderValue::from_static("/"));
+    r
+}
+
+/// The page's script: buttons and file inputs become JSON API calls carrying the nonce.
+pub(super) fn script() -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from_static(SCRIPT.as_bytes())));
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/javascript; charset=utf-8"));
+    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+const SCRIPT: &str = r#"'use strict';
+const nonce = document.querySelector('meta[name=nonce]').content;
+async function call(method, url, body, type) {
+  const headers = { 'X-Nonce': nonce };
+  if (type) headers['Content-Type'] = type;
+  const r = await fetch(url, { method, headers, body });
+  if (r.ok) { location.reload(); return; }
+  let reason = r.statusText;
+  try { reason = (await r.json()).error; } catch (e) {}
+  alert(reason);
+}
+for (const b of document.querySelectorAll('button[data-call]')) {
+  b.addEventListener('click', () => {
+    if (b.dataset.confirm && !confirm(b.dataset.confirm)) return;
+    const [method, url] = b.dataset.call.split(' ');
+    call(method, url);
+  });
+}
+for (const input of document.querySelectorAll('input[data-upload]')) {
+  input.addEventListener('change', () => {
+    if (input.files.length) call('PUT', input.dataset.upload, input.files[0], 'application/wasm');
+  });
+}
+"#;
 
 /// HTML-escaped text.
 fn esc(s: &str) -> String {

@@ -1,21 +1,31 @@
 //! One balancer member: its settings, status flags and the counters the host owns.
 //!
-//! Everything that changes at run time is an atomic, so requests read and update members
-//! without locks. `C` is whatever per-member state the proxy attaches (its connection pool);
-//! the balancer never looks inside it.
+//! Everything that changes at run time is an atomic in a [`MemberState`], so requests read
+//! and update members without locks. A rebuilt proxy (a reload, a manager edit) hands the
+//! same `MemberState` to the new member of the same URL ([`Member::carry_over`]), so requests
+//! still in flight on the old proxy and new ones on the rebuilt one count into the same
+//! counters. `C` is whatever per-member state the proxy attaches (its connection pool); the
+//! balancer never looks inside it.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::config::{self, StatusFlags};
 
-/// A member and its live state.
+/// A member: its settings and its live state.
 #[derive(Debug)]
 pub struct Member<C> {
     /// The member's settings as configured.
     pub config: config::Member,
     /// The proxy's per-member state (e.g. a connection pool).
     pub conn: C,
+    live: Arc<MemberState>,
+}
+
+/// A member's flags and counters, shared by every build of the proxy the member stays in.
+#[derive(Debug)]
+pub struct MemberState {
     status: AtomicU32,
     lbfactor: AtomicU32,
     lbstatus: AtomicI64,
@@ -58,7 +68,7 @@ pub struct MemberSnapshot {
 impl<C> Member<C> {
     /// A member in its configured initial state.
     pub fn new(config: config::Member, conn: C) -> Self {
-        Self {
+        let live = Arc::new(MemberState {
             status: AtomicU32::new(config.status.bits()),
             lbfactor: AtomicU32::new(config.lbfactor),
             lbstatus: AtomicI64::new(0),
@@ -70,69 +80,84 @@ impl<C> Member<C> {
             retries: AtomicU64::new(0),
             error_at: AtomicU64::new(0),
             epoch: Instant::now(),
-            config,
-            conn,
+        });
+        Self { config, conn, live }
+    }
+
+    /// The same member in a rebuilt proxy (a reload or a manager edit), sharing `previous`'s
+    /// live state: lbstatus, busy and the counters go on, the in-error flag E stays with its
+    /// retry clock, and the health-check flag C stays while the member is still checked. The
+    /// flags a config sets (D S I R H N) and the loadfactor become `config`'s.
+    pub fn carry_over<D>(config: config::Member, conn: C, previous: &Member<D>) -> Self {
+        let live = Arc::clone(&previous.live);
+        let mut runtime = StatusFlags::IN_ERROR;
+        if config.health.is_some() {
+            runtime = runtime.union(StatusFlags::HEALTH_FAILED);
         }
+        let kept = StatusFlags::from_bits(live.status.load(Ordering::Relaxed)).intersection(runtime);
+        live.status.store(config.status.without(runtime).union(kept).bits(), Ordering::Relaxed);
+        live.lbfactor.store(config.lbfactor, Ordering::Relaxed);
+        Self { config, conn, live }
     }
 
     /// Current status flags.
     pub fn status(&self) -> StatusFlags {
-        StatusFlags::from_bits(self.status.load(Ordering::Relaxed))
+        StatusFlags::from_bits(self.live.status.load(Ordering::Relaxed))
     }
 
     /// Sets or clears flags.
     pub fn set_status(&self, flags: StatusFlags, on: bool) {
         if on {
-            self.status.fetch_or(flags.bits(), Ordering::Relaxed);
+            self.live.status.fetch_or(flags.bits(), Ordering::Relaxed);
         } else {
-            self.status.fetch_and(!flags.bits(), Ordering::Relaxed);
+            self.live.status.fetch_and(!flags.bits(), Ordering::Relaxed);
         }
     }
 
     /// Sets loadfactor × 100 (100..=10000, checked by the caller); the next pick uses it.
     pub fn set_lbfactor(&self, lbfactor: u32) {
-        self.lbfactor.store(lbfactor, Ordering::Relaxed);
+        self.live.lbfactor.store(lbfactor, Ordering::Relaxed);
     }
 
     /// loadfactor × 100.
     pub fn lbfactor(&self) -> u32 {
-        self.lbfactor.load(Ordering::Relaxed)
+        self.live.lbfactor.load(Ordering::Relaxed)
     }
 
     /// The lbmethod's scratch value.
     pub fn lbstatus(&self) -> i64 {
-        self.lbstatus.load(Ordering::Relaxed)
+        self.live.lbstatus.load(Ordering::Relaxed)
     }
 
     /// Adds a delta to lbstatus (wrapping, as httpd's int arithmetic would not be asked to).
     pub(crate) fn add_lbstatus(&self, delta: i64) {
-        self.lbstatus.fetch_add(delta, Ordering::Relaxed);
+        self.live.lbstatus.fetch_add(delta, Ordering::Relaxed);
     }
 
     /// Requests in flight.
     pub fn busy(&self) -> u64 {
-        self.busy.load(Ordering::Relaxed)
+        self.live.busy.load(Ordering::Relaxed)
     }
 
     /// Counts a request in flight until the guard is dropped.
     pub fn busy_guard(self: &std::sync::Arc<Self>) -> BusyGuard<C> {
-        self.busy.fetch_add(1, Ordering::Relaxed);
+        self.live.busy.fetch_add(1, Ordering::Relaxed);
         BusyGuard { member: std::sync::Arc::clone(self) }
     }
 
     /// Counts one election.
     pub(crate) fn count_elected(&self) {
-        self.elected.fetch_add(1, Ordering::Relaxed);
+        self.live.elected.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Adds bytes sent to the member.
     pub fn add_transferred(&self, bytes: u64) {
-        self.transferred.fetch_add(bytes, Ordering::Relaxed);
+        self.live.transferred.fetch_add(bytes, Ordering::Relaxed);
     }
 
     /// Adds bytes read from the member.
     pub fn add_read(&self, bytes: u64) {
-        self.read.fetch_add(bytes, Ordering::Relaxed);
+        self.live.read.fetch_add(bytes, Ordering::Relaxed);
     }
 
     /// Puts the member in error (E) unless it ignores errors (I). Returns whether E was set.
@@ -140,9 +165,9 @@ impl<C> Member<C> {
         if self.status().contains(StatusFlags::IGNORE_ERRORS) {
             return false;
         }
-        self.error_at.store(self.nanos_since_epoch(now), Ordering::Relaxed);
+        self.live.error_at.store(self.nanos_since_epoch(now), Ordering::Relaxed);
         self.set_status(StatusFlags::IN_ERROR, true);
-        self.errors.fetch_add(1, Ordering::Relaxed);
+        self.live.errors.fetch_add(1, Ordering::Relaxed);
         true
     }
 
@@ -169,19 +194,19 @@ impl<C> Member<C> {
             return false;
         }
         self.set_status(StatusFlags::IN_ERROR, false);
-        self.retries.fetch_add(1, Ordering::Relaxed);
+        self.live.retries.fetch_add(1, Ordering::Relaxed);
         true
     }
 
     /// When a member in error may be tried again.
     pub fn retry_at(&self) -> Instant {
-        self.epoch + Duration::from_nanos(self.error_at.load(Ordering::Relaxed)) + self.config.retry
+        self.live.epoch + Duration::from_nanos(self.live.error_at.load(Ordering::Relaxed)) + self.config.retry
     }
 
     /// Takes the member out of error at once (forced recovery).
     pub(crate) fn force_recover(&self) {
         self.set_status(StatusFlags::IN_ERROR, false);
-        self.retries.fetch_add(1, Ordering::Relaxed);
+        self.live.retries.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Whether the member is draining (N).
@@ -191,7 +216,7 @@ impl<C> Member<C> {
 
     /// Bytes (sent to, read from) the member.
     pub fn snapshot_traffic(&self) -> (u64, u64) {
-        (self.transferred.load(Ordering::Relaxed), self.read.load(Ordering::Relaxed))
+        (self.live.transferred.load(Ordering::Relaxed), self.live.read.load(Ordering::Relaxed))
     }
 
     /// A copy of the counters.
@@ -202,17 +227,17 @@ impl<C> Member<C> {
             lbfactor: self.lbfactor(),
             lbstatus: self.lbstatus(),
             busy: self.busy(),
-            elected: self.elected.load(Ordering::Relaxed),
-            transferred: self.transferred.load(Ordering::Relaxed),
-            read: self.read.load(Ordering::Relaxed),
-            errors: self.errors.load(Ordering::Relaxed),
-            retries: self.retries.load(Ordering::Relaxed),
+            elected: self.live.elected.load(Ordering::Relaxed),
+            transferred: self.live.transferred.load(Ordering::Relaxed),
+            read: self.live.read.load(Ordering::Relaxed),
+            errors: self.live.errors.load(Ordering::Relaxed),
+            retries: self.live.retries.load(Ordering::Relaxed),
         }
     }
 
     fn nanos_since_epoch(&self, now: Instant) -> u64 {
         // Saturates at ~584 years of uptime.
-        u64::try_from(now.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX).max(1)
+        u64::try_from(now.saturating_duration_since(self.live.epoch).as_nanos()).unwrap_or(u64::MAX).max(1)
     }
 }
 
@@ -224,33 +249,6 @@ pub struct BusyGuard<C> {
 
 impl<C> Drop for BusyGuard<C> {
     fn drop(&mut self) {
-        self.member.busy.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-impl<C> Member<C> {
-    /// Takes over the live state of the same member from a previous config (a reload): the
-    /// in-error flag E with its time (its `retry` clock restarts at this member's creation at
-    /// the latest), lbstatus and the counters. Configured flags and `busy` stay this member's.
-    pub fn inherit_state<D>(&self, old: &Member<D>) {
-        let relaxed = Ordering::Relaxed;
-        if old.status().contains(StatusFlags::IN_ERROR) {
-            let at = old.epoch + Duration::from_nanos(old.error_at.load(relaxed));
-            self.error_at.store(self.nanos_since_epoch(at), relaxed);
-            self.set_status(StatusFlags::IN_ERROR, true);
-        }
-        if old.status().contains(StatusFlags::HEALTH_FAILED) && self.config.health.is_some() {
-            self.set_status(StatusFlags::HEALTH_FAILED, true);
-        }
-        self.lbstatus.store(old.lbstatus.load(relaxed), relaxed);
-        for (mine, theirs) in [
-            (&self.elected, &old.elected),
-            (&self.transferred, &old.transferred),
-            (&self.read, &old.read),
-            (&self.errors, &old.errors),
-            (&self.retries, &old.retries),
-        ] {
-            mine.store(theirs.load(relaxed), relaxed);
-        }
+        self.member.live.busy.fetch_sub(1, Ordering::Relaxed);
     }
 }

@@ -24,7 +24,7 @@ use std::sync::atomic::AtomicU64;
 use arc_swap::ArcSwap;
 
 pub use lbmethod::{CandidateTable, Decision, LbMethod, LbMethodError, MemberInfo};
-pub use member::{BusyGuard, Member, MemberSnapshot};
+pub use member::{BusyGuard, Member, MemberSnapshot, MemberState};
 
 use crate::config;
 
@@ -96,8 +96,13 @@ pub enum NoMember {
 impl<C> Balancer<C> {
     /// Builds a balancer from its config; `conn` makes each member's proxy-side state.
     pub fn new(config: &config::Balancer, lbmethod: Arc<dyn LbMethod>, mut conn: impl FnMut(&config::Member) -> C) -> Self {
-        let members: Vec<Arc<Member<C>>> =
-            config.members.iter().map(|m| Arc::new(Member::new(m.clone(), conn(m)))).collect();
+        Self::with_members(config, lbmethod, |m| Member::new(m.clone(), conn(m)))
+    }
+
+    /// Builds a balancer from its config; `member` makes each member (new, or carried over
+    /// from a previous build with [`Member::carry_over`]).
+    pub fn with_members(config: &config::Balancer, lbmethod: Arc<dyn LbMethod>, member: impl FnMut(&config::Member) -> Member<C>) -> Self {
+        let members: Vec<Arc<Member<C>>> = config.members.iter().map(member).map(Arc::new).collect();
         let routes = config
             .members
             .iter()

@@ -15,6 +15,8 @@ use super::validate::{Problems, key};
 pub(crate) struct RawAdmin {
     pub listen: Option<String>,
     pub token: Option<String>,
+    pub persist: Option<String>,
+    pub plugins: Option<String>,
 }
 
 /// `[admin]`: where the balancer manager listens and what it asks for.
@@ -24,6 +26,10 @@ pub struct Admin {
     pub addr: SocketAddr,
     /// Where the bearer token is read from, when one is required.
     pub token: Option<TokenSource>,
+    /// httpd's BalancerPersist: the directory runtime changes are kept in, when they are.
+    pub persist: Option<PathBuf>,
+    /// The directory uploaded plugin versions are kept in, when uploads are allowed.
+    pub plugins: Option<PathBuf>,
 }
 
 /// Where the admin token comes from (never written in the config itself).
@@ -60,5 +66,15 @@ pub(crate) fn admin(raw: Option<&RawAdmin>, base_dir: &Path, p: &mut Problems) -
         p.push(&key(&here, "listen"), format!("{addr} is reachable beyond this machine: set a token (\"file:PATH\" or \"env:NAME\")"));
         return None;
     }
-    Some(Admin { addr, token })
+    let dir = |key_name: &str, value: &Option<String>, p: &mut Problems| match value.as_deref() {
+        None => None,
+        Some("") => {
+            p.push(&key(&here, key_name), "give a directory");
+            None
+        }
+        Some(d) => Some(base_dir.join(d)),
+    };
+    let persist = dir("persist", &raw.persist, p);
+    let plugins = dir("plugins", &raw.plugins, p);
+    Some(Admin { addr, token, persist, plugins })
 }

@@ -42,10 +42,20 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
 
 /// Checks config `text` as if read from `path` (relative plugin paths resolve against its folder).
 pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
+    parse_with(text, path, true)
+}
+
+/// Checks `text`, the config file at `path` with runtime changes laid over it: as [`parse`],
+/// but errors name keys only, since lines of `text` are not lines of the file.
+pub fn parse_overlaid(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
+    parse_with(text, path, false)
+}
+
+fn parse_with(text: &str, path: &Path, lines: bool) -> Result<Config, ConfigErrors> {
     let locator = Locator::new(text);
     let error_at = |path_segs: &[locate::Seg], line: Option<usize>, message: String| ConfigError {
         file: path.to_path_buf(),
-        line: line.or_else(|| locator.line_of(path_segs)),
+        line: if lines { line.or_else(|| locator.line_of(path_segs)) } else { None },
         key: display_path(path_segs),
         message,
     };

@@ -69,6 +69,11 @@ impl StatusFlags {
         Self(self.0 | other.0)
     }
 
+    /// The flags in both sets.
+    pub const fn intersection(self, other: Self) -> Self {
+        Self(self.0 & other.0)
+    }
+
     /// This set without the flags in `other`.
     pub const fn without(self, other: Self) -> Self {
         Self(self.0 & !other.0)

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::route::{Route, RouteTable};
-use super::{BuildError, HealthCheckTask, MemberPool, Proxy, RouteEntry, RouteRewrite, Target};
+use super::{BuildError, HealthCheckTask, MemberPool, Proxy, ProxyMember, RouteEntry, RouteRewrite, Target};
 use crate::balancer::{Balancer, Member};
 use crate::config::{self, Config, PluginSource, RouteTarget};
 use crate::health::{self, HealthCheck, HealthState};
@@ -21,20 +21,26 @@ impl Proxy {
         Self::build_with(config, plugins, workers, &|_, _| None).await
     }
 
-    /// Like [`Proxy::build`], taking a member's pool from `reuse` (given the member's owner —
-    /// balancer name or route prefix — and config) when it has one.
+    /// Like [`Proxy::build`], carrying over the member `previous` finds (given the member's
+    /// owner — balancer name or route prefix — and its new config): its live state always,
+    /// and its connection pool when `previous` says it may be kept.
     pub(super) async fn build_with(
         config: &Config,
         plugins: &PluginRuntime,
         workers: usize,
-        reuse: &(dyn Fn(&str, &config::Member) -> Option<Arc<MemberPool>> + Sync),
+        previous: &(dyn Fn(&str, &config::Member) -> Option<Previous> + Sync),
     ) -> Result<Self, BuildError> {
         let connectors = member_connectors(config)?;
-        let pool_for = |owner: &str, m: &config::Member| {
-            reuse(owner, m).unwrap_or_else(|| {
+        let member_for = |owner: &str, m: &config::Member| {
+            let before = previous(owner, m);
+            let pool = before.as_ref().and_then(|p| p.keep_pool.then(|| Arc::clone(&p.member.conn))).unwrap_or_else(|| {
                 let tls = connectors.get(&(owner.to_string(), m.url.clone())).cloned();
                 Arc::new(MemberPool::new(&m.url, m.authority.clone(), m.connection, workers, tls))
-            })
+            });
+            match before {
+                Some(p) => Member::carry_over(m.clone(), pool, &p.member),
+                None => Member::new(m.clone(), pool),
+            }
         };
         let mut balancers = Vec::with_capacity(config.balancers.len());
         for b in &config.balancers {
@@ -42,14 +48,14 @@ impl Proxy {
                 .lbmethod(&b.lbmethod, &b.name)
                 .await
                 .map_err(|source| BuildError::Plugin { origin: b.lbmethod.origin.clone(), source })?;
-            balancers.push(Arc::new(Balancer::new(b, method, |m| pool_for(&b.name, m))));
+            balancers.push(Arc::new(Balancer::with_members(b, method, |m| member_for(&b.name, m))));
         }
         let health = health_checks(config, plugins).await?;
         let mut routes = Vec::with_capacity(config.routes.len());
         for (i, r) in config.routes.iter().enumerate() {
             let target = match &r.target {
                 RouteTarget::Exclude => Target::Exclude,
-                RouteTarget::Backend(member) => Target::Backend(Arc::new(Member::new((**member).clone(), pool_for(&r.prefix, member)))),
+                RouteTarget::Backend(member) => Target::Backend(Arc::new(member_for(&r.prefix, member))),
                 RouteTarget::Balancer(b) => Target::Balancer(Arc::clone(&balancers[*b])),
             };
             let rewrite = rewrite_chain(config, i, plugins).await?;
@@ -82,6 +88,14 @@ impl Proxy {
             traffic: (0..=config.routes.len()).map(|_| Default::default()).collect(),
         })
     }
+}
+
+/// The same member in the proxy being replaced.
+pub(super) struct Previous {
+    /// It, with its live state.
+    pub member: Arc<ProxyMember>,
+    /// Whether its connection pool may be kept (the connection settings did not change).
+    pub keep_pool: bool,
 }
 
 /// Loads the health check of every checked member; members with the same check and settings

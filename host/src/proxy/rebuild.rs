@@ -1,10 +1,11 @@
-//! Building the proxy for a new config next to the one in service (reload): members that
-//! are in both keep their live state and, when their connection settings did not change,
-//! their connection pool.
+//! Building the proxy for a new config next to the one in service (a reload, a manager
+//! edit): members that are in both share their live state with the old build and, when their
+//! connection settings did not change, keep their connection pool.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use super::build::Previous;
 use super::{BuildError, Proxy, ProxyMember, Target};
 use crate::config::{self, Config};
 use crate::plugin::PluginRuntime;
@@ -13,23 +14,17 @@ impl Proxy {
     /// Builds the proxy for `config`, carrying over from `old` what members in both keep
     /// (see the `reload` module). Returns it with the number of members carried over.
     pub(crate) async fn rebuild(config: &Config, plugins: &PluginRuntime, workers: usize, old: &Proxy) -> Result<(Self, usize), BuildError> {
-        let previous = members_by_owner(old);
-        let reuse = |owner: &str, m: &config::Member| {
-            previous
-                .get(&(owner.to_string(), m.url.clone()))
+        let before = members_by_owner(old);
+        let previous = |owner: &str, m: &config::Member| {
+            before.get(&(owner.to_string(), m.url.clone())).map(|o| Previous {
+                member: Arc::clone(o),
                 // An https member's pool is always new: its roots and certificates are read
                 // again, as a reload promises.
-                .filter(|o| o.config.connection == m.connection && o.config.authority == m.authority && m.tls.is_none() && o.config.tls.is_none())
-                .map(|o| Arc::clone(&o.conn))
+                keep_pool: o.config.connection == m.connection && o.config.authority == m.authority && m.tls.is_none() && o.config.tls.is_none(),
+            })
         };
-        let new = Self::build_with(config, plugins, workers, &reuse).await?;
-        let mut kept = 0;
-        for ((owner, url), member) in members_by_owner(&new) {
-            if let Some(o) = previous.get(&(owner, url)) {
-                member.inherit_state(o);
-                kept += 1;
-            }
-        }
+        let new = Self::build_with(config, plugins, workers, &previous).await?;
+        let kept = members_by_owner(&new).keys().filter(|k| before.contains_key(*k)).count();
         Ok((new, kept))
     }
 }

@@ -171,12 +171,14 @@ impl Reloader {
         self.shared.proxy.load_full()
     }
 
-    /// Re-reads the config file the running config came from and reloads it (the admin
-    /// API's `POST /api/reload`, as SIGHUP does).
-    pub async fn reload_file(&self) -> Result<ReloadReport, String> {
-        let file = self.shared.config.load().file.clone();
-        let config = crate::config::load(&file).map_err(|e| e.to_string())?;
-        self.reload(config).await.map_err(|e| e.to_string())
+    /// Builds everything `config` needs, then asks `keep` (which may refuse: a manager edit
+    /// is persisted here), then puts it in service; one change at a time. Nothing changes
+    /// when any step before the swap fails.
+    pub(crate) async fn publish(&self, config: Config, keep: impl FnOnce(&Proxy) -> Result<(), String>) -> Result<ReloadReport, ReloadError> {
+        let _one_at_a_time = self.shared.reloading.lock().await;
+        let prepared = crate::reload::prepare(&self.shared, config).await?;
+        keep(prepared.proxy()).map_err(ReloadError::NotKept)?;
+        prepared.commit().await
     }
 
     /// Makes the access log in service open its file again by name (SIGUSR1, logrotate).

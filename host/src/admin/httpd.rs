@@ -1,0 +1,159 @@
+//! httpd's balancer-manager request shape at `/balancer-manager`, so scripts written for
+//! httpd work unchanged: a thin translation onto the same [`Change`]s the JSON API makes,
+//! behind the same protection.
+//!
+//! | httpd field | what |
+//! | --- | --- |
+//! | `b` | the balancer (required) |
+//! | `w` | the member's URL: the `w_*` fields edit it |
+//! | `w_lf`, `w_ls`, `w_wr`, `w_rr` | loadfactor, lbset, route, redirect |
+//! | `w_status_X` (`0`/`1`) | clear or set flag X (D S I R H E N C) |
+//! | `b_lbm` | the lbmethod (a default one's name) |
+//! | `b_tmo`, `b_max`, `b_sforce`, `b_ss` | the balancer's timeout (seconds), maxattempts, nofailover, stickysession |
+//! | `b_nwrkr` (with `b_wyes=1`) | add a member with this URL |
+//!
+//! Everything one request asks for is made as one change: all of it, or none.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+
+use crate::control::{Change, ControlError, LbMethodChoice, MemberChange, MemberRef};
+
+/// The change the fields of one request ask for, and the balancer it is about.
+pub(super) fn change(query: Option<&str>, body: &[u8]) -> Result<(String, Change), ControlError> {
+    let mut fields = query.map(form).unwrap_or_default();
+    if let Ok(text) = std::str::from_utf8(body) {
+        fields.extend(form(text));
+    }
+    let get = |k: &str| fields.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone());
+    let balancer = get("b").ok_or_else(|| ControlError::Invalid("b (the balancer's name) is required".into()))?;
+    let mut member = MemberChange::default();
+    let mut settings = BTreeMap::new();
+    let mut changes = Vec::new();
+    let mut status = String::new();
+    for (key, value) in &fields {
+        match key.as_str() {
+            "b" | "w" | "nonce" | "b_wyes" => {}
+            "w_lf" => drop(member.keys.insert("loadfactor".into(), number(key, value)?)),
+            "w_ls" => drop(member.keys.insert("lbset".into(), number(key, value)?)),
+            "w_wr" => drop(member.keys.insert("route".into(), Value::String(value.clone()))),
+            "w_rr" => drop(member.keys.insert("redirect".into(), Value::String(value.clone()))),
+            k if k.starts_with("w_status_") => {
+                let letter = &k["w_status_".len()..];
+                match value.as_str() {
+                    "1" => status.push_str(&format!("+{letter}")),
+                    "0" => status.push_str(&format!("-{letter}")),
+                    other => return Err(ControlError::Invalid(format!("{k} must be 0 or 1, got `{other}`"))),
+                }
+            }
+            "b_lbm" => changes.push(Change::LbMethod { balancer: balancer.clone(), choice: LbMethodChoice::Builtin { name: value.clone(), config: json!({}) } }),
+            "b_tmo" => drop(settings.insert("timeout".into(), Value::String(format!("{}s", number(key, value)?)))),
+            "b_max" => drop(settings.insert("maxattempts".into(), number(key, value)?)),
+            "b_sforce" => drop(settings.insert("nofailover".into(), Value::Bool(flag(key, value)?))),
+            "b_ss" => drop(settings.insert("stickysession".into(), if value.is_empty() { Value::Null } else { Value::String(value.clone()) })),
+            "b_nwrkr" if !value.is_empty() => {
+                if get("b_wyes").as_deref() != Some("1") {
+                    return Err(ControlError::Invalid("b_nwrkr adds a member only with b_wyes=1".into()));
+                }
+                let new = BTreeMap::from([("url".to_string(), Value::String(value.clone()))]);
+                changes.push(Change::AddMember { balancer: balancer.clone(), member: new });
+            }
+            "b_nwrkr" => {}
+            "w_hm" | "w_hu" | "w_hi" | "w_hp" | "w_hf" | "w_hv" => {
+                return Err(ControlError::Invalid(format!("{key}: health-check settings are not editable at run time; edit the config file and reload")));
+            }
+            other => return Err(ControlError::Invalid(format!("unknown field `{other}`"))),
+        }
+    }
+    if !status.is_empty() {
+        member.status = Some(status);
+    }
+    let member_fields = !member.keys.is_empty() || member.status.is_some();
+    match get("w") {
+        Some(url) if member_fields => changes.push(Change::Member { balancer: balancer.clone(), member: MemberRef::Url(url), change: member }),
+        None if member_fields => return Err(ControlError::Invalid("w (the member's URL) is required with w_* fields".into())),
+        _ => {}
+    }
+    if !settings.is_empty() {
+        changes.push(Change::Balancer { balancer: balancer.clone(), settings });
+    }
+    if changes.is_empty() {
+        return Err(ControlError::Invalid("nothing to change".into()));
+    }
+    Ok((balancer, Change::Batch(changes)))
+}
+
+fn number(key: &str, value: &str) -> Result<Value, ControlError> {
+    let n: f64 = value.trim().parse().map_err(|_| ControlError::Invalid(format!("{key} `{value}` is not a number")))?;
+    Ok(if n.fract() == 0.0 && n >= 0.0 { json!(n as u64) } else { json!(n) })
+}
+
+fn flag(key: &str, value: &str) -> Result<bool, ControlError> {
+    match value {
+        "1" | "On" | "on" => Ok(true),
+        "0" | "Off" | "off" => Ok(false),
+        other => Err(ControlError::Invalid(format!("{key} must be 0 or 1, got `{other}`"))),
+    }
+}
+
+/// `application/x-www-form-urlencoded` pairs (also a query string), decoded.
+pub(super) fn form(text: &str) -> Vec<(String, String)> {
+    text.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (decode(k), decode(v))
+        })
+        .collect()
+}
+
+fn decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match (bytes[i], crate::canon::escaped_byte(bytes, i)) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+            (b'+', _) => out.push(b' '),
+            (b, _) => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forms_decode() {
+        assert_eq!(form("b=my+set&w=http%3A%2F%2Fn1%3A8080&x"), [("b".into(), "my set".into()), ("w".into(), "http://n1:8080".into()), ("x".into(), String::new())]);
+        assert_eq!(form("a=%zz&b=%4"), [("a".into(), "%zz".into()), ("b".into(), "%4".into())]);
+    }
+
+    #[test]
+    fn httpd_fields_become_one_batch() {
+        let (b, change) = change(Some("b=web&w=http://n1:1&w_lf=2&w_status_D=1&w_status_S=0&b_max=3&nonce=x"), b"").expect("valid");
+        assert_eq!(b, "web");
+        let Change::Batch(changes) = change else { panic!("a batch") };
+        assert_eq!(changes.len(), 2);
+        let Change::Member { change, .. } = &changes[0] else { panic!("member first") };
+        assert_eq!(change.status.as_deref(), Some("+D-S"));
+        assert_eq!(change.keys["loadfactor"], json!(2));
+        assert!(change_of("b=web&w_lf=2").unwrap_err().to_string().contains("w (the member's URL)"));
+        assert!(change_of("b=web&w=u&w_status_D=2").unwrap_err().to_string().contains("0 or 1"));
+        assert!(change_of("b=web&b_nwrkr=http://n:1").unwrap_err().to_string().contains("b_wyes"));
+        assert!(change_of("w=u&w_lf=1").unwrap_err().to_string().contains("b (the balancer"));
+        assert!(change_of("b=web&colour=1").unwrap_err().to_string().contains("unknown field"));
+    }
+
+    fn change_of(q: &str) -> Result<(String, Change), ControlError> {
+        change(Some(q), b"")
+    }
+}

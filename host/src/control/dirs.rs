@@ -1,0 +1,217 @@
+//! The manager's two directories, each opened once as a capability ([`cap_std::fs::Dir`]) so
+//! that no admin request can name a path outside it (`../`, absolute paths and symlinks that
+//! lead out are refused by the handle itself):
+//!
+//! - [`StateDir`] (`[admin] persist`, httpd's BalancerPersist): the overlay in `state.json`,
+//!   replaced atomically — written to a temporary file, synced, renamed over the old one, and
+//!   the directory synced — so a crash at any instant leaves the old state or the new one.
+//! - [`PluginStore`] (`[admin] plugins`): uploaded plugin versions, each named by the SHA-256
+//!   of its bytes (`<hex>.wasm`), written the same way.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use cap_std::ambient_authority;
+use cap_std::fs::Dir;
+use sha2::{Digest, Sha256};
+
+use super::overlay::{FORMAT_VERSION, Overlay};
+
+const STATE_FILE: &str = "state.json";
+
+/// Why a directory or a file in it could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum DirError {
+    /// The directory could not be created or opened.
+    #[error("{path}: {source}")]
+    Open {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A file in it could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The state file is broken or from a newer version: refused whole.
+    #[error("{path}: {reason}; the file is left as it is (move it away to start from the config file alone)")]
+    BadState {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A plugin name that is not a plain file name inside the plugins directory.
+    #[error("`{0}` is not a file name inside the plugins directory")]
+    Name(String),
+}
+
+fn open(path: &Path) -> Result<Dir, DirError> {
+    let fail = |source| DirError::Open { path: path.to_path_buf(), source };
+    Dir::create_ambient_dir_all(path, ambient_authority()).map_err(fail)?;
+    Dir::open_ambient_dir(path, ambient_authority()).map_err(fail)
+}
+
+/// Writes `name` in `dir` atomically and durably.
+fn replace(dir: &Dir, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+    let temp = format!(".{name}.tmp");
+    let mut file = dir.create(&temp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    drop(file);
+    dir.rename(&temp, dir, name)?;
+    // The rename itself is made durable by syncing the directory.
+    dir.open(".")?.sync_all()
+}
+
+/// `[admin] persist`: where the overlay is kept.
+#[derive(Debug)]
+pub struct StateDir {
+    dir: Dir,
+    path: PathBuf,
+}
+
+impl StateDir {
+    /// Opens (creating) the directory.
+    pub fn open(path: &Path) -> Result<Self, DirError> {
+        Ok(Self { dir: open(path)?, path: path.to_path_buf() })
+    }
+
+    /// The state file's path, for messages.
+    pub fn file(&self) -> PathBuf {
+        self.path.join(STATE_FILE)
+    }
+
+    /// The overlay kept here; empty when there is none yet.
+    pub fn load(&self) -> Result<Overlay, DirError> {
+        let bytes = match self.dir.read(STATE_FILE) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Overlay { version: FORMAT_VERSION, ..Overlay::default() }),
+            Err(source) => return Err(DirError::Io { path: self.file(), source }),
+        };
+        let bad = |reason: String| DirError::BadState { path: self.file(), reason };
+        let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| bad(format!("not a state file: {e}")))?;
+        let version = value.get("version").and_then(serde_json::Value::as_u64).ok_or_else(|| bad("no version".into()))?;
+        if version > u64::from(FORMAT_VERSION) {
+            return Err(bad(format!("written by a newer Switchyard (state version {version}; this one reads up to {FORMAT_VERSION})")));
+        }
+        serde_json::from_value(value).map_err(|e| bad(format!("not a state file: {e}")))
+    }
+
+    /// Replaces the kept overlay with `overlay`, durably, before returning.
+    pub fn save(&self, overlay: &Overlay) -> Result<(), DirError> {
+        let mut text = serde_json::to_vec_pretty(overlay).map_err(|e| DirError::Io { path: self.file(), source: std::io::Error::other(e) })?;
+        text.push(b'\n');
+        replace(&self.dir, STATE_FILE, &text).map_err(|source| DirError::Io { path: self.file(), source })
+    }
+}
+
+/// `[admin] plugins`: uploaded plugin versions by SHA-256.
+#[derive(Debug)]
+pub struct PluginStore {
+    dir: Dir,
+    path: PathBuf,
+}
+
+impl PluginStore {
+    /// Opens (creating) the directory.
+    pub fn open(path: &Path) -> Result<Self, DirError> {
+        let dir = open(path)?;
+        // Absolute: versions are named to the plugin loader by their path.
+        let path = std::fs::canonicalize(path).map_err(|source| DirError::Open { path: path.to_path_buf(), source })?;
+        Ok(Self { dir, path })
+    }
+
+    /// Keeps `bytes` as a version; returns its SHA-256 (lowercase hex). Keeping the same
+    /// bytes twice writes nothing the second time.
+    pub fn put(&self, bytes: &[u8]) -> Result<String, DirError> {
+        let sha = sha256_hex(bytes);
+        let name = file_name(&sha);
+        if !self.dir.is_file(&name) {
+            replace(&self.dir, &name, bytes).map_err(|source| DirError::Io { path: self.path.join(&name), source })?;
+        }
+        Ok(sha)
+    }
+
+    /// Keeps the file `name` of this directory as a version (a file copied there by other
+    /// means); returns its SHA-256.
+    pub fn import(&self, name: &str) -> Result<String, DirError> {
+        let plain = Path::new(name).components().count() == 1 && !name.is_empty() && !name.starts_with('.');
+        if !plain {
+            return Err(DirError::Name(name.to_string()));
+        }
+        let bytes = self.dir.read(name).map_err(|source| DirError::Io { path: self.path.join(name), source })?;
+        self.put(&bytes)
+    }
+
+    /// Where version `sha` is, when it is here.
+    pub fn path_of(&self, sha: &str) -> Option<PathBuf> {
+        let valid = sha.len() == 64 && sha.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        let name = file_name(sha);
+        (valid && self.dir.is_file(&name)).then(|| self.path.join(name))
+    }
+}
+
+fn file_name(sha: &str) -> String {
+    format!("{sha}.wasm")
+}
+
+/// The SHA-256 of `bytes` in lowercase hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("switchyard-dirs-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    #[test]
+    fn state_round_trips_and_refuses_newer_or_broken_files() {
+        let path = temp("state");
+        let state = StateDir::open(&path).expect("opens");
+        assert!(state.load().expect("empty").is_empty());
+        let mut o = Overlay { version: FORMAT_VERSION, ..Overlay::default() };
+        o.balancer_mut("web").removed.insert("http://a:1".into());
+        state.save(&o).expect("saves");
+        assert_eq!(state.load().expect("loads"), o);
+        std::fs::write(path.join(STATE_FILE), r#"{"version": 99}"#).expect("write");
+        let e = state.load().unwrap_err().to_string();
+        assert!(e.contains("state.json") && e.contains("newer"), "{e}");
+        std::fs::write(path.join(STATE_FILE), "{").expect("write");
+        assert!(state.load().unwrap_err().to_string().contains("not a state file"));
+        let _ = std::fs::remove_dir_all(&path);
+    }
+
+    #[test]
+    fn the_plugin_store_keeps_versions_and_stays_inside() {
+        let path = temp("store");
+        let store = PluginStore::open(&path).expect("opens");
+        let sha = store.put(b"\0asm").expect("puts");
+        assert_eq!(sha.len(), 64);
+        assert_eq!(store.path_of(&sha), Some(std::fs::canonicalize(&path).expect("canonical").join(format!("{sha}.wasm"))));
+        assert_eq!(store.path_of("../etc/passwd"), None);
+        std::fs::write(path.join("mine.wasm"), b"bytes").expect("write");
+        assert_eq!(store.import("mine.wasm").expect("imports"), sha256_hex(b"bytes"));
+        for bad in ["../x.wasm", "/etc/passwd", "sub/x.wasm", "", ".."] {
+            assert!(matches!(store.import(bad), Err(DirError::Name(_))), "{bad}");
+        }
+        let outside = temp("outside");
+        std::fs::create_dir_all(&outside).expect("dir");
+        std::fs::write(outside.join("secret"), b"s").expect("write");
+        std::os::unix::fs::symlink(outside.join("secret"), path.join("link.wasm")).expect("symlink");
+        assert!(store.import("link.wasm").is_err(), "a symlink leading out is refused");
+        let _ = std::fs::remove_dir_all(&path);
+        let _ = std::fs::remove_dir_all(&outside);
+    }
+}

@@ -1,0 +1,299 @@
+//! The changes the balancer manager asks for, each turned into a new overlay (checked later,
+//! whole, with the file). Flags that are live state rather than configuration — in error (E)
+//! and health-check failed (C) — are not kept in the overlay: they are set on the running
+//! member once the change is published, as httpd's manager sets them in shared memory.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use super::ControlError;
+use super::dirs::PluginStore;
+use super::overlay::{LbMethodChoice, Overlay, Rollback, same_url};
+use crate::config::{BUILTIN_LBMETHODS, StatusFlags};
+use crate::proxy::Proxy;
+
+/// The flags an operator sets in the config file's sense: kept in the overlay.
+const CONFIG_FLAGS: StatusFlags = StatusFlags::DISABLED
+    .union(StatusFlags::STOPPED)
+    .union(StatusFlags::IGNORE_ERRORS)
+    .union(StatusFlags::HOT_SPARE)
+    .union(StatusFlags::HOT_STANDBY)
+    .union(StatusFlags::DRAINING);
+
+/// The member keys an edit may set.
+const MEMBER_KEYS: [&str; 4] = ["loadfactor", "lbset", "route", "redirect"];
+
+/// The balancer keys an edit may set.
+pub const BALANCER_KEYS: [&str; 10] = [
+    "maxattempts",
+    "timeout",
+    "nofailover",
+    "forcerecovery",
+    "failonstatus",
+    "failontimeout",
+    "stickysession",
+    "stickysessionsep",
+    "scolonpathdelim",
+    "hashkey",
+];
+
+/// Which member: its index in the balancer (as listed) or its URL.
+#[derive(Debug, Clone)]
+pub enum MemberRef {
+    /// Position in the balancer's member list, from 0.
+    Index(usize),
+    /// Its URL (a trailing slash does not matter).
+    Url(String),
+}
+
+/// A change to one member.
+#[derive(Debug, Clone, Default)]
+pub struct MemberChange {
+    /// `loadfactor`, `lbset`, `route`, `redirect` (`null` or `""` for route and redirect:
+    /// none).
+    pub keys: BTreeMap<String, Value>,
+    /// httpd status letters to set and clear (`"+D-S"`).
+    pub status: Option<String>,
+}
+
+/// One change to the running state.
+#[derive(Debug, Clone)]
+pub enum Change {
+    /// Read the config file again (SIGHUP, `POST /api/reload`); the overlay stays.
+    ReloadFile,
+    /// Edit a member.
+    Member {
+        /// The balancer's name.
+        balancer: String,
+        /// Which member.
+        member: MemberRef,
+        /// What to change.
+        change: MemberChange,
+    },
+    /// Add a member, given as the file would write it (`url` and any member key).
+    AddMember {
+        /// The balancer's name.
+        balancer: String,
+        /// Its keys.
+        member: BTreeMap<String, Value>,
+    },
+    /// Remove a member; its requests in flight finish.
+    RemoveMember {
+        /// The balancer's name.
+        balancer: String,
+        /// Which member.
+        member: MemberRef,
+    },
+    /// Set balancer keys ([`BALANCER_KEYS`]; `null`: back to the file's).
+    Balancer {
+        /// The balancer's name.
+        balancer: String,
+        /// The keys.
+        settings: BTreeMap<String, Value>,
+    },
+    /// Choose the balancer's lbmethod (a hot swap); the one before is kept for a rollback.
+    LbMethod {
+        /// The balancer's name.
+        balancer: String,
+        /// The method.
+        choice: LbMethodChoice,
+    },
+    /// Go back to the lbmethod before the last change.
+    Rollback {
+        /// The balancer's name.
+        balancer: String,
+    },
+    /// Forget every runtime change: back to the file.
+    DropOverrides,
+    /// Several changes made as one: all of them, or none.
+    Batch(Vec<Change>),
+}
+
+/// Live flags to set on a member once the change is published.
+#[derive(Debug)]
+pub(super) struct LiveFlags {
+    balancer: String,
+    url: String,
+    set: StatusFlags,
+    clear: StatusFlags,
+}
+
+impl LiveFlags {
+    pub(super) fn apply(&self, proxy: &Proxy) {
+        let member = proxy.balancers().iter().find(|b| b.name() == self.balancer).and_then(|b| b.members().iter().find(|m| same_url(&m.config.url, &self.url)));
+        if let Some(m) = member {
+            m.set_status(self.set, true);
+            m.set_status(self.clear, false);
+        }
+    }
+}
+
+/// Lays `change` into `overlay`, checked against the running proxy; returns live flags to set.
+pub(super) fn apply(change: Change, overlay: &mut Overlay, running: &Proxy, store: Option<&PluginStore>) -> Result<Vec<LiveFlags>, ControlError> {
+    match change {
+        Change::Batch(changes) => {
+            let mut live = Vec::new();
+            for change in changes {
+                live.extend(apply(change, overlay, running, store)?);
+            }
+            Ok(live)
+        }
+        other => Ok(apply_one(other, overlay, running, store)?.into_iter().collect()),
+    }
+}
+
+fn apply_one(change: Change, overlay: &mut Overlay, running: &Proxy, store: Option<&PluginStore>) -> Result<Option<LiveFlags>, ControlError> {
+    match change {
+        Change::ReloadFile | Change::Batch(_) => Ok(None),
+        Change::DropOverrides => {
+            *overlay = Overlay { version: super::overlay::FORMAT_VERSION, ..Overlay::default() };
+            Ok(None)
+        }
+        Change::Member { balancer, member, change } => {
+            let (url, status) = find_member(running, &balancer, &member)?;
+            let mut keys = BTreeMap::new();
+            for (key, value) in change.keys {
+                if !MEMBER_KEYS.contains(&key.as_str()) {
+                    return Err(ControlError::Invalid(format!("unknown member field `{key}` (editable: loadfactor, lbset, route, redirect, status)")));
+                }
+                keys.insert(key.clone(), member_value(&key, value)?);
+            }
+            let mut live = None;
+            if let Some(spec) = &change.status {
+                let (set, clear) = StatusFlags::changes(spec).map_err(ControlError::Invalid)?;
+                let flags = status.union(set.intersection(CONFIG_FLAGS)).without(clear.intersection(CONFIG_FLAGS));
+                let flags = if flags == StatusFlags::empty() { Value::Null } else { Value::String(flags.to_string()) };
+                keys.insert("status".into(), flags);
+                let (set, clear) = (set.without(CONFIG_FLAGS), clear.without(CONFIG_FLAGS));
+                if set != StatusFlags::empty() || clear != StatusFlags::empty() {
+                    live = Some(LiveFlags { balancer: balancer.clone(), url: url.clone(), set, clear });
+                }
+            }
+            if keys.is_empty() {
+                return Err(ControlError::Invalid("nothing to change: give loadfactor, lbset, route, redirect and/or status".into()));
+            }
+            let b = overlay.balancer_mut(&balancer);
+            match b.added.iter_mut().find(|m| m.get("url").and_then(Value::as_str).is_some_and(|u| same_url(u, &url))) {
+                Some(added) => added.extend(keys),
+                None => b.members.entry(url).or_default().extend(keys),
+            }
+            Ok(live)
+        }
+        Change::AddMember { balancer, member } => {
+            find_balancer(running, &balancer)?;
+            let Some(url) = member.get("url").and_then(Value::as_str).map(str::to_string) else {
+                return Err(ControlError::Invalid("a new member needs a url".into()));
+            };
+            if find_member(running, &balancer, &MemberRef::Url(url.clone())).is_ok() {
+                return Err(ControlError::Invalid(format!("{url} is already a member of balancer {balancer}")));
+            }
+            let b = overlay.balancer_mut(&balancer);
+            match b.removed.iter().find(|r| same_url(r, &url)).cloned() {
+                // A file member removed earlier comes back, with these keys as edits.
+                Some(removed) => {
+                    b.removed.remove(&removed);
+                    b.members.insert(removed, member.into_iter().filter(|(k, _)| k != "url").collect());
+                }
+                None => b.added.push(member),
+            }
+            Ok(None)
+        }
+        Change::RemoveMember { balancer, member } => {
+            let (url, _) = find_member(running, &balancer, &member)?;
+            let b = overlay.balancer_mut(&balancer);
+            let before = b.added.len();
+            b.added.retain(|m| !m.get("url").and_then(Value::as_str).is_some_and(|u| same_url(u, &url)));
+            if b.added.len() == before {
+                b.members.remove(&url);
+                b.removed.insert(url);
+            }
+            Ok(None)
+        }
+        Change::Balancer { balancer, settings } => {
+            find_balancer(running, &balancer)?;
+            if settings.is_empty() {
+                return Err(ControlError::Invalid(format!("nothing to change: give any of {}", BALANCER_KEYS.join(", "))));
+            }
+            if let Some(key) = settings.keys().find(|k| !BALANCER_KEYS.contains(&k.as_str())) {
+                return Err(ControlError::Invalid(format!("unknown balancer field `{key}` (editable: {}; the lbmethod has its own call)", BALANCER_KEYS.join(", "))));
+            }
+            overlay.balancer_mut(&balancer).settings.extend(settings);
+            Ok(None)
+        }
+        Change::LbMethod { balancer, choice } => {
+            find_balancer(running, &balancer)?;
+            match &choice {
+                LbMethodChoice::Builtin { name, .. } if !BUILTIN_LBMETHODS.contains(&name.as_str()) => {
+                    return Err(ControlError::Invalid(format!("no default lbmethod `{name}` (there are {})", BUILTIN_LBMETHODS.join(", "))));
+                }
+                LbMethodChoice::Stored { sha256, .. } => {
+                    let store = store.ok_or_else(|| ControlError::Unavailable("plugin uploads need `[admin] plugins` (a directory)".into()))?;
+                    if store.path_of(sha256).is_none() {
+                        return Err(ControlError::NotFound(format!("no plugin version {sha256} in the plugins directory")));
+                    }
+                }
+                LbMethodChoice::Builtin { .. } => {}
+            }
+            if !choice.config().is_object() {
+                return Err(ControlError::Invalid("the plugin's config must be a JSON object".into()));
+            }
+            let b = overlay.balancer_mut(&balancer);
+            b.rollback = Some(Rollback { lbmethod: b.lbmethod.replace(choice) });
+            Ok(None)
+        }
+        Change::Rollback { balancer } => {
+            find_balancer(running, &balancer)?;
+            let b = overlay.balancer_mut(&balancer);
+            let Some(previous) = b.rollback.take() else {
+                return Err(ControlError::Unavailable(format!("balancer {balancer} has no earlier lbmethod to roll back to")));
+            };
+            b.rollback = Some(Rollback { lbmethod: std::mem::replace(&mut b.lbmethod, previous.lbmethod) });
+            Ok(None)
+        }
+    }
+}
+
+fn find_balancer<'a>(running: &'a Proxy, name: &str) -> Result<&'a crate::proxy::ProxyBalancer, ControlError> {
+    running.balancers().iter().find(|b| b.name() == name).map(|b| &**b).ok_or_else(|| ControlError::NotFound(format!("no balancer named {name}")))
+}
+
+/// The member's URL and its configured flags.
+fn find_member(running: &Proxy, balancer: &str, member: &MemberRef) -> Result<(String, StatusFlags), ControlError> {
+    let b = find_balancer(running, balancer)?;
+    let found = match member {
+        MemberRef::Index(i) => b.members().get(*i),
+        MemberRef::Url(url) => b.members().iter().find(|m| same_url(&m.config.url, url)),
+    };
+    let m = found.ok_or_else(|| match member {
+        MemberRef::Index(i) => ControlError::NotFound(format!("balancer {balancer} has no member {i} (members are numbered from 0)")),
+        MemberRef::Url(url) => ControlError::NotFound(format!("balancer {balancer} has no member {url}")),
+    })?;
+    Ok((m.config.url.clone(), m.config.status.intersection(CONFIG_FLAGS)))
+}
+
+/// A member key's value, type-checked (ranges are checked with the whole config).
+fn member_value(key: &str, value: Value) -> Result<Value, ControlError> {
+    let ok = match key {
+        "loadfactor" => value.is_number(),
+        "lbset" => value.is_u64(),
+        _ => value.is_string() || value.is_null(),
+    };
+    if !ok {
+        let expected = match key {
+            "loadfactor" => "a number from 1 to 100",
+            "lbset" => "a whole number from 0 to 99",
+            _ => "a string",
+        };
+        return Err(ControlError::Invalid(format!("{key} must be {expected}, got {value}")));
+    }
+    Ok(if value.as_str() == Some("") { Value::Null } else { value })
+}
+
+impl LbMethodChoice {
+    fn config(&self) -> &Value {
+        match self {
+            Self::Builtin { config, .. } | Self::Stored { config, .. } => config,
+        }
+    }
+}

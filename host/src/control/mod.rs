@@ -1,0 +1,258 @@
+//! The running state's one way to change: the config file with the runtime overlay laid over
+//! it ([`overlay`]), built completely, kept ([`dirs`], when `[admin] persist` is set), then
+//! published at once. A SIGHUP, `POST /api/reload` and every balancer-manager edit go through
+//! [`Control::change`]; a refused change — a bad value, a plugin that does not load, a state
+//! file that cannot be written — leaves the running state, the overlay and the state file as
+//! they were.
+//!
+//! The overlay starts as the state file's (or empty) and lives across reloads, so runtime
+//! edits win over the file until `DELETE /api/overrides` ([`Change::DropOverrides`]) drops them.
+//!
+//! # Layout
+//! - `overlay`: what changed at run time, and how it is laid over the file's TOML.
+//! - `dirs`: the state directory and the plugin store (cap-std handles).
+//! - `edit`: the changes the manager asks for, turned into a new overlay.
+
+pub mod dirs;
+mod edit;
+pub mod overlay;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use arc_swap::ArcSwap;
+
+pub use dirs::{DirError, PluginStore, StateDir, sha256_hex};
+pub use edit::{BALANCER_KEYS, Change, MemberChange, MemberRef};
+pub use overlay::{LbMethodChoice, Overlay, OverlayError};
+
+use crate::config::{self, Config, ConfigErrors};
+use crate::proxy::Proxy;
+use crate::server::Reloader;
+
+/// Why a change was refused; the running state is as it was.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// No such balancer or member.
+    #[error("{0}")]
+    NotFound(String),
+    /// The change asks for something invalid (the reason says what).
+    #[error("{0}")]
+    Invalid(String),
+    /// The change needs what is not set up (`[admin] plugins` for uploads, a version to roll
+    /// back to).
+    #[error("{0}")]
+    Unavailable(String),
+    /// The config file could not be read or is invalid.
+    #[error("{0}")]
+    File(ConfigErrors),
+    /// The new state could not be built or kept (a plugin that does not load, a state file
+    /// that cannot be written…).
+    #[error("{0}")]
+    Refused(String),
+    /// The change could not be kept in the state directory; nothing was changed.
+    #[error("{0}")]
+    NotKept(String),
+    /// A directory could not be opened or the state file read.
+    #[error(transparent)]
+    Dir(#[from] DirError),
+}
+
+/// What the manager shows next to the running proxy: the file as read and what differs.
+#[derive(Debug)]
+pub struct View {
+    /// The config file alone.
+    pub file: Arc<Config>,
+    /// The runtime changes laid over it.
+    pub overlay: Overlay,
+    /// Changes kept in the overlay that name what the file no longer has.
+    pub passed_over: Vec<String>,
+}
+
+/// Counts of changes, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct ControlStats {
+    /// Config file reloads that were applied / refused.
+    pub reloads: [AtomicU64; 2],
+    /// Manager edits applied / refused (lbmethod changes not included).
+    pub edits: [AtomicU64; 2],
+    /// lbmethod changes and rollbacks (hot swaps) applied / refused.
+    pub swaps: [AtomicU64; 2],
+}
+
+/// Everything needed before the proxy starts: the file, the directories, the overlay.
+pub struct Boot {
+    path: PathBuf,
+    text: String,
+    file: Config,
+    overlay: Overlay,
+    state: Option<StateDir>,
+    store: Option<PluginStore>,
+}
+
+impl Boot {
+    /// Reads the config file, opens `[admin]`'s directories and reads the kept overlay.
+    pub fn open(path: &Path) -> Result<Self, ControlError> {
+        let (text, file) = read_file(path)?;
+        let admin = file.admin.as_ref();
+        let state = admin.and_then(|a| a.persist.as_deref()).map(StateDir::open).transpose()?;
+        let store = admin.and_then(|a| a.plugins.as_deref()).map(PluginStore::open).transpose()?;
+        let overlay = match &state {
+            Some(state) => state.load()?,
+            None => Overlay { version: overlay::FORMAT_VERSION, ..Overlay::default() },
+        };
+        Ok(Self { path: path.to_path_buf(), text, file, overlay, state, store })
+    }
+
+    /// The config to start with: the file with the kept overlay laid over it.
+    pub fn config(&self) -> Result<Config, ControlError> {
+        let (config, passed_over) = effective(&self.path, &self.text, &self.file, &self.overlay, self.store.as_ref())?;
+        for note in passed_over {
+            tracing::warn!(state = %self.state.as_ref().map(|s| s.file().display().to_string()).unwrap_or_default(), "{note}");
+        }
+        Ok(config)
+    }
+
+    /// The config file alone.
+    pub fn file(&self) -> &Config {
+        &self.file
+    }
+
+    /// Takes charge of the proxy `reloader` drives, which was started with [`Boot::config`].
+    pub fn into_control(self, reloader: Reloader) -> Arc<Control> {
+        let passed_over = effective(&self.path, &self.text, &self.file, &self.overlay, self.store.as_ref()).map(|(_, p)| p).unwrap_or_default();
+        let view = View { file: Arc::new(self.file), overlay: self.overlay, passed_over };
+        Arc::new(Control {
+            reloader,
+            state: self.state,
+            store: self.store,
+            file_text: tokio::sync::Mutex::new((self.path, self.text)),
+            view: ArcSwap::from_pointee(view),
+            stats: ControlStats::default(),
+        })
+    }
+}
+
+/// The running state's owner; see the module docs.
+pub struct Control {
+    reloader: Reloader,
+    state: Option<StateDir>,
+    store: Option<PluginStore>,
+    /// The config file's path and its text as last read; held while a change is made, so
+    /// changes happen one at a time.
+    file_text: tokio::sync::Mutex<(PathBuf, String)>,
+    view: ArcSwap<View>,
+    stats: ControlStats,
+}
+
+/// What a change did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    /// Members whose live state was carried over.
+    pub members_kept: usize,
+}
+
+impl Control {
+    /// The proxy in service now.
+    pub fn current(&self) -> Arc<Proxy> {
+        self.reloader.current()
+    }
+
+    /// The file and the overlay behind the proxy in service.
+    pub fn view(&self) -> Arc<View> {
+        self.view.load_full()
+    }
+
+    /// Counts of changes.
+    pub fn stats(&self) -> &ControlStats {
+        &self.stats
+    }
+
+    /// The plugin store, when `[admin] plugins` is set.
+    pub fn store(&self) -> Option<&PluginStore> {
+        self.store.as_ref()
+    }
+
+    /// The access log in service opens its file again (SIGUSR1).
+    pub fn reopen_logs(&self) {
+        self.reloader.reopen_logs();
+    }
+
+    /// Makes `change`: the new overlay, the new running state built from the file and it,
+    /// the overlay kept, then both published. `ReloadFile` reads the file again.
+    pub async fn change(&self, change: Change) -> Result<Applied, ControlError> {
+        let counter = match &change {
+            Change::ReloadFile => &self.stats.reloads,
+            Change::LbMethod { .. } | Change::Rollback { .. } => &self.stats.swaps,
+            Change::Batch(changes) if changes.iter().any(|c| matches!(c, Change::LbMethod { .. })) => &self.stats.swaps,
+            _ => &self.stats.edits,
+        };
+        let outcome = self.change_inner(change).await;
+        counter[usize::from(outcome.is_err())].fetch_add(1, Ordering::Relaxed);
+        outcome
+    }
+
+    async fn change_inner(&self, change: Change) -> Result<Applied, ControlError> {
+        let mut file_text = self.file_text.lock().await;
+        let view = self.view.load_full();
+        let (path, mut text) = (file_text.0.clone(), file_text.1.clone());
+        let mut file = Arc::clone(&view.file);
+        let mut overlay = view.overlay.clone();
+        let mut live_flags = Vec::new();
+        match change {
+            Change::ReloadFile => {
+                let (new_text, new_file) = read_file(&path)?;
+                text = new_text;
+                file = Arc::new(new_file);
+            }
+            other => {
+                let running = self.reloader.current();
+                live_flags = edit::apply(other, &mut overlay, &running, self.store.as_ref())?;
+            }
+        }
+        overlay.tidy();
+        let (config, passed_over) = effective(&path, &text, &file, &overlay, self.store.as_ref())?;
+        let report = self
+            .reloader
+            .publish(config, |_| match &self.state {
+                Some(state) => state.save(&overlay).map_err(|e| e.to_string()),
+                None => Ok(()),
+            })
+            .await
+            .map_err(|e| match e {
+                crate::reload::ReloadError::NotKept(reason) => ControlError::NotKept(reason),
+                other => ControlError::Refused(other.to_string()),
+            })?;
+        let now = self.reloader.current();
+        for flags in live_flags {
+            flags.apply(&now);
+        }
+        file_text.1 = text;
+        self.view.store(Arc::new(View { file, overlay, passed_over }));
+        Ok(Applied { members_kept: report.members_kept })
+    }
+}
+
+/// Reads and checks the config file.
+fn read_file(path: &Path) -> Result<(String, Config), ControlError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ControlError::File(ConfigErrors::whole_file(path.to_path_buf(), format!("cannot read: {e}"))))?;
+    let config = config::parse(&text, path).map_err(ControlError::File)?;
+    Ok((text, config))
+}
+
+/// The file with `overlay` laid over it, checked as the file is.
+fn effective(path: &Path, text: &str, file: &Config, overlay: &Overlay, store: Option<&PluginStore>) -> Result<(Config, Vec<String>), ControlError> {
+    if overlay.is_empty() {
+        return Ok((file.clone(), Vec::new()));
+    }
+    let mut table: toml::Table = toml::from_str(text).map_err(|e| ControlError::Invalid(e.to_string()))?;
+    let stored = |sha: &str| store.and_then(|s| s.path_of(sha)).map(|p| p.display().to_string());
+    let passed_over = overlay.apply(&mut table, &stored).map_err(|e| ControlError::Invalid(e.0))?;
+    let text = toml::to_string(&table).map_err(|e| ControlError::Invalid(e.to_string()))?;
+    let config = config::parse_overlaid(&text, path).map_err(|errors| {
+        let reasons: Vec<String> = errors.0.iter().map(|e| if e.key.is_empty() { e.message.clone() } else { format!("{}: {}", e.key, e.message) }).collect();
+        ControlError::Invalid(reasons.join("; "))
+    })?;
+    Ok((config, passed_over))
+}
