@@ -5,6 +5,7 @@ mod abandon;
 mod access_log;
 mod admin;
 mod bodies;
+mod browser;
 mod canonical;
 mod errors;
 mod examples;

@@ -2,6 +2,7 @@
 //! started from a config string, and HTTP clients. Everything binds to loopback, every wait
 //! is bounded, and everything started here is stopped when its handle is dropped.
 
+pub mod browser;
 pub mod client;
 pub mod member;
 pub mod proxy;

@@ -56,7 +56,7 @@ pub(super) fn render(control: &Control, nonce: &str) -> Response<Full<Bytes>> {
         let _ = write!(
             h,
             "<h2>balancer://{name}</h2><table><tr><th>LB method</th><th>Max attempts</th><th>Sticky session</th><th>No failover</th><th>Failover timeout</th><th>Fail on status</th></tr>\
-             <tr><td{}>{}{}</td><td{}>{}</td><td{}>{}</td><td{}>{}</td><td{}>{:?}</td><td{}>{}</td></tr></table>",
+             <tr><td{}>{}{}</td><td{}>{}</td><td{}>{}</td><td{}>{}</td><td{}>{}</td><td{}>{}</td></tr></table>",
             if version.is_some() { " class=\"changed\"" } else { "" },
             esc(b.lbmethod().name()),
             version.map(|v| format!(" ({})", esc(&v))).unwrap_or_default(),
@@ -67,7 +67,7 @@ pub(super) fn render(control: &Control, nonce: &str) -> Response<Full<Bytes>> {
             set("nofailover"),
             if f.nofailover { "On" } else { "Off" },
             set("timeout"),
-            f.timeout,
+            if f.timeout.is_zero() { "-".to_string() } else { format!("{:?}", f.timeout) },
             set("failonstatus"),
             esc(&f.failonstatus.iter().map(u16::to_string).collect::<Vec<_>>().join(","))
         );
