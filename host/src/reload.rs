@@ -89,10 +89,10 @@ pub(crate) async fn prepare(shared: &Shared, config: Config) -> Result<Prepared<
     if crate::server::worker_count(&config) != workers {
         tracing::warn!(workers, "the number of workers changes only on restart; keeping the current one");
     }
-    let plugins = if config.plugins == old_config.plugins {
+    let plugins = if config.plugins == old_config.plugins && config.plugin_cache == old_config.plugin_cache {
         shared.plugins.load_full()
     } else {
-        Arc::new(PluginRuntime::new(config.plugins).map_err(StartError::from)?)
+        Arc::new(PluginRuntime::with_cache(config.plugins, config.plugin_cache.as_deref()).map_err(StartError::from)?)
     };
     let old = shared.proxy.load_full();
     let (mut proxy, members_kept) = Proxy::rebuild(&config, &plugins, workers, &old).await.map_err(StartError::from)?;

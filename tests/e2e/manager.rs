@@ -190,6 +190,8 @@ async fn runtime_changes_survive_a_restart_until_dropped() {
     proxy.proxy.stop().await;
 
     let proxy = ManagedProxy::start_in(&dir, &toml).await.expect("starts again");
+    let compiled = std::fs::read_dir(dir.join("plugins/compiled")).expect("the compiled cache").count();
+    assert!(compiled >= 2, "byrequests and bytraffic were kept compiled ({compiled})");
     let (admin, _running) = manager(&proxy, None).await;
     let after = admin.balancer().await;
     let shape = |b: &Value| {

@@ -24,6 +24,9 @@ pub struct Config {
     pub server: Server,
     /// Limits every plugin runs under.
     pub plugins: PluginLimits,
+    /// Where compiled plugins are kept between runs (`[plugins] cache`, else the `compiled`
+    /// folder of `[admin] plugins`), when anywhere.
+    pub plugin_cache: Option<PathBuf>,
     /// `[limits]`: request size limits.
     pub limits: super::edge::Limits,
     /// `[timeouts]`: how long clients may take.

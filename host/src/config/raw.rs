@@ -232,6 +232,7 @@ pub(crate) struct RawPlugins {
     pub deadline: Option<DurationValue>,
     pub trap_limit: Option<u32>,
     pub trap_cooldown: Option<DurationValue>,
+    pub cache: Option<String>,
 }
 
 /// A plugin: a default one's name (`lbmethod = "byrequests"`) or a table

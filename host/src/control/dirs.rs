@@ -13,9 +13,9 @@ use std::path::{Path, PathBuf};
 
 use cap_std::ambient_authority;
 use cap_std::fs::Dir;
-use sha2::{Digest, Sha256};
 
 use super::overlay::{FORMAT_VERSION, Overlay};
+use crate::plugin::sha256_hex;
 
 const STATE_FILE: &str = "state.json";
 
@@ -161,10 +161,6 @@ fn file_name(sha: &str) -> String {
     format!("{sha}.wasm")
 }
 
-/// The SHA-256 of `bytes` in lowercase hex.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
-}
 
 #[cfg(test)]
 mod tests {

@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use arc_swap::ArcSwap;
 
-pub use dirs::{DirError, PluginStore, StateDir, sha256_hex};
+pub use dirs::{DirError, PluginStore, StateDir};
 pub use edit::{BALANCER_KEYS, Change, MemberChange, MemberRef};
 pub use overlay::{LbMethodChoice, Overlay, OverlayError};
 

@@ -13,6 +13,7 @@
 
 mod breaker;
 mod builtin;
+mod cache;
 mod engine;
 mod header_rewrite;
 mod health_check;
@@ -27,12 +28,14 @@ use std::sync::{Arc, Mutex};
 use wasmtime::Engine;
 use wasmtime::component::{Component, Linker};
 
+pub use cache::sha256_hex;
 pub use header_rewrite::WasmHeaderRewrite;
 pub use health_check::WasmHealthCheck;
 pub use instances::{CallError, PluginStats};
 pub use lbmethod::WasmLbMethod;
 
 use crate::config::{PluginLimits, PluginSource, PluginSpec};
+use cache::CompiledCache;
 use engine::EpochTicker;
 use instances::{LoadParams, SETUP_ALLOWANCE};
 use state::PluginState;
@@ -96,13 +99,20 @@ pub struct PluginRuntime {
     rewrite_linker: Linker<PluginState>,
     limits: PluginLimits,
     ticker: Arc<EpochTicker>,
-    /// Compiled components by [`content_key`].
-    compiled: Mutex<HashMap<(usize, u64), Component>>,
+    /// Compiled components by the SHA-256 of their bytes.
+    compiled: Mutex<HashMap<String, Component>>,
+    /// Compiled components on disk, when a cache directory is configured.
+    disk: Option<Arc<CompiledCache>>,
 }
 
 impl PluginRuntime {
     /// Sets up the engine, the linkers and the deadline ticker.
     pub fn new(limits: PluginLimits) -> Result<Self, PluginError> {
+        Self::with_cache(limits, None)
+    }
+
+    /// Like [`PluginRuntime::new`], keeping compiled components in `cache` (a directory) too.
+    pub fn with_cache(limits: PluginLimits, cache: Option<&std::path::Path>) -> Result<Self, PluginError> {
         let engine = engine::engine()?;
         let linker = || -> Result<Linker<PluginState>, PluginError> {
             let mut linker = Linker::new(&engine);
@@ -112,7 +122,8 @@ impl PluginRuntime {
         };
         let (lbmethod_linker, health_linker, rewrite_linker) = (linker()?, linker()?, linker()?);
         let ticker = Arc::new(EpochTicker::start(&engine, limits.deadline)?);
-        Ok(Self { engine, lbmethod_linker, health_linker, rewrite_linker, limits, ticker, compiled: Mutex::new(HashMap::new()) })
+        let disk = cache.map(|dir| CompiledCache::open(dir, &engine).map(Arc::new)).transpose()?;
+        Ok(Self { engine, lbmethod_linker, health_linker, rewrite_linker, limits, ticker, compiled: Mutex::new(HashMap::new()), disk })
     }
 
     /// Loads the lbmethod `spec` for balancer `balancer`: compiles (or reuses) the component,
@@ -151,9 +162,10 @@ impl PluginRuntime {
         }
     }
 
-    /// The compiled component for `source`, compiling it on a blocking thread the first time.
-    /// Components are cached by their bytes, so a file that changed is compiled again and one
-    /// loaded for several balancers (or again, unchanged) is compiled once.
+    /// The compiled component for `source`: from memory, else from the cache on disk, else
+    /// compiled — both on a blocking thread, never on a worker. Components are keyed by the
+    /// SHA-256 of their bytes, so a file that changed is compiled again and one loaded for
+    /// several balancers (or again, unchanged) is compiled once.
     async fn component(&self, source: &PluginSource, name: &str) -> Result<Component, PluginError> {
         let bytes: Arc<[u8]> = match source {
             PluginSource::Builtin(builtin) => builtin::component(builtin)
@@ -164,35 +176,52 @@ impl PluginRuntime {
                 .map_err(|source| PluginError::Read { path: path.display().to_string(), source })?
                 .into(),
         };
-        let key = content_key(&bytes);
-        if let Some(c) = self.compiled.lock().ok().and_then(|c| c.get(&key).cloned()) {
+        let sha = sha256_hex(&bytes);
+        if let Some(c) = self.compiled.lock().ok().and_then(|c| c.get(&sha).cloned()) {
             return Ok(c);
         }
-        let engine = self.engine.clone();
-        let component = tokio::task::spawn_blocking(move || Component::new(&engine, &*bytes))
-            .await
-            .map_err(|e| PluginError::Compile { plugin: name.to_string(), reason: e.to_string() })?
-            .map_err(|e| PluginError::Compile { plugin: name.to_string(), reason: format!("{e:#}") })?;
+        let (engine, disk, key) = (self.engine.clone(), self.disk.clone(), sha.clone());
+        let started = std::time::Instant::now();
+        let (component, from_disk) = tokio::task::spawn_blocking(move || {
+            if let Some(c) = disk.as_ref().and_then(|d| d.load(&engine, &key)) {
+                return Ok((c, true));
+            }
+            let compiled = Component::new(&engine, &*bytes)?;
+            if let Some(d) = &disk {
+                d.store(&key, &compiled);
+            }
+            Ok::<_, wasmtime::Error>((compiled, false))
+        })
+        .await
+        .map_err(|e| PluginError::Compile { plugin: name.to_string(), reason: e.to_string() })?
+        .map_err(|e| PluginError::Compile { plugin: name.to_string(), reason: compile_reason(&e) })?;
+        let how = if from_disk { "loaded compiled from the cache" } else { "compiled" };
+        tracing::info!(plugin = name, sha256 = &sha[..12], elapsed_ms = started.elapsed().as_secs_f64() * 1e3, "plugin {how}");
         if let Ok(mut compiled) = self.compiled.lock() {
             // Bounded: a long-lived proxy loading ever new versions must not keep them all.
             if compiled.len() >= MAX_CACHED_COMPONENTS {
                 compiled.clear();
             }
-            compiled.insert(key, component.clone());
+            compiled.insert(sha, component.clone());
         }
         Ok(component)
     }
 }
 
-/// Most compiled components kept for reuse.
+/// Most compiled components kept in memory for reuse.
 const MAX_CACHED_COMPONENTS: usize = 32;
 
-/// A cache key for a component's bytes: their length and a 64-bit hash (in-process only).
-fn content_key(bytes: &[u8]) -> (usize, u64) {
-    use std::hash::{Hash, Hasher};
-    let mut hasher = std::hash::DefaultHasher::new();
-    bytes.hash(&mut hasher);
-    (bytes.len(), hasher.finish())
+/// The compiler's refusal in a sentence: what is plainly not a component says so, instead of
+/// wasmtime's dump of the bytes it read.
+fn compile_reason(e: &wasmtime::Error) -> String {
+    let full = format!("{e:#}");
+    if full.contains("magic header") || full.contains("bad magic") {
+        return "not a WebAssembly component (bad magic number)".to_string();
+    }
+    if full.contains("expected a WebAssembly component but found a core module") || full.contains("found a core module") {
+        return "a core WebAssembly module, not a component".to_string();
+    }
+    full.lines().next().unwrap_or_default().to_string()
 }
 
 /// A short name for a plugin: the default method's name, or the file name.

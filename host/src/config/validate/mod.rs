@@ -69,9 +69,17 @@ pub(crate) fn validate(
     let access_log = super::logging::access_log(raw.access_log.as_ref(), base_dir, &mut p);
     let log = super::logging::log(&raw.log, &mut p);
     let admin = super::admin::admin(raw.admin.as_ref(), base_dir, &mut p);
+    let plugin_cache = match raw.plugins.cache.as_deref() {
+        Some("") => {
+            p.push(&[Seg::Key("plugins".into()), Seg::Key("cache".into())], "give a directory");
+            None
+        }
+        Some(dir) => Some(base_dir.join(dir)),
+        None => admin.as_ref().and_then(|a| a.plugins.as_ref()).map(|d| d.join("compiled")),
+    };
 
     if p.0.is_empty() {
-        Ok(Config { file: file.to_path_buf(), listeners, routes, balancers, server, plugins, limits, timeouts, forwarded, access_log, log, admin })
+        Ok(Config { file: file.to_path_buf(), listeners, routes, balancers, server, plugins, plugin_cache, limits, timeouts, forwarded, access_log, log, admin })
     } else {
         Err(p)
     }
