@@ -7,6 +7,8 @@
 //! - [`canon`]: the canonical request path (decoded, dot segments resolved, slashes merged);
 //!   depends on nothing.
 //! - [`config`]: the TOML file, checked into a typed model.
+//! - [`observe`]: the access log (written by a thread of its own), request ids, latency
+//!   histograms and traffic counters.
 //! - [`import`]: `switchyard import-httpd`, an httpd configuration turned into ours (uses
 //!   [`config`] to check its result; nothing on the request path uses it).
 //! - [`tls`]: rustls acceptors for TLS listeners and connectors to `https://` members.
@@ -15,7 +17,6 @@
 //!   [`health::HealthCheck`].
 //! - [`rewrite`]: header-rewrite chains; ask [`rewrite::HeaderRewriter`]s.
 //! - [`plugin`]: the Wasm runtime; implements those three seams with components.
-//! - [`observe`]: the access log (written by a thread of its own) and request ids.
 //! - [`edge`]: below HTTP on client connections: the stream (plain or TLS), raw-head checks,
 //!   head and idle deadlines.
 //! - [`proxy`]: the request path: strict checks, routing, failover, member connections, the

@@ -41,6 +41,12 @@ async fn the_pages_form_changes_a_load_factor() {
     assert_eq!(web["members"][0]["changed_from_config"]["loadfactor"], true);
     assert_eq!(browser.eval("document.querySelectorAll('td.changed').length >= 2").await, true, "the page marks what differs from the file");
 
+    // The lbmethod form goes through the page's script and the JSON API.
+    browser.eval("window.beforeSubmit = true; document.querySelector('[name=lbm]').value = 'builtin:bytraffic'; document.querySelector('form[data-lbmethod]').requestSubmit(); true").await;
+    browser.wait_for("window.beforeSubmit === undefined && document.readyState === 'complete'").await;
+    assert_eq!(admin.balancer().await["lbmethod"], "bytraffic");
+    assert_eq!(browser.eval("document.body.innerText.includes('Roll back the lbmethod')").await, true);
+
     let png = browser.screenshot().await;
     assert!(png.starts_with(b"\x89PNG"), "a PNG");
     if std::env::var_os("UPDATE_SCREENSHOT").is_some() {

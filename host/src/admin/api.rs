@@ -213,6 +213,12 @@ pub(super) fn lbmethod_change(control: &Control, balancer: &str, wasm: bool, bod
     Ok(Change::LbMethod { balancer, choice })
 }
 
+/// `GET /api/plugins`: the versions kept.
+pub(super) fn versions(control: &Control) -> Answer {
+    let versions: Vec<Value> = control.store().map(|s| s.versions()).unwrap_or_default().into_iter().map(|(sha256, size)| json!({ "sha256": sha256, "size": size })).collect();
+    json_response(StatusCode::OK, &json!({ "versions": versions, "uploads": control.store().is_some() }))
+}
+
 /// `POST /api/plugins`: keeps a component in the plugins directory; answers its SHA-256.
 pub(super) fn upload(control: &Control, body: &[u8]) -> Result<String, ControlError> {
     let store = control.store().ok_or_else(no_store)?;

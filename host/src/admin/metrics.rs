@@ -14,7 +14,7 @@ use prometheus_client::registry::Registry;
 
 use super::api::error;
 use crate::config::StatusFlags;
-use crate::observe::{BUCKETS, TrafficSnapshot};
+use crate::observe::{BUCKETS, LatencySnapshot};
 use crate::control::{Control, ControlStats, LbMethodChoice, View};
 use crate::proxy::Proxy;
 
@@ -80,18 +80,18 @@ struct ClassLabels {
     class: String,
 }
 
-/// One histogram per route, read from the proxy's own atomics when scraped.
+/// One histogram per label set (route, member), read from the proxy's own atomics when
+/// scraped.
 #[derive(Debug)]
-struct RouteHistograms(Vec<(String, TrafficSnapshot)>);
+struct Histograms<L>(Vec<(L, LatencySnapshot)>);
 
-impl EncodeMetric for RouteHistograms {
+impl<L: EncodeLabelSet + std::fmt::Debug + Send + Sync> EncodeMetric for Histograms<L> {
     fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
-        for (route, snap) in &self.0 {
-            let labels = RouteLabels { route: route.clone() };
+        for (labels, snap) in &self.0 {
             let count = snap.buckets.iter().sum();
             let bounds = BUCKETS.iter().copied().chain(std::iter::once(f64::INFINITY));
             let buckets: Vec<(f64, u64)> = bounds.zip(snap.buckets.iter().copied()).collect();
-            encoder.encode_family(&labels)?.encode_histogram::<NoLabelSet>(snap.sum_seconds, count, &buckets, None)?;
+            encoder.encode_family(labels)?.encode_histogram::<NoLabelSet>(snap.sum_seconds, count, &buckets, None)?;
         }
         Ok(())
     }
@@ -131,13 +131,15 @@ pub(super) fn render(control: &Control) -> Response<Full<Bytes>> {
                 requests.get_or_create(&ClassLabels { route: route.clone(), class: format!("{}xx", i + 1) }).inc_by(*n);
             }
         }
-        heads.push((route, snap));
+        heads.push((RouteLabels { route }, snap.head));
     }
     registry.register("requests", "Requests answered, by route and status class", requests);
-    registry.register("request_head_seconds", "Time from a request's arrival until its answer's head was ready, by route", RouteHistograms(heads));
+    registry.register("request_head_seconds", "Time from a request's arrival until its answer's head was ready, by route", Histograms(heads));
+    let mut responses = Vec::new();
     for (bi, b) in proxy.balancers().iter().enumerate() {
         for (mi, m) in b.members().iter().enumerate() {
             let labels = MemberLabels { balancer: b.name().to_string(), member: m.config.url.clone() };
+            responses.push((labels.clone(), m.response_latency()));
             let s = m.snapshot();
             elected.get_or_create(&labels).inc_by(s.elected);
             errors.get_or_create(&labels).inc_by(s.errors);
@@ -155,6 +157,7 @@ pub(super) fn render(control: &Control) -> Response<Full<Bytes>> {
             }
         }
     }
+    registry.register("member_response_head_seconds", "Time from sending a request to the member until its answer's head arrived", Histograms(responses));
     registry.register("member_elected", "Requests the lbmethod (or a sticky session) sent to the member", elected);
     registry.register("member_errors", "Times the member was put in error", errors);
     registry.register("member_sent_bytes", "Bytes sent to the member", sent);

@@ -12,6 +12,7 @@
 //! | `DELETE /api/balancers/{name}/members/{index}` | remove a member |
 //! | `PUT /api/balancers/{name}/lbmethod` | change the lbmethod: a default one, an uploaded version, or the component as the body (hot swap) |
 //! | `POST /api/balancers/{name}/lbmethod/rollback` | back to the lbmethod before the last change |
+//! | `GET /api/plugins` | the versions kept in the plugins directory |
 //! | `POST /api/plugins` | keep a component in the plugins directory; answers its SHA-256 |
 //! | `POST /api/reload` | re-read the config file (as SIGHUP); runtime changes stay laid over it |
 //! | `GET /api/overrides`, `DELETE /api/overrides` | the runtime changes; forget them all |
@@ -161,6 +162,7 @@ async fn handle(state: &AdminState, req: Request<Incoming>) -> Response<Full<Byt
         (&Method::POST, ["api", "balancers", name, "lbmethod", "rollback"]) => {
             api::made(control, Some(name), Ok(Change::Rollback { balancer: name.to_string() })).await
         }
+        (&Method::GET, ["api", "plugins"]) => api::versions(control),
         (&Method::POST, ["api", "plugins"]) => match api::upload(control, &body) {
             Ok(sha256) => api::json_response(StatusCode::CREATED, &serde_json::json!({ "sha256": sha256, "size": body.len() })),
             Err(e) => api::refused(&e),

@@ -51,13 +51,15 @@ pub(super) fn render(control: &Control, nonce: &str) -> Response<Full<Bytes>> {
         let f = b.failover();
         let changes = view.overlay.balancers.get(b.name());
         let set = |key: &str| if changes.is_some_and(|c| c.settings.contains_key(key)) { " class=\"changed\"" } else { "" };
-        let version = changes.and_then(|c| c.lbmethod.as_ref()).map(LbMethodChoice::label);
+        let chosen = changes.and_then(|c| c.lbmethod.as_ref());
+        // A kept version is named by its hash; a default method's name says it all.
+        let version = chosen.filter(|c| matches!(c, LbMethodChoice::Stored { .. })).map(LbMethodChoice::label);
         let name = esc(b.name());
         let _ = write!(
             h,
             "<h2>balancer://{name}</h2><table><tr><th>LB method</th><th>Max attempts</th><th>Sticky session</th><th>No failover</th><th>Failover timeout</th><th>Fail on status</th></tr>\
              <tr><td{}>{}{}</td><td{}>{}</td><td{}>{}</td><td{}>{}</td><td{}>{}</td><td{}>{}</td></tr></table>",
-            if version.is_some() { " class=\"changed\"" } else { "" },
+            if chosen.is_some() { " class=\"changed\"" } else { "" },
             esc(b.lbmethod().name()),
             version.map(|v| format!(" ({})", esc(&v))).unwrap_or_default(),
             set("maxattempts"),
@@ -71,7 +73,12 @@ pub(super) fn render(control: &Control, nonce: &str) -> Response<Full<Bytes>> {
             set("failonstatus"),
             esc(&f.failonstatus.iter().map(u16::to_string).collect::<Vec<_>>().join(","))
         );
-        balancer_forms(&mut h, &name, nonce, b.maxattempts(), changes.is_some_and(|c| c.rollback.is_some()));
+        let versions = control.store().map(|s| s.versions()).unwrap_or_default();
+        let current = match chosen {
+            Some(LbMethodChoice::Stored { sha256, .. }) => format!("sha256:{sha256}"),
+            _ => format!("builtin:{}", b.lbmethod().name()),
+        };
+        balancer_forms(&mut h, &name, nonce, b.maxattempts(), changes.is_some_and(|c| c.rollback.is_some()), &versions, &current);
         h.push_str("<table><tr><th>Worker URL</th><th>Route</th><th>Redirect</th><th>Factor</th><th>Set</th><th>Status</th><th>Elected</th><th>Busy</th><th>Load</th><th>To</th><th>From</th><th>Errors</th><th>Health check</th><th>Edit</th></tr>");
         for (mi, m) in b.members().iter().enumerate() {
             let s = m.snapshot();
@@ -145,13 +152,20 @@ pub(super) fn render(control: &Control, nonce: &str) -> Response<Full<Bytes>> {
     r
 }
 
-/// The balancer-wide forms: settings, lbmethod, upload, rollback, a new member.
-fn balancer_forms(h: &mut String, name: &str, nonce: &str, maxattempts: u32, rollback: bool) {
-    let methods: String = BUILTIN_LBMETHODS.iter().map(|m| format!("<option>{m}</option>")).collect();
+/// The balancer-wide forms: settings, lbmethod (a default one or a kept version, with its
+/// config), upload, rollback, a new member.
+fn balancer_forms(h: &mut String, name: &str, nonce: &str, maxattempts: u32, rollback: bool, versions: &[(String, u64)], current: &str) {
+    let selected = |value: &str| if value == current { " selected" } else { "" };
+    let mut methods: String = BUILTIN_LBMETHODS.iter().map(|m| format!("<option value=\"builtin:{m}\"{}>{m}</option>", selected(&format!("builtin:{m}")))).collect();
+    for (sha, size) in versions {
+        let value = format!("sha256:{sha}");
+        let _ = write!(methods, "<option value=\"{value}\"{}>sha256:{} ({size} bytes)</option>", selected(&value), &sha[..12]);
+    }
     let _ = write!(
         h,
-        "<form class=\"inline\" method=\"post\" action=\"/balancer-manager\">{hidden}<label>LB method <select name=\"b_lbm\">{methods}</select></label> <button type=\"submit\">Change</button></form> \
-         <label>New version <input type=\"file\" accept=\".wasm\" data-upload=\"/api/balancers/{name}/lbmethod\"></label> {}\
+        "<form data-lbmethod=\"/api/balancers/{name}/lbmethod\"><label>LB method <select name=\"lbm\">{methods}</select></label> \
+         <label>config <input name=\"lbconfig\" size=\"30\" value=\"{{}}\"></label> <button type=\"submit\">Change</button></form>\
+         <label>Upload a new version <input type=\"file\" accept=\".wasm\" data-upload=\"/api/balancers/{name}/lbmethod\"></label> {}\
          <form method=\"post\" action=\"/balancer-manager\">{hidden}<label>Max attempts <input name=\"b_max\" size=\"3\" value=\"{maxattempts}\"></label> <button type=\"submit\">Set</button></form>\
          <form method=\"post\" action=\"/balancer-manager\">{hidden}<input type=\"hidden\" name=\"b_wyes\" value=\"1\"><label>Add member <input name=\"b_nwrkr\" size=\"30\" placeholder=\"http://host:port\"></label> <button type=\"submit\">Add</button></form>",
         if rollback { format!("<button data-call=\"POST /api/balancers/{name}/lbmethod/rollback\">Roll back the lbmethod</button>") } else { String::new() },
@@ -195,6 +209,16 @@ for (const b of document.querySelectorAll('button[data-call]')) {
     if (b.dataset.confirm && !confirm(b.dataset.confirm)) return;
     const [method, url] = b.dataset.call.split(' ');
     call(method, url);
+  });
+}
+for (const form of document.querySelectorAll('form[data-lbmethod]')) {
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    const [kind, id] = form.querySelector('[name=lbm]').value.split(':');
+    let config;
+    try { config = JSON.parse(form.querySelector('[name=lbconfig]').value || '{}'); } catch (e) { alert('the config is not JSON: ' + e.message); return; }
+    const body = kind === 'builtin' ? { builtin: id, config } : { sha256: id, config };
+    call('PUT', form.dataset.lbmethod, JSON.stringify(body), 'application/json');
   });
 }
 for (const input of document.querySelectorAll('input[data-upload]')) {

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::config::{self, StatusFlags};
+use crate::observe::{Latency, LatencySnapshot};
 
 /// A member: its settings and its live state.
 #[derive(Debug)]
@@ -38,6 +39,8 @@ pub struct MemberState {
     /// When E was last set, as nanoseconds after `epoch`.
     error_at: AtomicU64,
     epoch: Instant,
+    /// Time from sending a request to the member until its answer's head arrived.
+    response: Latency,
 }
 
 /// A consistent-enough copy of a member's counters, for display and tests.
@@ -80,6 +83,7 @@ impl<C> Member<C> {
             retries: AtomicU64::new(0),
             error_at: AtomicU64::new(0),
             epoch: Instant::now(),
+            response: Latency::default(),
         });
         Self { config, conn, live }
     }
@@ -153,6 +157,16 @@ impl<C> Member<C> {
     /// Adds bytes sent to the member.
     pub fn add_transferred(&self, bytes: u64) {
         self.live.transferred.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Counts how long the member took to send its answer's head.
+    pub fn record_response(&self, took: Duration) {
+        self.live.response.record(took);
+    }
+
+    /// How long the member took to answer, as a histogram.
+    pub fn response_latency(&self) -> LatencySnapshot {
+        self.live.response.snapshot()
     }
 
     /// Adds bytes read from the member.

@@ -149,6 +149,25 @@ impl PluginStore {
         self.put(&bytes)
     }
 
+    /// The versions kept here (SHA-256 and size), sorted.
+    pub fn versions(&self) -> Vec<(String, u64)> {
+        let mut out: Vec<(String, u64)> = self
+            .dir
+            .entries()
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok)
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                let sha = name.strip_suffix(".wasm")?;
+                let size = e.metadata().ok()?.len();
+                self.path_of(sha).map(|_| (sha.to_string(), size))
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
     /// Where version `sha` is, when it is here.
     pub fn path_of(&self, sha: &str) -> Option<PathBuf> {
         let valid = sha.len() == 64 && sha.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
@@ -199,6 +218,7 @@ mod tests {
         assert_eq!(store.path_of("../etc/passwd"), None);
         std::fs::write(path.join("mine.wasm"), b"bytes").expect("write");
         assert_eq!(store.import("mine.wasm").expect("imports"), sha256_hex(b"bytes"));
+        assert_eq!(store.versions().len(), 2, "the two versions, not mine.wasm");
         for bad in ["../x.wasm", "/etc/passwd", "sub/x.wasm", "", ".."] {
             assert!(matches!(store.import(bad), Err(DirError::Name(_))), "{bad}");
         }

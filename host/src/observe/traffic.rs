@@ -1,6 +1,6 @@
-//! Per-route traffic counters for `/metrics`: requests by status class, and a histogram of the
-//! time until the answer's head was ready. Lock-free atomics, a few per request; read when
-//! scraped.
+//! Traffic counters for `/metrics`: latency histograms ([`Latency`], also kept per member by
+//! the balancer) and, per route, requests by status class and the time until the answer's
+//! head was ready. Lock-free atomics, a few per request; read when scraped.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -8,15 +8,48 @@ use std::time::Duration;
 /// Upper bounds of the latency buckets, in seconds (the last bucket is everything above).
 pub const BUCKETS: [f64; 12] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
 
+/// A latency histogram: a count per bucket ([`BUCKETS`], then one for longer) and the sum.
+#[derive(Debug, Default)]
+pub struct Latency {
+    buckets: [AtomicU64; BUCKETS.len() + 1],
+    /// Sum of the latencies, in microseconds.
+    sum_micros: AtomicU64,
+}
+
+/// What a scrape reads of a [`Latency`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct LatencySnapshot {
+    /// Observations per bucket (not cumulative), the last for `+Inf`.
+    pub buckets: [u64; BUCKETS.len() + 1],
+    /// Sum of the latencies, in seconds.
+    pub sum_seconds: f64,
+}
+
+impl Latency {
+    /// Counts one observation.
+    pub fn record(&self, took: Duration) {
+        let seconds = took.as_secs_f64();
+        let bucket = BUCKETS.iter().position(|&b| seconds <= b).unwrap_or(BUCKETS.len());
+        self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        self.sum_micros.fetch_add(u64::try_from(took.as_micros()).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    /// The counts now.
+    pub fn snapshot(&self) -> LatencySnapshot {
+        LatencySnapshot {
+            buckets: std::array::from_fn(|i| self.buckets[i].load(Ordering::Relaxed)),
+            sum_seconds: self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6,
+        }
+    }
+}
+
 /// One route's counters.
 #[derive(Debug, Default)]
 pub struct TrafficStats {
     /// Requests answered 1xx, 2xx, 3xx, 4xx, 5xx.
     by_class: [AtomicU64; 5],
-    /// Requests per latency bucket ([`BUCKETS`], then one for longer).
-    buckets: [AtomicU64; BUCKETS.len() + 1],
-    /// Sum of the latencies, in microseconds.
-    sum_micros: AtomicU64,
+    /// The time until the answer's head was ready.
+    head: Latency,
 }
 
 /// What a scrape reads.
@@ -24,10 +57,8 @@ pub struct TrafficStats {
 pub struct TrafficSnapshot {
     /// Requests by status class (`1xx` … `5xx`).
     pub by_class: [u64; 5],
-    /// Requests per bucket (not cumulative), the last for `+Inf`.
-    pub buckets: [u64; BUCKETS.len() + 1],
-    /// Sum of the latencies, in seconds.
-    pub sum_seconds: f64,
+    /// The time until the answer's head was ready.
+    pub head: LatencySnapshot,
 }
 
 impl TrafficStats {
@@ -35,19 +66,12 @@ impl TrafficStats {
     pub fn record(&self, status: u16, head_after: Duration) {
         let class = usize::from(status / 100).clamp(1, 5) - 1;
         self.by_class[class].fetch_add(1, Ordering::Relaxed);
-        let seconds = head_after.as_secs_f64();
-        let bucket = BUCKETS.iter().position(|&b| seconds <= b).unwrap_or(BUCKETS.len());
-        self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
-        self.sum_micros.fetch_add(u64::try_from(head_after.as_micros()).unwrap_or(u64::MAX), Ordering::Relaxed);
+        self.head.record(head_after);
     }
 
     /// The counters now.
     pub fn snapshot(&self) -> TrafficSnapshot {
-        TrafficSnapshot {
-            by_class: std::array::from_fn(|i| self.by_class[i].load(Ordering::Relaxed)),
-            buckets: std::array::from_fn(|i| self.buckets[i].load(Ordering::Relaxed)),
-            sum_seconds: self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6,
-        }
+        TrafficSnapshot { by_class: std::array::from_fn(|i| self.by_class[i].load(Ordering::Relaxed)), head: self.head.snapshot() }
     }
 }
 
@@ -63,7 +87,7 @@ mod tests {
         s.record(502, Duration::from_secs(10));
         let snap = s.snapshot();
         assert_eq!(snap.by_class, [0, 1, 0, 1, 1]);
-        assert_eq!((snap.buckets[0], snap.buckets[3], snap.buckets[BUCKETS.len()]), (1, 1, 1));
-        assert!((snap.sum_seconds - 10.0033).abs() < 1e-6);
+        assert_eq!((snap.head.buckets[0], snap.head.buckets[3], snap.head.buckets[BUCKETS.len()]), (1, 1, 1));
+        assert!((snap.head.sum_seconds - 10.0033).abs() < 1e-6);
     }
 }

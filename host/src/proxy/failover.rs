@@ -180,10 +180,13 @@ impl Attempts<'_> {
                 parts
             };
             let busy = member.busy_guard();
+            let sent_at = Instant::now();
             match upstream::exchange(&member, request, busy).await {
                 Ok(mut response) => {
+                    let head_at = Instant::now();
+                    member.record_response(head_at.saturating_duration_since(sent_at));
                     if outcome.logged {
-                        outcome.head_at = Some(Instant::now());
+                        outcome.head_at = Some(head_at);
                     }
                     if let Some(rw) = rewrite {
                         let (mut parts, mut body) = response.into_parts();
