@@ -43,12 +43,45 @@ enum Command {
         #[arg(short, long)]
         output: Option<PathBuf>,
     },
+    /// Tools for plugin authors.
+    Plugin {
+        #[command(subcommand)]
+        command: PluginCommand,
+    },
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum PluginCommand {
+    /// Load a component as the proxy would — which plugin kind and contract version, its
+    /// imports, its `configure` with CONFIG, the self-test over synthetic members — and say
+    /// whether a proxy will take it. Exit status: 0 yes, 1 no.
+    Check {
+        /// The component (`.wasm`).
+        file: PathBuf,
+        /// The plugin's config, as JSON.
+        #[arg(long, default_value = "{}")]
+        config: String,
+    },
+    /// Compile a component into a compiled-plugin cache, so no proxy using that cache
+    /// compiles it again at start, reload or hot swap.
+    Compile {
+        /// The component (`.wasm`).
+        file: PathBuf,
+        /// The cache directory (`[plugins] cache`).
+        #[arg(long, conflicts_with = "proxy_config", required_unless_present = "proxy_config")]
+        cache: Option<PathBuf>,
+        /// A proxy config: use its cache (`[plugins] cache`, else `[admin] plugins`/compiled).
+        #[arg(long)]
+        proxy_config: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    if let Some(Command::ImportHttpd { file, output }) = &args.command {
-        return import_httpd(file, output.as_deref());
+    match &args.command {
+        Some(Command::ImportHttpd { file, output }) => return import_httpd(file, output.as_deref()),
+        Some(Command::Plugin { command }) => return plugin_tool(command),
+        None => {}
     }
     let Some(config_file) = args.config.clone() else { return ExitCode::FAILURE };
     // The file, the manager's directories and the runtime changes kept there.
@@ -126,6 +159,77 @@ fn run(args: Args, boot: control::Boot) -> anyhow::Result<()> {
         running.wait().await;
         tracing::info!("stopped");
         Ok(())
+    })
+}
+
+/// `switchyard plugin check|compile …`.
+fn plugin_tool(command: &PluginCommand) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        match command {
+            PluginCommand::Check { file, config } => {
+                if let Err(e) = serde_json::from_str::<serde_json::Value>(config) {
+                    eprintln!("--config is not JSON: {e}");
+                    return ExitCode::FAILURE;
+                }
+                match switchyard::plugin::tools::check(file, config).await {
+                    Ok(report) => {
+                        println!("{}: sha256:{} ({} bytes)", file.display(), report.sha256, report.size);
+                        match &report.world {
+                            Some((kind, version)) => println!("kind: {kind} (switchyard:plugin@{version})"),
+                            None => println!("kind: none (exports: {})", report.exports.join(", ")),
+                        }
+                        println!("imports: {}", if report.imports.is_empty() { "none".to_string() } else { report.imports.join(", ") });
+                        match &report.load {
+                            Ok(()) => println!("configure: ok\nself-test: ok\nok: a proxy will load it"),
+                            Err(e) => println!("refused: {e}"),
+                        }
+                        if report.passed() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+                    }
+                    Err(e) => {
+                        println!("refused: {e}");
+                        ExitCode::FAILURE
+                    }
+                }
+            }
+            PluginCommand::Compile { file, cache, proxy_config } => {
+                let cache = match (cache, proxy_config) {
+                    (Some(dir), _) => dir.clone(),
+                    (None, Some(config_file)) => match config::load(config_file).map(|c| c.plugin_cache) {
+                        Ok(Some(dir)) => dir,
+                        Ok(None) => {
+                            eprintln!("{}: sets no plugin cache ([plugins] cache or [admin] plugins)", config_file.display());
+                            return ExitCode::FAILURE;
+                        }
+                        Err(e) => {
+                            eprintln!("{e}");
+                            return ExitCode::FAILURE;
+                        }
+                    },
+                    (None, None) => return ExitCode::FAILURE,
+                };
+                match switchyard::plugin::tools::compile(file, &cache).await {
+                    Ok((sha, true)) => {
+                        println!("{}: compiled into {} (sha256:{sha})", file.display(), cache.display());
+                        ExitCode::SUCCESS
+                    }
+                    Ok((sha, false)) => {
+                        println!("{}: already compiled in {} (sha256:{sha})", file.display(), cache.display());
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        eprintln!("refused: {e}");
+                        ExitCode::FAILURE
+                    }
+                }
+            }
+        }
     })
 }
 

@@ -168,3 +168,29 @@ async fn plugins_that_cannot_load_are_refused_with_their_reason() {
     assert!(bad.contains("does not compile"), "{bad}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugin_check_and_compile_tell_an_author_what_a_proxy_will_do() {
+    use switchyard::plugin::tools;
+    let good = tools::check(std::path::Path::new(switchyard_tests::GUEST_RENDEZVOUS_RS), "{}").await.expect("checked");
+    assert!(good.passed(), "{:?}", good.load);
+    assert_eq!(good.world, Some(("lbmethod", "0.1.0".to_string())));
+    assert!(good.imports.iter().any(|i| i.starts_with("switchyard:plugin/types@")), "{:?}", good.imports);
+
+    let refused = tools::check(std::path::Path::new(switchyard_tests::GUEST_MISBEHAVE), r#"{"mode": "refuse-config"}"#).await.expect("checked");
+    assert!(!refused.passed());
+    assert!(refused.load.as_ref().unwrap_err().to_string().contains("refused its config"), "{:?}", refused.load);
+
+    let dir = switchyard_tests::proxy::temp_dir("plugin-tools");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let not_wasm = dir.join("notes.wasm");
+    std::fs::write(&not_wasm, "these are notes").expect("write");
+    let e = tools::check(&not_wasm, "{}").await.expect_err("not a component");
+    assert!(e.to_string().contains("not a WebAssembly component (bad magic number)"), "{e}");
+
+    let cache = dir.join("compiled");
+    let (sha, compiled) = tools::compile(std::path::Path::new(switchyard_tests::GUEST_RENDEZVOUS_RS), &cache).await.expect("compiles");
+    assert!(compiled);
+    assert_eq!(sha, good.sha256);
+    assert_eq!(tools::compile(std::path::Path::new(switchyard_tests::GUEST_RENDEZVOUS_RS), &cache).await.expect("cached"), (sha, false));
+}

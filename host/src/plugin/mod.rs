@@ -20,6 +20,7 @@ mod health_check;
 mod instances;
 mod lbmethod;
 mod state;
+pub mod tools;
 mod wasi;
 
 use std::collections::HashMap;
