@@ -18,6 +18,7 @@ mod health;
 mod lbmethods;
 mod limits;
 mod manager;
+mod pinned;
 mod plugins;
 mod reload;
 mod rewrite;

@@ -16,6 +16,7 @@ use bytes::Buf;
 use http_body::{Body, Frame, SizeHint};
 
 use super::rawhead::{Finding, Violation};
+use crate::config::{Limits, Timeouts};
 use crate::observe::PendingEntry;
 
 /// State shared by one connection's guard and service.
@@ -33,6 +34,11 @@ pub struct ConnShared {
     http2: AtomicBool,
     /// The worker's count of open tunnels (drained on shutdown like requests).
     tunnels: Arc<Tunnels>,
+    /// The size limits and client timeouts in force when the connection was accepted: a
+    /// reload's new ones apply to connections accepted after it.
+    pub limits: Limits,
+    /// See `limits`.
+    pub timeouts: Timeouts,
 }
 
 /// Open tunnels (upgraded connections) and connections on the HTTP/1 fast path of one worker,
@@ -87,14 +93,17 @@ impl Default for ConnShared {
             tunnel: AtomicBool::new(false),
             http2: AtomicBool::new(false),
             tunnels: Arc::default(),
+            limits: Limits::default(),
+            timeouts: Timeouts::default(),
         }
     }
 }
 
 impl ConnShared {
-    /// A fresh state for a new connection of the worker whose tunnels are `tunnels`.
-    pub fn new(tunnels: &Arc<Tunnels>) -> Arc<Self> {
-        Arc::new(Self { tunnels: Arc::clone(tunnels), ..Self::default() })
+    /// A fresh state for a new connection of the worker whose tunnels are `tunnels`, under
+    /// `limits` and `timeouts`.
+    pub fn new(tunnels: &Arc<Tunnels>, limits: Limits, timeouts: Timeouts) -> Arc<Self> {
+        Arc::new(Self { tunnels: Arc::clone(tunnels), limits, timeouts, ..Self::default() })
     }
 
     /// Records what the scanner found (the first finding wins).

@@ -81,8 +81,6 @@ impl Proxy {
             routes: RouteTable::new(routes),
             balancers,
             health,
-            limits: config.limits,
-            timeouts: config.timeouts,
             forwarded: config.forwarded.clone(),
             access_log: None,
             traffic: (0..=config.routes.len()).map(|_| Default::default()).collect(),

@@ -34,7 +34,7 @@ pub(crate) use strict::check as strict_check;
 pub use upstream::{MemberBody, MemberBodyError, MemberPool};
 
 use crate::balancer::{Balancer, Member};
-use crate::config::{Forwarded, Limits, Timeouts, Upgrades};
+use crate::config::{Forwarded, Upgrades};
 use crate::health::{self, HealthCheck, HealthState, HealthStatus};
 use crate::observe::{AccessLog, TrafficStats};
 use crate::plugin::PluginError;
@@ -102,8 +102,6 @@ pub struct Proxy {
     routes: RouteTable<RouteEntry>,
     balancers: Vec<Arc<ProxyBalancer>>,
     health: Vec<HealthCheckTask>,
-    limits: Limits,
-    timeouts: Timeouts,
     forwarded: Forwarded,
     /// The access log, when there is one (kept across reloads that do not change it).
     access_log: Option<Arc<AccessLog>>,

@@ -125,7 +125,7 @@ impl Proxy {
     }
 
     async fn relay(&self, mut request: Request<ClientBodySource>, client: &Client, outcome: &mut Outcome) -> Result<Response<ResponseBody>, ProxyError> {
-        strict::check(&request, &self.limits, client.raw)?;
+        strict::check(&request, &client.conn.limits, client.raw)?;
         if let Some(id) = &outcome.request_id {
             access::set_request_id(&mut request, id);
         }
@@ -172,7 +172,7 @@ impl Proxy {
         outgoing.upgrade = upgrade;
         let body = match body {
             ClientBodySource::Stream(body) => {
-                let mut body = ClientBody::new(body, &self.limits, &self.timeouts);
+                let mut body = ClientBody::new(body, &client.conn.limits, &client.conn.timeouts);
                 if outcome.logged {
                     body.count_into(Arc::clone(outcome.body_in.get_or_insert_default()));
                 }

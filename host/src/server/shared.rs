@@ -30,6 +30,9 @@ pub(crate) struct ConnSettings {
     pub(super) tls: HashMap<SocketAddr, Arc<ServerTls>>,
     /// How long shutdown waits for requests in flight.
     pub(crate) drain: Duration,
+    /// `[limits]` and `[timeouts]` for the connections accepted under these settings.
+    pub(crate) limits: crate::config::Limits,
+    pub(crate) timeouts: crate::config::Timeouts,
 }
 
 impl ConnSettings {
@@ -64,7 +67,7 @@ impl ConnSettings {
             keepalive: config.timeouts.keepalive,
             answers,
         };
-        Self { builder, guard, tls, drain: config.server.shutdown_timeout }
+        Self { builder, guard, tls, drain: config.server.shutdown_timeout, limits: config.limits, timeouts: config.timeouts }
     }
 }
 

@@ -165,7 +165,7 @@ async fn accept_loop(
         let _ = stream.set_nodelay(true);
         let settings = shared.conn.load_full();
         let tls = settings.tls.get(&addr).cloned();
-        let conn = ConnShared::new(&tunnels);
+        let conn = ConnShared::new(&tunnels, settings.limits, settings.timeouts);
         let service = ProxyService::new(Arc::clone(&shared.proxy), peer, Arc::clone(&conn), tls.is_some());
         let watcher = graceful.watcher();
         let stop = stop.clone();
