@@ -6,6 +6,7 @@
 //! Dependencies point one way, top to bottom:
 //! - [`canon`]: the canonical request path (decoded, dot segments resolved, slashes merged);
 //!   depends on nothing.
+//! - [`durable`]: directories opened once as capabilities, files replaced atomically.
 //! - [`config`]: the TOML file, checked into a typed model.
 //! - [`observe`]: the access log (written by a thread of its own), request ids, latency
 //!   histograms and traffic counters.
@@ -39,6 +40,7 @@ pub mod canon;
 pub mod config;
 pub mod control;
 mod deadline;
+pub mod durable;
 pub mod edge;
 #[doc(hidden)]
 pub mod fuzzing;

@@ -42,6 +42,9 @@ pub struct ReloadReport {
     pub listeners_removed: Vec<SocketAddr>,
     /// Members whose live state was carried over.
     pub members_kept: usize,
+    /// New listeners a worker could not take after the swap (configured address, why); the
+    /// rest of the reload stands.
+    pub listeners_failed: Vec<(SocketAddr, String)>,
 }
 
 /// Why a reload was refused (the old config keeps serving).
@@ -79,7 +82,7 @@ pub(crate) struct Prepared<'a> {
     tls: HashMap<SocketAddr, Arc<crate::tls::ServerTls>>,
     current: Vec<(SocketAddr, SocketAddr)>,
     new_sockets: Vec<(SocketAddr, SocketAddr, Vec<tokio::net::TcpSocket>)>,
-    members_kept: usize,
+    carried: Vec<Arc<crate::proxy::ProxyMember>>,
 }
 
 /// Builds everything `config` needs; the caller holds `shared.reloading`.
@@ -95,7 +98,7 @@ pub(crate) async fn prepare(shared: &Shared, config: Config) -> Result<Prepared<
         Arc::new(PluginRuntime::with_cache(config.plugins, config.plugin_cache.as_deref()).map_err(StartError::from)?)
     };
     let old = shared.proxy.load_full();
-    let (mut proxy, members_kept) = Proxy::rebuild(&config, &plugins, workers, &old).await.map_err(StartError::from)?;
+    let (mut proxy, carried) = Proxy::rebuild(&config, &plugins, workers, &old).await.map_err(StartError::from)?;
     proxy.set_access_log(crate::server::access_log(&config, old.access_log())?);
 
     // Certificates are read again (a renewed one is taken up; a bad one refuses the reload).
@@ -119,7 +122,7 @@ pub(crate) async fn prepare(shared: &Shared, config: Config) -> Result<Prepared<
             new_sockets.push((l.addr, bound, sockets));
         }
     }
-    Ok(Prepared { shared, config, proxy, plugins, tls, current, new_sockets, members_kept })
+    Ok(Prepared { shared, config, proxy, plugins, tls, current, new_sockets, carried })
 }
 
 impl Prepared<'_> {
@@ -128,14 +131,22 @@ impl Prepared<'_> {
         &self.proxy
     }
 
-    /// Puts the new config in service.
+    /// Puts the new config in service. Nothing here can refuse the change: a new listener a
+    /// worker cannot take is reported and logged, and the rest stands.
     pub(crate) async fn commit(self) -> Result<ReloadReport, ReloadError> {
-        let Prepared { shared, config, proxy, plugins, tls, current, new_sockets, members_kept } = self;
+        let Prepared { shared, config, proxy, plugins, tls, current, new_sockets, carried } = self;
+        // The old probes write the members' shared flags: stop them before the new config's
+        // flags are laid down, so none lands after.
+        shared.stop_health_checks();
+        for member in &carried {
+            member.take_configured();
+        }
         shared.proxy.store(Arc::new(proxy));
         crate::server::start_health_checks(shared);
         shared.conn.store(Arc::new(ConnSettings::new(&config, tls)));
         shared.set_connection_limit(config.limits.connections);
         shared.plugins.store(plugins);
+        let members_kept = carried.len();
 
         let mut report = ReloadReport { members_kept, ..ReloadReport::default() };
         let mut listening: HashMap<SocketAddr, SocketAddr> = current.iter().copied().collect();
@@ -146,7 +157,8 @@ impl Prepared<'_> {
                     continue;
                 }
                 if let Ok(Err(source)) = replied.await {
-                    return Err(ReloadError::Listen { addr, source });
+                    tracing::error!(%addr, error = %source, "a worker could not listen on a new address; the rest of the reload stands");
+                    report.listeners_failed.push((addr, source.to_string()));
                 }
             }
             listening.insert(addr, bound);

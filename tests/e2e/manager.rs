@@ -220,3 +220,40 @@ async fn runtime_changes_survive_a_restart_until_dropped() {
     let refused = ManagedProxy::start_in(&dir, &toml).await.err().expect("refused");
     assert!(refused.contains("state/state.json") && refused.contains("newer"), "{refused}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_that_cannot_be_kept_changes_nothing() {
+    let (a, b) = (Member::start("a").await, Member::start("b").await);
+    let dir = temp_dir("manager-unkept");
+    let proxy = ManagedProxy::start_in(&dir, &web(&[&a, &b], "[admin]\npersist = \"state\"\n")).await.expect("starts");
+    let (admin, running) = manager(&proxy, None).await;
+    let client = TestClient::http1();
+    let url = proxy.proxy.url("/x");
+    // The state file cannot be replaced: a directory (not empty) sits where it goes.
+    std::fs::create_dir_all(dir.join("state/state.json/blocked")).expect("dir");
+    let nonce = admin.nonce().await;
+    let reply = admin.call(Method::PATCH, "/api/balancers/web/members/1", r#"{"loadfactor": 5, "status": "+N"}"#, Some(&nonce)).await;
+    assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR, "{}", reply.text());
+    assert!(reply.text().contains("could not be kept"), "{}", reply.text());
+    let web = admin.balancer().await;
+    assert_eq!((web["members"][1]["loadfactor"].as_f64(), web["members"][1]["status"].as_str()), (Some(1.0), Some("Ok")), "{web}");
+    assert_eq!(client.members_of(&url, 4).await, ["a", "b", "a", "b"], "traffic as before");
+
+    std::fs::remove_dir_all(dir.join("state/state.json")).expect("unblock");
+    // By URL, not by position: stable while members come and go.
+    let member = format!("/api/balancers/web/members/{}", b.url().replace(':', "%3A").replace('/', "%2F"));
+    admin.ok(Method::PATCH, &member, r#"{"loadfactor": 5, "lbset": 0, "route": ""}"#).await;
+    let kept: Value = serde_json::from_slice(&admin.get("/api/overrides").await.body).expect("json");
+    assert_eq!(kept["overlay"]["balancers"]["web"]["members"][b.url()], serde_json::json!({ "loadfactor": 5 }), "only what changed is kept: {kept}");
+    admin.ok(Method::DELETE, &member, "").await;
+    assert_eq!(admin.balancer().await["members"].as_array().map(Vec::len), Some(1));
+
+    // Another site's name for this address (DNS rebinding) gets nothing, not even a GET.
+    let rebound = admin.request(Method::GET, "/api/balancers").header("host", format!("evil.example:{}", running.addr.port()));
+    assert_eq!(admin.client.send(rebound.body(Full::default()).expect("request")).await.status, StatusCode::FORBIDDEN);
+    // Without the nonce in a header or the query, a body is read only up to the small limit.
+    let big = admin.request(Method::POST, "/api/plugins").header("content-type", "application/wasm");
+    let reply = admin.client.send(big.body(Full::new(Bytes::from(vec![0u8; 200_000]))).expect("request")).await;
+    assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", reply.text());
+    proxy.proxy.stop().await;
+}

@@ -132,7 +132,7 @@ pub(super) fn member_json(proxy: &Proxy, view: &View, balancer: usize, index: us
 pub(super) fn changed(view: &View, balancer: &str, m: &config::Member) -> Value {
     let in_file = view.file.balancers.iter().find(|b| b.name == balancer).and_then(|b| b.members.iter().find(|f| same_url(&f.url, &m.url)));
     let Some(f) = in_file else { return json!({ "added": true }) };
-    let runtime = StatusFlags::IN_ERROR.union(StatusFlags::HEALTH_FAILED);
+    let runtime = StatusFlags::RUNTIME;
     json!({
         "added": false,
         "loadfactor": f.lbfactor != m.lbfactor,
@@ -152,8 +152,20 @@ fn object(body: &[u8]) -> Result<Map<String, Value>, ControlError> {
     }
 }
 
-fn member_ref(index: &str) -> Result<MemberRef, ControlError> {
-    index.parse().map(MemberRef::Index).map_err(|_| ControlError::NotFound(format!("`{index}` is not a member number (members are numbered from 0)")))
+/// A member named in a path: its number, or its URL percent-encoded (stable while other
+/// members come and go).
+fn member_ref(segment: &str) -> Result<MemberRef, ControlError> {
+    match segment.parse() {
+        Ok(index) => Ok(MemberRef::Index(index)),
+        Err(_) => {
+            let url = super::httpd::decode(segment);
+            if url.contains("://") {
+                Ok(MemberRef::Url(url))
+            } else {
+                Err(ControlError::NotFound(format!("`{segment}` is neither a member number (from 0) nor a member URL")))
+            }
+        }
+    }
 }
 
 /// `PATCH …/members/{index}`: `loadfactor`, `lbset`, `route`, `redirect`, `status` ("+D-S").

@@ -27,8 +27,19 @@ pub(super) fn new_nonce() -> String {
 }
 
 /// Whether the request carries the token, when one is set (every request, GET included).
+/// Without a token (loopback only), the request must name this listener by a loopback Host:
+/// a page elsewhere that re-points its own name at 127.0.0.1 (DNS rebinding) gets nothing.
 pub(super) fn authorised(state: &AdminState, req: &Request<Incoming>) -> Result<(), Refusal> {
-    let Some(token) = &state.token else { return Ok(()) };
+    let Some(token) = &state.token else {
+        let host = req.headers().get(header::HOST).and_then(|v| v.to_str().ok()).or_else(|| req.uri().authority().map(|a| a.as_str())).unwrap_or("");
+        let port = state.addr.port();
+        let ours = [state.addr.to_string(), format!("127.0.0.1:{port}"), format!("localhost:{port}"), format!("[::1]:{port}")];
+        return if ours.iter().any(|o| o.eq_ignore_ascii_case(host)) {
+            Ok(())
+        } else {
+            Err(Refusal(StatusCode::FORBIDDEN, format!("Host `{host}` is not this manager (use {}, or set a token)", state.addr)))
+        };
+    };
     let given = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).unwrap_or("");
     if constant_time_eq(given.as_bytes(), token.as_bytes()) {
         Ok(())
@@ -40,13 +51,13 @@ pub(super) fn authorised(state: &AdminState, req: &Request<Incoming>) -> Result<
 /// Whether a state-changing request may go ahead: it names this process's nonce (header
 /// `X-Nonce`, or `nonce` in the query or form body), and any Origin or Referer a browser sent
 /// names this listener (the Host it was asked for).
-pub(super) fn may_change(state: &AdminState, parts: &Parts, body: &Bytes) -> Result<(), Refusal> {
+pub(super) fn may_change(state: &AdminState, parts: &Parts, body: Option<&Bytes>) -> Result<(), Refusal> {
     let from_header = parts.headers.get("x-nonce").and_then(|v| v.to_str().ok()).map(str::to_string);
     let from_query = parts.uri.query().and_then(|q| form(q).into_iter().find(|(k, _)| k == "nonce").map(|(_, v)| v));
     let is_form = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|t| t.starts_with("application/x-www-form-urlencoded"));
-    let from_form = is_form
-        .then(|| std::str::from_utf8(body).ok().and_then(|b| form(b).into_iter().find(|(k, _)| k == "nonce").map(|(_, v)| v)))
-        .flatten();
+    let from_form = body
+        .filter(|_| is_form)
+        .and_then(|body| std::str::from_utf8(body).ok().and_then(|b| form(b).into_iter().find(|(k, _)| k == "nonce").map(|(_, v)| v)));
     let nonce = from_header.or(from_query).or(from_form).unwrap_or_default();
     if !constant_time_eq(nonce.as_bytes(), state.nonce.as_bytes()) {
         return Err(Refusal(StatusCode::FORBIDDEN, "a state change needs this process's nonce (X-Nonce header or nonce parameter; GET /api/balancers shows it)".into()));
@@ -61,6 +72,12 @@ pub(super) fn may_change(state: &AdminState, parts: &Parts, body: &Bytes) -> Res
         }
     }
     Ok(())
+}
+
+/// Whether the nonce comes in the header or the query, so it can be checked before the body
+/// is read.
+pub(super) fn nonce_outside_body(parts: &Parts) -> bool {
+    parts.headers.contains_key("x-nonce") || parts.uri.query().is_some_and(|q| form(q).iter().any(|(k, _)| k == "nonce"))
 }
 
 /// Compares without stopping at the first difference (the time does not tell how much of a

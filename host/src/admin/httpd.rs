@@ -85,7 +85,7 @@ pub(super) fn change(query: Option<&str>, body: &[u8]) -> Result<(String, Change
 }
 
 fn number(key: &str, value: &str) -> Result<Value, ControlError> {
-    let n: f64 = value.trim().parse().map_err(|_| ControlError::Invalid(format!("{key} `{value}` is not a number")))?;
+    let n: f64 = value.trim().parse().ok().filter(|n: &f64| n.is_finite()).ok_or_else(|| ControlError::Invalid(format!("{key} `{value}` is not a number")))?;
     Ok(if n.fract() == 0.0 && n >= 0.0 { json!(n as u64) } else { json!(n) })
 }
 
@@ -108,7 +108,8 @@ pub(super) fn form(text: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-fn decode(s: &str) -> String {
+/// A percent-encoded (and `+` for space) string, decoded.
+pub(super) fn decode(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

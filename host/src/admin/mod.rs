@@ -72,6 +72,8 @@ pub enum AdminError {
 /// What every admin request sees.
 pub(crate) struct AdminState {
     control: Arc<Control>,
+    /// The bound address.
+    addr: SocketAddr,
     token: Option<String>,
     nonce: String,
 }
@@ -104,7 +106,7 @@ pub async fn start(settings: &config::Admin, control: Arc<Control>) -> Result<Ru
     }
     let listener = TcpListener::bind(settings.addr).await.map_err(|source| AdminError::Bind { addr: settings.addr, source })?;
     let addr = listener.local_addr().map_err(|source| AdminError::Bind { addr: settings.addr, source })?;
-    let state = Arc::new(AdminState { control, token, nonce: guard::new_nonce() });
+    let state = Arc::new(AdminState { control, addr, token, nonce: guard::new_nonce() });
     let (stop, mut stopped) = watch::channel(false);
     tokio::spawn(async move {
         loop {
@@ -136,16 +138,22 @@ async fn handle(state: &AdminState, req: Request<Incoming>) -> Response<Full<Byt
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     let content_type = parts.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let wasm = content_type.starts_with("application/wasm");
+    let changes = !matches!(parts.method, Method::GET | Method::HEAD);
+    // A nonce in the header or the query is checked before the body is read; only such a
+    // request may send a plugin's worth of body.
+    let early = changes && guard::nonce_outside_body(&parts);
+    if early && let Err(refusal) = guard::may_change(state, &parts, None) {
+        return refusal.response();
+    }
     let limit = match segments.as_slice() {
-        ["api", "plugins"] | ["api", "balancers", _, "lbmethod"] if wasm || segments[1] == "plugins" => PLUGIN_LIMIT,
+        ["api", "plugins"] | ["api", "balancers", _, "lbmethod"] if early && (wasm || segments[1] == "plugins") => PLUGIN_LIMIT,
         _ => BODY_LIMIT,
     };
     let body = match Limited::new(body, limit).collect().await {
         Ok(b) => b.to_bytes(),
         Err(_) => return api::error(StatusCode::PAYLOAD_TOO_LARGE, format!("this admin request's body is limited to {limit} bytes")),
     };
-    let changes = !matches!(parts.method, Method::GET | Method::HEAD);
-    if changes && let Err(refusal) = guard::may_change(state, &parts, &body) {
+    if changes && !early && let Err(refusal) = guard::may_change(state, &parts, Some(&body)) {
         return refusal.response();
     }
     let control = &*state.control;

@@ -14,17 +14,10 @@ use super::api::changed;
 use crate::config::{BUILTIN_LBMETHODS, StatusFlags};
 use crate::control::{Control, LbMethodChoice};
 
-/// Flags the page offers to set and clear.
-const FORM_FLAGS: [(char, &str); 8] = [
-    ('D', "Disabled"),
-    ('S', "Stopped"),
-    ('I', "Ignore errors"),
-    ('N', "Draining"),
-    ('R', "Hot spare"),
-    ('H', "Hot standby"),
-    ('E', "In error"),
-    ('C', "Health check failed"),
-];
+/// Flags the page offers to set and clear: the configured ones. E and C are live state that
+/// may change after the page was drawn (a form sending them back would undo that); the JSON
+/// API and httpd's shape set them.
+const FORM_FLAGS: [(char, &str); 6] = [('D', "Disabled"), ('S', "Stopped"), ('I', "Ignore errors"), ('N', "Draining"), ('R', "Hot spare"), ('H', "Hot standby")];
 
 const STYLE: &str = "body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse;margin-bottom:1em}\
     th,td{border:1px solid #bbb;padding:.25em .5em;text-align:left;vertical-align:top}th{background:#eee}\
@@ -135,7 +128,8 @@ pub(super) fn render(control: &Control, nonce: &str) -> Response<Full<Bytes>> {
             }
             let _ = write!(
                 h,
-                "<button type=\"submit\">Submit</button></form><button data-call=\"DELETE /api/balancers/{name}/members/{mi}\" data-confirm=\"Remove {}?\">Remove</button></td></tr>",
+                "<button type=\"submit\">Submit</button></form><button data-call=\"DELETE /api/balancers/{name}/members/{}\" data-confirm=\"Remove {}?\">Remove</button></td></tr>",
+                esc(&url_segment(&m.config.url)),
                 esc(&m.config.url)
             );
         }
@@ -147,8 +141,9 @@ pub(super) fn render(control: &Control, nonce: &str) -> Response<Full<Bytes>> {
     r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r.headers_mut().insert(
         "content-security-policy",
-        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; script-src 'self'; connect-src 'self'; form-action 'self'"),
+        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; script-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'"),
     );
+    r.headers_mut().insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     r
 }
 
@@ -171,6 +166,11 @@ fn balancer_forms(h: &mut String, name: &str, nonce: &str, maxattempts: u32, rol
         if rollback { format!("<button data-call=\"POST /api/balancers/{name}/lbmethod/rollback\">Roll back the lbmethod</button>") } else { String::new() },
         hidden = hidden(name, nonce),
     );
+}
+
+/// A member URL as one path segment (every byte but unreserved ones percent-encoded).
+fn url_segment(url: &str) -> String {
+    url.bytes().map(|b| if b.is_ascii_alphanumeric() || b"-._~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
 }
 
 fn hidden(balancer: &str, nonce: &str) -> String {

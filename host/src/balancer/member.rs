@@ -89,19 +89,24 @@ impl<C> Member<C> {
     }
 
     /// The same member in a rebuilt proxy (a reload or a manager edit), sharing `previous`'s
-    /// live state: lbstatus, busy and the counters go on, the in-error flag E stays with its
-    /// retry clock, and the health-check flag C stays while the member is still checked. The
-    /// flags a config sets (D S I R H N) and the loadfactor become `config`'s.
+    /// live state: lbstatus, busy and the counters go on. The new config's flags and
+    /// loadfactor take effect only with [`Member::take_configured`], once the rebuilt proxy is
+    /// published (the live state is also the old proxy's, which serves until then).
     pub fn carry_over<D>(config: config::Member, conn: C, previous: &Member<D>) -> Self {
-        let live = Arc::clone(&previous.live);
+        Self { config, conn, live: Arc::clone(&previous.live) }
+    }
+
+    /// Makes this member's configured flags (D S I R H N) and loadfactor the live ones,
+    /// keeping the in-error flag E (with its retry clock) and, while the member is still
+    /// health-checked, the health-check flag C.
+    pub fn take_configured(&self) {
         let mut runtime = StatusFlags::IN_ERROR;
-        if config.health.is_some() {
+        if self.config.health.is_some() {
             runtime = runtime.union(StatusFlags::HEALTH_FAILED);
         }
-        let kept = StatusFlags::from_bits(live.status.load(Ordering::Relaxed)).intersection(runtime);
-        live.status.store(config.status.without(runtime).union(kept).bits(), Ordering::Relaxed);
-        live.lbfactor.store(config.lbfactor, Ordering::Relaxed);
-        Self { config, conn, live }
+        let kept = StatusFlags::from_bits(self.live.status.load(Ordering::Relaxed)).intersection(runtime);
+        self.live.status.store(self.config.status.without(StatusFlags::RUNTIME).union(kept).bits(), Ordering::Relaxed);
+        self.live.lbfactor.store(self.config.lbfactor, Ordering::Relaxed);
     }
 
     /// Current status flags.

@@ -27,6 +27,13 @@ impl StatusFlags {
     /// C: failed its health check.
     pub const HEALTH_FAILED: Self = Self(1 << 7);
 
+    /// The flags that are live state, set by traffic and health checks (E, C), rather than
+    /// configuration.
+    pub const RUNTIME: Self = Self(Self::IN_ERROR.0 | Self::HEALTH_FAILED.0);
+
+    /// The flags an operator configures (D S I R H N).
+    pub const CONFIGURED: Self = Self(0xff & !Self::RUNTIME.0);
+
     /// Every flag with its letter and httpd's short name, in display order.
     pub const ALL: [(Self, char, &'static str); 8] = [
         (Self::DISABLED, 'D', "Dis"),

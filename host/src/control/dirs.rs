@@ -3,15 +3,13 @@
 //! lead out are refused by the handle itself):
 //!
 //! - [`StateDir`] (`[admin] persist`, httpd's BalancerPersist): the overlay in `state.json`,
-//!   replaced atomically — written to a temporary file, synced, renamed over the old one, and
-//!   the directory synced — so a crash at any instant leaves the old state or the new one.
+//!   replaced atomically ([`crate::durable`]), so a crash at any instant leaves the old state
+//!   or the new one.
 //! - [`PluginStore`] (`[admin] plugins`): uploaded plugin versions, each named by the SHA-256
 //!   of its bytes (`<hex>.wasm`), written the same way.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use cap_std::ambient_authority;
 use cap_std::fs::Dir;
 
 use super::overlay::{FORMAT_VERSION, Overlay};
@@ -52,21 +50,11 @@ pub enum DirError {
 }
 
 fn open(path: &Path) -> Result<Dir, DirError> {
-    let fail = |source| DirError::Open { path: path.to_path_buf(), source };
-    Dir::create_ambient_dir_all(path, ambient_authority()).map_err(fail)?;
-    Dir::open_ambient_dir(path, ambient_authority()).map_err(fail)
+    crate::durable::open_dir(path).map_err(|source| DirError::Open { path: path.to_path_buf(), source })
 }
 
-/// Writes `name` in `dir` atomically and durably.
 fn replace(dir: &Dir, name: &str, bytes: &[u8]) -> std::io::Result<()> {
-    let temp = format!(".{name}.tmp");
-    let mut file = dir.create(&temp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    drop(file);
-    dir.rename(&temp, dir, name)?;
-    // The rename itself is made durable by syncing the directory.
-    dir.open(".")?.sync_all()
+    crate::durable::replace(dir, name, &[bytes])
 }
 
 /// `[admin] persist`: where the overlay is kept.

@@ -10,16 +10,11 @@ use serde_json::Value;
 use super::ControlError;
 use super::dirs::PluginStore;
 use super::overlay::{LbMethodChoice, Overlay, Rollback, same_url};
-use crate::config::{BUILTIN_LBMETHODS, StatusFlags};
+use crate::config::{BUILTIN_LBMETHODS, Config, StatusFlags};
 use crate::proxy::Proxy;
 
 /// The flags an operator sets in the config file's sense: kept in the overlay.
-const CONFIG_FLAGS: StatusFlags = StatusFlags::DISABLED
-    .union(StatusFlags::STOPPED)
-    .union(StatusFlags::IGNORE_ERRORS)
-    .union(StatusFlags::HOT_SPARE)
-    .union(StatusFlags::HOT_STANDBY)
-    .union(StatusFlags::DRAINING);
+const CONFIG_FLAGS: StatusFlags = StatusFlags::CONFIGURED;
 
 /// The member keys an edit may set.
 const MEMBER_KEYS: [&str; 4] = ["loadfactor", "lbset", "route", "redirect"];
@@ -129,21 +124,41 @@ impl LiveFlags {
     }
 }
 
-/// Lays `change` into `overlay`, checked against the running proxy; returns live flags to set.
-pub(super) fn apply(change: Change, overlay: &mut Overlay, running: &Proxy, store: Option<&PluginStore>) -> Result<Vec<LiveFlags>, ControlError> {
+/// What a change is checked against: the proxy in service, the config file alone, the
+/// plugin store.
+pub(super) struct Context<'a> {
+    pub(super) running: &'a Proxy,
+    pub(super) file: &'a Config,
+    pub(super) store: Option<&'a PluginStore>,
+}
+
+impl Context<'_> {
+    /// Whether the config file itself has member `url` in `balancer`.
+    fn in_file(&self, balancer: &str, url: &str) -> bool {
+        self.file.balancers.iter().find(|b| b.name == balancer).is_some_and(|b| b.members.iter().any(|m| same_url(&m.url, url)))
+    }
+}
+
+/// Lays `change` into `overlay`, checked against `cx`; returns live flags to set.
+pub(super) fn apply(change: Change, overlay: &mut Overlay, cx: &Context<'_>) -> Result<Vec<LiveFlags>, ControlError> {
     match change {
         Change::Batch(changes) => {
             let mut live = Vec::new();
             for change in changes {
-                live.extend(apply(change, overlay, running, store)?);
+                live.extend(apply(change, overlay, cx)?);
             }
             Ok(live)
         }
-        other => Ok(apply_one(other, overlay, running, store)?.into_iter().collect()),
+        other => Ok(apply_one(other, overlay, cx)?.into_iter().collect()),
     }
 }
 
-fn apply_one(change: Change, overlay: &mut Overlay, running: &Proxy, store: Option<&PluginStore>) -> Result<Option<LiveFlags>, ControlError> {
+fn is_url(url: &str) -> impl Fn(&BTreeMap<String, Value>) -> bool + '_ {
+    move |m| m.get("url").and_then(Value::as_str).is_some_and(|u| same_url(u, url))
+}
+
+fn apply_one(change: Change, overlay: &mut Overlay, cx: &Context<'_>) -> Result<Option<LiveFlags>, ControlError> {
+    let running = cx.running;
     match change {
         Change::ReloadFile | Change::Batch(_) => Ok(None),
         Change::DropOverrides => {
@@ -151,32 +166,44 @@ fn apply_one(change: Change, overlay: &mut Overlay, running: &Proxy, store: Opti
             Ok(None)
         }
         Change::Member { balancer, member, change } => {
-            let (url, status) = find_member(running, &balancer, &member)?;
+            let m = find_member(running, &balancer, &member)?;
+            let url = m.config.url.clone();
+            if change.keys.is_empty() && change.status.is_none() {
+                return Err(ControlError::Invalid("nothing to change: give loadfactor, lbset, route, redirect and/or status".into()));
+            }
+            // Only what differs from the running member is kept: a form that sends every
+            // field back does not pin the unchanged ones over later file edits.
             let mut keys = BTreeMap::new();
             for (key, value) in change.keys {
                 if !MEMBER_KEYS.contains(&key.as_str()) {
                     return Err(ControlError::Invalid(format!("unknown member field `{key}` (editable: loadfactor, lbset, route, redirect, status)")));
                 }
-                keys.insert(key.clone(), member_value(&key, value)?);
+                let value = member_value(&key, value)?;
+                if !same_as_running(&key, &value, &m.config) {
+                    keys.insert(key, value);
+                }
             }
             let mut live = None;
             if let Some(spec) = &change.status {
                 let (set, clear) = StatusFlags::changes(spec).map_err(ControlError::Invalid)?;
-                let flags = status.union(set.intersection(CONFIG_FLAGS)).without(clear.intersection(CONFIG_FLAGS));
-                let flags = if flags == StatusFlags::empty() { Value::Null } else { Value::String(flags.to_string()) };
-                keys.insert("status".into(), flags);
-                let (set, clear) = (set.without(CONFIG_FLAGS), clear.without(CONFIG_FLAGS));
+                let configured = m.config.status.intersection(CONFIG_FLAGS);
+                let flags = configured.union(set.intersection(CONFIG_FLAGS)).without(clear.intersection(CONFIG_FLAGS));
+                if flags != configured {
+                    keys.insert("status".into(), if flags == StatusFlags::empty() { Value::Null } else { Value::String(flags.to_string()) });
+                }
+                let now = m.status();
+                let (set, clear) = (set.without(CONFIG_FLAGS).without(now), clear.without(CONFIG_FLAGS).intersection(now));
                 if set != StatusFlags::empty() || clear != StatusFlags::empty() {
                     live = Some(LiveFlags { balancer: balancer.clone(), url: url.clone(), set, clear });
                 }
             }
-            if keys.is_empty() {
-                return Err(ControlError::Invalid("nothing to change: give loadfactor, lbset, route, redirect and/or status".into()));
-            }
-            let b = overlay.balancer_mut(&balancer);
-            match b.added.iter_mut().find(|m| m.get("url").and_then(Value::as_str).is_some_and(|u| same_url(u, &url))) {
-                Some(added) => added.extend(keys),
-                None => b.members.entry(url).or_default().extend(keys),
+            if !keys.is_empty() {
+                let in_file = cx.in_file(&balancer, &url);
+                let b = overlay.balancer_mut(&balancer);
+                match b.added.iter_mut().find(|m| is_url(&url)(m)) {
+                    Some(added) if !in_file => added.extend(keys),
+                    _ => b.members.entry(url).or_default().extend(keys),
+                }
             }
             Ok(live)
         }
@@ -188,24 +215,25 @@ fn apply_one(change: Change, overlay: &mut Overlay, running: &Proxy, store: Opti
             if find_member(running, &balancer, &MemberRef::Url(url.clone())).is_ok() {
                 return Err(ControlError::Invalid(format!("{url} is already a member of balancer {balancer}")));
             }
+            let in_file = cx.in_file(&balancer, &url);
             let b = overlay.balancer_mut(&balancer);
-            match b.removed.iter().find(|r| same_url(r, &url)).cloned() {
+            b.added.retain(|m| !is_url(&url)(m));
+            if in_file {
                 // A file member removed earlier comes back, with these keys as edits.
-                Some(removed) => {
-                    b.removed.remove(&removed);
-                    b.members.insert(removed, member.into_iter().filter(|(k, _)| k != "url").collect());
-                }
-                None => b.added.push(member),
+                b.removed.retain(|r| !same_url(r, &url));
+                b.members.insert(url, member.into_iter().filter(|(k, _)| k != "url").collect());
+            } else {
+                b.added.push(member);
             }
             Ok(None)
         }
         Change::RemoveMember { balancer, member } => {
-            let (url, _) = find_member(running, &balancer, &member)?;
+            let url = find_member(running, &balancer, &member)?.config.url.clone();
+            let in_file = cx.in_file(&balancer, &url);
             let b = overlay.balancer_mut(&balancer);
-            let before = b.added.len();
-            b.added.retain(|m| !m.get("url").and_then(Value::as_str).is_some_and(|u| same_url(u, &url)));
-            if b.added.len() == before {
-                b.members.remove(&url);
+            b.added.retain(|m| !is_url(&url)(m));
+            b.members.retain(|u, _| !same_url(u, &url));
+            if in_file {
                 b.removed.insert(url);
             }
             Ok(None)
@@ -218,7 +246,15 @@ fn apply_one(change: Change, overlay: &mut Overlay, running: &Proxy, store: Opti
             if let Some(key) = settings.keys().find(|k| !BALANCER_KEYS.contains(&k.as_str())) {
                 return Err(ControlError::Invalid(format!("unknown balancer field `{key}` (editable: {}; the lbmethod has its own call)", BALANCER_KEYS.join(", "))));
             }
-            overlay.balancer_mut(&balancer).settings.extend(settings);
+            let kept = &mut overlay.balancer_mut(&balancer).settings;
+            for (key, value) in settings {
+                // `null`: back to the file's value.
+                if value.is_null() {
+                    kept.remove(&key);
+                } else {
+                    kept.insert(key, value);
+                }
+            }
             Ok(None)
         }
         Change::LbMethod { balancer, choice } => {
@@ -228,7 +264,7 @@ fn apply_one(change: Change, overlay: &mut Overlay, running: &Proxy, store: Opti
                     return Err(ControlError::Invalid(format!("no default lbmethod `{name}` (there are {})", BUILTIN_LBMETHODS.join(", "))));
                 }
                 LbMethodChoice::Stored { sha256, .. } => {
-                    let store = store.ok_or_else(|| ControlError::Unavailable("plugin uploads need `[admin] plugins` (a directory)".into()))?;
+                    let store = cx.store.ok_or_else(|| ControlError::Unavailable("plugin uploads need `[admin] plugins` (a directory)".into()))?;
                     if store.path_of(sha256).is_none() {
                         return Err(ControlError::NotFound(format!("no plugin version {sha256} in the plugins directory")));
                     }
@@ -239,7 +275,15 @@ fn apply_one(change: Change, overlay: &mut Overlay, running: &Proxy, store: Opti
                 return Err(ControlError::Invalid("the plugin's config must be a JSON object".into()));
             }
             let b = overlay.balancer_mut(&balancer);
-            b.rollback = Some(Rollback { lbmethod: b.lbmethod.replace(choice) });
+            // httpd's form sends the method in use with every balancer edit: not a swap.
+            let unchanged = match (&choice, &b.lbmethod) {
+                (LbMethodChoice::Builtin { name, config }, None) => find_balancer(running, &balancer)?.lbmethod().name() == name && config.as_object().is_some_and(serde_json::Map::is_empty),
+                (choice, Some(current)) => choice == current,
+                _ => false,
+            };
+            if !unchanged {
+                b.rollback = Some(Rollback { lbmethod: b.lbmethod.replace(choice) });
+            }
             Ok(None)
         }
         Change::Rollback { balancer } => {
@@ -258,18 +302,28 @@ fn find_balancer<'a>(running: &'a Proxy, name: &str) -> Result<&'a crate::proxy:
     running.balancers().iter().find(|b| b.name() == name).map(|b| &**b).ok_or_else(|| ControlError::NotFound(format!("no balancer named {name}")))
 }
 
-/// The member's URL and its configured flags.
-fn find_member(running: &Proxy, balancer: &str, member: &MemberRef) -> Result<(String, StatusFlags), ControlError> {
+/// The running member.
+fn find_member<'a>(running: &'a Proxy, balancer: &str, member: &MemberRef) -> Result<&'a crate::proxy::ProxyMember, ControlError> {
     let b = find_balancer(running, balancer)?;
     let found = match member {
         MemberRef::Index(i) => b.members().get(*i),
         MemberRef::Url(url) => b.members().iter().find(|m| same_url(&m.config.url, url)),
     };
-    let m = found.ok_or_else(|| match member {
+    found.map(|m| &**m).ok_or_else(|| match member {
         MemberRef::Index(i) => ControlError::NotFound(format!("balancer {balancer} has no member {i} (members are numbered from 0)")),
         MemberRef::Url(url) => ControlError::NotFound(format!("balancer {balancer} has no member {url}")),
-    })?;
-    Ok((m.config.url.clone(), m.config.status.intersection(CONFIG_FLAGS)))
+    })
+}
+
+/// Whether a member key's new value is what the member has now.
+fn same_as_running(key: &str, value: &Value, m: &crate::config::Member) -> bool {
+    match key {
+        "loadfactor" => value.as_f64().is_some_and(|lf| (lf * 100.0).round() == f64::from(m.lbfactor)),
+        "lbset" => value.as_u64() == Some(u64::from(m.lbset)),
+        "route" => value.as_str().unwrap_or("") == m.route,
+        "redirect" => value.as_str().unwrap_or("") == m.redirect,
+        _ => false,
+    }
 }
 
 /// A member key's value, type-checked (ranges are checked with the whole config).
@@ -288,12 +342,4 @@ fn member_value(key: &str, value: Value) -> Result<Value, ControlError> {
         return Err(ControlError::Invalid(format!("{key} must be {expected}, got {value}")));
     }
     Ok(if value.as_str() == Some("") { Value::Null } else { value })
-}
-
-impl LbMethodChoice {
-    fn config(&self) -> &Value {
-        match self {
-            Self::Builtin { config, .. } | Self::Stored { config, .. } => config,
-        }
-    }
 }

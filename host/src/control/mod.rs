@@ -52,7 +52,7 @@ pub enum ControlError {
     #[error("{0}")]
     Refused(String),
     /// The change could not be kept in the state directory; nothing was changed.
-    #[error("{0}")]
+    #[error("the change could not be kept: {0}")]
     NotKept(String),
     /// A directory could not be opened or the state file read.
     #[error(transparent)]
@@ -87,6 +87,8 @@ pub struct Boot {
     text: String,
     file: Config,
     overlay: Overlay,
+    /// The kept changes [`Boot::config`] passed over.
+    passed_over: std::sync::Mutex<Vec<String>>,
     state: Option<StateDir>,
     store: Option<PluginStore>,
 }
@@ -102,14 +104,17 @@ impl Boot {
             Some(state) => state.load()?,
             None => Overlay { version: overlay::FORMAT_VERSION, ..Overlay::default() },
         };
-        Ok(Self { path: path.to_path_buf(), text, file, overlay, state, store })
+        Ok(Self { path: path.to_path_buf(), text, file, overlay, passed_over: Default::default(), state, store })
     }
 
     /// The config to start with: the file with the kept overlay laid over it.
     pub fn config(&self) -> Result<Config, ControlError> {
         let (config, passed_over) = effective(&self.path, &self.text, &self.file, &self.overlay, self.store.as_ref())?;
-        for note in passed_over {
+        for note in &passed_over {
             tracing::warn!(state = %self.state.as_ref().map(|s| s.file().display().to_string()).unwrap_or_default(), "{note}");
+        }
+        if let Ok(mut kept) = self.passed_over.lock() {
+            *kept = passed_over;
         }
         Ok(config)
     }
@@ -121,7 +126,7 @@ impl Boot {
 
     /// Takes charge of the proxy `reloader` drives, which was started with [`Boot::config`].
     pub fn into_control(self, reloader: Reloader) -> Arc<Control> {
-        let passed_over = effective(&self.path, &self.text, &self.file, &self.overlay, self.store.as_ref()).map(|(_, p)| p).unwrap_or_default();
+        let passed_over = self.passed_over.into_inner().unwrap_or_default();
         let view = View { file: Arc::new(self.file), overlay: self.overlay, passed_over };
         Arc::new(Control {
             reloader,
@@ -208,16 +213,18 @@ impl Control {
             }
             other => {
                 let running = self.reloader.current();
-                live_flags = edit::apply(other, &mut overlay, &running, self.store.as_ref())?;
+                let cx = edit::Context { running: &running, file: &file, store: self.store.as_ref() };
+                live_flags = edit::apply(other, &mut overlay, &cx)?;
             }
         }
         overlay.tidy();
+        let overlay_changed = overlay != view.overlay;
         let (config, passed_over) = effective(&path, &text, &file, &overlay, self.store.as_ref())?;
         let report = self
             .reloader
             .publish(config, |_| match &self.state {
-                Some(state) => state.save(&overlay).map_err(|e| e.to_string()),
-                None => Ok(()),
+                Some(state) if overlay_changed => state.save(&overlay).map_err(|e| e.to_string()),
+                _ => Ok(()),
             })
             .await
             .map_err(|e| match e {

@@ -114,11 +114,16 @@ impl Overlay {
             for (key, value) in &changes.settings {
                 set_key(balancer, key, value)?;
             }
-            if let Some(choice) = &changes.lbmethod {
-                balancer.insert("lbmethod".into(), choice.to_toml(stored)?);
+            match changes.lbmethod.as_ref().map(|c| c.to_toml(stored)) {
+                Some(Some(lbmethod)) => drop(balancer.insert("lbmethod".into(), lbmethod?)),
+                Some(None) => passed_over.push(format!("balancer {name}: its lbmethod version is no longer in the plugins directory; the file's is used")),
+                None => {}
             }
             let members = balancer.entry("member").or_insert_with(|| toml::Value::Array(Vec::new()));
             let toml::Value::Array(members) = members else { return Err(OverlayError("balancer member is not an array".into())) };
+            for gone in changes.removed.iter().filter(|r| !members.iter().any(|m| url_of(m).is_some_and(|u| same_url(u, r)))) {
+                passed_over.push(format!("member {gone} removed from balancer {name} at run time is no longer in the config file"));
+            }
             members.retain(|m| !url_of(m).is_some_and(|u| changes.removed.iter().any(|r| same_url(r, u))));
             for (url, keys) in &changes.members {
                 let Some(member) = members.iter_mut().find(|m| url_of(m).is_some_and(|u| same_url(u, url))) else {
@@ -161,7 +166,8 @@ impl Overlay {
 }
 
 impl LbMethodChoice {
-    fn to_toml(&self, stored: &dyn Fn(&str) -> Option<String>) -> Result<toml::Value, OverlayError> {
+    /// As the file would write it; `None` when it is a stored version no longer stored.
+    fn to_toml(&self, stored: &dyn Fn(&str) -> Option<String>) -> Option<Result<toml::Value, OverlayError>> {
         let mut table = toml::Table::new();
         let config = match self {
             Self::Builtin { name, config } => {
@@ -169,15 +175,24 @@ impl LbMethodChoice {
                 config
             }
             Self::Stored { sha256, config } => {
-                let path = stored(sha256).ok_or_else(|| OverlayError(format!("plugin version {sha256} is not in the plugins directory")))?;
-                table.insert("path".into(), toml::Value::String(path));
+                table.insert("path".into(), toml::Value::String(stored(sha256)?));
                 config
             }
         };
         if config.as_object().is_some_and(|c| !c.is_empty()) {
-            table.insert("config".into(), to_toml(config, "config")?);
+            match to_toml(config, "config") {
+                Ok(c) => drop(table.insert("config".into(), c)),
+                Err(e) => return Some(Err(e)),
+            }
         }
-        Ok(toml::Value::Table(table))
+        Some(Ok(toml::Value::Table(table)))
+    }
+
+    /// Its config.
+    pub fn config(&self) -> &Value {
+        match self {
+            Self::Builtin { config, .. } | Self::Stored { config, .. } => config,
+        }
     }
 
     /// How the page and the API show it: a default plugin's name, or `sha256:` and the first

@@ -7,21 +7,21 @@
 //! that changes the code), so a file is only ever loaded by an engine that could have written
 //! it. The directory is opened once as a capability handle. Each file starts with the SHA-256
 //! of the compiled bytes that follow; a file that does not match (a torn write, a disk error)
-//! is passed over and the component compiled again.
+//! is passed over and the component compiled again. A directory another user owns, or others
+//! may write to, is refused when opened.
 //!
 //! # Safety
 //! Loading a compiled component runs no verifier: its machine code is trusted, which is why
 //! wasmtime marks [`Component::deserialize`] `unsafe`. Files here are only ever written by
 //! this process from components it compiled itself, through the handle opened on the
-//! configured directory; the checksum catches corruption, and wasmtime refuses artefacts of
-//! another version or engine configuration. Someone who can write this directory can also
+//! configured directory, which must be this user's and not writable by others; the checksum
+//! catches corruption, and wasmtime refuses artefacts of another version or engine
+//! configuration. Someone who can still write this directory (this user, root) can also
 //! rewrite the config and the binary: keep it as private as both.
 
 use std::hash::{Hash, Hasher};
-use std::io::Write;
 use std::path::Path;
 
-use cap_std::ambient_authority;
 use cap_std::fs::Dir;
 use sha2::{Digest, Sha256};
 use wasmtime::Engine;
@@ -36,6 +36,24 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Refuses a directory another user owns or others may write to (owner compared with a file
+/// this process creates there).
+fn private_to_us(dir: &Dir) -> Result<(), String> {
+    use cap_std::fs::{MetadataExt, PermissionsExt};
+    let meta = dir.dir_metadata().map_err(|e| e.to_string())?;
+    if meta.permissions().mode() & 0o022 != 0 {
+        return Err(format!("others may write to it (mode {:o}): chmod go-w", meta.permissions().mode() & 0o777));
+    }
+    let probe = format!(".owner.{}", std::process::id());
+    dir.write(&probe, b"").map_err(|e| e.to_string())?;
+    let ours = dir.metadata(&probe).map(|m| m.uid());
+    let _ = dir.remove_file(&probe);
+    if ours.map_err(|e| e.to_string())? != meta.uid() {
+        return Err("another user owns it".to_string());
+    }
+    Ok(())
+}
+
 /// The compiled-component directory.
 pub(crate) struct CompiledCache {
     dir: Dir,
@@ -43,11 +61,12 @@ pub(crate) struct CompiledCache {
 }
 
 impl CompiledCache {
-    /// Opens (creating) `path` for `engine`'s artefacts.
+    /// Opens (creating) `path` for `engine`'s artefacts. A directory another user owns, or
+    /// that others may write to, is refused: what is in it would run as this process.
     pub(crate) fn open(path: &Path, engine: &Engine) -> Result<Self, PluginError> {
         let fail = |e: std::io::Error| PluginError::Engine(format!("compiled-plugin cache {}: {e}", path.display()));
-        Dir::create_ambient_dir_all(path, ambient_authority()).map_err(fail)?;
-        let dir = Dir::open_ambient_dir(path, ambient_authority()).map_err(fail)?;
+        let dir = crate::durable::open_dir(path).map_err(fail)?;
+        private_to_us(&dir).map_err(|reason| PluginError::Engine(format!("compiled-plugin cache {}: {reason}", path.display())))?;
         let mut hasher = std::hash::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);
         Ok(Self { dir, engine: format!("{:016x}", hasher.finish()) })
@@ -76,17 +95,10 @@ impl CompiledCache {
     /// Keeps the compiled form of `component` (whose source bytes hash to `sha`); a failure
     /// is logged and costs only a compile next time.
     pub(crate) fn store(&self, sha: &str, component: &Component) {
-        let written = component.serialize().map_err(|e| std::io::Error::other(format!("{e:#}"))).and_then(|compiled| {
-            let name = self.name(sha);
-            let temp = format!(".{name}.tmp");
-            let mut file = self.dir.create(&temp)?;
-            file.write_all(MAGIC)?;
-            file.write_all(&Sha256::digest(&compiled))?;
-            file.write_all(&compiled)?;
-            file.sync_all()?;
-            drop(file);
-            self.dir.rename(&temp, &self.dir, &name)
-        });
+        let written = component
+            .serialize()
+            .map_err(|e| std::io::Error::other(format!("{e:#}")))
+            .and_then(|compiled| crate::durable::replace(&self.dir, &self.name(sha), &[MAGIC, &Sha256::digest(&compiled), &compiled]));
         if let Err(e) = written {
             tracing::warn!(plugin = sha, error = %e, "a compiled plugin could not be kept in the cache");
         }

@@ -12,8 +12,9 @@ use crate::plugin::PluginRuntime;
 
 impl Proxy {
     /// Builds the proxy for `config`, carrying over from `old` what members in both keep
-    /// (see the `reload` module). Returns it with the number of members carried over.
-    pub(crate) async fn rebuild(config: &Config, plugins: &PluginRuntime, workers: usize, old: &Proxy) -> Result<(Self, usize), BuildError> {
+    /// (see the `reload` module). Returns it with the members carried over, whose configured
+    /// flags and loadfactor take effect when it is published ([`ProxyMember::take_configured`]).
+    pub(crate) async fn rebuild(config: &Config, plugins: &PluginRuntime, workers: usize, old: &Proxy) -> Result<(Self, Vec<Arc<ProxyMember>>), BuildError> {
         let before = members_by_owner(old);
         let previous = |owner: &str, m: &config::Member| {
             before.get(&(owner.to_string(), m.url.clone())).map(|o| Previous {
@@ -24,7 +25,7 @@ impl Proxy {
             })
         };
         let new = Self::build_with(config, plugins, workers, &previous).await?;
-        let kept = members_by_owner(&new).keys().filter(|k| before.contains_key(*k)).count();
+        let kept = members_by_owner(&new).into_iter().filter(|(k, _)| before.contains_key(k)).map(|(_, m)| m).collect();
         Ok((new, kept))
     }
 }

@@ -143,7 +143,9 @@ impl Running {
     }
 
     /// Replaces the config: builds a complete new proxy (plugins loaded and self-tested),
-    /// binds new listeners, then swaps it in; on any error nothing changes.
+    /// binds new listeners, then swaps it in; on any error nothing changes. This is the
+    /// library's bare reload: a process run with a [`crate::control::Control`] changes through
+    /// it instead, so the manager's runtime changes stay laid over the file.
     pub async fn reload(&self, config: Config) -> Result<ReloadReport, ReloadError> {
         crate::reload::reload(&self.shared, config).await
     }
