@@ -222,7 +222,7 @@ async fn metrics_count_what_the_members_served() {
     let reply = admin.get("/metrics").await;
     assert_eq!(reply.status, StatusCode::OK);
     let text = reply.text();
-    let (mut elected, mut responses) = (0, 0);
+    let (mut elected, mut responses, mut picks) = (0, 0, 0);
     let mut series_seen = std::collections::HashMap::new();
     for line in text.lines().filter(|l| !l.starts_with('#')) {
         let (series, value) = line.rsplit_once(' ').expect("`series value` lines");
@@ -235,8 +235,12 @@ async fn metrics_count_what_the_members_served() {
         if series.starts_with("switchyard_member_response_head_seconds_count{") {
             responses += value as u64;
         }
+        if series.starts_with("switchyard_lbmethod_pick_seconds_count{") {
+            assert!(series.contains("plugin=\"byrequests\"") && series.contains("version=\"config\""), "{series}");
+            picks += value as u64;
+        }
     }
-    assert_eq!((elected, responses), (6, 6), "{text}");
+    assert_eq!((elected, responses, picks), (6, 6, 6), "{text}");
     assert!(text.contains("switchyard_config_reloads_total{outcome=\"applied\"} 0"), "{text}");
     assert_eq!(series_seen.get("switchyard_requests_total{route=\"/\",class=\"2xx\"}"), Some(&6.0), "{text}");
     assert_eq!(series_seen.get("switchyard_request_head_seconds_count{route=\"/\"}"), Some(&6.0), "{text}");

@@ -14,7 +14,7 @@ use prometheus_client::registry::Registry;
 
 use super::api::error;
 use crate::config::StatusFlags;
-use crate::observe::{BUCKETS, LatencySnapshot};
+use crate::observe::LatencySnapshot;
 use crate::control::{Control, ControlStats, LbMethodChoice, View};
 use crate::proxy::Proxy;
 
@@ -35,6 +35,7 @@ struct OutcomeLabels {
 fn register_lbmethods(registry: &mut Registry, proxy: &Proxy, view: &View) {
     let [failures, refused, fallbacks] = [(); 3].map(|()| Family::<PluginLabels, Counter>::default());
     let relaxed = std::sync::atomic::Ordering::Relaxed;
+    let mut picks = Vec::new();
     for b in proxy.balancers() {
         let version = view.overlay.balancers.get(b.name()).and_then(|c| c.lbmethod.as_ref()).map_or_else(|| "config".to_string(), LbMethodChoice::label);
         let labels = PluginLabels { balancer: b.name().to_string(), plugin: b.lbmethod().name().to_string(), version };
@@ -42,7 +43,9 @@ fn register_lbmethods(registry: &mut Registry, proxy: &Proxy, view: &View) {
         failures.get_or_create(&labels).inc_by(stats.method_failures.load(relaxed));
         refused.get_or_create(&labels).inc_by(stats.refused_answers.load(relaxed));
         fallbacks.get_or_create(&labels).inc_by(stats.fallbacks.load(relaxed));
+        picks.push((labels, stats.picks.snapshot()));
     }
+    registry.register("lbmethod_pick_seconds", "lbmethod calls (pick), by balancer, plugin and version", Histograms(picks));
     registry.register("lbmethod_failures", "lbmethod calls that trapped or found the plugin circuit-broken", failures);
     registry.register("lbmethod_refused_answers", "lbmethod answers refused (index out of range, wrong deltas)", refused);
     registry.register("lbmethod_fallbacks", "Requests sent to the first candidate because the lbmethod failed", fallbacks);
@@ -89,7 +92,7 @@ impl<L: EncodeLabelSet + std::fmt::Debug + Send + Sync> EncodeMetric for Histogr
     fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
         for (labels, snap) in &self.0 {
             let count = snap.buckets.iter().sum();
-            let bounds = BUCKETS.iter().copied().chain(std::iter::once(f64::INFINITY));
+            let bounds = snap.bounds.iter().copied().chain(std::iter::once(f64::INFINITY));
             let buckets: Vec<(f64, u64)> = bounds.zip(snap.buckets.iter().copied()).collect();
             encoder.encode_family(labels)?.encode_histogram::<NoLabelSet>(snap.sum_seconds, count, &buckets, None)?;
         }

@@ -33,7 +33,10 @@ impl<C> Balancer<C> {
         }
         let table = tiers::table(&self.members, &candidates);
         let method = self.lbmethod();
-        let chosen = match method.pick(key, &table) {
+        let called = Instant::now();
+        let answer = method.pick(key, &table);
+        self.stats.picks.record(called.elapsed());
+        let chosen = match answer {
             Ok(Some(decision)) => self.accept(&method, &candidates, decision),
             Ok(None) => return Err(NoMember::Refused),
             Err(e) => {

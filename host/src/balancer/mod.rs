@@ -27,6 +27,7 @@ pub use lbmethod::{CandidateTable, Decision, LbMethod, LbMethodError, MemberInfo
 pub use member::{BusyGuard, Member, MemberSnapshot, MemberState};
 
 use crate::config;
+use crate::observe::{CALL_BUCKETS, Latency};
 
 /// A balancer: named members and the method that picks among them.
 pub struct Balancer<C> {
@@ -43,7 +44,7 @@ pub struct Balancer<C> {
 }
 
 /// Counters about the balancer's method, shown in the manager and logs.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct BalancerStats {
     /// Calls that trapped or found the plugin circuit-broken.
     pub method_failures: AtomicU64,
@@ -55,6 +56,21 @@ pub struct BalancerStats {
     pub sticky_hits: AtomicU64,
     /// Times every member was in error and all were put back in service (forcerecovery).
     pub forced_recoveries: AtomicU64,
+    /// How long each call of the method's `pick` took (its count is the number of calls).
+    pub picks: Latency,
+}
+
+impl Default for BalancerStats {
+    fn default() -> Self {
+        Self {
+            method_failures: AtomicU64::new(0),
+            refused_answers: AtomicU64::new(0),
+            fallbacks: AtomicU64::new(0),
+            sticky_hits: AtomicU64::new(0),
+            forced_recoveries: AtomicU64::new(0),
+            picks: Latency::with_bounds(&CALL_BUCKETS),
+        }
+    }
 }
 
 /// What the balancer needs to know about one attempt of a request.

@@ -13,4 +13,4 @@ mod traffic;
 
 pub use access::{AccessLog, AccessLogError, Entry, PendingEntry};
 pub use request_id::new_request_id;
-pub use traffic::{BUCKETS, Latency, LatencySnapshot, TrafficSnapshot, TrafficStats};
+pub use traffic::{BUCKETS, CALL_BUCKETS, Latency, LatencySnapshot, TrafficSnapshot, TrafficStats};

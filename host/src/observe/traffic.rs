@@ -5,20 +5,34 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-/// Upper bounds of the latency buckets, in seconds (the last bucket is everything above).
+/// Upper bounds of the request latency buckets, in seconds (the last bucket is everything
+/// above).
 pub const BUCKETS: [f64; 12] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
 
-/// A latency histogram: a count per bucket ([`BUCKETS`], then one for longer) and the sum.
-#[derive(Debug, Default)]
+/// Upper bounds of the buckets for plugin calls, which take microseconds, in seconds.
+pub const CALL_BUCKETS: [f64; 12] = [1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 1e-2];
+
+/// A latency histogram: a count per bucket (its bounds, then one for longer) and the sum.
+#[derive(Debug)]
 pub struct Latency {
+    bounds: &'static [f64; 12],
     buckets: [AtomicU64; BUCKETS.len() + 1],
-    /// Sum of the latencies, in microseconds.
-    sum_micros: AtomicU64,
+    /// Sum of the latencies, in nanoseconds.
+    sum_nanos: AtomicU64,
+}
+
+impl Default for Latency {
+    /// Request-sized buckets ([`BUCKETS`]).
+    fn default() -> Self {
+        Self::with_bounds(&BUCKETS)
+    }
 }
 
 /// What a scrape reads of a [`Latency`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct LatencySnapshot {
+    /// The buckets' upper bounds, in seconds.
+    pub bounds: &'static [f64; 12],
     /// Observations per bucket (not cumulative), the last for `+Inf`.
     pub buckets: [u64; BUCKETS.len() + 1],
     /// Sum of the latencies, in seconds.
@@ -26,19 +40,25 @@ pub struct LatencySnapshot {
 }
 
 impl Latency {
+    /// An empty histogram with these bucket bounds (seconds).
+    pub fn with_bounds(bounds: &'static [f64; 12]) -> Self {
+        Self { bounds, buckets: Default::default(), sum_nanos: AtomicU64::new(0) }
+    }
+
     /// Counts one observation.
     pub fn record(&self, took: Duration) {
         let seconds = took.as_secs_f64();
-        let bucket = BUCKETS.iter().position(|&b| seconds <= b).unwrap_or(BUCKETS.len());
+        let bucket = self.bounds.iter().position(|&b| seconds <= b).unwrap_or(self.bounds.len());
         self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
-        self.sum_micros.fetch_add(u64::try_from(took.as_micros()).unwrap_or(u64::MAX), Ordering::Relaxed);
+        self.sum_nanos.fetch_add(u64::try_from(took.as_nanos()).unwrap_or(u64::MAX), Ordering::Relaxed);
     }
 
     /// The counts now.
     pub fn snapshot(&self) -> LatencySnapshot {
         LatencySnapshot {
+            bounds: self.bounds,
             buckets: std::array::from_fn(|i| self.buckets[i].load(Ordering::Relaxed)),
-            sum_seconds: self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6,
+            sum_seconds: self.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9,
         }
     }
 }
