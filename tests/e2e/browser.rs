@@ -14,7 +14,7 @@ use crate::admin::manager;
 fn two_members(a: &Member, b: &Member) -> String {
     config(&format!(
         "[[route]]\npath = \"/\"\nbalancer = \"web\"\n[balancer.web]\nstickysession = \"ROUTEID\"\n\
-         [[balancer.web.member]]\nurl = \"{}\"\nroute = \"a\"\n[[balancer.web.member]]\nurl = \"{}\"\nroute = \"b\"\nloadfactor = 2\n",
+         [[balancer.web.member]]\nurl = \"{}\"\nroute = \"a\"\n[[balancer.web.member]]\nurl = \"{}\"\nroute = \"b\"\nloadfactor = 2\nhcmethod = \"GET\"\nhcuri = \"/health\"\nhcinterval = \"200ms\"\n",
         a.url(),
         b.url()
     ))

@@ -100,10 +100,17 @@ pub(super) fn balancer_json(proxy: &Proxy, view: &View, index: usize, b: &ProxyB
 pub(super) fn member_json(proxy: &Proxy, view: &View, balancer: usize, index: usize, m: &ProxyMember) -> Value {
     let s = m.snapshot();
     let health = proxy.health_status(balancer, index).map(|h| {
+        let spec = m.config.health.as_ref();
         json!({
             "probes": h.probes,
             "failures": h.failures,
             "last": h.last.as_ref().map(|v| json!({ "healthy": v.healthy, "reason": v.reason })),
+            "check": spec.map(|c| c.plugin.source.to_string()),
+            "config": spec.and_then(|c| serde_json::from_str::<Value>(&c.plugin.config_json).ok()),
+            "interval_ms": spec.map(|c| c.interval.as_millis() as u64),
+            "timeout_ms": spec.map(|c| c.timeout.as_millis() as u64),
+            "passes": spec.map(|c| c.passes),
+            "fails": spec.map(|c| c.fails),
         })
     });
     let flag_names: Vec<&str> = StatusFlags::ALL.iter().filter(|(f, _, _)| s.status.contains(*f)).map(|(_, _, n)| *n).collect();

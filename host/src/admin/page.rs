@@ -75,10 +75,21 @@ pub(super) fn render(control: &Control, nonce: &str) -> Response<Full<Bytes>> {
         h.push_str("<table><tr><th>Worker URL</th><th>Route</th><th>Redirect</th><th>Factor</th><th>Set</th><th>Status</th><th>Elected</th><th>Busy</th><th>Load</th><th>To</th><th>From</th><th>Errors</th><th>Health check</th><th>Edit</th></tr>");
         for (mi, m) in b.members().iter().enumerate() {
             let s = m.snapshot();
-            let health = proxy.health_status(bi, mi).map_or_else(
-                || "-".to_string(),
-                |hs| format!("{} probes, {} failed{}", hs.probes, hs.failures, hs.last.map(|v| format!("; last: {}", v.reason)).unwrap_or_default()),
-            );
+            let health = match (proxy.health_status(bi, mi), m.config.health.as_ref()) {
+                (Some(hs), Some(spec)) => format!(
+                    "{} {} every {:?} (timeout {:?}; out after {} failed, back after {} passed): {} probes, {} failed{}",
+                    spec.plugin.source,
+                    spec.plugin.config_json,
+                    spec.interval,
+                    spec.timeout,
+                    spec.fails,
+                    spec.passes,
+                    hs.probes,
+                    hs.failures,
+                    hs.last.map(|v| format!("; last: {}", v.reason)).unwrap_or_default()
+                ),
+                _ => "-".to_string(),
+            };
             let diff = changed(&view, b.name(), &m.config);
             let mark = |key: &str| if diff.get(key).and_then(serde_json::Value::as_bool).unwrap_or(false) { " class=\"changed\"" } else { "" };
             let _ = write!(

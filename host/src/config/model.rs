@@ -182,6 +182,16 @@ pub enum PluginSource {
     File(PathBuf),
 }
 
+impl std::fmt::Display for PluginSource {
+    /// A default plugin's name, or the file's path.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Builtin(name) => f.write_str(name),
+            Self::File(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
+
 /// What the request key handed to `pick` is computed from.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum HashKey {
