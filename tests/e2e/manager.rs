@@ -11,7 +11,7 @@ use bytes::Bytes;
 use http::{Method, StatusCode};
 use http_body_util::Full;
 use serde_json::Value;
-use switchyard_tests::GUEST_MISBEHAVE;
+use switchyard_tests::{GUEST_BADREWRITE, GUEST_MISBEHAVE};
 use switchyard_tests::client::TestClient;
 use switchyard_tests::member::Member;
 use switchyard_tests::proxy::{ManagedProxy, config, temp_dir};
@@ -132,6 +132,7 @@ async fn the_lbmethod_is_hot_swapped_under_load_without_a_failed_request() {
         (b"MZ not wasm at all".to_vec(), "application/wasm", "bad magic number"),
         (component[..component.len() / 2].to_vec(), "application/wasm", "does not compile"),
         (format!(r#"{{"sha256": "{}"}}"#, "0".repeat(64)).into_bytes(), "application/json", "no plugin version"),
+        (std::fs::read(GUEST_BADREWRITE).expect("a header-rewrite guest"), "application/wasm", "does not fit the lbmethod"),
     ] {
         let put = admin.request(Method::PUT, "/api/balancers/web/lbmethod").header("x-nonce", &nonce).header("content-type", content_type);
         let reply = admin.client.send(put.body(Full::new(Bytes::from(body))).expect("request")).await;
@@ -148,7 +149,7 @@ async fn the_lbmethod_is_hot_swapped_under_load_without_a_failed_request() {
     eprintln!("hot swap: {first_swap:?} answering a swap to a new version (compiled), {cached_swap:?} to one compiled before; {answered} requests in the loop, none failed");
     let metrics = admin.get("/metrics").await.text();
     assert!(metrics.contains("switchyard_plugin_swaps_total{outcome=\"applied\"} 4"), "{metrics}");
-    assert!(metrics.contains("switchyard_plugin_swaps_total{outcome=\"refused\"} 4"), "{metrics}");
+    assert!(metrics.contains("switchyard_plugin_swaps_total{outcome=\"refused\"} 5"), "{metrics}");
     proxy.proxy.stop().await;
 }
 

@@ -75,11 +75,14 @@ struct MemberLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RouteLabels {
     route: String,
+    /// The balancer the route sends to; empty for a single backend, an exclusion, or no route.
+    balancer: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ClassLabels {
     route: String,
+    balancer: String,
     class: String,
 }
 
@@ -127,16 +130,17 @@ pub(super) fn render(control: &Control) -> Response<Full<Bytes>> {
     let requests = Family::<ClassLabels, Counter>::default();
     let mut heads = Vec::new();
     for (route, stats) in proxy.traffic() {
-        let route = route.unwrap_or("(none)").to_string();
+        let (route, balancer) = route.map_or(("(none)", None), |(prefix, balancer)| (prefix, balancer));
+        let (route, balancer) = (route.to_string(), balancer.unwrap_or_default().to_string());
         let snap = stats.snapshot();
         for (i, n) in snap.by_class.iter().enumerate() {
             if *n > 0 {
-                requests.get_or_create(&ClassLabels { route: route.clone(), class: format!("{}xx", i + 1) }).inc_by(*n);
+                requests.get_or_create(&ClassLabels { route: route.clone(), balancer: balancer.clone(), class: format!("{}xx", i + 1) }).inc_by(*n);
             }
         }
-        heads.push((RouteLabels { route }, snap.head));
+        heads.push((RouteLabels { route, balancer }, snap.head));
     }
-    registry.register("requests", "Requests answered, by route and status class", requests);
+    registry.register("requests", "Requests answered, by route, balancer and status class", requests);
     registry.register("request_head_seconds", "Time from a request's arrival until its answer's head was ready, by route", Histograms(heads));
     let mut responses = Vec::new();
     for (bi, b) in proxy.balancers().iter().enumerate() {

@@ -144,8 +144,12 @@ impl Proxy {
 
     /// Each route's prefix with its traffic counters, then `None` with those of requests no
     /// route matched.
-    pub fn traffic(&self) -> impl Iterator<Item = (Option<&str>, &TrafficStats)> {
-        self.routes.iter().map(|r| Some(r.prefix.as_str())).chain(std::iter::once(None)).zip(self.traffic.iter())
+    pub fn traffic(&self) -> impl Iterator<Item = (Option<(&str, Option<&str>)>, &TrafficStats)> {
+        self.routes
+            .iter()
+            .map(|r| Some((r.prefix.as_str(), r.target.labels.balancer.as_deref())))
+            .chain(std::iter::once(None))
+            .zip(self.traffic.iter())
     }
 
     /// Counts an answer: to route `route` (or none) with `status`, its head ready after `took`.
