@@ -87,6 +87,7 @@
 //! state, how often each function is called and what the host does with an invalid answer.
 
 #![deny(unsafe_code)] // only the generated bindings in `wit` use it
+#![deny(missing_docs)]
 
 pub mod config;
 mod export;
@@ -115,7 +116,7 @@ pub use lbmethod::{Candidate, Candidates, Decision, Field, LbMethod, MemberInfo,
 pub mod wit {
     pub mod lbmethod {
         wit_bindgen::generate!({
-            path: "../wit",
+            path: "wit",
             world: "lbmethod-plugin",
             pub_export_macro: true,
             export_macro_name: "__export_lbmethod_world",
@@ -125,7 +126,7 @@ pub mod wit {
 
     pub mod health_check {
         wit_bindgen::generate!({
-            path: "../wit",
+            path: "wit",
             world: "health-check-plugin",
             pub_export_macro: true,
             export_macro_name: "__export_health_check_world",
@@ -135,7 +136,7 @@ pub mod wit {
 
     pub mod header_rewrite {
         wit_bindgen::generate!({
-            path: "../wit",
+            path: "wit",
             world: "header-rewrite-plugin",
             pub_export_macro: true,
             export_macro_name: "__export_header_rewrite_world",
