@@ -10,6 +10,8 @@
 //! - [`config`]: the TOML file, checked into a typed model.
 //! - [`observe`]: the access log (written by a thread of its own), request ids, latency
 //!   histograms and traffic counters.
+//! - [`scaffold`]: `switchyard plugin new`, a plugin project that builds outside this
+//!   repository (depends on nothing).
 //! - [`import`]: `switchyard import-httpd`, an httpd configuration turned into ours (uses
 //!   [`config`] to check its result; nothing on the request path uses it).
 //! - [`tls`]: rustls acceptors for TLS listeners and connectors to `https://` members.
@@ -51,5 +53,6 @@ pub mod plugin;
 pub mod proxy;
 pub mod reload;
 pub mod rewrite;
+pub mod scaffold;
 pub mod server;
 pub mod tls;

@@ -52,6 +52,25 @@ enum Command {
 
 #[derive(Debug, clap::Subcommand)]
 enum PluginCommand {
+    /// Write a plugin project (Rust) that builds anywhere: Cargo.toml, a working plugin of
+    /// the kind with a native test, a README.
+    New {
+        /// The project's (and crate's) name, e.g. `my-method`.
+        name: String,
+        /// lbmethod, health-check or header-rewrite.
+        #[arg(long, default_value = "lbmethod")]
+        kind: switchyard::scaffold::Kind,
+        /// Only `rust` is written today.
+        #[arg(long, default_value = "rust")]
+        lang: String,
+        /// The `switchyard-sdk` directory to depend on (default: the one this binary was
+        /// built with, when it is still there).
+        #[arg(long)]
+        sdk: Option<PathBuf>,
+        /// Where to create the project's directory.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+    },
     /// Load a component as the proxy would — which plugin kind and contract version, its
     /// imports, its `configure` with CONFIG, the self-test over synthetic members — and say
     /// whether a proxy will take it. Exit status: 0 yes, 1 no.
@@ -173,6 +192,27 @@ fn plugin_tool(command: &PluginCommand) -> ExitCode {
     };
     runtime.block_on(async {
         match command {
+            PluginCommand::New { name, kind, lang, sdk, dir } => {
+                if lang != "rust" {
+                    eprintln!("only --lang rust is written today; for Python see examples/plugins/rendezvous-py (componentize-py)");
+                    return ExitCode::FAILURE;
+                }
+                let built_with = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../sdk");
+                let Some(sdk) = sdk.clone().or_else(|| std::fs::canonicalize(&built_with).ok()) else {
+                    eprintln!("say where switchyard-sdk is: --sdk /path/to/switchyard/sdk");
+                    return ExitCode::FAILURE;
+                };
+                match switchyard::scaffold::new_project(dir, name, *kind, &sdk) {
+                    Ok(root) => {
+                        println!("wrote {}: cargo test, then cargo build --target wasm32-wasip2 --release (see its README)", root.display());
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        eprintln!("{e}");
+                        ExitCode::FAILURE
+                    }
+                }
+            }
             PluginCommand::Check { file, config } => {
                 if let Err(e) = serde_json::from_str::<serde_json::Value>(config) {
                     eprintln!("--config is not JSON: {e}");

@@ -194,3 +194,28 @@ async fn plugin_check_and_compile_tell_an_author_what_a_proxy_will_do() {
     assert_eq!(sha, good.sha256);
     assert_eq!(tools::compile(std::path::Path::new(switchyard_tests::GUEST_RENDEZVOUS_RS), &cache).await.expect("cached"), (sha, false));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugin_new_writes_a_project_that_builds_outside_the_repository() {
+    let dir = switchyard_tests::proxy::temp_dir("plugin-new");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let sdk = std::fs::canonicalize(workspace.join("sdk")).expect("the SDK");
+    let root = switchyard::scaffold::new_project(&dir, "least-busy", switchyard::scaffold::Kind::LbMethod, &sdk).expect("written");
+    // Its own target directory (kept between runs), so the outer build's lock is not in the way.
+    let target = std::path::Path::new(env!("SWITCHYARD_TARGET_DIR")).join("plugin-new");
+    let build = || {
+        let mut cmd = std::process::Command::new("cargo");
+        cmd.current_dir(&root).env("CARGO_TARGET_DIR", &target).env_remove("RUSTFLAGS");
+        cmd
+    };
+    let deadline = std::time::Duration::from_secs(600);
+    let tested = switchyard_tests::python::run_bounded(build().args(["test", "--quiet"]), deadline).unwrap_or_else(|e| panic!("{e}"));
+    assert!(tested.contains("1 passed"), "{tested}");
+    switchyard_tests::python::run_bounded(build().args(["build", "--quiet", "--release", "--target", "wasm32-wasip2"]), deadline).unwrap_or_else(|e| panic!("{e}"));
+    let component = target.join("wasm32-wasip2/release/least_busy.wasm");
+    let report = switchyard::plugin::tools::check(&component, "{}").await.expect("checked");
+    assert!(report.passed(), "{:?}", report.load);
+    assert_eq!(report.world.map(|(kind, _)| kind), Some("lbmethod"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

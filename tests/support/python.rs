@@ -152,7 +152,8 @@ fn wit_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
 
 /// Runs `cmd` to completion within `deadline` and returns its output (stdout and stderr
 /// together); fails with that output when the command does.
-fn run_bounded(cmd: &mut Command, deadline: Duration) -> Result<String, String> {
+/// Runs `cmd` to its end, for at most `deadline`; its output (stdout and stderr) or why it failed.
+pub fn run_bounded(cmd: &mut Command, deadline: Duration) -> Result<String, String> {
     let output_file = tempfile_path("command-log");
     let log = std::fs::File::create(&output_file).map_err(|e| format!("cannot create a build log: {e}"))?;
     let log_err = log.try_clone().map_err(|e| format!("cannot create a build log: {e}"))?;

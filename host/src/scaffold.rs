@@ -1,0 +1,239 @@
+//! `switchyard plugin new`: a plugin project that builds outside this repository — its own
+//! `Cargo.toml` (a workspace of its own, depending on `switchyard-sdk`, which carries the WIT
+//! contract), a working plugin of the asked kind with a native test, and a README saying how
+//! to build, test, check and load it. Depends on nothing else in the crate.
+
+use std::path::{Path, PathBuf};
+
+/// The plugin kinds a project can be made for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A load-balancing method.
+    LbMethod,
+    /// A health check.
+    HealthCheck,
+    /// A header rewrite.
+    HeaderRewrite,
+}
+
+impl std::str::FromStr for Kind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "lbmethod" => Ok(Kind::LbMethod),
+            "health-check" => Ok(Kind::HealthCheck),
+            "header-rewrite" => Ok(Kind::HeaderRewrite),
+            other => Err(format!("`{other}` is not a plugin kind (lbmethod, health-check, header-rewrite)")),
+        }
+    }
+}
+
+/// Why no project was written.
+#[derive(Debug, thiserror::Error)]
+pub enum ScaffoldError {
+    /// The name cannot be a crate name.
+    #[error("`{0}` cannot name a plugin: use lowercase letters, digits, - and _, starting with a letter")]
+    Name(String),
+    /// The directory exists already.
+    #[error("{0} exists already; choose another name or directory")]
+    Exists(PathBuf),
+    /// A file could not be written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// Writes the project `name` of `kind` in `dir/name`, depending on the SDK at `sdk` (a
+/// directory); returns the project's directory.
+pub fn new_project(dir: &Path, name: &str, kind: Kind, sdk: &Path) -> Result<PathBuf, ScaffoldError> {
+    let valid = name.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+    if !valid {
+        return Err(ScaffoldError::Name(name.to_string()));
+    }
+    let root = dir.join(name);
+    if root.exists() {
+        return Err(ScaffoldError::Exists(root));
+    }
+    let ty = type_name(name);
+    let files = [
+        ("Cargo.toml", cargo_toml(name, sdk)),
+        ("src/lib.rs", lib_rs(kind, &ty)),
+        ("README.md", readme(name, kind)),
+        (".gitignore", "/target\n".to_string()),
+    ];
+    for (file, text) in files {
+        let path = root.join(file);
+        let write = path.parent().map_or(Ok(()), std::fs::create_dir_all).and_then(|()| std::fs::write(&path, text));
+        write.map_err(|source| ScaffoldError::Io { path, source })?;
+    }
+    Ok(root)
+}
+
+/// `my-method` → `MyMethod`.
+fn type_name(name: &str) -> String {
+    name.split(['-', '_']).filter(|p| !p.is_empty()).map(|p| p[..1].to_ascii_uppercase() + &p[1..]).collect()
+}
+
+fn cargo_toml(name: &str, sdk: &Path) -> String {
+    format!(
+        r#"[package]
+name = "{name}"
+version = "0.1.0"
+edition = "2024"
+
+# cdylib: the Wasm component (`cargo build --target wasm32-wasip2 --release`);
+# rlib: the native tests (`cargo test`).
+[lib]
+crate-type = ["cdylib", "rlib"]
+
+[dependencies]
+switchyard-sdk = {{ path = "{sdk}" }}
+
+[profile.release]
+opt-level = "s"
+lto = true
+
+# A workspace of its own, wherever this directory is.
+[workspace]
+"#,
+        sdk = sdk.display().to_string().replace('\\', "/")
+    )
+}
+
+fn lib_rs(kind: Kind, ty: &str) -> String {
+    match kind {
+        Kind::LbMethod => format!(
+            r#"//! A load-balancing method for Switchyard: the least busy candidate, ties to the first.
+
+use switchyard_sdk::{{Candidates, Config, Decision, LbMethod, Request}};
+
+/// The method. Its state lives in the host (lbstatus, busy…), so it keeps none.
+pub struct {ty};
+
+impl LbMethod for {ty} {{
+    fn configure(_config: &Config) -> Result<Self, String> {{
+        Ok({ty})
+    }}
+
+    fn pick(&mut self, _request: Request, candidates: &Candidates<'_>) -> Option<Decision> {{
+        let best = candidates.iter().enumerate().min_by_key(|(_, c)| c.busy)?.0;
+        Some(Decision::to(best))
+    }}
+}}
+
+switchyard_sdk::export_lbmethod!({ty});
+
+#[cfg(test)]
+mod tests {{
+    use super::*;
+    use switchyard_sdk::testing::Harness;
+
+    #[test]
+    fn picks_the_least_busy() {{
+        let mut h = Harness::<{ty}>::new("{{}}").expect("configure").member("a", 1.0).member("b", 1.0);
+        h.member_mut(0).busy = 3;
+        assert_eq!(h.pick(), Some(1));
+    }}
+}}
+"#
+        ),
+        Kind::HealthCheck => format!(
+            r#"//! A health check for Switchyard: `GET /ping`; 2xx and 3xx pass (httpd's rule).
+
+use switchyard_sdk::health_check::Member;
+use switchyard_sdk::{{Config, HealthCheck, HttpProbe, Probe}};
+
+/// The check.
+pub struct {ty};
+
+impl HealthCheck for {ty} {{
+    fn configure(_config: &Config) -> Result<Self, String> {{
+        Ok({ty})
+    }}
+
+    fn probe(&mut self, member: &Member) -> Probe {{
+        Probe::Http(HttpProbe::new("GET", member.path("/ping")))
+    }}
+}}
+
+switchyard_sdk::export_health_check!({ty});
+"#
+        ),
+        Kind::HeaderRewrite => format!(
+            r#"//! A header rewrite for Switchyard: removes `Server` from every response.
+
+use switchyard_sdk::{{Config, Context, Edit, Header, HeaderRewrite, Interest, PhaseInterest}};
+
+/// The rewrite.
+pub struct {ty};
+
+impl HeaderRewrite for {ty} {{
+    fn configure(_config: &Config) -> Result<Self, String> {{
+        Ok({ty})
+    }}
+
+    fn interest(&self) -> Interest {{
+        Interest {{ response: PhaseInterest::headers(["server"]), ..Interest::default() }}
+    }}
+
+    fn on_response(&mut self, _: &Context, _status: u16, _: &[Header]) -> Vec<Edit> {{
+        vec![Edit::remove("server")]
+    }}
+}}
+
+switchyard_sdk::export_header_rewrite!({ty});
+"#
+        ),
+    }
+}
+
+fn readme(name: &str, kind: Kind) -> String {
+    let wasm = name.replace('-', "_");
+    let load = match kind {
+        Kind::LbMethod => format!("[balancer.web]\nlbmethod = {{ path = \"{wasm}.wasm\", config = {{}} }}"),
+        Kind::HealthCheck => format!("[[balancer.web.member]]\nurl = \"http://10.0.0.1:8080\"\nhealthcheck = {{ path = \"{wasm}.wasm\" }}"),
+        Kind::HeaderRewrite => format!("[[route]]\npath = \"/\"\nbalancer = \"web\"\nrewrite = [{{ path = \"{wasm}.wasm\" }}]"),
+    };
+    format!(
+        r#"# {name}
+
+A Switchyard plugin.
+
+```sh
+cargo test                                        # natively, through the SDK's test harness
+cargo build --target wasm32-wasip2 --release      # the component
+switchyard plugin check target/wasm32-wasip2/release/{wasm}.wasm   # will a proxy load it?
+```
+
+(`rustup target add wasm32-wasip2` once, if the target is missing.) Then, in the proxy's config:
+
+```toml
+{load}
+```
+"#
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_types() {
+        assert_eq!(type_name("my-fast_method"), "MyFastMethod");
+        let dir = std::env::temp_dir().join(format!("switchyard-scaffold-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        for bad in ["", "My", "9x", "a b", "../x"] {
+            assert!(matches!(new_project(&dir, bad, Kind::LbMethod, Path::new("/sdk")), Err(ScaffoldError::Name(_))), "{bad}");
+        }
+        let root = new_project(&dir, "my-method", Kind::HeaderRewrite, Path::new("/sdk")).expect("written");
+        assert!(std::fs::read_to_string(root.join("src/lib.rs")).expect("lib").contains("export_header_rewrite!(MyMethod)"));
+        assert!(matches!(new_project(&dir, "my-method", Kind::LbMethod, Path::new("/sdk")), Err(ScaffoldError::Exists(_))));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
