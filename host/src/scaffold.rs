@@ -162,6 +162,20 @@ impl HealthCheck for {ty} {{
 }}
 
 switchyard_sdk::export_health_check!({ty});
+
+#[cfg(test)]
+mod tests {{
+    use super::*;
+    use switchyard_sdk::testing::HealthCheckHarness;
+
+    #[test]
+    fn probes_ping_under_the_member_path() {{
+        let mut h = HealthCheckHarness::<{ty}>::new("{{}}").expect("configure");
+        let member = Member::from_url("http://10.0.0.1:8080/app").expect("a member URL");
+        let Probe::Http(probe) = h.probe(&member) else {{ panic!("an HTTP probe") }};
+        assert_eq!(probe.path, "/app/ping");
+    }}
+}}
 "#
         ),
         Kind::HeaderRewrite => format!(
@@ -187,6 +201,20 @@ impl HeaderRewrite for {ty} {{
 }}
 
 switchyard_sdk::export_header_rewrite!({ty});
+
+#[cfg(test)]
+mod tests {{
+    use super::*;
+    use switchyard_sdk::testing::HeaderRewriteHarness;
+
+    #[test]
+    fn removes_server_and_nothing_else() {{
+        let mut h = HeaderRewriteHarness::<{ty}>::new("{{}}").expect("configure");
+        let out = h.response(200, &[("server", "nginx"), ("content-type", "text/plain")]);
+        assert_eq!(out.get("server"), None);
+        assert_eq!(out.get("content-type"), Some("text/plain"));
+    }}
+}}
 "#
         ),
     }
