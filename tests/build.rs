@@ -5,8 +5,12 @@
 use std::path::{Path, PathBuf};
 
 /// (env var suffix, cargo package): `GUEST_<suffix>` holds the component's path.
-const GUESTS: [(&str, &str); 3] =
-    [("MISBEHAVE", "guest-misbehave"), ("BADREWRITE", "guest-badrewrite"), ("RENDEZVOUS_RS", "lbmethod-rendezvous")];
+const GUESTS: [(&str, &str); 4] = [
+    ("MISBEHAVE", "guest-misbehave"),
+    ("BADREWRITE", "guest-badrewrite"),
+    ("BADCHECK", "guest-badcheck"),
+    ("RENDEZVOUS_RS", "lbmethod-rendezvous"),
+];
 
 fn main() {
     let manifest_dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");

@@ -292,3 +292,30 @@ async fn a_reload_keeps_live_state_and_new_limits_apply_to_new_connections() {
     assert_eq!(m.connections(), 1, "the member's pooled connection was kept");
     proxy.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_health_check_that_traps_fails_its_probes_only() {
+    use switchyard::config::StatusFlags;
+    for (at, reason, reaches_member) in [("probe", "failed to describe a probe", false), ("judge", "failed to judge", true)] {
+        let (a, b) = (Member::start("a").await, Member::start("b").await);
+        let toml = format!(
+            "[[route]]\npath = \"/\"\nbalancer = \"b\"\n[balancer.b]\n\
+             [[balancer.b.member]]\nurl = \"{}\"\nhealthcheck = {{ path = \"{}\", config = {{ at = \"{at}\", port = {} }} }}\nhcinterval = \"100ms\"\nhcfails = 2\n\
+             [[balancer.b.member]]\nurl = \"{}\"\n",
+            a.url(),
+            switchyard_tests::GUEST_BADCHECK,
+            a.url().rsplit(':').next().expect("a port"),
+            b.url()
+        );
+        let proxy = TestProxy::start(&config(&toml)).await;
+        let running = std::sync::Arc::clone(&proxy.running.proxy);
+        let checked = std::sync::Arc::clone(&running.balancers()[0].members()[0]);
+        eventually("the trapping check takes its member out", || checked.status().contains(StatusFlags::HEALTH_FAILED)).await;
+        let last = running.health_status(0, 0).and_then(|h| h.last).expect("a verdict");
+        assert!(!last.healthy && last.reason.contains(reason), "{at}: {last:?}");
+        assert_eq!(a.requests() > 0, reaches_member, "{at}: the probe reached the member only when it was described");
+        let client = TestClient::http1();
+        assert_eq!(client.members_of(&proxy.url("/"), 4).await, ["b"; 4], "{at}: the proxy serves on with the other member");
+        proxy.stop().await;
+    }
+}

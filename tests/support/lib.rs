@@ -17,5 +17,8 @@ pub const GUEST_MISBEHAVE: &str = env!("GUEST_MISBEHAVE");
 /// Path of the header-rewrite test guest whose edits the host must refuse.
 pub const GUEST_BADREWRITE: &str = env!("GUEST_BADREWRITE");
 
+/// Path of the health-check test guest that traps in `probe` or `judge`.
+pub const GUEST_BADCHECK: &str = env!("GUEST_BADCHECK");
+
 /// Path of the Rust example plugin's component (`examples/plugins/rendezvous-rs`).
 pub const GUEST_RENDEZVOUS_RS: &str = env!("GUEST_RENDEZVOUS_RS");
