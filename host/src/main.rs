@@ -128,7 +128,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(args: Args, boot: control::Boot) -> anyhow::Result<()> {
+fn run(args: Args, mut boot: control::Boot) -> anyhow::Result<()> {
     let config = boot.config()?;
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     if let Some(workers) = config.server.workers {

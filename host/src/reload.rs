@@ -69,7 +69,7 @@ pub enum ReloadError {
 /// Builds everything `config` needs, then swaps it in.
 pub(crate) async fn reload(shared: &Shared, config: Config) -> Result<ReloadReport, ReloadError> {
     let _one_at_a_time = shared.reloading.lock().await;
-    prepare(shared, config).await?.commit().await
+    Ok(prepare(shared, config).await?.commit().await)
 }
 
 /// A new config with everything it needs built, listeners bound and listening; nothing in
@@ -133,7 +133,7 @@ impl Prepared<'_> {
 
     /// Puts the new config in service. Nothing here can refuse the change: a new listener a
     /// worker cannot take is reported and logged, and the rest stands.
-    pub(crate) async fn commit(self) -> Result<ReloadReport, ReloadError> {
+    pub(crate) async fn commit(self) -> ReloadReport {
         let Prepared { shared, config, proxy, plugins, tls, current, new_sockets, carried } = self;
         // The old probes write the members' shared flags: stop them before the new config's
         // flags are laid down, so none lands after.
@@ -183,6 +183,6 @@ impl Prepared<'_> {
             members_kept = report.members_kept,
             "config reloaded"
         );
-        Ok(report)
+        report
     }
 }

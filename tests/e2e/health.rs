@@ -2,8 +2,6 @@
 //! after `hcpasses` passes, TCP checks, `hcexpr` on the body, stopped members left alone, and
 //! bad expressions refused at load with file, line and key.
 
-use std::time::Duration;
-
 use switchyard::config::StatusFlags;
 use switchyard::health::HealthStatus;
 use switchyard_tests::client::TestClient;
@@ -29,25 +27,13 @@ fn health(proxy: &TestProxy, member: usize) -> HealthStatus {
 
 /// Waits (bounded) until member `member`'s C flag is `failed`.
 async fn until_c(proxy: &TestProxy, member: usize, failed: bool) {
-    for _ in 0..500 {
-        if flags(proxy, member).contains(StatusFlags::HEALTH_FAILED) == failed {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("member {member} never got C = {failed}: {:?}", health(proxy, member));
+    switchyard_tests::eventually(&format!("member {member} gets C = {failed}"), || flags(proxy, member).contains(StatusFlags::HEALTH_FAILED) == failed).await;
 }
 
 /// Waits (bounded) until member `member` has been probed `n` more times.
 async fn probes(proxy: &TestProxy, member: usize, n: u64) {
     let target = health(proxy, member).probes + n;
-    for _ in 0..500 {
-        if health(proxy, member).probes >= target {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("member {member} was not probed {n} more times");
+    switchyard_tests::eventually(&format!("member {member} is probed {n} more times"), || health(proxy, member).probes >= target).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

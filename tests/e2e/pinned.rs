@@ -169,16 +169,7 @@ async fn hashkey_sources_reach_the_lbmethod() {
     assert_eq!(distinct(&seen), 1, "{seen:?}");
 }
 
-/// Waits (bounded) until `check` holds.
-async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    for _ in 0..500 {
-        if check() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("never: {what}");
-}
+use switchyard_tests::eventually;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_checks_follow_their_template_timeout_and_flags() {

@@ -22,3 +22,14 @@ pub const GUEST_BADCHECK: &str = env!("GUEST_BADCHECK");
 
 /// Path of the Rust example plugin's component (`examples/plugins/rendezvous-rs`).
 pub const GUEST_RENDEZVOUS_RS: &str = env!("GUEST_RENDEZVOUS_RS");
+
+/// Waits (bounded: 5 s) until `check` holds; panics naming `what` when it never does.
+pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    for _ in 0..500 {
+        if check() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("never: {what}");
+}

@@ -67,7 +67,7 @@ impl ManagedProxy {
         std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
         let file = dir.join("switchyard.toml");
         std::fs::write(&file, toml).map_err(|e| e.to_string())?;
-        let boot = Boot::open(&file).map_err(|e| e.to_string())?;
+        let mut boot = Boot::open(&file).map_err(|e| e.to_string())?;
         let config = boot.config().map_err(|e| e.to_string())?;
         let running = server::start(&config).await.map_err(|e| e.to_string())?;
         let control = boot.into_control(running.reloader());

@@ -88,7 +88,7 @@ pub struct Boot {
     file: Config,
     overlay: Overlay,
     /// The kept changes [`Boot::config`] passed over.
-    passed_over: std::sync::Mutex<Vec<String>>,
+    passed_over: Vec<String>,
     state: Option<StateDir>,
     store: Option<PluginStore>,
 }
@@ -104,18 +104,16 @@ impl Boot {
             Some(state) => state.load()?,
             None => Overlay { version: overlay::FORMAT_VERSION, ..Overlay::default() },
         };
-        Ok(Self { path: path.to_path_buf(), text, file, overlay, passed_over: Default::default(), state, store })
+        Ok(Self { path: path.to_path_buf(), text, file, overlay, passed_over: Vec::new(), state, store })
     }
 
     /// The config to start with: the file with the kept overlay laid over it.
-    pub fn config(&self) -> Result<Config, ControlError> {
+    pub fn config(&mut self) -> Result<Config, ControlError> {
         let (config, passed_over) = effective(&self.path, &self.text, &self.file, &self.overlay, self.store.as_ref())?;
         for note in &passed_over {
             tracing::warn!(state = %self.state.as_ref().map(|s| s.file().display().to_string()).unwrap_or_default(), "{note}");
         }
-        if let Ok(mut kept) = self.passed_over.lock() {
-            *kept = passed_over;
-        }
+        self.passed_over = passed_over;
         Ok(config)
     }
 
@@ -126,8 +124,7 @@ impl Boot {
 
     /// Takes charge of the proxy `reloader` drives, which was started with [`Boot::config`].
     pub fn into_control(self, reloader: Reloader) -> Arc<Control> {
-        let passed_over = self.passed_over.into_inner().unwrap_or_default();
-        let view = View { file: Arc::new(self.file), overlay: self.overlay, passed_over };
+        let view = View { file: Arc::new(self.file), overlay: self.overlay, passed_over: self.passed_over };
         Arc::new(Control {
             reloader,
             state: self.state,

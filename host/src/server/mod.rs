@@ -180,7 +180,7 @@ impl Reloader {
         let _one_at_a_time = self.shared.reloading.lock().await;
         let prepared = crate::reload::prepare(&self.shared, config).await?;
         keep(prepared.proxy()).map_err(ReloadError::NotKept)?;
-        prepared.commit().await
+        Ok(prepared.commit().await)
     }
 
     /// Makes the access log in service open its file again by name (SIGUSR1, logrotate).
