@@ -5,17 +5,18 @@
 use std::path::{Path, PathBuf};
 
 /// (env var suffix, cargo package): `GUEST_<suffix>` holds the component's path.
-const GUESTS: [(&str, &str); 4] = [
+const GUESTS: [(&str, &str); 5] = [
     ("MISBEHAVE", "guest-misbehave"),
     ("BADREWRITE", "guest-badrewrite"),
     ("BADCHECK", "guest-badcheck"),
     ("RENDEZVOUS_RS", "lbmethod-rendezvous"),
+    ("PEAK_EWMA", "lbmethod-peak-ewma"),
 ];
 
 fn main() {
     let manifest_dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
     let workspace = Path::new(&manifest_dir).parent().expect("tests/ is inside the workspace");
-    switchyard_wasm_build::rerun_if_changed(workspace, &["tests/guests", "examples/plugins/rendezvous-rs", "sdk", "wit", "Cargo.lock"]);
+    switchyard_wasm_build::rerun_if_changed(workspace, &["tests/guests", "examples/plugins/rendezvous-rs", "examples/plugins/peak-ewma-rs", "sdk", "wit", "Cargo.lock"]);
     let packages: Vec<&str> = GUESTS.iter().map(|(_, p)| *p).collect();
     let paths = switchyard_wasm_build::build_components(workspace, &packages);
     for ((name, _), path) in GUESTS.iter().zip(paths) {

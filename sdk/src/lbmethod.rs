@@ -4,6 +4,7 @@
 //! counter and the `lbstatus` scratch value; a method reads them from [`Candidates`] and changes
 //! `lbstatus` only through the deltas in its [`Decision`].
 
+use crate::completion::Completions;
 use crate::config::Config;
 
 /// A load-balancing method: picks which candidate member gets a request.
@@ -20,6 +21,20 @@ pub trait LbMethod: Sized + 'static {
     /// member in config order. Drop private per-member state here. The default does nothing.
     fn reset(&mut self, members: &[MemberInfo]) {
         let _ = members;
+    }
+
+    /// Whether the method wants to hear how the balancer's attempts ended (see
+    /// [`complete`](LbMethod::complete)); asked once, after `configure`. The default is no,
+    /// which costs nothing per request.
+    fn wants_completions(&self) -> bool {
+        false
+    }
+
+    /// The attempts that ended since this instance's last pick (possibly none), called just
+    /// before each `pick` when [`wants_completions`](LbMethod::wants_completions) said yes.
+    /// The default does nothing.
+    fn complete(&mut self, completions: &Completions<'_>) {
+        let _ = completions;
     }
 
     /// Chooses one of `candidates` (never empty) for a request, or `None` to refuse them all
@@ -46,6 +61,9 @@ pub struct Request {
     /// a header's or a cookie's value, the path), for hashing methods; 0 when the balancer
     /// sets no `hashkey` or the request lacks the source. Stable across proxy versions.
     pub key: u64,
+    /// The host's monotonic clock, in microseconds, for methods that asked for completions
+    /// (the clock completions' `finished_at` is on); 0 for the others.
+    pub now: u64,
 }
 
 /// A member as `reset` describes it: what is not a number.

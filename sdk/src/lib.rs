@@ -70,6 +70,8 @@
 //! # Layout
 //! - [`lbmethod`]: the [`LbMethod`] trait and the plain types it sees ([`Candidates`],
 //!   [`Decision`], [`MemberInfo`], [`Request`]).
+//! - [`completion`]: [`Completions`], how the balancer's attempts ended, for methods that
+//!   ask (latency- and error-aware balancing).
 //! - [`health_check`]: the [`HealthCheck`] trait, the [`Probe`] it describes and the
 //!   [`Outcome`] it judges into a [`Verdict`].
 //! - [`header_rewrite`]: the [`HeaderRewrite`] trait, its [`Interest`], the [`Context`] of a
@@ -89,6 +91,7 @@
 #![deny(unsafe_code)] // only the generated bindings in `wit` use it
 #![deny(missing_docs)]
 
+pub mod completion;
 pub mod config;
 mod export;
 pub mod header;
@@ -99,6 +102,7 @@ pub mod log;
 pub mod rules;
 pub mod testing;
 
+pub use completion::{AttemptOutcome, Completion, Completions};
 pub use config::Config;
 pub use header::Header;
 pub use header_rewrite::{Context, Edit, HeaderRewrite, Interest, PhaseInterest};

@@ -72,7 +72,7 @@ fn picks(c: &mut Criterion) {
     for n in SIZES {
         let t = table(n);
         group.bench_with_input(BenchmarkId::new("native/keyed", n), &t, |b, t| {
-            b.iter(|| native.pick(Request { key: KEY }, &Candidates::from_columns(t.count, &t.values)));
+            b.iter(|| native.pick(Request { key: KEY, now: 0 }, &Candidates::from_columns(t.count, &t.values)));
         });
     }
     group.finish();

@@ -7,6 +7,7 @@ mod admin;
 mod bodies;
 mod browser;
 mod canonical;
+mod contract;
 mod errors;
 mod examples;
 mod failover;

@@ -174,8 +174,12 @@ async fn plugin_check_and_compile_tell_an_author_what_a_proxy_will_do() {
     use switchyard::plugin::tools;
     let good = tools::check(std::path::Path::new(switchyard_tests::GUEST_RENDEZVOUS_RS), "{}").await.expect("checked");
     assert!(good.passed(), "{:?}", good.load);
-    assert_eq!(good.world, Some(("lbmethod", "0.1.0".to_string())));
+    assert_eq!(good.world, Some(("lbmethod", "0.2.0".to_string())));
     assert!(good.imports.iter().any(|i| i.starts_with("switchyard:plugin/types@")), "{:?}", good.imports);
+    let old = format!("{}/healthcheck_hcheck.wasm", switchyard_tests::FIXTURES_WIT_0_1_0);
+    let old = tools::check(std::path::Path::new(&old), r#"{"method": "GET", "uri": "/health"}"#).await.expect("checked");
+    assert!(old.passed(), "a component of the previous contract still loads: {:?}", old.load);
+    assert_eq!(old.world, Some(("health-check", "0.1.0".to_string())));
 
     let refused = tools::check(std::path::Path::new(switchyard_tests::GUEST_MISBEHAVE), r#"{"mode": "refuse-config"}"#).await.expect("checked");
     assert!(!refused.passed());

@@ -23,6 +23,13 @@ pub const GUEST_BADCHECK: &str = env!("GUEST_BADCHECK");
 /// Path of the Rust example plugin's component (`examples/plugins/rendezvous-rs`).
 pub const GUEST_RENDEZVOUS_RS: &str = env!("GUEST_RENDEZVOUS_RS");
 
+/// Path of the peak-EWMA example plugin's component (`examples/plugins/peak-ewma-rs`).
+pub const GUEST_PEAK_EWMA: &str = env!("GUEST_PEAK_EWMA");
+
+/// Components built against version 0.1.0 of the plugin contract, kept as they were built
+/// (byrequests, hcheck, proxypassreverse): the host must keep loading them unchanged.
+pub const FIXTURES_WIT_0_1_0: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/wit-0.1.0");
+
 /// Waits (bounded: 5 s) until `check` holds; panics naming `what` when it never does.
 pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     for _ in 0..500 {

@@ -68,6 +68,8 @@ struct Shared {
     addr: SocketAddr,
     /// The status and body `/health` answers with.
     health: std::sync::Mutex<(u16, String)>,
+    /// Milliseconds every request waits before it is answered (a slow member).
+    delay_ms: std::sync::atomic::AtomicU64,
 }
 
 impl Member {
@@ -101,7 +103,7 @@ impl Member {
         let connections = Arc::new(AtomicUsize::new(0));
         let accepted = Arc::clone(&connections);
         let (stop, mut stopped) = watch::channel(false);
-        let shared = Arc::new(Shared { name: name.to_string(), addr, health: std::sync::Mutex::new((200, "UP".to_string())) });
+        let shared = Arc::new(Shared { name: name.to_string(), addr, health: std::sync::Mutex::new((200, "UP".to_string())), delay_ms: Default::default() });
         let shared_owned = Arc::clone(&shared);
         let counter = Arc::clone(&requests);
         let open = Arc::new(AtomicUsize::new(0));
@@ -158,6 +160,11 @@ impl Member {
     /// Makes `/health` answer `status` with `body` from now on (200 `UP` at first).
     pub fn set_health(&self, status: u16, body: &str) {
         *self.shared.health.lock().expect("lock") = (status, body.to_string());
+    }
+
+    /// Makes every request wait `ms` milliseconds before its answer from now on (0: none).
+    pub fn set_delay(&self, ms: u64) {
+        self.shared.delay_ms.store(ms, Ordering::SeqCst);
     }
 
     /// Requests served so far.
@@ -290,6 +297,10 @@ impl std::fmt::Display for CloseOnPurpose {
 impl std::error::Error for CloseOnPurpose {}
 
 async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Body>, CloseOnPurpose> {
+    let delay = shared.delay_ms.load(Ordering::SeqCst);
+    if delay > 0 {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
     let name = shared.name.clone();
     let query = req.uri().query().map(str::to_string);
     let path = req.uri().path().to_string();

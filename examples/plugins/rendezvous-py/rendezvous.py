@@ -25,7 +25,7 @@ import math
 
 from componentize_py_types import Err
 from wit_world import exports
-from wit_world.exports.lbmethod import Candidates, Decision, MemberInfo
+from wit_world.exports.lbmethod import Candidates, Decision, Feedback, Interest, MemberInfo
 from wit_world.imports import log
 from wit_world.imports.types import LogLevel
 
@@ -113,11 +113,15 @@ class Lbmethod(exports.Lbmethod):
         if log.enabled(LogLevel.DEBUG):
             log.write(LogLevel.DEBUG, f"rendezvous: balance_factor={_balance_factor} refuse_keyless={_refuse_keyless}")
 
+    def wants(self) -> Interest:
+        # Hashing needs no completion feedback: the host then sends none and pays nothing.
+        return Interest(completions=False)
+
     def reset(self, members: list) -> None:
         global _seeds
         _seeds = [member_seed(m) for m in members]
 
-    def pick(self, key: int, candidates: Candidates):
+    def pick(self, key: int, candidates: Candidates, feedback: Feedback | None):
         count, values = candidates.count, candidates.values
         if key == 0:
             return None if _refuse_keyless else _round_robin(count, values)

@@ -39,7 +39,7 @@ class Sim:
         among = list(range(len(self.names))) if among is None else among
         columns = [among, [self.lbfactor[m] for m in among], [self.lbstatus[m] for m in among],
                    [self.busy[m] for m in among], [0] * len(among), [0] * len(among)]
-        decision = self.plugin.pick(key, Candidates(len(among), [v for col in columns for v in col]))
+        decision = self.plugin.pick(key, Candidates(len(among), [v for col in columns for v in col]), None)
         if decision is None:
             return None
         assert 0 <= decision.chosen < len(among)

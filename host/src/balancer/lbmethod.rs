@@ -4,6 +4,10 @@
 //! Nothing here knows about Wasm.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
 
 /// The candidates of one request as the contract packs them: one column per field
 /// (member, lbfactor, lbstatus, busy, transferred, read), `count` values each.
@@ -68,4 +72,88 @@ pub trait LbMethod: Send + Sync + 'static {
 
     /// The balancer's members changed; implementations pass this on before their next call.
     fn set_members(&self, members: Arc<[MemberInfo]>);
+
+    /// Whether the method wants to hear how attempts ended ([`LbMethod::complete`]). Asked
+    /// when the method is installed; methods that say no cost nothing per request.
+    fn wants_completions(&self) -> bool {
+        false
+    }
+
+    /// An attempt the balancer's method chose (or a sticky session sent) has ended. Called on
+    /// whichever thread ended it, often while the method is picking elsewhere.
+    fn complete(&self, completion: &Completion) {
+        let _ = completion;
+    }
+}
+
+/// How one attempt to a member ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    /// A response head came back; the attempt ended with its body.
+    Response,
+    /// The request never reached the member (connect failed, refused, ping timed out).
+    ConnectFailed,
+    /// The member took the request and sent no head within its timeout.
+    TimedOut,
+    /// The member took the request and broke the exchange before a head.
+    Broken,
+}
+
+/// One ended attempt, as the balancer reports it to its method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Completion {
+    /// The member's position in the balancer (config order).
+    pub member: usize,
+    /// How it ended.
+    pub outcome: AttemptOutcome,
+    /// The response status; 0 without a head.
+    pub status: u16,
+    /// From the start of the attempt to the response head, when one came.
+    pub head: Option<Duration>,
+    /// From the start of the attempt to its end.
+    pub total: Duration,
+    /// Response body bytes read from the member.
+    pub received: u64,
+    /// When it ended.
+    pub finished: Instant,
+}
+
+/// The balancer's current method, shared with its members so an attempt can report how it
+/// ended without knowing the balancer. Swapped atomically (a hot swap).
+pub(crate) struct MethodSlot {
+    method: ArcSwap<Arc<dyn LbMethod>>,
+    /// A copy of the method's `wants_completions`, so an attempt that will not report costs
+    /// one load.
+    wants: AtomicBool,
+}
+
+impl MethodSlot {
+    pub(crate) fn new(method: Arc<dyn LbMethod>) -> Self {
+        let wants = AtomicBool::new(method.wants_completions());
+        Self { method: ArcSwap::from_pointee(method), wants }
+    }
+
+    pub(crate) fn load(&self) -> Arc<dyn LbMethod> {
+        Arc::clone(&self.method.load())
+    }
+
+    pub(crate) fn store(&self, method: Arc<dyn LbMethod>) {
+        self.wants.store(method.wants_completions(), Ordering::Relaxed);
+        self.method.store(Arc::new(method));
+    }
+
+    /// Whether attempts should be timed and reported.
+    pub(crate) fn wants_completions(&self) -> bool {
+        self.wants.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn complete(&self, completion: &Completion) {
+        self.method.load().complete(completion);
+    }
+}
+
+impl std::fmt::Debug for MethodSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MethodSlot").field("method", &self.method.load().name()).finish()
+    }
 }

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use super::lbmethod::{AttemptOutcome, Completion, MethodSlot};
 use crate::config::{self, StatusFlags};
 use crate::observe::{Latency, LatencySnapshot};
 
@@ -22,6 +23,9 @@ pub struct Member<C> {
     /// The proxy's per-member state (e.g. a connection pool).
     pub conn: C,
     live: Arc<MemberState>,
+    /// Where this member's attempts report how they ended: its position in its balancer
+    /// and the balancer's method. `None` outside a balancer.
+    report: Option<(usize, Arc<MethodSlot>)>,
 }
 
 /// A member's flags and counters, shared by every build of the proxy the member stays in.
@@ -85,7 +89,13 @@ impl<C> Member<C> {
             epoch: Instant::now(),
             response: Latency::default(),
         });
-        Self { config, conn, live }
+        Self { config, conn, live, report: None }
+    }
+
+    /// The member as part of a balancer, at `index`, reporting its attempts to `method`.
+    pub(crate) fn reporting_to(mut self, index: usize, method: Arc<MethodSlot>) -> Self {
+        self.report = Some((index, method));
+        self
     }
 
     /// The same member in a rebuilt proxy (a reload or a manager edit), sharing `previous`'s
@@ -93,7 +103,7 @@ impl<C> Member<C> {
     /// loadfactor take effect only with [`Member::take_configured`], once the rebuilt proxy is
     /// published (the live state is also the old proxy's, which serves until then).
     pub fn carry_over<D>(config: config::Member, conn: C, previous: &Member<D>) -> Self {
-        Self { config, conn, live: Arc::clone(&previous.live) }
+        Self { config, conn, live: Arc::clone(&previous.live), report: None }
     }
 
     /// Makes this member's configured flags (D S I R H N) and loadfactor the live ones,
@@ -148,10 +158,34 @@ impl<C> Member<C> {
         self.live.busy.load(Ordering::Relaxed)
     }
 
-    /// Counts a request in flight until the guard is dropped.
-    pub fn busy_guard(self: &std::sync::Arc<Self>) -> BusyGuard<C> {
+    /// Counts a request in flight until the guard is dropped. When the balancer's method
+    /// wants completions, the guard also times the attempt and reports it when dropped
+    /// after [`BusyGuard::answered`]; an attempt that fails before a head is reported with
+    /// [`BusyGuard::failed`].
+    pub fn busy_guard(self: &Arc<Self>) -> BusyGuard<C> {
         self.live.busy.fetch_add(1, Ordering::Relaxed);
-        BusyGuard { member: std::sync::Arc::clone(self) }
+        let attempt = match &self.report {
+            Some((_, method)) if method.wants_completions() => {
+                Some(Attempt { started: Instant::now(), head: None, status: 0, received: 0 })
+            }
+            _ => None,
+        };
+        BusyGuard { member: Arc::clone(self), attempt }
+    }
+
+    fn report(&self, attempt: &Attempt, outcome: AttemptOutcome) {
+        if let Some((index, method)) = &self.report {
+            let finished = Instant::now();
+            method.complete(&Completion {
+                member: *index,
+                outcome,
+                status: attempt.status,
+                head: attempt.head,
+                total: finished.saturating_duration_since(attempt.started),
+                received: attempt.received,
+                finished,
+            });
+        }
     }
 
     /// Counts one election.
@@ -260,14 +294,55 @@ impl<C> Member<C> {
     }
 }
 
-/// Keeps a member's busy count raised while alive.
+/// Keeps a member's busy count raised while alive, and times the attempt when the
+/// balancer's method wants to hear how it ended.
 #[derive(Debug)]
 pub struct BusyGuard<C> {
-    member: std::sync::Arc<Member<C>>,
+    member: Arc<Member<C>>,
+    attempt: Option<Attempt>,
+}
+
+/// What is known of an attempt being timed.
+#[derive(Debug)]
+struct Attempt {
+    started: Instant,
+    head: Option<Duration>,
+    status: u16,
+    received: u64,
+}
+
+impl<C> BusyGuard<C> {
+    /// The member answered with a head of `status`: the attempt is reported as a response
+    /// when the guard goes (with the body, normally).
+    pub fn answered(&mut self, status: u16) {
+        if let Some(a) = &mut self.attempt {
+            a.head = Some(a.started.elapsed());
+            a.status = status;
+        }
+    }
+
+    /// Counts response body bytes read for this attempt.
+    pub fn received(&mut self, bytes: u64) {
+        if let Some(a) = &mut self.attempt {
+            a.received += bytes;
+        }
+    }
+
+    /// The attempt failed before a head: reports it now, as `outcome`.
+    pub fn failed(mut self, outcome: AttemptOutcome) {
+        if let Some(a) = self.attempt.take() {
+            self.member.report(&a, outcome);
+        }
+    }
 }
 
 impl<C> Drop for BusyGuard<C> {
     fn drop(&mut self) {
         self.member.live.busy.fetch_sub(1, Ordering::Relaxed);
+        if let Some(a) = self.attempt.take()
+            && a.head.is_some()
+        {
+            self.member.report(&a, AttemptOutcome::Response);
+        }
     }
 }

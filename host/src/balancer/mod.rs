@@ -21,9 +21,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
-use arc_swap::ArcSwap;
-
-pub use lbmethod::{CandidateTable, Decision, LbMethod, LbMethodError, MemberInfo};
+pub use lbmethod::{AttemptOutcome, CandidateTable, Completion, Decision, LbMethod, LbMethodError, MemberInfo};
+use lbmethod::MethodSlot;
 pub use member::{BusyGuard, Member, MemberSnapshot, MemberState};
 
 use crate::config;
@@ -33,7 +32,7 @@ use crate::observe::{CALL_BUCKETS, Latency};
 pub struct Balancer<C> {
     name: String,
     members: Vec<Arc<Member<C>>>,
-    lbmethod: ArcSwap<Arc<dyn LbMethod>>,
+    lbmethod: Arc<MethodSlot>,
     maxattempts: u32,
     hashkey: config::HashKey,
     failover: config::Failover,
@@ -118,7 +117,14 @@ impl<C> Balancer<C> {
     /// Builds a balancer from its config; `member` makes each member (new, or carried over
     /// from a previous build with [`Member::carry_over`]).
     pub fn with_members(config: &config::Balancer, lbmethod: Arc<dyn LbMethod>, member: impl FnMut(&config::Member) -> Member<C>) -> Self {
-        let members: Vec<Arc<Member<C>>> = config.members.iter().map(member).map(Arc::new).collect();
+        let slot = Arc::new(MethodSlot::new(lbmethod));
+        let members: Vec<Arc<Member<C>>> = config
+            .members
+            .iter()
+            .map(member)
+            .enumerate()
+            .map(|(index, m)| Arc::new(m.reporting_to(index, Arc::clone(&slot))))
+            .collect();
         let routes = config
             .members
             .iter()
@@ -129,7 +135,7 @@ impl<C> Balancer<C> {
         let balancer = Self {
             name: config.name.clone(),
             members,
-            lbmethod: ArcSwap::from_pointee(lbmethod),
+            lbmethod: slot,
             maxattempts: config.maxattempts,
             hashkey: config.hashkey.clone(),
             failover: config.failover.clone(),
@@ -178,13 +184,13 @@ impl<C> Balancer<C> {
 
     /// The current load-balancing method.
     pub fn lbmethod(&self) -> Arc<dyn LbMethod> {
-        Arc::clone(&self.lbmethod.load())
+        self.lbmethod.load()
     }
 
     /// Replaces the method atomically; requests already picking finish with the old one.
     pub fn set_lbmethod(&self, method: Arc<dyn LbMethod>) {
         method.set_members(self.member_infos());
-        self.lbmethod.store(Arc::new(method));
+        self.lbmethod.store(method);
     }
 
     fn member_infos(&self) -> Arc<[MemberInfo]> {

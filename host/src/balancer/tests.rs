@@ -19,7 +19,7 @@ impl<M: switchyard_sdk::LbMethod + Send> LbMethod for Native<M> {
     }
     fn pick(&self, key: u64, c: &CandidateTable) -> Result<Option<Decision>, LbMethodError> {
         let view = Candidates::from_columns(c.count, &c.values);
-        let answer = self.0.lock().expect("lock").pick(Request { key }, &view);
+        let answer = self.0.lock().expect("lock").pick(Request { key, now: 0 }, &view);
         Ok(answer.map(|d| Decision { chosen: d.chosen, lbstatus_delta: d.lbstatus_delta }))
     }
     fn sticky_hit(&self, c: &CandidateTable, chosen: usize) -> Result<Vec<i64>, LbMethodError> {

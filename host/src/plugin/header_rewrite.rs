@@ -1,47 +1,149 @@
-//! Header-rewrite plugins: the `header-rewrite-plugin` world behind [`rewrite::HeaderRewriter`].
+//! Header-rewrite plugins: the `header-rewrite-plugin` world, in both versions of the
+//! contract, behind [`rewrite::HeaderRewriter`].
 
 use std::sync::Arc;
 
 use wasmtime::Store;
 use wasmtime::component::{Component, InstancePre};
 
-use super::PluginError;
+use super::{PluginError, bindings};
 use super::instances::{Instances, LoadParams, PluginStats, World};
 use super::state::PluginState;
 use crate::rewrite::{Context, Edit, Header, HeaderRewriter, Interest, PhaseInterest, RewriteError};
 
-mod bindings {
-    wasmtime::component::bindgen!({
-        path: "../wit",
-        world: "header-rewrite-plugin",
-        with: {
-            "switchyard:plugin/log": crate::plugin::lbmethod::bindings::switchyard::plugin::log,
-            "switchyard:plugin/types": crate::plugin::lbmethod::bindings::switchyard::plugin::types,
-        },
-    });
+/// The calls of one version of the world, with the host's types. The two versions' WIT is
+/// the same, so one body serves both.
+macro_rules! calls {
+    ($version:ident) => {
+        pub(super) mod $version {
+            use super::super::bindings::$version::header_rewrite::exports::switchyard::plugin::header_rewrite as wit;
+            use super::super::bindings::$version::header_rewrite::HeaderRewritePlugin;
+            use super::{Context, Edit, Header, Interest, PhaseInterest, PluginState, Store};
+
+            pub(super) fn wants(b: &HeaderRewritePlugin, store: &mut Store<PluginState>) -> wasmtime::Result<Interest> {
+                let wants = b.switchyard_plugin_header_rewrite().call_wants(store)?;
+                let phase = |p: wit::PhaseInterest| PhaseInterest {
+                    headers: p.headers.into_iter().map(|h| h.to_ascii_lowercase()).collect(),
+                    always: p.always,
+                };
+                Ok(Interest { request: phase(wants.request), response: phase(wants.response) })
+            }
+
+            pub(super) fn on_request(
+                b: &HeaderRewritePlugin,
+                store: &mut Store<PluginState>,
+                context: &Context<'_>,
+                method: &str,
+                path: &str,
+                headers: &[Header],
+            ) -> wasmtime::Result<Vec<Edit>> {
+                let edits = b.switchyard_plugin_header_rewrite().call_on_request(store, &wit_context(context), method, path, &wit_headers(headers))?;
+                Ok(edits.into_iter().map(edit).collect())
+            }
+
+            pub(super) fn on_response(
+                b: &HeaderRewritePlugin,
+                store: &mut Store<PluginState>,
+                context: &Context<'_>,
+                status: u16,
+                headers: &[Header],
+            ) -> wasmtime::Result<Vec<Edit>> {
+                let edits = b.switchyard_plugin_header_rewrite().call_on_response(store, &wit_context(context), status, &wit_headers(headers))?;
+                Ok(edits.into_iter().map(edit).collect())
+            }
+
+            fn wit_context(c: &Context<'_>) -> wit::Context {
+                wit::Context {
+                    public_prefix: c.public_prefix.to_string(),
+                    public_scheme: c.public_scheme.to_string(),
+                    public_host: c.public_host.to_string(),
+                    targets: c.targets.to_vec(),
+                    member: c.member.to_string(),
+                    position: c.position,
+                }
+            }
+
+            fn wit_headers(headers: &[Header]) -> Vec<wit::Header> {
+                headers.iter().map(|h| wit::Header { name: h.name.clone(), value: h.value.clone() }).collect()
+            }
+
+            fn edit(e: wit::Edit) -> Edit {
+                match e {
+                    wit::Edit::Set(h) => Edit::Set(Header { name: h.name, value: h.value }),
+                    wit::Edit::Append(h) => Edit::Append(Header { name: h.name, value: h.value }),
+                    wit::Edit::Remove(name) => Edit::Remove(name),
+                }
+            }
+        }
+    };
 }
 
-use bindings::exports::switchyard::plugin::header_rewrite as wit;
-use bindings::{HeaderRewritePlugin, HeaderRewritePluginPre};
+calls!(v0_1);
+calls!(v0_2);
 
-/// The `header-rewrite-plugin` world.
+/// The `header-rewrite-plugin` world, 0.2.0 or 0.1.0, whichever the component exports.
 pub(crate) struct RewriteWorld;
+
+/// A component pre-instantiated for the version it speaks.
+pub(crate) enum RewritePre {
+    V0_1(bindings::v0_1::header_rewrite::HeaderRewritePluginPre<PluginState>),
+    V0_2(bindings::v0_2::header_rewrite::HeaderRewritePluginPre<PluginState>),
+}
+
+/// An instance's exports, in the version the component speaks.
+pub(crate) enum RewriteBindings {
+    V0_1(bindings::v0_1::header_rewrite::HeaderRewritePlugin),
+    V0_2(bindings::v0_2::header_rewrite::HeaderRewritePlugin),
+}
 
 impl World for RewriteWorld {
     const NAME: &'static str = "header-rewrite-plugin";
-    type Pre = HeaderRewritePluginPre<PluginState>;
-    type Bindings = HeaderRewritePlugin;
+    type Pre = RewritePre;
+    type Bindings = RewriteBindings;
+    type Local = ();
 
     fn pre(pre: InstancePre<PluginState>) -> wasmtime::Result<Self::Pre> {
-        HeaderRewritePluginPre::new(pre)
+        match bindings::exported_version(pre.component(), "header-rewrite") {
+            Some(bindings::Version::V0_1) => bindings::v0_1::header_rewrite::HeaderRewritePluginPre::new(pre).map(RewritePre::V0_1),
+            _ => bindings::v0_2::header_rewrite::HeaderRewritePluginPre::new(pre).map(RewritePre::V0_2),
+        }
     }
 
     fn instantiate(pre: &Self::Pre, store: &mut Store<PluginState>) -> wasmtime::Result<Self::Bindings> {
-        pre.instantiate(store)
+        match pre {
+            RewritePre::V0_1(pre) => pre.instantiate(store).map(RewriteBindings::V0_1),
+            RewritePre::V0_2(pre) => pre.instantiate(store).map(RewriteBindings::V0_2),
+        }
     }
 
     fn configure(bindings: &Self::Bindings, store: &mut Store<PluginState>, config: &str) -> wasmtime::Result<Result<(), String>> {
-        bindings.switchyard_plugin_header_rewrite().call_configure(store, config)
+        match bindings {
+            RewriteBindings::V0_1(b) => b.switchyard_plugin_header_rewrite().call_configure(store, config),
+            RewriteBindings::V0_2(b) => b.switchyard_plugin_header_rewrite().call_configure(store, config),
+        }
+    }
+}
+
+impl RewriteBindings {
+    fn wants(&self, store: &mut Store<PluginState>) -> wasmtime::Result<Interest> {
+        match self {
+            RewriteBindings::V0_1(b) => v0_1::wants(b, store),
+            RewriteBindings::V0_2(b) => v0_2::wants(b, store),
+        }
+    }
+
+    fn on_request(&self, store: &mut Store<PluginState>, context: &Context<'_>, method: &str, path: &str, headers: &[Header]) -> wasmtime::Result<Vec<Edit>> {
+        match self {
+            RewriteBindings::V0_1(b) => v0_1::on_request(b, store, context, method, path, headers),
+            RewriteBindings::V0_2(b) => v0_2::on_request(b, store, context, method, path, headers),
+        }
+    }
+
+    fn on_response(&self, store: &mut Store<PluginState>, context: &Context<'_>, status: u16, headers: &[Header]) -> wasmtime::Result<Vec<Edit>> {
+        match self {
+            RewriteBindings::V0_1(b) => v0_1::on_response(b, store, context, status, headers),
+            RewriteBindings::V0_2(b) => v0_2::on_response(b, store, context, status, headers),
+        }
     }
 }
 
@@ -57,15 +159,10 @@ impl WasmHeaderRewrite {
     pub(crate) fn load(component: &Component, params: LoadParams<'_>) -> Result<Arc<Self>, PluginError> {
         let instances = Instances::<RewriteWorld>::new(component, params)?;
         let mut instance = instances.first_instance()?;
-        let wants = instances
-            .run(&mut instance, true, |b, store| b.switchyard_plugin_header_rewrite().call_wants(store))
+        let interest = instances
+            .run(&mut instance, true, |b, store| b.wants(store))
             .map_err(|e| PluginError::SelfTest { plugin: instances.name.clone(), reason: format!("wants trapped: {e:#}") })?;
         instances.checkin(instance);
-        let phase = |p: wit::PhaseInterest| PhaseInterest {
-            headers: p.headers.into_iter().map(|h| h.to_ascii_lowercase()).collect(),
-            always: p.always,
-        };
-        let interest = Interest { request: phase(wants.request), response: phase(wants.response) };
         Ok(Arc::new(Self { instances, interest }))
     }
 
@@ -85,45 +182,10 @@ impl HeaderRewriter for WasmHeaderRewrite {
     }
 
     fn on_request(&self, context: &Context<'_>, method: &str, path: &str, headers: &[Header]) -> Result<Vec<Edit>, RewriteError> {
-        let context = wit_context(context);
-        let headers = wit_headers(headers);
-        let edits = self
-            .instances
-            .call(|b, store| b.switchyard_plugin_header_rewrite().call_on_request(store, &context, method, path, &headers))
-            .map_err(|e| RewriteError(e.to_string()))?;
-        Ok(edits.into_iter().map(edit).collect())
+        self.instances.call(|b, store| b.on_request(store, context, method, path, headers)).map_err(|e| RewriteError(e.to_string()))
     }
 
     fn on_response(&self, context: &Context<'_>, status: u16, headers: &[Header]) -> Result<Vec<Edit>, RewriteError> {
-        let context = wit_context(context);
-        let headers = wit_headers(headers);
-        let edits = self
-            .instances
-            .call(|b, store| b.switchyard_plugin_header_rewrite().call_on_response(store, &context, status, &headers))
-            .map_err(|e| RewriteError(e.to_string()))?;
-        Ok(edits.into_iter().map(edit).collect())
-    }
-}
-
-fn wit_context(c: &Context<'_>) -> wit::Context {
-    wit::Context {
-        public_prefix: c.public_prefix.to_string(),
-        public_scheme: c.public_scheme.to_string(),
-        public_host: c.public_host.to_string(),
-        targets: c.targets.to_vec(),
-        member: c.member.to_string(),
-        position: c.position,
-    }
-}
-
-fn wit_headers(headers: &[Header]) -> Vec<wit::Header> {
-    headers.iter().map(|h| wit::Header { name: h.name.clone(), value: h.value.clone() }).collect()
-}
-
-fn edit(e: wit::Edit) -> Edit {
-    match e {
-        wit::Edit::Set(h) => Edit::Set(Header { name: h.name, value: h.value }),
-        wit::Edit::Append(h) => Edit::Append(Header { name: h.name, value: h.value }),
-        wit::Edit::Remove(name) => Edit::Remove(name),
+        self.instances.call(|b, store| b.on_response(store, context, status, headers)).map_err(|e| RewriteError(e.to_string()))
     }
 }

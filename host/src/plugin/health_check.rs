@@ -1,47 +1,119 @@
-//! Health-check plugins: the `health-check-plugin` world behind [`health::HealthCheck`].
+//! Health-check plugins: the `health-check-plugin` world, in both versions of the contract,
+//! behind [`health::HealthCheck`].
 
 use std::sync::Arc;
 
 use wasmtime::Store;
 use wasmtime::component::{Component, InstancePre};
 
-use super::PluginError;
+use super::{PluginError, bindings};
 use super::instances::{Instances, LoadParams, PluginStats, World};
 use super::state::PluginState;
 use crate::health::{self, CheckError, HealthCheck, HttpProbe, Outcome, Probe, Target, Verdict};
 
-mod bindings {
-    wasmtime::component::bindgen!({
-        path: "../wit",
-        world: "health-check-plugin",
-        with: {
-            "switchyard:plugin/log": crate::plugin::lbmethod::bindings::switchyard::plugin::log,
-            "switchyard:plugin/types": crate::plugin::lbmethod::bindings::switchyard::plugin::types,
-        },
-    });
+/// The calls of one version of the world, with the host's types. The two versions' WIT is
+/// the same, so one body serves both.
+macro_rules! calls {
+    ($version:ident) => {
+        pub(super) mod $version {
+            use super::super::bindings::$version::health_check::exports::switchyard::plugin::health_check as wit;
+            use super::super::bindings::$version::health_check::HealthCheckPlugin;
+            use super::{Outcome, PluginState, Probe, Store, Target, Verdict};
+
+            pub(super) fn describe_probe(b: &HealthCheckPlugin, store: &mut Store<PluginState>, target: &Target) -> wasmtime::Result<Probe> {
+                let probe = b.switchyard_plugin_health_check().call_describe_probe(store, &member(target))?;
+                Ok(match probe {
+                    wit::Probe::Tcp => Probe::Tcp,
+                    wit::Probe::Http(p) => Probe::Http(super::HttpProbe {
+                        method: p.method,
+                        path: p.path,
+                        http10: matches!(p.version, wit::HttpVersion::Http10),
+                        headers: p.headers.into_iter().map(|h| (h.name, h.value)).collect(),
+                        body_limit: p.body_limit.min(super::health::MAX_BODY),
+                    }),
+                })
+            }
+
+            pub(super) fn judge(b: &HealthCheckPlugin, store: &mut Store<PluginState>, target: &Target, outcome: &Outcome) -> wasmtime::Result<Verdict> {
+                let outcome = match outcome {
+                    Outcome::Connected => wit::Outcome::Connected,
+                    Outcome::Failed(why) => wit::Outcome::Failed(why.clone()),
+                    Outcome::Response(r) => wit::Outcome::Response(wit::HttpResponse {
+                        status: r.status,
+                        headers: r.headers.iter().map(|(name, value)| wit::Header { name: name.clone(), value: value.clone() }).collect(),
+                        body: r.body.clone(),
+                    }),
+                };
+                let verdict = b.switchyard_plugin_health_check().call_judge(store, &member(target), &outcome)?;
+                Ok(Verdict { healthy: verdict.healthy, reason: verdict.reason })
+            }
+
+            fn member(target: &Target) -> wit::Member {
+                wit::Member { url: target.url.clone(), host: target.host.clone(), port: target.port, base_path: target.base_path.clone() }
+            }
+        }
+    };
 }
 
-use bindings::exports::switchyard::plugin::health_check as wit;
-use bindings::{HealthCheckPlugin, HealthCheckPluginPre};
+calls!(v0_1);
+calls!(v0_2);
 
-/// The `health-check-plugin` world.
+/// The `health-check-plugin` world, 0.2.0 or 0.1.0, whichever the component exports.
 pub(crate) struct HealthWorld;
+
+/// A component pre-instantiated for the version it speaks.
+pub(crate) enum HealthPre {
+    V0_1(bindings::v0_1::health_check::HealthCheckPluginPre<PluginState>),
+    V0_2(bindings::v0_2::health_check::HealthCheckPluginPre<PluginState>),
+}
+
+/// An instance's exports, in the version the component speaks.
+pub(crate) enum HealthBindings {
+    V0_1(bindings::v0_1::health_check::HealthCheckPlugin),
+    V0_2(bindings::v0_2::health_check::HealthCheckPlugin),
+}
 
 impl World for HealthWorld {
     const NAME: &'static str = "health-check-plugin";
-    type Pre = HealthCheckPluginPre<PluginState>;
-    type Bindings = HealthCheckPlugin;
+    type Pre = HealthPre;
+    type Bindings = HealthBindings;
+    type Local = ();
 
     fn pre(pre: InstancePre<PluginState>) -> wasmtime::Result<Self::Pre> {
-        HealthCheckPluginPre::new(pre)
+        match bindings::exported_version(pre.component(), "health-check") {
+            Some(bindings::Version::V0_1) => bindings::v0_1::health_check::HealthCheckPluginPre::new(pre).map(HealthPre::V0_1),
+            _ => bindings::v0_2::health_check::HealthCheckPluginPre::new(pre).map(HealthPre::V0_2),
+        }
     }
 
     fn instantiate(pre: &Self::Pre, store: &mut Store<PluginState>) -> wasmtime::Result<Self::Bindings> {
-        pre.instantiate(store)
+        match pre {
+            HealthPre::V0_1(pre) => pre.instantiate(store).map(HealthBindings::V0_1),
+            HealthPre::V0_2(pre) => pre.instantiate(store).map(HealthBindings::V0_2),
+        }
     }
 
     fn configure(bindings: &Self::Bindings, store: &mut Store<PluginState>, config: &str) -> wasmtime::Result<Result<(), String>> {
-        bindings.switchyard_plugin_health_check().call_configure(store, config)
+        match bindings {
+            HealthBindings::V0_1(b) => b.switchyard_plugin_health_check().call_configure(store, config),
+            HealthBindings::V0_2(b) => b.switchyard_plugin_health_check().call_configure(store, config),
+        }
+    }
+}
+
+impl HealthBindings {
+    fn describe_probe(&self, store: &mut Store<PluginState>, target: &Target) -> wasmtime::Result<Probe> {
+        match self {
+            HealthBindings::V0_1(b) => v0_1::describe_probe(b, store, target),
+            HealthBindings::V0_2(b) => v0_2::describe_probe(b, store, target),
+        }
+    }
+
+    fn judge(&self, store: &mut Store<PluginState>, target: &Target, outcome: &Outcome) -> wasmtime::Result<Verdict> {
+        match self {
+            HealthBindings::V0_1(b) => v0_1::judge(b, store, target, outcome),
+            HealthBindings::V0_2(b) => v0_2::judge(b, store, target, outcome),
+        }
     }
 }
 
@@ -57,10 +129,9 @@ impl WasmHealthCheck {
         let check = Self { instances: Instances::new(component, params)? };
         let mut instance = check.instances.first_instance()?;
         let target = Target { url: "http://127.0.0.1:8080".into(), host: "127.0.0.1".into(), port: 8080, base_path: String::new() };
-        let member = wit_member(&target);
         check
             .instances
-            .run(&mut instance, false, |b, store| b.switchyard_plugin_health_check().call_describe_probe(store, &member))
+            .run(&mut instance, false, |b, store| b.describe_probe(store, &target))
             .map_err(|e| PluginError::SelfTest { plugin: check.instances.name.clone(), reason: format!("describe-probe trapped: {e:#}") })?;
         check.instances.checkin(instance);
         Ok(Arc::new(check))
@@ -78,42 +149,10 @@ impl HealthCheck for WasmHealthCheck {
     }
 
     fn probe(&self, target: &Target) -> Result<Probe, CheckError> {
-        let member = wit_member(target);
-        let probe = self
-            .instances
-            .call(|b, store| b.switchyard_plugin_health_check().call_describe_probe(store, &member))
-            .map_err(|e| CheckError(e.to_string()))?;
-        Ok(match probe {
-            wit::Probe::Tcp => Probe::Tcp,
-            wit::Probe::Http(p) => Probe::Http(HttpProbe {
-                method: p.method,
-                path: p.path,
-                http10: matches!(p.version, wit::HttpVersion::Http10),
-                headers: p.headers.into_iter().map(|h| (h.name, h.value)).collect(),
-                body_limit: p.body_limit.min(health::MAX_BODY),
-            }),
-        })
+        self.instances.call(|b, store| b.describe_probe(store, target)).map_err(|e| CheckError(e.to_string()))
     }
 
     fn judge(&self, target: &Target, outcome: &Outcome) -> Result<Verdict, CheckError> {
-        let member = wit_member(target);
-        let outcome = match outcome {
-            Outcome::Connected => wit::Outcome::Connected,
-            Outcome::Failed(why) => wit::Outcome::Failed(why.clone()),
-            Outcome::Response(r) => wit::Outcome::Response(wit::HttpResponse {
-                status: r.status,
-                headers: r.headers.iter().map(|(name, value)| wit::Header { name: name.clone(), value: value.clone() }).collect(),
-                body: r.body.clone(),
-            }),
-        };
-        let verdict = self
-            .instances
-            .call(|b, store| b.switchyard_plugin_health_check().call_judge(store, &member, &outcome))
-            .map_err(|e| CheckError(e.to_string()))?;
-        Ok(Verdict { healthy: verdict.healthy, reason: verdict.reason })
+        self.instances.call(|b, store| b.judge(store, target, outcome)).map_err(|e| CheckError(e.to_string()))
     }
-}
-
-fn wit_member(target: &Target) -> wit::Member {
-    wit::Member { url: target.url.clone(), host: target.host.clone(), port: target.port, base_path: target.base_path.clone() }
 }

@@ -34,6 +34,9 @@ pub(crate) trait World: 'static {
     type Pre: Send + Sync + 'static;
     /// An instance's exports.
     type Bindings: Send + 'static;
+    /// What the world's calls keep per instance besides the store (an lbmethod: the member
+    /// list and completions it has seen).
+    type Local: Default + Send + 'static;
     /// Checks that the component fits the world.
     fn pre(pre: InstancePre<PluginState>) -> wasmtime::Result<Self::Pre>;
     /// Makes an instance in `store`.
@@ -80,11 +83,11 @@ pub enum CallError {
     },
 }
 
-/// One live instance and the member-list generation it has seen (lbmethods use it).
+/// One live instance.
 pub(crate) struct Instance<W: World> {
     pub(crate) store: Store<PluginState>,
     pub(crate) bindings: W::Bindings,
-    pub(crate) generation: u64,
+    pub(crate) local: W::Local,
 }
 
 /// What loading a plugin needs besides the component.
@@ -165,7 +168,7 @@ impl<W: World> Instances<W> {
         guarded(|| W::configure(&bindings, &mut store, &self.config_json))
             .map_err(|e| SetupError::Trap(format!("configure trapped: {e:#}")))?
             .map_err(SetupError::Configure)?;
-        Ok(Instance { store, bindings, generation: u64::MAX })
+        Ok(Instance { store, bindings, local: W::Local::default() })
     }
 
     /// A fresh instance for loading: a refused config or a trap becomes the load error.

@@ -1,66 +1,157 @@
-//! Load-balancing methods as Wasm components: the `lbmethod-plugin` world, member lists handed
-//! over on change, and the load-time self-test.
+//! Load-balancing methods as Wasm components: the `lbmethod-plugin` world in both versions
+//! of the contract, member lists handed over on change, completion feedback for methods
+//! that ask, and the load-time self-test.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use arc_swap::ArcSwap;
 use wasmtime::Store;
-use wasmtime::component::{Component, HasSelf, InstancePre, Linker};
+use wasmtime::component::{Component, InstancePre};
 
 use super::PluginError;
+use super::bindings::{Version, exported_version, v0_1, v0_2};
+use super::feedback::{Cursor, FeedbackLog, Taken};
 use super::instances::{CallError, Instance, Instances, LoadParams, PluginStats, World};
-use super::state::{PluginState, log_enabled, log_line};
-use crate::balancer::{CandidateTable, Decision, LbMethod, LbMethodError, MemberInfo};
+use super::state::PluginState;
+use crate::balancer::{CandidateTable, Completion, Decision, LbMethod, LbMethodError, MemberInfo};
 
-pub(crate) mod bindings {
-    wasmtime::component::bindgen!({
-        path: "../wit",
-        world: "lbmethod-plugin",
-        ownership: Borrowing { duplicate_if_necessary: false },
-    });
-}
+use v0_1::lbmethod::exports::switchyard::plugin::lbmethod as wit1;
+use v0_2::lbmethod::exports::switchyard::plugin::lbmethod as wit2;
 
-use bindings::exports::switchyard::plugin::lbmethod as wit;
-use bindings::switchyard::plugin::types::LogLevel;
-use bindings::{LbmethodPlugin, LbmethodPluginPre};
-
-impl bindings::switchyard::plugin::types::Host for PluginState {}
-
-impl bindings::switchyard::plugin::log::Host for PluginState {
-    fn enabled(&mut self, level: LogLevel) -> bool {
-        log_enabled(level as u8)
-    }
-
-    fn write(&mut self, level: LogLevel, message: String) {
-        log_line(&self.label, level as u8, &message);
-    }
-}
-
-/// Adds the imports every plugin world shares (the log) to a linker that already has WASI.
-/// The other worlds' bindings reuse these, so one implementation serves them all.
-pub(crate) fn add_to_linker(linker: &mut Linker<PluginState>) -> wasmtime::Result<()> {
-    LbmethodPlugin::add_to_linker::<PluginState, HasSelf<PluginState>>(linker, |s| s)
-}
-
-/// The `lbmethod-plugin` world.
+/// The `lbmethod-plugin` world, 0.2.0 or 0.1.0, whichever the component exports.
 pub(crate) struct LbWorld;
+
+/// A component pre-instantiated for the version it speaks.
+pub(crate) enum LbPre {
+    V0_1(v0_1::lbmethod::LbmethodPluginPre<PluginState>),
+    V0_2(v0_2::lbmethod::LbmethodPluginPre<PluginState>),
+}
+
+/// An instance's exports, in the version the component speaks.
+pub(crate) enum LbBindings {
+    V0_1(v0_1::lbmethod::LbmethodPlugin),
+    V0_2(v0_2::lbmethod::LbmethodPlugin),
+}
+
+/// What an lbmethod instance has seen: the member list's generation and the completions.
+pub(crate) struct LbLocal {
+    generation: u64,
+    cursor: Cursor,
+}
+
+impl Default for LbLocal {
+    fn default() -> Self {
+        Self { generation: u64::MAX, cursor: Cursor::default() }
+    }
+}
 
 impl World for LbWorld {
     const NAME: &'static str = "lbmethod-plugin";
-    type Pre = LbmethodPluginPre<PluginState>;
-    type Bindings = LbmethodPlugin;
+    type Pre = LbPre;
+    type Bindings = LbBindings;
+    type Local = LbLocal;
 
     fn pre(pre: InstancePre<PluginState>) -> wasmtime::Result<Self::Pre> {
-        LbmethodPluginPre::new(pre)
+        // A component exporting neither version is refused with what 0.2.0 expects.
+        match exported_version(pre.component(), "lbmethod") {
+            Some(Version::V0_1) => v0_1::lbmethod::LbmethodPluginPre::new(pre).map(LbPre::V0_1),
+            _ => v0_2::lbmethod::LbmethodPluginPre::new(pre).map(LbPre::V0_2),
+        }
     }
 
     fn instantiate(pre: &Self::Pre, store: &mut Store<PluginState>) -> wasmtime::Result<Self::Bindings> {
-        pre.instantiate(store)
+        match pre {
+            LbPre::V0_1(pre) => pre.instantiate(store).map(LbBindings::V0_1),
+            LbPre::V0_2(pre) => pre.instantiate(store).map(LbBindings::V0_2),
+        }
     }
 
     fn configure(bindings: &Self::Bindings, store: &mut Store<PluginState>, config: &str) -> wasmtime::Result<Result<(), String>> {
-        bindings.switchyard_plugin_lbmethod().call_configure(store, config)
+        match bindings {
+            LbBindings::V0_1(b) => b.switchyard_plugin_lbmethod().call_configure(store, config),
+            LbBindings::V0_2(b) => b.switchyard_plugin_lbmethod().call_configure(store, config),
+        }
+    }
+}
+
+/// The feedback handed to one pick: the clock and the completions since the last.
+struct Feedback<'a> {
+    taken: Taken,
+    values: &'a [i64],
+}
+
+/// The calls of the world, the same whatever the version; a 0.1.0 method wants no feedback.
+impl LbBindings {
+    fn version(&self) -> Version {
+        match self {
+            LbBindings::V0_1(_) => Version::V0_1,
+            LbBindings::V0_2(_) => Version::V0_2,
+        }
+    }
+
+    fn wants_completions(&self, store: &mut Store<PluginState>) -> wasmtime::Result<bool> {
+        match self {
+            LbBindings::V0_1(_) => Ok(false),
+            LbBindings::V0_2(b) => Ok(b.switchyard_plugin_lbmethod().call_wants(store)?.completions),
+        }
+    }
+
+    fn reset(&self, store: &mut Store<PluginState>, members: &[MemberInfo]) -> wasmtime::Result<()> {
+        match self {
+            LbBindings::V0_1(b) => {
+                let infos: Vec<wit1::MemberInfo> =
+                    members.iter().map(|m| wit1::MemberInfo { url: &m.url, route: &m.route, lbset: m.lbset }).collect();
+                b.switchyard_plugin_lbmethod().call_reset(store, &infos)
+            }
+            LbBindings::V0_2(b) => {
+                let infos: Vec<wit2::MemberInfo> =
+                    members.iter().map(|m| wit2::MemberInfo { url: &m.url, route: &m.route, lbset: m.lbset }).collect();
+                b.switchyard_plugin_lbmethod().call_reset(store, &infos)
+            }
+        }
+    }
+
+    fn pick(
+        &self,
+        store: &mut Store<PluginState>,
+        key: u64,
+        table: &CandidateTable,
+        feedback: Option<Feedback<'_>>,
+    ) -> wasmtime::Result<Option<Decision>> {
+        let count = u32::try_from(table.count).unwrap_or(u32::MAX);
+        let decision = |chosen: u32, lbstatus_delta: Vec<i64>| Decision { chosen: chosen as usize, lbstatus_delta };
+        match self {
+            LbBindings::V0_1(b) => {
+                let candidates = wit1::Candidates { count, values: &table.values };
+                let d = b.switchyard_plugin_lbmethod().call_pick(store, key, candidates)?;
+                Ok(d.map(|d| decision(d.chosen, d.lbstatus_delta)))
+            }
+            LbBindings::V0_2(b) => {
+                let candidates = wit2::Candidates { count, values: &table.values };
+                let feedback = feedback.map(|f| wit2::Feedback {
+                    now: f.taken.now,
+                    count: f.taken.count,
+                    values: f.values,
+                    missed: f.taken.missed,
+                });
+                let d = b.switchyard_plugin_lbmethod().call_pick(store, key, candidates, feedback)?;
+                Ok(d.map(|d| decision(d.chosen, d.lbstatus_delta)))
+            }
+        }
+    }
+
+    fn sticky_hit(&self, store: &mut Store<PluginState>, usable: &CandidateTable, chosen: usize) -> wasmtime::Result<Vec<i64>> {
+        let count = u32::try_from(usable.count).unwrap_or(u32::MAX);
+        let chosen = u32::try_from(chosen).unwrap_or(u32::MAX);
+        match self {
+            LbBindings::V0_1(b) => {
+                b.switchyard_plugin_lbmethod().call_sticky_hit(store, wit1::Candidates { count, values: &usable.values }, chosen)
+            }
+            LbBindings::V0_2(b) => {
+                b.switchyard_plugin_lbmethod().call_sticky_hit(store, wit2::Candidates { count, values: &usable.values }, chosen)
+            }
+        }
     }
 }
 
@@ -76,19 +167,34 @@ pub struct WasmLbMethod {
     members: ArcSwap<MemberList>,
     /// Copy of `members.generation`, so the hot path checks one atomic instead of the swap.
     generation: AtomicU64,
+    /// The contract version the component speaks.
+    version: Version,
+    /// Whether the method asked for completion feedback (asked once, at load).
+    wants_completions: bool,
+    /// The balancer's ended attempts, when the method asked for them.
+    completions: FeedbackLog,
 }
 
 impl WasmLbMethod {
     /// Links, instantiates, configures and self-tests a component; the plugin is returned only
     /// when all of that worked.
     pub(crate) fn load(component: &Component, params: LoadParams<'_>) -> Result<Arc<Self>, PluginError> {
-        let method = Arc::new(Self {
-            instances: Instances::new(component, params)?,
+        let instances = Instances::<LbWorld>::new(component, params)?;
+        let mut first = instances.first_instance()?;
+        let version = first.bindings.version();
+        let wants_completions = instances
+            .run(&mut first, true, |b, store| b.wants_completions(store))
+            .map_err(|e| PluginError::SelfTest { plugin: instances.name.clone(), reason: format!("wants trapped: {e:#}") })?;
+        let method = Self {
+            instances,
             members: ArcSwap::from_pointee(MemberList { generation: 0, infos: Arc::from(Vec::new()) }),
             generation: AtomicU64::new(0),
-        });
-        method.self_test()?;
-        Ok(method)
+            version,
+            wants_completions,
+            completions: FeedbackLog::default(),
+        };
+        method.self_test(first)?;
+        Ok(Arc::new(method))
     }
 
     /// The plugin's counters.
@@ -96,23 +202,32 @@ impl WasmLbMethod {
         &self.instances.stats
     }
 
-    /// Hands over three synthetic members, picks over them and checks the answers, so a plugin
-    /// that cannot do its one job is refused before it serves a request. The instance it made
-    /// is kept (it gets the real members before its first real call).
-    fn self_test(&self) -> Result<(), PluginError> {
+    /// The version of the plugin contract the component speaks, e.g. `0.2.0`.
+    pub fn contract_version(&self) -> &'static str {
+        self.version.as_str()
+    }
+
+    /// Hands over three synthetic members, picks over them (with one synthetic completion,
+    /// for a method that wants them) and checks the answers, so a plugin that cannot do its
+    /// one job is refused before it serves a request. `instance` is the first one made; it is
+    /// kept (it gets the real members before its first real call).
+    fn self_test(&self, mut instance: Instance<LbWorld>) -> Result<(), PluginError> {
         let name = &self.instances.name;
         let refuse = |reason: String| PluginError::SelfTest { plugin: name.clone(), reason };
-        let mut instance = self.instances.first_instance()?;
-        let urls: Vec<String> = (1..=3).map(|i| format!("http://self-test-{i}.invalid")).collect();
-        let infos: Vec<wit::MemberInfo> = urls.iter().map(|url| wit::MemberInfo { url, route: "", lbset: 0 }).collect();
+        let infos: Vec<MemberInfo> =
+            (1..=3).map(|i| MemberInfo { url: format!("http://self-test-{i}.invalid"), route: String::new(), lbset: 0 }).collect();
         self.instances
-            .run(&mut instance, true, |b, store| b.switchyard_plugin_lbmethod().call_reset(store, &infos))
+            .run(&mut instance, true, |b, store| b.reset(store, &infos))
             .map_err(|e| refuse(format!("reset trapped: {e:#}")))?;
-        let values = synthetic_values(3);
-        let table = wit::Candidates { count: 3, values: &values };
+        let table = synthetic_table(3);
+        let mut cursor = Cursor::default();
+        let synthetic = FeedbackLog::default();
+        synthetic.push(&synthetic_completion());
+        let taken = synthetic.take(&mut cursor);
+        let feedback = self.wants_completions.then_some(Feedback { taken, values: &cursor.values });
         let decision = self
             .instances
-            .run(&mut instance, false, |b, store| b.switchyard_plugin_lbmethod().call_pick(store, 0, table))
+            .run(&mut instance, false, |b, store| b.pick(store, 0, &table, feedback))
             .map_err(|e| refuse(format!("pick trapped: {e:#}")))?;
         if let Some(d) = &decision {
             if d.chosen >= 3 {
@@ -122,10 +237,9 @@ impl WasmLbMethod {
                 return Err(refuse(format!("pick returned {} lbstatus deltas for 3 candidates", d.lbstatus_delta.len())));
             }
         }
-        let sticky = wit::Candidates { count: 3, values: &values };
         let deltas = self
             .instances
-            .run(&mut instance, false, |b, store| b.switchyard_plugin_lbmethod().call_sticky_hit(store, sticky, 1))
+            .run(&mut instance, false, |b, store| b.sticky_hit(store, &table, 1))
             .map_err(|e| refuse(format!("sticky-hit trapped: {e:#}")))?;
         if !matches!(deltas.len(), 0 | 3) {
             return Err(refuse(format!("sticky-hit returned {} lbstatus deltas for 3 members", deltas.len())));
@@ -137,20 +251,15 @@ impl WasmLbMethod {
     /// An instance brought up to date with the member list.
     fn checkout(&self) -> Result<Instance<LbWorld>, CallError> {
         let mut instance = self.instances.checkout()?;
-        if instance.generation != self.generation.load(Ordering::Acquire) {
+        if instance.local.generation != self.generation.load(Ordering::Acquire) {
             let members = self.members.load();
-            let infos: Vec<wit::MemberInfo> = members
-                .infos
-                .iter()
-                .map(|m| wit::MemberInfo { url: &m.url, route: &m.route, lbset: m.lbset })
-                .collect();
             // A setup call that worked says nothing about the plugin's health: only pick and
             // sticky-hit returning normally close the circuit.
-            let reset = self.instances.run(&mut instance, true, |b, store| b.switchyard_plugin_lbmethod().call_reset(store, &infos));
+            let reset = self.instances.run(&mut instance, true, |b, store| b.reset(store, &members.infos));
             if let Err(e) = reset {
                 return Err(self.instances.trapped(&e));
             }
-            instance.generation = members.generation;
+            instance.local.generation = members.generation;
         }
         Ok(instance)
     }
@@ -163,18 +272,22 @@ impl LbMethod for WasmLbMethod {
 
     fn pick(&self, key: u64, candidates: &CandidateTable) -> Result<Option<Decision>, LbMethodError> {
         let mut instance = self.checkout().map_err(lb_error)?;
-        let table = wit::Candidates { count: candidates.count as u32, values: &candidates.values };
-        let result = self.instances.run(&mut instance, false, |b, store| b.switchyard_plugin_lbmethod().call_pick(store, key, table));
-        let decision = self.instances.finish(result, instance).map_err(lb_error)?;
-        Ok(decision.map(|d| Decision { chosen: d.chosen as usize, lbstatus_delta: d.lbstatus_delta }))
+        if !self.wants_completions {
+            let result = self.instances.run(&mut instance, false, |b, store| b.pick(store, key, candidates, None));
+            return self.instances.finish(result, instance).map_err(lb_error);
+        }
+        let taken = self.completions.take(&mut instance.local.cursor);
+        // The table moves out for the call (the instance is borrowed by it) and back after.
+        let values = std::mem::take(&mut instance.local.cursor.values);
+        let feedback = Feedback { taken, values: &values };
+        let result = self.instances.run(&mut instance, false, |b, store| b.pick(store, key, candidates, Some(feedback)));
+        instance.local.cursor.values = values;
+        self.instances.finish(result, instance).map_err(lb_error)
     }
 
     fn sticky_hit(&self, usable: &CandidateTable, chosen: usize) -> Result<Vec<i64>, LbMethodError> {
         let mut instance = self.checkout().map_err(lb_error)?;
-        let table = wit::Candidates { count: usable.count as u32, values: &usable.values };
-        let chosen = u32::try_from(chosen).unwrap_or(u32::MAX);
-        let result =
-            self.instances.run(&mut instance, false, |b, store| b.switchyard_plugin_lbmethod().call_sticky_hit(store, table, chosen));
+        let result = self.instances.run(&mut instance, false, |b, store| b.sticky_hit(store, usable, chosen));
         self.instances.finish(result, instance).map_err(lb_error)
     }
 
@@ -182,6 +295,17 @@ impl LbMethod for WasmLbMethod {
         let generation = self.members.load().generation + 1;
         self.members.store(Arc::new(MemberList { generation, infos: members }));
         self.generation.store(generation, Ordering::Release);
+        self.completions.forget();
+    }
+
+    fn wants_completions(&self) -> bool {
+        self.wants_completions
+    }
+
+    fn complete(&self, completion: &Completion) {
+        if self.wants_completions {
+            self.completions.push(completion);
+        }
     }
 }
 
@@ -190,12 +314,26 @@ fn lb_error(e: CallError) -> LbMethodError {
     LbMethodError(e.to_string())
 }
 
-/// Three equal, idle members, for the self-test.
-fn synthetic_values(n: usize) -> Vec<i64> {
+/// `n` equal, idle members, for the self-test.
+fn synthetic_table(n: usize) -> CandidateTable {
     let mut values = vec![0i64; CandidateTable::FIELDS * n];
     for i in 0..n {
         values[i] = i as i64;
         values[n + i] = 100;
     }
-    values
+    CandidateTable { count: n, values }
+}
+
+/// One quick answer from the first synthetic member.
+fn synthetic_completion() -> Completion {
+    use std::time::{Duration, Instant};
+    Completion {
+        member: 0,
+        outcome: crate::balancer::AttemptOutcome::Response,
+        status: 200,
+        head: Some(Duration::from_millis(1)),
+        total: Duration::from_millis(2),
+        received: 100,
+        finished: Instant::now(),
+    }
 }

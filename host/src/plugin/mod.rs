@@ -11,10 +11,12 @@
 //! Calls are synchronous: the WASI plugins get never blocks (see `wasi`), so a call cannot
 //! wait on the host and needs neither a fiber nor the tokio runtime.
 
+mod bindings;
 mod breaker;
 mod builtin;
 mod cache;
 mod engine;
+mod feedback;
 mod header_rewrite;
 mod health_check;
 mod instances;
@@ -118,7 +120,7 @@ impl PluginRuntime {
         let linker = || -> Result<Linker<PluginState>, PluginError> {
             let mut linker = Linker::new(&engine);
             wasi::add_to_linker(&mut linker).map_err(|e| PluginError::Engine(format!("{e:#}")))?;
-            lbmethod::add_to_linker(&mut linker).map_err(|e| PluginError::Engine(format!("{e:#}")))?;
+            bindings::add_to_linker(&mut linker).map_err(|e| PluginError::Engine(format!("{e:#}")))?;
             Ok(linker)
         };
         let (lbmethod_linker, health_linker, rewrite_linker) = (linker()?, linker()?, linker()?);

@@ -1,6 +1,7 @@
 //! `export_lbmethod!` and the forwarders it expands to.
 
 use super::{Slot, with};
+use crate::completion::Completions;
 use crate::lbmethod::{Candidates, LbMethod, MemberInfo, Request};
 pub use crate::wit::lbmethod::exports::switchyard::plugin::lbmethod as wit;
 pub use wit::Guest;
@@ -17,10 +18,25 @@ pub fn reset<T: LbMethod>(slot: &'static Slot<T>, members: Vec<wit::MemberInfo>)
     with(slot, |m: &mut T| m.reset(&members));
 }
 
-/// `pick`: the hot path.
-pub fn pick<T: LbMethod>(slot: &'static Slot<T>, key: u64, c: wit::Candidates) -> Option<wit::Decision> {
+/// `wants`: the method's interest.
+pub fn wants<T: LbMethod>(slot: &'static Slot<T>) -> wit::Interest {
+    wit::Interest { completions: with(slot, |m: &mut T| m.wants_completions()) }
+}
+
+/// `pick`: the hot path, with the completions first when the method asked for them.
+pub fn pick<T: LbMethod>(slot: &'static Slot<T>, key: u64, c: wit::Candidates, feedback: Option<wit::Feedback>) -> Option<wit::Decision> {
     let view = view(&c);
-    with(slot, |m: &mut T| m.pick(Request { key }, &view)).map(|d| wit::Decision {
+    with(slot, |m: &mut T| {
+        let now = match &feedback {
+            Some(f) => {
+                m.complete(&Completions::from_columns(f.count as usize, &f.values, f.missed));
+                f.now
+            }
+            None => 0,
+        };
+        m.pick(Request { key, now }, &view)
+    })
+    .map(|d| wit::Decision {
         // An index that does not fit is out of range anyway; the host refuses it.
         chosen: u32::try_from(d.chosen).unwrap_or(u32::MAX),
         lbstatus_delta: d.lbstatus_delta,
@@ -55,11 +71,18 @@ macro_rules! export_lbmethod {
                 fn configure(config: ::std::string::String) -> ::core::result::Result<(), ::std::string::String> {
                     glue::configure::<$ty>(&SLOT, config)
                 }
+                fn wants() -> glue::wit::Interest {
+                    glue::wants::<$ty>(&SLOT)
+                }
                 fn reset(members: ::std::vec::Vec<glue::wit::MemberInfo>) {
                     glue::reset::<$ty>(&SLOT, members)
                 }
-                fn pick(key: u64, candidates: glue::wit::Candidates) -> ::core::option::Option<glue::wit::Decision> {
-                    glue::pick::<$ty>(&SLOT, key, candidates)
+                fn pick(
+                    key: u64,
+                    candidates: glue::wit::Candidates,
+                    feedback: ::core::option::Option<glue::wit::Feedback>,
+                ) -> ::core::option::Option<glue::wit::Decision> {
+                    glue::pick::<$ty>(&SLOT, key, candidates, feedback)
                 }
                 fn sticky_hit(usable: glue::wit::Candidates, chosen: u32) -> ::std::vec::Vec<i64> {
                     glue::sticky_hit::<$ty>(&SLOT, usable, chosen)

@@ -16,6 +16,7 @@
 //! assert_eq!(h.sequence(3), ["a", "a", "a"]);
 //! ```
 
+use crate::completion::{AttemptOutcome, Completion, Completions, to_columns};
 use crate::config::Config;
 use crate::lbmethod::{Candidates, Decision, Field, LbMethod, MemberInfo, Request};
 
@@ -47,6 +48,10 @@ pub struct SimMember {
 pub struct Harness<M: LbMethod> {
     method: M,
     members: Vec<SimMember>,
+    /// The simulated host clock, in microseconds.
+    now: u64,
+    /// Completions not yet handed to the method.
+    pending: Vec<Completion>,
 }
 
 /// The host's conversion of a loadfactor (1..100, decimals allowed) to an lbfactor, as httpd
@@ -60,7 +65,7 @@ impl<M: LbMethod> Harness<M> {
     pub fn new(config_json: &str) -> Result<Self, String> {
         let config = Config::from_json(config_json)?;
         let method = M::configure(&config)?;
-        Ok(Self { method, members: Vec::new() })
+        Ok(Self { method, members: Vec::new(), now: 1, pending: Vec::new() })
     }
 
     /// Adds a member with a loadfactor (1..100) and calls `reset` with the new list.
@@ -103,6 +108,34 @@ impl<M: LbMethod> Harness<M> {
         &mut self.members[i]
     }
 
+    /// The simulated clock, in microseconds (what [`Request::now`] carries).
+    pub fn now(&self) -> u64 {
+        self.now
+    }
+
+    /// Moves the simulated clock on.
+    pub fn advance(&mut self, micros: u64) {
+        self.now += micros;
+    }
+
+    /// Queues a completion for the next pick (handed over only if the method wants them).
+    pub fn complete(&mut self, completion: Completion) {
+        self.pending.push(completion);
+    }
+
+    /// Queues a 200 answer from member `i` that took `micros` to its head, ending now.
+    pub fn answered(&mut self, i: usize, micros: u64) {
+        self.complete(Completion {
+            member: i,
+            outcome: AttemptOutcome::Response,
+            status: 200,
+            head_micros: Some(micros),
+            total_micros: micros,
+            received: 0,
+            finished_at: self.now,
+        });
+    }
+
     /// Picks among all members as one tier; returns the chosen member's index.
     pub fn pick(&mut self) -> Option<usize> {
         let all: Vec<usize> = (0..self.members.len()).collect();
@@ -115,7 +148,16 @@ impl<M: LbMethod> Harness<M> {
     /// When the method answers something the host would refuse.
     pub fn pick_among(&mut self, members: &[usize], key: u64) -> Option<usize> {
         let lists = Lists::of(&self.members, members);
-        let decision = self.method.pick(Request { key }, &lists.view())?;
+        let now = if self.method.wants_completions() {
+            let done = std::mem::take(&mut self.pending);
+            let values = to_columns(&done);
+            self.method.complete(&Completions::from_columns(done.len(), &values, 0));
+            self.now
+        } else {
+            self.pending.clear();
+            0
+        };
+        let decision = self.method.pick(Request { key, now }, &lists.view())?;
         let Decision { chosen, lbstatus_delta } = decision;
         assert!(chosen < members.len(), "pick chose {chosen}, but there are {} candidates", members.len());
         self.apply(members, &lbstatus_delta);

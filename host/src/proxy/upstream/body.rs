@@ -70,7 +70,7 @@ pub struct MemberBody {
     decoder: Decoder,
     keep_alive: bool,
     member: Arc<ProxyMember>,
-    _busy: BusyGuard<Arc<MemberPool>>,
+    busy: BusyGuard<Arc<MemberPool>>,
     timeout: Duration,
     stall: Option<Pin<Box<Sleep>>>,
     /// The task sending the rest of the request body, when the member answered before
@@ -103,7 +103,7 @@ impl MemberBody {
             Framing::UntilClose => Decoder::UntilClose,
         };
         let timeout = member.conn.settings().timeout;
-        let mut body = Self { lease: Some(lease), decoder, keep_alive, member, _busy: busy, timeout, stall: None, pump, headers: None };
+        let mut body = Self { lease: Some(lease), decoder, keep_alive, member, busy, timeout, stall: None, pump, headers: None };
         // An empty body may never be polled (HEAD, 204, 304): give the connection back now.
         body.finish_if_done();
         body
@@ -195,6 +195,7 @@ impl MemberBody {
             Poll::Ready(Ok(n)) => {
                 self.stall = None;
                 self.member.add_read(n as u64);
+                self.busy.received(n as u64);
                 Poll::Ready(Ok(n))
             }
             Poll::Ready(Err(e)) => Poll::Ready(Err(MemberBodyError::Io(name, e))),

@@ -36,7 +36,7 @@ pub(crate) use tunnel::SwitchedSlot;
 use super::body::{RequestBody, ResponseBody};
 use super::limits::ClientBodyError;
 use super::ProxyMember;
-use crate::balancer::BusyGuard;
+use crate::balancer::{AttemptOutcome, BusyGuard};
 use conn::READ_CHUNK;
 use pool::Lease;
 use request::BodyWriteError;
@@ -59,11 +59,73 @@ pub(crate) enum AttemptError {
 }
 
 /// Sends `request` to `member` and returns its response, whose body streams from the member.
+/// `busy` counts the attempt at the member until the body ends, and reports how it went
+/// when the balancer's method asked to hear.
 pub(crate) async fn exchange(
     member: &Arc<ProxyMember>,
     request: Request<RequestBody>,
-    busy: BusyGuard<Arc<MemberPool>>,
+    mut busy: BusyGuard<Arc<MemberPool>>,
 ) -> Result<Response<ResponseBody>, AttemptError> {
+    let Answered { lease, head, upload, parts } = match send(member, request).await {
+        Ok(answered) => answered,
+        Err(e) => {
+            if let Some(outcome) = e.outcome() {
+                busy.failed(outcome);
+            }
+            return Err(e);
+        }
+    };
+    busy.answered(head.status.as_u16());
+    let response::ResponseHead { status, fields, framing, mut keep_alive } = head;
+    let mut upload = upload.filter(|u| !u.is_done());
+    if upload.is_some() && (status.as_u16() >= 400 || status == StatusCode::SWITCHING_PROTOCOLS) {
+        // The member refused the request before reading all of it: the rest is not sent, and
+        // the connection, out of step, is closed after the answer.
+        upload = None;
+        keep_alive = false;
+    }
+    if status == StatusCode::SWITCHING_PROTOCOLS {
+        let fresh_connection = !lease.conn.reused;
+        return tunnel::switched(lease, busy, Arc::clone(member), fields.into_map())
+            .map_err(|reason| AttemptError::Broken { reason, fresh_connection, parts: Box::new(parts) });
+    }
+    // The parse left out the hop-by-hop headers. Lines kept raw travel with the body until
+    // something needs a map (see `materialize_headers`).
+    let (raw, headers) = match fields {
+        response::Fields::Raw(raw) => (Some(raw), http::HeaderMap::new()),
+        response::Fields::Map(map) => (None, map),
+    };
+    let body = MemberBody::new(lease, framing, keep_alive, Arc::clone(member), busy, upload).with_headers(raw);
+    let mut response = Response::new(ResponseBody::Member(body));
+    *response.status_mut() = status;
+    *response.headers_mut() = headers;
+    Ok(response)
+}
+
+impl AttemptError {
+    /// How the attempt ended, as the lbmethod hears it; `None` when the client, not the
+    /// member, ended it.
+    fn outcome(&self) -> Option<AttemptOutcome> {
+        match self {
+            AttemptError::NotSent { .. } => Some(AttemptOutcome::ConnectFailed),
+            AttemptError::Broken { .. } => Some(AttemptOutcome::Broken),
+            AttemptError::Timeout { .. } => Some(AttemptOutcome::TimedOut),
+            AttemptError::Client(_) => None,
+        }
+    }
+}
+
+/// A member's answer to a request: the connection, the response head, what is left of the
+/// request body to send, and the request head as sent.
+struct Answered {
+    lease: Lease,
+    head: response::ResponseHead,
+    upload: Option<Upload>,
+    parts: Parts,
+}
+
+/// Writes the request to a connection of `member` and reads the response head.
+async fn send(member: &Arc<ProxyMember>, request: Request<RequestBody>) -> Result<Answered, AttemptError> {
     let mut lease = match member.conn.checkout().await {
         Ok(lease) => lease,
         Err(cause) => return Err(AttemptError::NotSent { request: Box::new(request), cause }),
@@ -112,28 +174,7 @@ pub(crate) async fn exchange(
             Err(SendFailure::Broken(reason)) => return Err(broken(reason, parts)),
         },
     };
-    let response::ResponseHead { status, fields, framing, mut keep_alive } = head;
-    let mut upload = upload.filter(|u| !u.is_done());
-    if upload.is_some() && (status.as_u16() >= 400 || status == StatusCode::SWITCHING_PROTOCOLS) {
-        // The member refused the request before reading all of it: the rest is not sent, and
-        // the connection, out of step, is closed after the answer.
-        upload = None;
-        keep_alive = false;
-    }
-    if status == StatusCode::SWITCHING_PROTOCOLS {
-        return tunnel::switched(lease, busy, Arc::clone(member), fields.into_map()).map_err(|reason| broken(reason, parts));
-    }
-    // The parse left out the hop-by-hop headers. Lines kept raw travel with the body until
-    // something needs a map (see `materialize_headers`).
-    let (raw, headers) = match fields {
-        response::Fields::Raw(raw) => (Some(raw), http::HeaderMap::new()),
-        response::Fields::Map(map) => (None, map),
-    };
-    let body = MemberBody::new(lease, framing, keep_alive, Arc::clone(member), busy, upload).with_headers(raw);
-    let mut response = Response::new(ResponseBody::Member(body));
-    *response.status_mut() = status;
-    *response.headers_mut() = headers;
-    Ok(response)
+    Ok(Answered { lease, head, upload, parts })
 }
 
 /// How much of an answer is read and held back while the request body is still being sent.

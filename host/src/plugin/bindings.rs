@@ -1,0 +1,139 @@
+//! The generated bindings of every plugin world, for each version of the WIT package the host
+//! loads, and the one implementation of the `log` import behind all of them.
+//!
+//! `v0_2` is the current contract (`wit/` at the repository root). `v0_1` is the frozen 0.1.0
+//! contract (`host/wit-0.1.0/`): components built against it keep loading, because the two
+//! versions are different names to the component model and the linker serves both. Which one
+//! a component speaks is read from its exports ([`exported_version`]).
+
+use wasmtime::component::{Component, HasSelf, Linker};
+
+use super::state::{PluginState, log_enabled, log_line};
+
+/// The current contract, `switchyard:plugin@0.2.0`.
+pub(crate) mod v0_2 {
+    /// The lbmethod world; its `log` and `types` serve the other worlds too.
+    pub(crate) mod lbmethod {
+        wasmtime::component::bindgen!({
+            path: "../wit",
+            world: "lbmethod-plugin",
+            ownership: Borrowing { duplicate_if_necessary: false },
+        });
+    }
+
+    /// The health-check world.
+    pub(crate) mod health_check {
+        wasmtime::component::bindgen!({
+            path: "../wit",
+            world: "health-check-plugin",
+            with: {
+                "switchyard:plugin/log": super::lbmethod::switchyard::plugin::log,
+                "switchyard:plugin/types": super::lbmethod::switchyard::plugin::types,
+            },
+        });
+    }
+
+    /// The header-rewrite world.
+    pub(crate) mod header_rewrite {
+        wasmtime::component::bindgen!({
+            path: "../wit",
+            world: "header-rewrite-plugin",
+            with: {
+                "switchyard:plugin/log": super::lbmethod::switchyard::plugin::log,
+                "switchyard:plugin/types": super::lbmethod::switchyard::plugin::types,
+            },
+        });
+    }
+}
+
+/// The frozen contract, `switchyard:plugin@0.1.0`.
+pub(crate) mod v0_1 {
+    /// The lbmethod world; its `log` and `types` serve the other worlds too.
+    pub(crate) mod lbmethod {
+        wasmtime::component::bindgen!({
+            path: "wit-0.1.0",
+            world: "lbmethod-plugin",
+            ownership: Borrowing { duplicate_if_necessary: false },
+        });
+    }
+
+    /// The health-check world.
+    pub(crate) mod health_check {
+        wasmtime::component::bindgen!({
+            path: "wit-0.1.0",
+            world: "health-check-plugin",
+            with: {
+                "switchyard:plugin/log": super::lbmethod::switchyard::plugin::log,
+                "switchyard:plugin/types": super::lbmethod::switchyard::plugin::types,
+            },
+        });
+    }
+
+    /// The header-rewrite world.
+    pub(crate) mod header_rewrite {
+        wasmtime::component::bindgen!({
+            path: "wit-0.1.0",
+            world: "header-rewrite-plugin",
+            with: {
+                "switchyard:plugin/log": super::lbmethod::switchyard::plugin::log,
+                "switchyard:plugin/types": super::lbmethod::switchyard::plugin::types,
+            },
+        });
+    }
+}
+
+/// A version of the WIT package the host speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Version {
+    /// `switchyard:plugin@0.1.0`.
+    V0_1,
+    /// `switchyard:plugin@0.2.0`, the current one.
+    V0_2,
+}
+
+impl Version {
+    /// The version as the package names it.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Version::V0_1 => "0.1.0",
+            Version::V0_2 => "0.2.0",
+        }
+    }
+}
+
+/// Which version of `switchyard:plugin/{interface}` the component exports, if any it speaks.
+pub(crate) fn exported_version(component: &Component, interface: &str) -> Option<Version> {
+    let name = |v: Version| format!("switchyard:plugin/{interface}@{}", v.as_str());
+    [Version::V0_2, Version::V0_1].into_iter().find(|&v| component.get_export_index(None, &name(v)).is_some())
+}
+
+/// Adds the imports every plugin world shares (the log), in every version, to a linker that
+/// already has WASI.
+pub(crate) fn add_to_linker(linker: &mut Linker<PluginState>) -> wasmtime::Result<()> {
+    v0_2::lbmethod::LbmethodPlugin::add_to_linker::<PluginState, HasSelf<PluginState>>(linker, |s| s)?;
+    v0_1::lbmethod::LbmethodPlugin::add_to_linker::<PluginState, HasSelf<PluginState>>(linker, |s| s)
+}
+
+impl v0_2::lbmethod::switchyard::plugin::types::Host for PluginState {}
+
+impl v0_2::lbmethod::switchyard::plugin::log::Host for PluginState {
+    fn enabled(&mut self, level: v0_2::lbmethod::switchyard::plugin::types::LogLevel) -> bool {
+        log_enabled(level as u8)
+    }
+
+    fn write(&mut self, level: v0_2::lbmethod::switchyard::plugin::types::LogLevel, message: String) {
+        log_line(&self.label, level as u8, &message);
+    }
+}
+
+impl v0_1::lbmethod::switchyard::plugin::types::Host for PluginState {}
+
+impl v0_1::lbmethod::switchyard::plugin::log::Host for PluginState {
+    fn enabled(&mut self, level: v0_1::lbmethod::switchyard::plugin::types::LogLevel) -> bool {
+        log_enabled(level as u8)
+    }
+
+    fn write(&mut self, level: v0_1::lbmethod::switchyard::plugin::types::LogLevel, message: String) {
+        log_line(&self.label, level as u8, &message);
+    }
+}
