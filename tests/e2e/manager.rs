@@ -258,3 +258,36 @@ async fn a_change_that_cannot_be_kept_changes_nothing() {
     assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", reply.text());
     proxy.proxy.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_swapped_in_method_that_fails_falls_back_to_the_one_before() {
+    let (a, b) = (Member::start("a").await, Member::start("b").await);
+    let dir = temp_dir("manager-fallback");
+    let toml = web(&[&a, &b], "[admin]\nplugins = \"plugins\"\n").replacen("[balancer.web]\n", "[balancer.web]\nhashkey = \"header:x-misbehave\"\n", 1);
+    let proxy = ManagedProxy::start_in(&dir, &toml).await.expect("starts");
+    let (admin, _running) = manager(&proxy, None).await;
+    let nonce = admin.nonce().await;
+    let upload = admin.request(Method::POST, "/api/plugins").header("x-nonce", &nonce).header("content-type", "application/wasm");
+    let component = std::fs::read(GUEST_MISBEHAVE).expect("the test guest");
+    let reply = admin.client.send(upload.body(Full::new(Bytes::from(component))).expect("request")).await;
+    let sha = serde_json::from_slice::<Value>(&reply.body).expect("json")["sha256"].as_str().expect("sha").to_string();
+    // First `ok` (every request to the first candidate), then a version that panics on the
+    // requests carrying x-misbehave: those go to the `ok` one, not to byrequests.
+    admin.ok(Method::PUT, "/api/balancers/web/lbmethod", &format!(r#"{{"sha256": "{sha}", "config": {{"mode": "ok"}}}}"#)).await;
+    let web = admin.ok(Method::PUT, "/api/balancers/web/lbmethod", &format!(r#"{{"sha256": "{sha}", "config": {{"mode": "panic"}}}}"#)).await;
+    assert!(web["previous_lbmethod"].is_string(), "{web}");
+    let client = TestClient::http1();
+    let mut served = Vec::new();
+    for _ in 0..4 {
+        let request = http::Request::get(proxy.proxy.url("/x")).header("x-misbehave", "1").body(Full::default()).expect("request");
+        let reply = client.send(request).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+        served.push(reply.header("x-member"));
+    }
+    assert_eq!(served, ["a"; 4], "the previous version placed them");
+    let web = admin.balancer().await;
+    assert_eq!((web["fallbacks"].as_u64(), web["fallbacks_to_previous"].as_u64()), (Some(4), Some(4)), "{web}");
+    let metrics = admin.get("/metrics").await;
+    assert!(metrics.text().contains("to=\"previous\"} 4"), "{}", metrics.text());
+    proxy.proxy.stop().await;
+}

@@ -87,6 +87,8 @@ pub(super) fn balancer_json(proxy: &Proxy, view: &View, index: usize, b: &ProxyB
         "lbmethod_failures": stats.method_failures.load(relaxed),
         "refused_answers": stats.refused_answers.load(relaxed),
         "fallbacks": stats.fallbacks.load(relaxed),
+        "fallbacks_to_previous": stats.fallbacks_to_previous.load(relaxed),
+        "previous_lbmethod": b.previous_method().map(|m| m.name().to_string()),
         "changed_from_config": {
             "settings": changes.map(|c| c.settings.keys().cloned().collect::<Vec<_>>()).unwrap_or_default(),
             "lbmethod": changes.is_some_and(|c| c.lbmethod.is_some()),

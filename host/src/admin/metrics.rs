@@ -26,14 +26,26 @@ struct PluginLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FallbackLabels {
+    balancer: String,
+    plugin: String,
+    version: String,
+    /// Where the requests went: `previous` (the method used before the last swap) or
+    /// `byrequests`.
+    to: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabels {
     outcome: &'static str,
 }
 
 /// Each balancer's lbmethod: failed calls (traps, circuit open), refused answers and the
-/// requests that fell back to the first candidate, since the method was last loaded.
+/// requests that fell back (to the previous method, or byrequests), since the balancer was
+/// last built.
 fn register_lbmethods(registry: &mut Registry, proxy: &Proxy, view: &View) {
-    let [failures, refused, fallbacks] = [(); 3].map(|()| Family::<PluginLabels, Counter>::default());
+    let [failures, refused] = [(); 2].map(|()| Family::<PluginLabels, Counter>::default());
+    let fallbacks = Family::<FallbackLabels, Counter>::default();
     let relaxed = std::sync::atomic::Ordering::Relaxed;
     let mut picks = Vec::new();
     for b in proxy.balancers() {
@@ -42,13 +54,17 @@ fn register_lbmethods(registry: &mut Registry, proxy: &Proxy, view: &View) {
         let stats = b.stats();
         failures.get_or_create(&labels).inc_by(stats.method_failures.load(relaxed));
         refused.get_or_create(&labels).inc_by(stats.refused_answers.load(relaxed));
-        fallbacks.get_or_create(&labels).inc_by(stats.fallbacks.load(relaxed));
+        let (all, to_previous) = (stats.fallbacks.load(relaxed), stats.fallbacks_to_previous.load(relaxed));
+        for (to, count) in [("previous", to_previous), ("byrequests", all.saturating_sub(to_previous))] {
+            let fallback = FallbackLabels { balancer: labels.balancer.clone(), plugin: labels.plugin.clone(), version: labels.version.clone(), to };
+            fallbacks.get_or_create(&fallback).inc_by(count);
+        }
         picks.push((labels, stats.picks.snapshot()));
     }
     registry.register("lbmethod_pick_seconds", "lbmethod calls (pick), by balancer, plugin and version", Histograms(picks));
     registry.register("lbmethod_failures", "lbmethod calls that trapped or found the plugin circuit-broken", failures);
     registry.register("lbmethod_refused_answers", "lbmethod answers refused (index out of range, wrong deltas)", refused);
-    registry.register("lbmethod_fallbacks", "Requests sent to the first candidate because the lbmethod failed", fallbacks);
+    registry.register("lbmethod_fallbacks", "Requests the lbmethod failed to place, by where they went instead: the previous method or byrequests", fallbacks);
 }
 
 /// Config reloads, manager edits and hot swaps, applied or refused.

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use super::lbmethod::{Decision, LbMethod};
+use super::lbmethod::{CandidateTable, Decision, LbMethod};
 use super::{Balancer, NoMember, PickRequest, Picked, tiers};
 use crate::config::StatusFlags;
 
@@ -41,15 +41,38 @@ impl<C> Balancer<C> {
             Ok(None) => return Err(NoMember::Refused),
             Err(e) => {
                 self.stats.method_failures.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(balancer = %self.name, error = %e, "lbmethod failed; using the first candidate");
+                tracing::warn!(balancer = %self.name, error = %e, "lbmethod failed; falling back");
                 None
             }
         };
-        let index = chosen.unwrap_or_else(|| {
-            self.stats.fallbacks.fetch_add(1, Ordering::Relaxed);
-            candidates[0]
-        });
+        let index = match chosen {
+            Some(index) => index,
+            None => self.fall_back(key, &candidates, &table),
+        };
         Ok(self.elect(index, false))
+    }
+
+    /// Places a request the method failed to: with the previous version of the method when
+    /// the balancer has one and it answers, else with byrequests over the same tier — never
+    /// always the first candidate, which would send all of them to one member.
+    fn fall_back(&self, key: u64, candidates: &[usize], table: &CandidateTable) -> usize {
+        self.stats.fallbacks.fetch_add(1, Ordering::Relaxed);
+        if let Some((_, previous)) = &self.previous_method {
+            match previous.pick(key, table) {
+                Ok(Some(decision)) => {
+                    if let Some(index) = self.accept(previous, candidates, decision) {
+                        self.stats.fallbacks_to_previous.fetch_add(1, Ordering::Relaxed);
+                        tracing::debug!(balancer = %self.name, lbmethod = previous.name(), "request placed by the previous lbmethod");
+                        return index;
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => tracing::debug!(balancer = %self.name, error = %e, "the previous lbmethod failed too"),
+            }
+        }
+        let (chosen, deltas) = byrequests(table);
+        self.apply(candidates, &deltas);
+        candidates[chosen]
     }
 
     fn elect(&self, index: usize, sticky: bool) -> Picked<C> {
@@ -154,4 +177,22 @@ impl<C> Balancer<C> {
             }
         }
     }
+}
+
+/// httpd's byrequests over a candidate table (the fallback method, in the host so it cannot
+/// fail): every candidate's lbstatus grows by its lbfactor, the highest wins (ties to the
+/// first) and gives back the total. Returns the chosen position and the deltas.
+fn byrequests(table: &CandidateTable) -> (usize, Vec<i64>) {
+    let (lbfactors, lbstatuses) = (table.column(1), table.column(2));
+    let mut deltas = lbfactors.to_vec();
+    let mut best = 0;
+    for i in 1..table.count {
+        if lbstatuses[i].wrapping_add(lbfactors[i]) > lbstatuses[best].wrapping_add(lbfactors[best]) {
+            best = i;
+        }
+    }
+    if let Some(d) = deltas.get_mut(best) {
+        *d -= lbfactors.iter().sum::<i64>();
+    }
+    (best, deltas)
 }

@@ -50,7 +50,8 @@ pub struct MemberInfo {
 }
 
 /// Why a method could not answer (a trap, a circuit-broken plugin, no usable instance), as
-/// the plugin runtime words it. The balancer then falls back to the first candidate; like
+/// the plugin runtime words it. The balancer then falls back (the previous method, else
+/// byrequests); like
 /// the health-check and header-rewrite seams, it needs no more than the sentence to log.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]

@@ -4,8 +4,9 @@
 //! member if it is usable (or its redirect), else httpd's failover tiers ([`tiers`]) and the
 //! load-balancing method (any [`LbMethod`], normally a Wasm plugin) choosing within the tier.
 //! It checks the method's answer, applies the lbstatus deltas and counts. When the method
-//! fails (trap, circuit open) or answers nonsense, the request goes to the first candidate
-//! instead and the failure is counted, so a broken plugin never fails a request. [`sticky`]
+//! fails (trap, circuit open) or answers nonsense, the request goes to the method used before
+//! the last swap, if the balancer has one, else to byrequests over the same tier, and the
+//! failure is counted, so a broken plugin never fails a request. [`sticky`]
 //! finds a request's route in its URL or cookies.
 
 mod choose;
@@ -33,6 +34,11 @@ pub struct Balancer<C> {
     name: String,
     members: Vec<Arc<Member<C>>>,
     lbmethod: Arc<MethodSlot>,
+    /// What the current method was loaded from.
+    method_spec: config::PluginSpec,
+    /// The method this balancer used before its current one was swapped in, if any (and
+    /// what it was loaded from): where requests go while the current one fails.
+    previous_method: Option<(config::PluginSpec, Arc<dyn LbMethod>)>,
     maxattempts: u32,
     hashkey: config::HashKey,
     failover: config::Failover,
@@ -49,8 +55,11 @@ pub struct BalancerStats {
     pub method_failures: AtomicU64,
     /// Answers refused: index out of range, wrong number of deltas.
     pub refused_answers: AtomicU64,
-    /// Requests sent to the first candidate because of either of the above.
+    /// Requests the method did not place because of either of the above: they went to the
+    /// previous version of the method, else to byrequests over the same tier.
     pub fallbacks: AtomicU64,
+    /// Of `fallbacks`, those the previous version of the method placed.
+    pub fallbacks_to_previous: AtomicU64,
     /// Requests sent to their sticky session's member (or its redirect).
     pub sticky_hits: AtomicU64,
     /// Times every member was in error and all were put back in service (forcerecovery).
@@ -65,6 +74,7 @@ impl Default for BalancerStats {
             method_failures: AtomicU64::new(0),
             refused_answers: AtomicU64::new(0),
             fallbacks: AtomicU64::new(0),
+            fallbacks_to_previous: AtomicU64::new(0),
             sticky_hits: AtomicU64::new(0),
             forced_recoveries: AtomicU64::new(0),
             picks: Latency::with_bounds(&CALL_BUCKETS),
@@ -136,6 +146,8 @@ impl<C> Balancer<C> {
             name: config.name.clone(),
             members,
             lbmethod: slot,
+            method_spec: config.lbmethod.clone(),
+            previous_method: None,
             maxattempts: config.maxattempts,
             hashkey: config.hashkey.clone(),
             failover: config.failover.clone(),
@@ -185,6 +197,29 @@ impl<C> Balancer<C> {
     /// The current load-balancing method.
     pub fn lbmethod(&self) -> Arc<dyn LbMethod> {
         self.lbmethod.load()
+    }
+
+    /// Makes `method`, loaded from `spec` (the method used before a swap), where requests go
+    /// while the current method fails; it gets this balancer's members.
+    pub fn with_previous_method(mut self, spec: config::PluginSpec, method: Arc<dyn LbMethod>) -> Self {
+        method.set_members(self.member_infos());
+        self.previous_method = Some((spec, method));
+        self
+    }
+
+    /// The method used before the current one, when requests fall back to it.
+    pub fn previous_method(&self) -> Option<&Arc<dyn LbMethod>> {
+        self.previous_method.as_ref().map(|(_, m)| m)
+    }
+
+    /// What a rebuild of this balancer with `next` as its method should fall back to: this
+    /// balancer's method when `next` swaps it, else what this one falls back to.
+    pub fn fallback_spec_for(&self, next: &config::PluginSpec) -> Option<&config::PluginSpec> {
+        if *next != self.method_spec {
+            Some(&self.method_spec)
+        } else {
+            self.previous_method.as_ref().map(|(spec, _)| spec)
+        }
     }
 
     /// Replaces the method atomically; requests already picking finish with the old one.

@@ -189,24 +189,40 @@ fn tried_members_are_skipped_and_count_for_spares() {
 }
 
 #[test]
-fn bad_answers_fall_back_to_the_first_candidate_and_are_counted() {
-    let members = || vec![member("a", 1.0, "D", 0), member("b", 1.0, "", 0), member("c", 1.0, "", 0)];
+fn bad_answers_fall_back_to_byrequests_over_the_tier_and_are_counted() {
+    let members = || vec![member("a", 1.0, "D", 0), member("b", 1.0, "", 0), member("c", 2.0, "", 0)];
     let out_of_range = balancer(members(), Arc::new(Fixed(Ok(Some(Decision { chosen: 9, lbstatus_delta: vec![] })))));
-    assert_eq!(sequence(&out_of_range, 1), ["b"]);
-    assert_eq!(out_of_range.stats().refused_answers.load(Ordering::Relaxed), 1);
-    assert_eq!(out_of_range.stats().fallbacks.load(Ordering::Relaxed), 1);
+    assert_eq!(sequence(&out_of_range, 3), ["c", "b", "c"], "byrequests over b and c (1:2), never the disabled a");
+    assert_eq!(out_of_range.stats().refused_answers.load(Ordering::Relaxed), 3);
+    assert_eq!(out_of_range.stats().fallbacks.load(Ordering::Relaxed), 3);
+    assert_eq!(out_of_range.stats().fallbacks_to_previous.load(Ordering::Relaxed), 0);
 
-    let bad_deltas = balancer(members(), Arc::new(Fixed(Ok(Some(Decision { chosen: 1, lbstatus_delta: vec![1] })))));
-    assert_eq!(sequence(&bad_deltas, 1), ["b"]);
-    assert_eq!(bad_deltas.members()[1].lbstatus(), 0, "refused deltas are not applied");
+    let bad_deltas = balancer(members(), Arc::new(Fixed(Ok(Some(Decision { chosen: 0, lbstatus_delta: vec![1] })))));
+    assert_eq!(sequence(&bad_deltas, 1), ["c"]);
+    assert_eq!(
+        (bad_deltas.members()[1].lbstatus(), bad_deltas.members()[2].lbstatus()),
+        (100, -100),
+        "the refused deltas are not applied, byrequests' are"
+    );
 
     let trapped = Fixed(Err(LbMethodError("plugin x trapped: unreachable".into())));
     let trapped = balancer(members(), Arc::new(trapped));
-    assert_eq!(sequence(&trapped, 2), ["b", "b"]);
-    assert_eq!(trapped.stats().method_failures.load(Ordering::Relaxed), 2);
+    assert_eq!(sequence(&trapped, 3), ["c", "b", "c"]);
+    assert_eq!(trapped.stats().method_failures.load(Ordering::Relaxed), 3);
 
     let refuses = balancer(members(), Arc::new(Fixed(Ok(None))));
     assert_eq!(sequence(&refuses, 1), ["<the lbmethod refused every candidate>"]);
+}
+
+#[test]
+fn a_failing_method_falls_back_to_the_previous_one() {
+    let members = vec![member("a", 1.0, "", 0), member("b", 1.0, "", 0)];
+    let trapped = Arc::new(Fixed(Err(LbMethodError("plugin x is circuit-broken".into()))));
+    let previous = Arc::new(Fixed(Ok(Some(Decision { chosen: 1, lbstatus_delta: vec![] }))));
+    let spec = config::PluginSpec { source: config::PluginSource::Builtin("byrequests".into()), config_json: "{}".into(), origin: "test".into() };
+    let b = balancer(members, trapped).with_previous_method(spec, previous);
+    assert_eq!(sequence(&b, 3), ["b", "b", "b"], "the previous method places them");
+    assert_eq!(b.stats().fallbacks_to_previous.load(Ordering::Relaxed), 3);
 }
 
 #[test]

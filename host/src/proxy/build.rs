@@ -18,17 +18,19 @@ impl Proxy {
     /// Builds routes, balancers and pools (with a slot for each of `workers` threads), loading
     /// every plugin the config names. Health checks are described, not started.
     pub async fn build(config: &Config, plugins: &PluginRuntime, workers: usize) -> Result<Self, BuildError> {
-        Self::build_with(config, plugins, workers, &|_, _| None).await
+        Self::build_with(config, plugins, workers, &|_, _| None, &HashMap::new()).await
     }
 
     /// Like [`Proxy::build`], carrying over the member `previous` finds (given the member's
     /// owner — balancer name or route prefix — and its new config): its live state always,
-    /// and its connection pool when `previous` says it may be kept.
+    /// and its connection pool when `previous` says it may be kept. A balancer named in
+    /// `fallbacks` also loads that method, to fall back to while its own fails.
     pub(super) async fn build_with(
         config: &Config,
         plugins: &PluginRuntime,
         workers: usize,
         previous: &(dyn Fn(&str, &config::Member) -> Option<Previous> + Sync),
+        fallbacks: &HashMap<String, config::PluginSpec>,
     ) -> Result<Self, BuildError> {
         let connectors = member_connectors(config)?;
         let member_for = |owner: &str, m: &config::Member| {
@@ -48,7 +50,15 @@ impl Proxy {
                 .lbmethod(&b.lbmethod, &b.name)
                 .await
                 .map_err(|source| BuildError::Plugin { origin: b.lbmethod.origin.clone(), source })?;
-            balancers.push(Arc::new(Balancer::with_members(b, method, |m| member_for(&b.name, m))));
+            let mut balancer = Balancer::with_members(b, method, |m| member_for(&b.name, m));
+            if let Some(spec) = fallbacks.get(&b.name) {
+                // The fallback is a convenience: one that no longer loads leaves byrequests.
+                match plugins.lbmethod(spec, &b.name).await {
+                    Ok(previous) => balancer = balancer.with_previous_method(spec.clone(), previous),
+                    Err(e) => tracing::warn!(balancer = %b.name, error = %e, "the previous lbmethod does not load; byrequests is the fallback"),
+                }
+            }
+            balancers.push(Arc::new(balancer));
         }
         let health = health_checks(config, plugins).await?;
         let mut routes = Vec::with_capacity(config.routes.len());

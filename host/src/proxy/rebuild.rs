@@ -24,7 +24,15 @@ impl Proxy {
                 keep_pool: o.config.connection == m.connection && o.config.authority == m.authority && m.tls.is_none() && o.config.tls.is_none(),
             })
         };
-        let new = Self::build_with(config, plugins, workers, &previous).await?;
+        let fallbacks: HashMap<String, config::PluginSpec> = config
+            .balancers
+            .iter()
+            .filter_map(|b| {
+                let old = old.balancers.iter().find(|o| o.name() == b.name)?;
+                Some((b.name.clone(), old.fallback_spec_for(&b.lbmethod)?.clone()))
+            })
+            .collect();
+        let new = Self::build_with(config, plugins, workers, &previous, &fallbacks).await?;
         let kept = members_by_owner(&new).into_iter().filter(|(k, _)| before.contains_key(k)).map(|(_, m)| m).collect();
         Ok((new, kept))
     }
