@@ -74,7 +74,7 @@ fn picks(c: &mut Criterion) {
         let t = table(n);
         let mut native = lbmethod_byrequests::ByRequests;
         group.bench_with_input(BenchmarkId::new("native/byrequests", n), &t, |b, t| {
-            b.iter(|| native.pick(Request { key: 0 }, &Candidates::from_columns(t.count, &t.values)));
+            b.iter(|| native.pick(Request { key: 0, now: 0 }, &Candidates::from_columns(t.count, &t.values)));
         });
     }
 

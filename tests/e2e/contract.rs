@@ -8,19 +8,9 @@ use switchyard::config::StatusFlags;
 use switchyard_tests::client::TestClient;
 use switchyard_tests::member::Member;
 use switchyard_tests::proxy::{TestProxy, config};
-use switchyard_tests::{FIXTURES_WIT_0_1_0, GUEST_PEAK_EWMA, eventually};
 
-/// A balancer `b` at `/` over members a, b… with `loadfactors`, picked by `lbmethod` (TOML).
-async fn balancer(lbmethod: &str, loadfactors: &[f64]) -> (TestProxy, Vec<Member>) {
-    let mut members = Vec::new();
-    let mut toml = format!("[[route]]\npath = \"/\"\nbalancer = \"b\"\n\n[balancer.b]\nlbmethod = {lbmethod}\n");
-    for (i, lf) in loadfactors.iter().enumerate() {
-        let m = Member::start(&((b'a' + i as u8) as char).to_string()).await;
-        toml.push_str(&format!("[[balancer.b.member]]\nurl = \"{}\"\nloadfactor = {lf}\n", m.url()));
-        members.push(m);
-    }
-    (TestProxy::start(&config(&toml)).await, members)
-}
+use crate::lbmethods::balancer;
+use switchyard_tests::{FIXTURES_WIT_0_1_0, GUEST_PEAK_EWMA, eventually};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_0_1_0_lbmethod_picks_exactly_as_before() {

@@ -4,10 +4,17 @@ use switchyard_tests::client::TestClient;
 use switchyard_tests::member::Member;
 use switchyard_tests::proxy::{TestProxy, config};
 
-/// Members named a, b, c… with the given loadfactors, behind `lbmethod`, routed at `/`.
+/// Members named a, b, c… with the given loadfactors, behind the default `lbmethod`, routed
+/// at `/`.
 async fn setup(lbmethod: &str, loadfactors: &[f64]) -> (TestProxy, Vec<Member>) {
+    balancer(&format!("\"{lbmethod}\""), loadfactors).await
+}
+
+/// Members named a, b, c… with the given loadfactors, behind `lbmethod` (a TOML value: a name
+/// in quotes, or a `{ path = … }` table), routed at `/`.
+pub(crate) async fn balancer(lbmethod: &str, loadfactors: &[f64]) -> (TestProxy, Vec<Member>) {
     let mut members = Vec::new();
-    let mut toml = format!("[[route]]\npath = \"/\"\nbalancer = \"b\"\n\n[balancer.b]\nlbmethod = \"{lbmethod}\"\n");
+    let mut toml = format!("[[route]]\npath = \"/\"\nbalancer = \"b\"\n\n[balancer.b]\nlbmethod = {lbmethod}\n");
     for (i, lf) in loadfactors.iter().enumerate() {
         let m = Member::start(&((b'a' + i as u8) as char).to_string()).await;
         toml.push_str(&format!("[[balancer.b.member]]\nurl = \"{}\"\nloadfactor = {lf}\n", m.url()));

@@ -10,76 +10,68 @@ use wasmtime::component::{Component, HasSelf, Linker};
 
 use super::state::{PluginState, log_enabled, log_line};
 
+/// The three worlds of one version of the package, generated from the WIT in `$path`, and
+/// the `log` import's implementation for that version.
+macro_rules! package {
+    ($path:literal) => {
+        /// The lbmethod world; its `log` and `types` serve the other worlds too.
+        pub(crate) mod lbmethod {
+            wasmtime::component::bindgen!({
+                path: $path,
+                world: "lbmethod-plugin",
+                ownership: Borrowing { duplicate_if_necessary: false },
+            });
+        }
+
+        /// The health-check world.
+        pub(crate) mod health_check {
+            wasmtime::component::bindgen!({
+                path: $path,
+                world: "health-check-plugin",
+                with: {
+                    "switchyard:plugin/log": super::lbmethod::switchyard::plugin::log,
+                    "switchyard:plugin/types": super::lbmethod::switchyard::plugin::types,
+                },
+            });
+        }
+
+        /// The header-rewrite world.
+        pub(crate) mod header_rewrite {
+            wasmtime::component::bindgen!({
+                path: $path,
+                world: "header-rewrite-plugin",
+                with: {
+                    "switchyard:plugin/log": super::lbmethod::switchyard::plugin::log,
+                    "switchyard:plugin/types": super::lbmethod::switchyard::plugin::types,
+                },
+            });
+        }
+
+        use super::{PluginState, log_enabled, log_line};
+        use lbmethod::switchyard::plugin::{log, types};
+
+        impl types::Host for PluginState {}
+
+        impl log::Host for PluginState {
+            fn enabled(&mut self, level: types::LogLevel) -> bool {
+                log_enabled(level as u8)
+            }
+
+            fn write(&mut self, level: types::LogLevel, message: String) {
+                log_line(&self.label, level as u8, &message);
+            }
+        }
+    };
+}
+
 /// The current contract, `switchyard:plugin@0.2.0`.
 pub(crate) mod v0_2 {
-    /// The lbmethod world; its `log` and `types` serve the other worlds too.
-    pub(crate) mod lbmethod {
-        wasmtime::component::bindgen!({
-            path: "../wit",
-            world: "lbmethod-plugin",
-            ownership: Borrowing { duplicate_if_necessary: false },
-        });
-    }
-
-    /// The health-check world.
-    pub(crate) mod health_check {
-        wasmtime::component::bindgen!({
-            path: "../wit",
-            world: "health-check-plugin",
-            with: {
-                "switchyard:plugin/log": super::lbmethod::switchyard::plugin::log,
-                "switchyard:plugin/types": super::lbmethod::switchyard::plugin::types,
-            },
-        });
-    }
-
-    /// The header-rewrite world.
-    pub(crate) mod header_rewrite {
-        wasmtime::component::bindgen!({
-            path: "../wit",
-            world: "header-rewrite-plugin",
-            with: {
-                "switchyard:plugin/log": super::lbmethod::switchyard::plugin::log,
-                "switchyard:plugin/types": super::lbmethod::switchyard::plugin::types,
-            },
-        });
-    }
+    package!("../wit");
 }
 
 /// The frozen contract, `switchyard:plugin@0.1.0`.
 pub(crate) mod v0_1 {
-    /// The lbmethod world; its `log` and `types` serve the other worlds too.
-    pub(crate) mod lbmethod {
-        wasmtime::component::bindgen!({
-            path: "wit-0.1.0",
-            world: "lbmethod-plugin",
-            ownership: Borrowing { duplicate_if_necessary: false },
-        });
-    }
-
-    /// The health-check world.
-    pub(crate) mod health_check {
-        wasmtime::component::bindgen!({
-            path: "wit-0.1.0",
-            world: "health-check-plugin",
-            with: {
-                "switchyard:plugin/log": super::lbmethod::switchyard::plugin::log,
-                "switchyard:plugin/types": super::lbmethod::switchyard::plugin::types,
-            },
-        });
-    }
-
-    /// The header-rewrite world.
-    pub(crate) mod header_rewrite {
-        wasmtime::component::bindgen!({
-            path: "wit-0.1.0",
-            world: "header-rewrite-plugin",
-            with: {
-                "switchyard:plugin/log": super::lbmethod::switchyard::plugin::log,
-                "switchyard:plugin/types": super::lbmethod::switchyard::plugin::types,
-            },
-        });
-    }
+    package!("wit-0.1.0");
 }
 
 /// A version of the WIT package the host speaks.
@@ -104,7 +96,7 @@ impl Version {
 /// Which version of `switchyard:plugin/{interface}` the component exports, if any it speaks.
 pub(crate) fn exported_version(component: &Component, interface: &str) -> Option<Version> {
     let name = |v: Version| format!("switchyard:plugin/{interface}@{}", v.as_str());
-    [Version::V0_2, Version::V0_1].into_iter().find(|&v| component.get_export_index(None, &name(v)).is_some())
+    [Version::V0_2, Version::V0_1].into_iter().find(|&v| component.get_export_index(None, name(v)).is_some())
 }
 
 /// Adds the imports every plugin world shares (the log), in every version, to a linker that
@@ -112,28 +104,4 @@ pub(crate) fn exported_version(component: &Component, interface: &str) -> Option
 pub(crate) fn add_to_linker(linker: &mut Linker<PluginState>) -> wasmtime::Result<()> {
     v0_2::lbmethod::LbmethodPlugin::add_to_linker::<PluginState, HasSelf<PluginState>>(linker, |s| s)?;
     v0_1::lbmethod::LbmethodPlugin::add_to_linker::<PluginState, HasSelf<PluginState>>(linker, |s| s)
-}
-
-impl v0_2::lbmethod::switchyard::plugin::types::Host for PluginState {}
-
-impl v0_2::lbmethod::switchyard::plugin::log::Host for PluginState {
-    fn enabled(&mut self, level: v0_2::lbmethod::switchyard::plugin::types::LogLevel) -> bool {
-        log_enabled(level as u8)
-    }
-
-    fn write(&mut self, level: v0_2::lbmethod::switchyard::plugin::types::LogLevel, message: String) {
-        log_line(&self.label, level as u8, &message);
-    }
-}
-
-impl v0_1::lbmethod::switchyard::plugin::types::Host for PluginState {}
-
-impl v0_1::lbmethod::switchyard::plugin::log::Host for PluginState {
-    fn enabled(&mut self, level: v0_1::lbmethod::switchyard::plugin::types::LogLevel) -> bool {
-        log_enabled(level as u8)
-    }
-
-    fn write(&mut self, level: v0_1::lbmethod::switchyard::plugin::types::LogLevel, message: String) {
-        log_line(&self.label, level as u8, &message);
-    }
 }
