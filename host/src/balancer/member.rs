@@ -166,7 +166,7 @@ impl<C> Member<C> {
         self.live.busy.fetch_add(1, Ordering::Relaxed);
         let attempt = match &self.report {
             Some((_, method)) if method.wants_completions() => {
-                Some(Attempt { started: Instant::now(), head: None, status: 0, received: 0 })
+                Some(Box::new(Attempt { started: Instant::now(), head: None, status: 0, received: 0 }))
             }
             _ => None,
         };
@@ -299,7 +299,9 @@ impl<C> Member<C> {
 #[derive(Debug)]
 pub struct BusyGuard<C> {
     member: Arc<Member<C>>,
-    attempt: Option<Attempt>,
+    /// Boxed: only attempts of methods that asked are timed, and the guard travels inside
+    /// every response body.
+    attempt: Option<Box<Attempt>>,
 }
 
 /// What is known of an attempt being timed.

@@ -66,69 +66,9 @@ pub(crate) async fn exchange(
     request: Request<RequestBody>,
     mut busy: BusyGuard<Arc<MemberPool>>,
 ) -> Result<Response<ResponseBody>, AttemptError> {
-    let Answered { lease, head, upload, parts } = match send(member, request).await {
-        Ok(answered) => answered,
-        Err(e) => {
-            if let Some(outcome) = e.outcome() {
-                busy.failed(outcome);
-            }
-            return Err(e);
-        }
-    };
-    busy.answered(head.status.as_u16());
-    let response::ResponseHead { status, fields, framing, mut keep_alive } = head;
-    let mut upload = upload.filter(|u| !u.is_done());
-    if upload.is_some() && (status.as_u16() >= 400 || status == StatusCode::SWITCHING_PROTOCOLS) {
-        // The member refused the request before reading all of it: the rest is not sent, and
-        // the connection, out of step, is closed after the answer.
-        upload = None;
-        keep_alive = false;
-    }
-    if status == StatusCode::SWITCHING_PROTOCOLS {
-        let fresh_connection = !lease.conn.reused;
-        return tunnel::switched(lease, busy, Arc::clone(member), fields.into_map())
-            .map_err(|reason| AttemptError::Broken { reason, fresh_connection, parts: Box::new(parts) });
-    }
-    // The parse left out the hop-by-hop headers. Lines kept raw travel with the body until
-    // something needs a map (see `materialize_headers`).
-    let (raw, headers) = match fields {
-        response::Fields::Raw(raw) => (Some(raw), http::HeaderMap::new()),
-        response::Fields::Map(map) => (None, map),
-    };
-    let body = MemberBody::new(lease, framing, keep_alive, Arc::clone(member), busy, upload).with_headers(raw);
-    let mut response = Response::new(ResponseBody::Member(body));
-    *response.status_mut() = status;
-    *response.headers_mut() = headers;
-    Ok(response)
-}
-
-impl AttemptError {
-    /// How the attempt ended, as the lbmethod hears it; `None` when the client, not the
-    /// member, ended it.
-    fn outcome(&self) -> Option<AttemptOutcome> {
-        match self {
-            AttemptError::NotSent { .. } => Some(AttemptOutcome::ConnectFailed),
-            AttemptError::Broken { .. } => Some(AttemptOutcome::Broken),
-            AttemptError::Timeout { .. } => Some(AttemptOutcome::TimedOut),
-            AttemptError::Client(_) => None,
-        }
-    }
-}
-
-/// A member's answer to a request: the connection, the response head, what is left of the
-/// request body to send, and the request head as sent.
-struct Answered {
-    lease: Lease,
-    head: response::ResponseHead,
-    upload: Option<Upload>,
-    parts: Parts,
-}
-
-/// Writes the request to a connection of `member` and reads the response head.
-async fn send(member: &Arc<ProxyMember>, request: Request<RequestBody>) -> Result<Answered, AttemptError> {
     let mut lease = match member.conn.checkout().await {
         Ok(lease) => lease,
-        Err(cause) => return Err(AttemptError::NotSent { request: Box::new(request), cause }),
+        Err(cause) => return Err(failed(busy, AttemptError::NotSent { request: Box::new(request), cause })),
     };
     let timeout = member.conn.settings().timeout;
     let fresh_connection = !lease.conn.reused;
@@ -144,7 +84,7 @@ async fn send(member: &Arc<ProxyMember>, request: Request<RequestBody>) -> Resul
     if let Err(e) = request::write_within(&mut lease.conn.stream, &head, timeout).await {
         // Nothing of the request was accepted: it may go elsewhere, body untouched.
         let cause = ConnectError::Failed { member: member.config.authority.clone(), source: std::io::Error::other(e.to_string()) };
-        return Err(AttemptError::NotSent { request: Box::new(Request::from_parts(parts, body)), cause });
+        return Err(failed(busy, AttemptError::NotSent { request: Box::new(Request::from_parts(parts, body)), cause }));
     }
     let broken = |reason: String, parts: Parts| AttemptError::Broken { reason, fresh_connection, parts: Box::new(parts) };
     let mut early_answer = None;
@@ -158,9 +98,9 @@ async fn send(member: &Arc<ProxyMember>, request: Request<RequestBody>) -> Resul
             Ok(Continue::Final(head)) => early_answer = Some(head),
             Err(HeadFailure::Timeout) => {
                 let cause = ConnectError::PingTimeout { member: member.config.authority.clone(), after: ping };
-                return Err(AttemptError::NotSent { request: Box::new(Request::from_parts(parts, body)), cause });
+                return Err(failed(busy, AttemptError::NotSent { request: Box::new(Request::from_parts(parts, body)), cause }));
             }
-            Err(HeadFailure::Broken(reason)) => return Err(broken(reason, parts)),
+            Err(HeadFailure::Broken(reason)) => return Err(failed(busy, broken(reason, parts))),
         }
     }
     let upload = Upload::new(body, framing, timeout);
@@ -170,12 +110,59 @@ async fn send(member: &Arc<ProxyMember>, request: Request<RequestBody>) -> Resul
         None => match send_and_read(&mut lease, upload, &parts.method, upgrading, timeout, member).await {
             Ok(answer) => answer,
             Err(SendFailure::Client(e)) => return Err(AttemptError::Client(e)),
-            Err(SendFailure::Timeout) => return Err(AttemptError::Timeout { after: timeout }),
-            Err(SendFailure::Broken(reason)) => return Err(broken(reason, parts)),
+            Err(SendFailure::Timeout) => return Err(failed(busy, AttemptError::Timeout { after: timeout })),
+            Err(SendFailure::Broken(reason)) => return Err(failed(busy, broken(reason, parts))),
         },
     };
-    Ok(Answered { lease, head, upload, parts })
+    busy.answered(head.status.as_u16());
+    let response::ResponseHead { status, fields, framing, mut keep_alive } = head;
+    let mut upload = upload.filter(|u| !u.is_done());
+    if upload.is_some() && (status.as_u16() >= 400 || status == StatusCode::SWITCHING_PROTOCOLS) {
+        // The member refused the request before reading all of it: the rest is not sent, and
+        // the connection, out of step, is closed after the answer.
+        upload = None;
+        keep_alive = false;
+    }
+    if status == StatusCode::SWITCHING_PROTOCOLS {
+        return tunnel::switched(lease, busy, Arc::clone(member), fields.into_map()).map_err(|reason| broken(reason, parts));
+    }
+    // The parse left out the hop-by-hop headers. Lines kept raw travel with the body until
+    // something needs a map (see `materialize_headers`).
+    let (raw, headers) = match fields {
+        response::Fields::Raw(raw) => (Some(raw), http::HeaderMap::new()),
+        response::Fields::Map(map) => (None, map),
+    };
+    let body = MemberBody::new(lease, framing, keep_alive, Arc::clone(member), busy, upload).with_headers(raw);
+    let mut response = Response::new(ResponseBody::Member(body));
+    *response.status_mut() = status;
+    *response.headers_mut() = headers;
+    Ok(response)
 }
+
+/// Reports a failed attempt to the balancer's method (when it asked to hear) and hands the
+/// error on.
+fn failed(busy: BusyGuard<Arc<MemberPool>>, e: AttemptError) -> AttemptError {
+    if let Some(outcome) = e.outcome() {
+        busy.failed(outcome);
+    }
+    e
+}
+
+impl AttemptError {
+    /// How the attempt ended, as the lbmethod hears it; `None` when the client, not the
+    /// member, ended it.
+    fn outcome(&self) -> Option<AttemptOutcome> {
+        match self {
+            AttemptError::NotSent { .. } => Some(AttemptOutcome::ConnectFailed),
+            AttemptError::Broken { .. } => Some(AttemptOutcome::Broken),
+            AttemptError::Timeout { .. } => Some(AttemptOutcome::TimedOut),
+            AttemptError::Client(_) => None,
+        }
+    }
+}
+
+
+
 
 /// How much of an answer is read and held back while the request body is still being sent.
 const HOLD_LIMIT: usize = 64 * 1024;
