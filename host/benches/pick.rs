@@ -1,6 +1,7 @@
 //! What one `pick` costs: through the Wasm plugin (as the proxy calls it, instance pool
 //! included), the same algorithm compiled natively, and a whole `Balancer::pick` (tiers,
-//! packing the member table, the plugin call, applying the deltas).
+//! packing the member table, the plugin call, applying the deltas), with and without a
+//! shadow method.
 //!
 //! `cargo bench -p switchyard --bench pick`
 
@@ -82,6 +83,7 @@ fn picks(c: &mut Criterion) {
     for n in SIZES {
         let config = config::Balancer {
             name: "bench".into(),
+            shadow: None,
             lbmethod: spec("byrequests"),
             maxattempts: 1,
             hashkey: config::HashKey::None,
@@ -91,6 +93,13 @@ fn picks(c: &mut Criterion) {
         };
         let balancer = Balancer::new(&config, Arc::clone(&method), |_| ());
         group.bench_with_input(BenchmarkId::new("balancer/byrequests", n), &balancer, |b, balancer| {
+            b.iter(|| balancer.pick(&PickRequest::default(), Instant::now()).map(|p| p.index));
+        });
+        // What a shadow adds on the request's thread: handing the table over (its own thread
+        // does the second pick; when it falls behind, picks are dropped, not waited for).
+        let shadow: Arc<dyn LbMethod> = rt.block_on(plugins.lbmethod(&spec("bybusyness"), "bench/shadow")).expect("load");
+        let shadowed = Balancer::new(&config, Arc::clone(&method), |_| ()).with_shadow(shadow).expect("shadow thread");
+        group.bench_with_input(BenchmarkId::new("balancer/byrequests+shadow", n), &shadowed, |b, balancer| {
             b.iter(|| balancer.pick(&PickRequest::default(), Instant::now()).map(|p| p.index));
         });
     }

@@ -23,6 +23,7 @@ mod pinned;
 mod plugins;
 mod reload;
 mod rewrite;
+mod shadow;
 mod sticky;
 mod tls;
 mod timeouts;

@@ -89,6 +89,7 @@ pub(super) fn balancer_json(proxy: &Proxy, view: &View, index: usize, b: &ProxyB
         "fallbacks": stats.fallbacks.load(relaxed),
         "fallbacks_to_previous": stats.fallbacks_to_previous.load(relaxed),
         "previous_lbmethod": b.previous_method().map(|m| m.name().to_string()),
+        "shadow": b.shadow().map(|shadow| shadow_json(b, shadow)),
         "changed_from_config": {
             "settings": changes.map(|c| c.settings.keys().cloned().collect::<Vec<_>>()).unwrap_or_default(),
             "lbmethod": changes.is_some_and(|c| c.lbmethod.is_some()),
@@ -211,10 +212,24 @@ pub(super) fn balancer_change(balancer: &str, body: &[u8]) -> Result<Change, Con
 /// `{"file": NAME}` (a file in the plugins directory), with an optional `config`; or the
 /// component itself as the body (`Content-Type: application/wasm`).
 pub(super) fn lbmethod_change(control: &Control, balancer: &str, wasm: bool, body: &[u8]) -> Result<Change, ControlError> {
-    let balancer = balancer.to_string();
+    Ok(Change::LbMethod { balancer: balancer.to_string(), choice: method_choice(control, wasm, body)? })
+}
+
+/// `PUT …/shadow`: a method to run in shadow, given as for `PUT …/lbmethod`.
+pub(super) fn shadow_change(control: &Control, balancer: &str, wasm: bool, body: &[u8]) -> Result<Change, ControlError> {
+    Ok(Change::Shadow { balancer: balancer.to_string(), choice: Some(method_choice(control, wasm, body)?) })
+}
+
+/// `DELETE …/shadow`: no shadow.
+pub(super) fn shadow_removal(balancer: &str) -> Change {
+    Change::Shadow { balancer: balancer.to_string(), choice: None }
+}
+
+/// A method as the API names one: the component as the body, or a JSON object.
+fn method_choice(control: &Control, wasm: bool, body: &[u8]) -> Result<LbMethodChoice, ControlError> {
     if wasm {
         let sha256 = upload(control, body)?;
-        return Ok(Change::LbMethod { balancer, choice: LbMethodChoice::Stored { sha256, config: json!({}) } });
+        return Ok(LbMethodChoice::Stored { sha256, config: json!({}) });
     }
     let fields = object(body)?;
     let config = fields.get("config").cloned().unwrap_or_else(|| json!({}));
@@ -231,7 +246,7 @@ pub(super) fn lbmethod_change(control: &Control, balancer: &str, wasm: bool, bod
         }
         _ => return Err(ControlError::Invalid("give exactly one of builtin, sha256 or file".into())),
     };
-    Ok(Change::LbMethod { balancer, choice })
+    Ok(choice)
 }
 
 /// `GET /api/plugins`: the versions kept.
@@ -295,4 +310,25 @@ mod tests {
         assert!(matches!(member_change("web", "0", br#"{"status": 1}"#), Err(ControlError::Invalid(_))));
         assert!(matches!(add_member("web", b"nope"), Err(ControlError::Invalid(_))));
     }
+}
+
+/// A shadow method and what it would have done.
+fn shadow_json(b: &crate::proxy::ProxyBalancer, shadow: &crate::balancer::Shadow) -> Value {
+    let relaxed = std::sync::atomic::Ordering::Relaxed;
+    let s = shadow.stats();
+    let (agreed, disagreed) = (s.agreed.load(relaxed), s.disagreed.load(relaxed));
+    let compared = agreed + disagreed;
+    json!({
+        "lbmethod": shadow.method().name(),
+        "agreed": agreed,
+        "disagreed": disagreed,
+        "failed": s.failed.load(relaxed),
+        "dropped": s.dropped.load(relaxed),
+        "agreement": (compared > 0).then(|| agreed as f64 / compared as f64),
+        "members": b.members().iter().zip(s.would_pick.iter().zip(s.lbstatus.iter())).map(|(m, (would, lbstatus))| json!({
+            "url": m.config.url,
+            "would_pick": would.load(relaxed),
+            "lbstatus": lbstatus.load(relaxed),
+        })).collect::<Vec<_>>(),
+    })
 }

@@ -36,6 +36,21 @@ struct FallbackLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ShadowLabels {
+    balancer: String,
+    plugin: String,
+    /// `agreed`, `disagreed`, `failed` or `dropped`.
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ShadowMemberLabels {
+    balancer: String,
+    plugin: String,
+    member: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabels {
     outcome: &'static str,
 }
@@ -46,6 +61,8 @@ struct OutcomeLabels {
 fn register_lbmethods(registry: &mut Registry, proxy: &Proxy, view: &View) {
     let [failures, refused] = [(); 2].map(|()| Family::<PluginLabels, Counter>::default());
     let fallbacks = Family::<FallbackLabels, Counter>::default();
+    let shadow_picks = Family::<ShadowLabels, Counter>::default();
+    let shadow_would = Family::<ShadowMemberLabels, Counter>::default();
     let relaxed = std::sync::atomic::Ordering::Relaxed;
     let mut picks = Vec::new();
     for b in proxy.balancers() {
@@ -60,11 +77,25 @@ fn register_lbmethods(registry: &mut Registry, proxy: &Proxy, view: &View) {
             fallbacks.get_or_create(&fallback).inc_by(count);
         }
         picks.push((labels, stats.picks.snapshot()));
+        if let Some(shadow) = b.shadow() {
+            let (balancer, plugin) = (b.name().to_string(), shadow.method().name().to_string());
+            let s = shadow.stats();
+            for (outcome, count) in [("agreed", &s.agreed), ("disagreed", &s.disagreed), ("failed", &s.failed), ("dropped", &s.dropped)] {
+                let labels = ShadowLabels { balancer: balancer.clone(), plugin: plugin.clone(), outcome };
+                shadow_picks.get_or_create(&labels).inc_by(count.load(relaxed));
+            }
+            for (m, would) in b.members().iter().zip(s.would_pick.iter()) {
+                let labels = ShadowMemberLabels { balancer: balancer.clone(), plugin: plugin.clone(), member: m.config.url.clone() };
+                shadow_would.get_or_create(&labels).inc_by(would.load(relaxed));
+            }
+        }
     }
     registry.register("lbmethod_pick_seconds", "lbmethod calls (pick), by balancer, plugin and version", Histograms(picks));
     registry.register("lbmethod_failures", "lbmethod calls that trapped or found the plugin circuit-broken", failures);
     registry.register("lbmethod_refused_answers", "lbmethod answers refused (index out of range, wrong deltas)", refused);
     registry.register("lbmethod_fallbacks", "Requests the lbmethod failed to place, by where they went instead: the previous method or byrequests", fallbacks);
+    registry.register("lbmethod_shadow_picks", "Picks of a balancer's shadow lbmethod, by whether it chose the member the active one did", shadow_picks);
+    registry.register("lbmethod_shadow_would_pick", "Requests a balancer's shadow lbmethod would have sent to each member", shadow_would);
 }
 
 /// Config reloads, manager edits and hot swaps, applied or refused.

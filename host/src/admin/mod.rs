@@ -12,6 +12,8 @@
 //! | `DELETE /api/balancers/{name}/members/{index}` | remove a member |
 //! | `PUT /api/balancers/{name}/lbmethod` | change the lbmethod: a default one, an uploaded version, or the component as the body (hot swap) |
 //! | `POST /api/balancers/{name}/lbmethod/rollback` | back to the lbmethod before the last change |
+//! | `PUT /api/balancers/{name}/shadow` | run a method in shadow beside the balancer's own (given as for `lbmethod`) |
+//! | `DELETE /api/balancers/{name}/shadow` | stop the shadow |
 //! | `GET /api/plugins` | the versions kept in the plugins directory |
 //! | `POST /api/plugins` | keep a component in the plugins directory; answers its SHA-256 |
 //! | `POST /api/reload` | re-read the config file (as SIGHUP); runtime changes stay laid over it |
@@ -146,7 +148,7 @@ async fn handle(state: &AdminState, req: Request<Incoming>) -> Response<Full<Byt
         return refusal.response();
     }
     let limit = match segments.as_slice() {
-        ["api", "plugins"] | ["api", "balancers", _, "lbmethod"] if early && (wasm || segments[1] == "plugins") => PLUGIN_LIMIT,
+        ["api", "plugins"] | ["api", "balancers", _, "lbmethod" | "shadow"] if early && (wasm || segments[1] == "plugins") => PLUGIN_LIMIT,
         _ => BODY_LIMIT,
     };
     let body = match Limited::new(body, limit).collect().await {
@@ -167,6 +169,8 @@ async fn handle(state: &AdminState, req: Request<Incoming>) -> Response<Full<Byt
         (&Method::POST, ["api", "balancers", name, "members"]) => api::made(control, Some(name), api::add_member(name, &body)).await,
         (&Method::DELETE, ["api", "balancers", name, "members", index]) => api::made(control, Some(name), api::remove_member(name, index)).await,
         (&Method::PUT, ["api", "balancers", name, "lbmethod"]) => api::made(control, Some(name), api::lbmethod_change(control, name, wasm, &body)).await,
+        (&Method::PUT, ["api", "balancers", name, "shadow"]) => api::made(control, Some(name), api::shadow_change(control, name, wasm, &body)).await,
+        (&Method::DELETE, ["api", "balancers", name, "shadow"]) => api::made(control, Some(name), Ok(api::shadow_removal(name))).await,
         (&Method::POST, ["api", "balancers", name, "lbmethod", "rollback"]) => {
             api::made(control, Some(name), Ok(Change::Rollback { balancer: name.to_string() })).await
         }

@@ -71,6 +71,9 @@ pub(super) fn render(control: &Control, nonce: &str) -> Response<Full<Bytes>> {
             Some(LbMethodChoice::Stored { sha256, .. }) => format!("sha256:{sha256}"),
             _ => format!("builtin:{}", b.lbmethod().name()),
         };
+        if let Some(shadow) = b.shadow() {
+            shadow_table(&mut h, b, shadow);
+        }
         balancer_forms(&mut h, &name, nonce, b.maxattempts(), changes.is_some_and(|c| c.rollback.is_some()), &versions, &current);
         h.push_str("<table><tr><th>Worker URL</th><th>Route</th><th>Redirect</th><th>Factor</th><th>Set</th><th>Status</th><th>Elected</th><th>Busy</th><th>Load</th><th>To</th><th>From</th><th>Errors</th><th>Health check</th><th>Edit</th></tr>");
         for (mi, m) in b.members().iter().enumerate() {
@@ -158,6 +161,26 @@ pub(super) fn render(control: &Control, nonce: &str) -> Response<Full<Bytes>> {
     r
 }
 
+/// What the shadow method would have done: agreement, and per member the requests it would
+/// have sent.
+fn shadow_table(h: &mut String, b: &crate::proxy::ProxyBalancer, shadow: &crate::balancer::Shadow) {
+    let relaxed = std::sync::atomic::Ordering::Relaxed;
+    let s = shadow.stats();
+    let (agreed, disagreed) = (s.agreed.load(relaxed), s.disagreed.load(relaxed));
+    let agreement = if agreed + disagreed == 0 { "-".to_string() } else { format!("{:.1} %", 100.0 * agreed as f64 / (agreed + disagreed) as f64) };
+    let name = esc(b.name());
+    let _ = write!(
+        h,
+        "<table class=\"shadow\"><tr><th>Shadow LB method</th><th>Agreement</th><th>Agreed</th><th>Disagreed</th><th>Failed</th><th>Dropped</th><th>Would send</th><th></th></tr>\
+         <tr><td>{}</td><td>{agreement}</td><td>{agreed}</td><td>{disagreed}</td><td>{}</td><td>{}</td><td>{}</td>\
+         <td><button data-call=\"DELETE /api/balancers/{name}/shadow\">Stop the shadow</button></td></tr></table>",
+        esc(shadow.method().name()),
+        s.failed.load(relaxed),
+        s.dropped.load(relaxed),
+        b.members().iter().zip(s.would_pick.iter()).map(|(m, n)| format!("{} {}", esc(&m.config.url), n.load(relaxed))).collect::<Vec<_>>().join(", "),
+    );
+}
+
 /// The balancer-wide forms: settings, lbmethod (a default one or a kept version, with its
 /// config), upload, rollback, a new member.
 fn balancer_forms(h: &mut String, name: &str, nonce: &str, maxattempts: u32, rollback: bool, versions: &[(String, u64)], current: &str) {
@@ -172,6 +195,8 @@ fn balancer_forms(h: &mut String, name: &str, nonce: &str, maxattempts: u32, rol
         "<form data-lbmethod=\"/api/balancers/{name}/lbmethod\"><label>LB method <select name=\"lbm\">{methods}</select></label> \
          <label>config <input name=\"lbconfig\" size=\"30\" value=\"{{}}\"></label> <button type=\"submit\">Change</button></form>\
          <label>Upload a new version <input type=\"file\" accept=\".wasm\" data-upload=\"/api/balancers/{name}/lbmethod\"></label> {}\
+         <form data-lbmethod=\"/api/balancers/{name}/shadow\"><label>Shadow <select name=\"lbm\">{methods}</select></label> \
+         <label>config <input name=\"lbconfig\" size=\"30\" value=\"{{}}\"></label> <button type=\"submit\">Run in shadow</button></form>\
          <form method=\"post\" action=\"/balancer-manager\">{hidden}<label>Max attempts <input name=\"b_max\" size=\"3\" value=\"{maxattempts}\"></label> <button type=\"submit\">Set</button></form>\
          <form method=\"post\" action=\"/balancer-manager\">{hidden}<input type=\"hidden\" name=\"b_wyes\" value=\"1\"><label>Add member <input name=\"b_nwrkr\" size=\"30\" placeholder=\"http://host:port\"></label> <button type=\"submit\">Add</button></form>",
         if rollback { format!("<button data-call=\"POST /api/balancers/{name}/lbmethod/rollback\">Roll back the lbmethod</button>") } else { String::new() },

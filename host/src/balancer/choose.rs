@@ -49,6 +49,9 @@ impl<C> Balancer<C> {
             Some(index) => index,
             None => self.fall_back(key, &candidates, &table),
         };
+        if let Some(shadow) = &self.shadow {
+            shadow.offer(key, table, candidates, index);
+        }
         Ok(self.elect(index, false))
     }
 

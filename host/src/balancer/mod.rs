@@ -7,11 +7,13 @@
 //! fails (trap, circuit open) or answers nonsense, the request goes to the method used before
 //! the last swap, if the balancer has one, else to byrequests over the same tier, and the
 //! failure is counted, so a broken plugin never fails a request. [`sticky`]
-//! finds a request's route in its URL or cookies.
+//! finds a request's route in its URL or cookies. A [`Shadow`] method may pick beside the
+//! balancer's own, on its own thread, to be compared with it.
 
 mod choose;
 mod lbmethod;
 mod member;
+mod shadow;
 pub mod sticky;
 mod tiers;
 
@@ -25,6 +27,7 @@ use std::sync::atomic::AtomicU64;
 pub use lbmethod::{AttemptOutcome, CandidateTable, Completion, Decision, LbMethod, LbMethodError, MemberInfo};
 use lbmethod::MethodSlot;
 pub use member::{BusyGuard, Member, MemberSnapshot, MemberState};
+pub use shadow::{Shadow, ShadowStats};
 
 use crate::config;
 use crate::observe::{CALL_BUCKETS, Latency};
@@ -39,6 +42,8 @@ pub struct Balancer<C> {
     /// The method this balancer used before its current one was swapped in, if any (and
     /// what it was loaded from): where requests go while the current one fails.
     previous_method: Option<(config::PluginSpec, Arc<dyn LbMethod>)>,
+    /// A second method picking beside this one, counted and never enacted.
+    shadow: Option<Shadow>,
     maxattempts: u32,
     hashkey: config::HashKey,
     failover: config::Failover,
@@ -148,6 +153,7 @@ impl<C> Balancer<C> {
             lbmethod: slot,
             method_spec: config.lbmethod.clone(),
             previous_method: None,
+            shadow: None,
             maxattempts: config.maxattempts,
             hashkey: config.hashkey.clone(),
             failover: config.failover.clone(),
@@ -205,6 +211,18 @@ impl<C> Balancer<C> {
         method.set_members(self.member_infos());
         self.previous_method = Some((spec, method));
         self
+    }
+
+    /// Runs `method` in shadow beside the balancer's own (see [`Shadow`]); fails only when its
+    /// thread cannot be started.
+    pub fn with_shadow(mut self, method: Arc<dyn LbMethod>) -> std::io::Result<Self> {
+        self.shadow = Some(Shadow::start(method, &self.name, self.member_infos())?);
+        Ok(self)
+    }
+
+    /// The shadow method and what it would have done, when there is one.
+    pub fn shadow(&self) -> Option<&Shadow> {
+        self.shadow.as_ref()
     }
 
     /// The method used before the current one, when requests fall back to it.

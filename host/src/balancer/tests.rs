@@ -82,6 +82,7 @@ fn balancer_with(
 ) -> Balancer<()> {
     let config = config::Balancer {
         name: "b".into(),
+        shadow: None,
         lbmethod: config::PluginSpec {
             source: config::PluginSource::Builtin("byrequests".into()),
             config_json: "{}".into(),
@@ -348,4 +349,25 @@ fn next_retry_is_the_earliest_error_expiry() {
     b.members()[1].mark_error(t);
     let next = b.next_retry_at().expect("members in error");
     assert!(next >= t + Duration::from_secs(5) && next < t + Duration::from_secs(6));
+}
+
+#[test]
+fn a_shadow_picks_with_its_own_lbstatus_and_changes_nothing() {
+    let members = vec![member("a", 70.0, "", 0), member("b", 30.0, "", 0)];
+    let b = balancer(members, Arc::new(Fixed(Ok(Some(Decision { chosen: 1, lbstatus_delta: vec![] })))))
+        .with_shadow(byrequests())
+        .expect("shadow thread");
+    assert_eq!(sequence(&b, 10), ["b"; 10], "the active method decides");
+    let stats = b.shadow().expect("shadow").stats();
+    let compared = || stats.agreed.load(Ordering::Relaxed) + stats.disagreed.load(Ordering::Relaxed);
+    for _ in 0..500 {
+        if compared() == 10 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    // byrequests over its own lbstatus: a b a a a b a a b a, so it agreed on the 3 b's.
+    assert_eq!((stats.agreed.load(Ordering::Relaxed), stats.disagreed.load(Ordering::Relaxed)), (3, 7));
+    assert_eq!((stats.would_pick[0].load(Ordering::Relaxed), stats.would_pick[1].load(Ordering::Relaxed)), (7, 3));
+    assert_eq!((b.members()[0].lbstatus(), b.members()[1].lbstatus()), (0, 0), "the real lbstatus is untouched");
 }

@@ -89,6 +89,8 @@ pub struct Balancer {
     pub name: String,
     /// The load-balancing method.
     pub lbmethod: PluginSpec,
+    /// A second method run in shadow: its picks are counted, never enacted.
+    pub shadow: Option<PluginSpec>,
     /// How many more members to try after a failed attempt (default: members − 1).
     pub maxattempts: u32,
     /// What `pick`'s request key is hashed from.

@@ -81,6 +81,7 @@ pub(crate) struct RawRoute {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawBalancer {
     pub lbmethod: Option<RawPlugin>,
+    pub shadow: Option<RawPlugin>,
     pub maxattempts: Option<u32>,
     pub hashkey: Option<String>,
     pub nofailover: Option<bool>,

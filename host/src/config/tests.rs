@@ -555,3 +555,15 @@ upgrade = ["websocket", "h2c"]
     let unknown = errors("[[listen]]\naddr = \"127.0.0.1:1\"\n[limits]\nbodysize = 5\n");
     assert!(unknown[0].starts_with("test.toml:4: limits.bodysize: unknown field `bodysize`"), "{}", unknown[0]);
 }
+
+#[test]
+fn a_shadow_is_an_lbmethod_checked_like_one() {
+    let ok = parse("[[listen]]\naddr = \"127.0.0.1:1\"\n[balancer.a]\nshadow = \"bybusyness\"\n[[balancer.a.member]]\nurl = \"http://h:1\"\n", Path::new("test.toml"))
+        .expect("valid");
+    assert_eq!(ok.balancers[0].shadow.as_ref().map(|s| s.source.clone()), Some(PluginSource::Builtin("bybusyness".into())));
+    let errs = errors("[[listen]]\naddr = \"127.0.0.1:1\"\n[balancer.a]\nshadow = \"roundrobin\"\n[[balancer.a.member]]\nurl = \"http://h:1\"\n");
+    assert_eq!(
+        errs,
+        ["test.toml:4: balancer.a.shadow: unknown lbmethod `roundrobin`: the default ones are byrequests, bytraffic, bybusyness, or give { path = \"x.wasm\" }"]
+    );
+}

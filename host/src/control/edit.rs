@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::ControlError;
 use super::dirs::PluginStore;
-use super::overlay::{LbMethodChoice, Overlay, Rollback, same_url};
+use super::overlay::{LbMethodChoice, Overlay, Rollback, ShadowChange, same_url};
 use crate::config::{BUILTIN_LBMETHODS, Config, StatusFlags};
 use crate::proxy::Proxy;
 
@@ -93,6 +93,13 @@ pub enum Change {
         balancer: String,
         /// The method.
         choice: LbMethodChoice,
+    },
+    /// Run a method in shadow beside the balancer's own (`None`: no shadow).
+    Shadow {
+        /// The balancer's name.
+        balancer: String,
+        /// The method.
+        choice: Option<LbMethodChoice>,
     },
     /// Go back to the lbmethod before the last change.
     Rollback {
@@ -259,21 +266,7 @@ fn apply_one(change: Change, overlay: &mut Overlay, cx: &Context<'_>) -> Result<
         }
         Change::LbMethod { balancer, choice } => {
             find_balancer(running, &balancer)?;
-            match &choice {
-                LbMethodChoice::Builtin { name, .. } if !BUILTIN_LBMETHODS.contains(&name.as_str()) => {
-                    return Err(ControlError::Invalid(format!("no default lbmethod `{name}` (there are {})", BUILTIN_LBMETHODS.join(", "))));
-                }
-                LbMethodChoice::Stored { sha256, .. } => {
-                    let store = cx.store.ok_or_else(|| ControlError::Unavailable("plugin uploads need `[admin] plugins` (a directory)".into()))?;
-                    if store.path_of(sha256).is_none() {
-                        return Err(ControlError::NotFound(format!("no plugin version {sha256} in the plugins directory")));
-                    }
-                }
-                LbMethodChoice::Builtin { .. } => {}
-            }
-            if !choice.config().is_object() {
-                return Err(ControlError::Invalid("the plugin's config must be a JSON object".into()));
-            }
+            check_choice(&choice, cx)?;
             let b = overlay.balancer_mut(&balancer);
             // httpd's form sends the method in use with every balancer edit: not a swap.
             let unchanged = match (&choice, &b.lbmethod) {
@@ -286,6 +279,17 @@ fn apply_one(change: Change, overlay: &mut Overlay, cx: &Context<'_>) -> Result<
             }
             Ok(None)
         }
+        Change::Shadow { balancer, choice } => {
+            find_balancer(running, &balancer)?;
+            if let Some(choice) = &choice {
+                check_choice(choice, cx)?;
+            }
+            overlay.balancer_mut(&balancer).shadow = Some(match choice {
+                Some(choice) => ShadowChange::Set(choice),
+                None => ShadowChange::Removed,
+            });
+            Ok(None)
+        }
         Change::Rollback { balancer } => {
             find_balancer(running, &balancer)?;
             let b = overlay.balancer_mut(&balancer);
@@ -296,6 +300,27 @@ fn apply_one(change: Change, overlay: &mut Overlay, cx: &Context<'_>) -> Result<
             Ok(None)
         }
     }
+}
+
+/// Refuses a method choice that cannot be loaded: an unknown default, a version not in the
+/// plugins directory, a config that is not an object.
+fn check_choice(choice: &LbMethodChoice, cx: &Context<'_>) -> Result<(), ControlError> {
+    match choice {
+        LbMethodChoice::Builtin { name, .. } if !BUILTIN_LBMETHODS.contains(&name.as_str()) => {
+            return Err(ControlError::Invalid(format!("no default lbmethod `{name}` (there are {})", BUILTIN_LBMETHODS.join(", "))));
+        }
+        LbMethodChoice::Stored { sha256, .. } => {
+            let store = cx.store.ok_or_else(|| ControlError::Unavailable("plugin uploads need `[admin] plugins` (a directory)".into()))?;
+            if store.path_of(sha256).is_none() {
+                return Err(ControlError::NotFound(format!("no plugin version {sha256} in the plugins directory")));
+            }
+        }
+        LbMethodChoice::Builtin { .. } => {}
+    }
+    if !choice.config().is_object() {
+        return Err(ControlError::Invalid("the plugin's config must be a JSON object".into()));
+    }
+    Ok(())
 }
 
 fn find_balancer<'a>(running: &'a Proxy, name: &str) -> Result<&'a crate::proxy::ProxyBalancer, ControlError> {

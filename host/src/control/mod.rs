@@ -186,7 +186,7 @@ impl Control {
     pub async fn change(&self, change: Change) -> Result<Applied, ControlError> {
         let counter = match &change {
             Change::ReloadFile => &self.stats.reloads,
-            Change::LbMethod { .. } | Change::Rollback { .. } => &self.stats.swaps,
+            Change::LbMethod { .. } | Change::Rollback { .. } | Change::Shadow { .. } => &self.stats.swaps,
             Change::Batch(changes) if changes.iter().any(|c| matches!(c, Change::LbMethod { .. })) => &self.stats.swaps,
             _ => &self.stats.edits,
         };

@@ -43,6 +43,9 @@ pub struct BalancerOverlay {
     /// What a rollback returns to; absent when there is nothing to roll back to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollback: Option<Rollback>,
+    /// The shadow lbmethod set or removed at run time, when it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shadow: Option<ShadowChange>,
     /// Keys of members of the file, by URL.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub members: BTreeMap<String, BTreeMap<String, Value>>,
@@ -52,6 +55,16 @@ pub struct BalancerOverlay {
     /// URLs of members of the file removed at run time.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub removed: BTreeSet<String>,
+}
+
+/// A balancer's shadow lbmethod changed at run time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", deny_unknown_fields)]
+pub enum ShadowChange {
+    /// Run this method in shadow.
+    Set(LbMethodChoice),
+    /// No shadow, whatever the file says.
+    Removed,
 }
 
 /// The lbmethod before the last change.
@@ -117,6 +130,14 @@ impl Overlay {
             match changes.lbmethod.as_ref().map(|c| c.to_toml(stored)) {
                 Some(Some(lbmethod)) => drop(balancer.insert("lbmethod".into(), lbmethod?)),
                 Some(None) => passed_over.push(format!("balancer {name}: its lbmethod version is no longer in the plugins directory; the file's is used")),
+                None => {}
+            }
+            match &changes.shadow {
+                Some(ShadowChange::Set(choice)) => match choice.to_toml(stored) {
+                    Some(shadow) => drop(balancer.insert("shadow".into(), shadow?)),
+                    None => passed_over.push(format!("balancer {name}: its shadow version is no longer in the plugins directory; the file's is used")),
+                },
+                Some(ShadowChange::Removed) => drop(balancer.remove("shadow")),
                 None => {}
             }
             let members = balancer.entry("member").or_insert_with(|| toml::Value::Array(Vec::new()));

@@ -58,6 +58,13 @@ impl Proxy {
                     Err(e) => tracing::warn!(balancer = %b.name, error = %e, "the previous lbmethod does not load; byrequests is the fallback"),
                 }
             }
+            if let Some(spec) = &b.shadow {
+                let shadow = plugins
+                    .lbmethod(spec, &format!("{}/shadow", b.name))
+                    .await
+                    .map_err(|source| BuildError::Plugin { origin: spec.origin.clone(), source })?;
+                balancer = balancer.with_shadow(shadow).map_err(|e| BuildError::Shadow { balancer: b.name.clone(), reason: e.to_string() })?;
+            }
             balancers.push(Arc::new(balancer));
         }
         let health = health_checks(config, plugins).await?;

@@ -129,6 +129,14 @@ pub enum BuildError {
         /// What is wrong.
         source: TlsError,
     },
+    /// A balancer's shadow lbmethod could not get its thread.
+    #[error("balancer {balancer}: cannot start its shadow lbmethod: {reason}")]
+    Shadow {
+        /// The balancer.
+        balancer: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 impl Proxy {

@@ -1,4 +1,5 @@
-//! `[balancer.NAME]`: members, lbmethod, request key, failover and sticky sessions.
+//! `[balancer.NAME]`: members, lbmethod (and shadow), request key, failover and sticky
+//! sessions.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
@@ -48,6 +49,8 @@ pub(super) fn balancers(
             Some(raw) => plugin_spec(&key(&here, "lbmethod"), raw, Kind::LbMethod, base_dir, origin_of, p),
             None => Some(PluginSpec::builtin("byrequests", "{}", origin_of(&key(&here, "lbmethod")))),
         };
+        // `None` inside: the shadow is invalid (already reported).
+        let shadow = b.shadow.as_ref().map(|raw| plugin_spec(&key(&here, "shadow"), raw, Kind::LbMethod, base_dir, origin_of, p));
         let hashkey = match b.hashkey.as_deref().map(parse_hashkey).transpose() {
             Ok(h) => h.unwrap_or_default(),
             Err(e) => {
@@ -57,8 +60,8 @@ pub(super) fn balancers(
         };
         let maxattempts = b.maxattempts.unwrap_or_else(|| (b.member.len() as u32).saturating_sub(1));
         let failover = failover(&here, b, p);
-        if let Some(lbmethod) = lbmethod {
-            out.push(Balancer { name: name.clone(), lbmethod, maxattempts, hashkey, failover, sticky, members });
+        if let (Some(lbmethod), Some(shadow)) = (lbmethod, shadow.map_or(Some(None), |s| s.map(Some))) {
+            out.push(Balancer { name: name.clone(), lbmethod, shadow, maxattempts, hashkey, failover, sticky, members });
         }
     }
     out

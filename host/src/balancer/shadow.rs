@@ -1,0 +1,136 @@
+//! Shadow mode: a second lbmethod picking beside the active one on live traffic, with its own
+//! lbstatus scratch values, whose choices are counted and never enacted.
+//!
+//! The shadow runs on a thread of its own, after the real pick: the request thread only hands
+//! over the candidate table it has finished with (a move, no copy) through a bounded queue.
+//! So a shadow that is slow, loops or traps never delays or fails a request; its calls have
+//! the plugin deadline and circuit breaker like any; and when it falls behind, the queue is
+//! full and requests skip it, counted as dropped.
+
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::Arc;
+
+use super::lbmethod::{CandidateTable, LbMethod, MemberInfo};
+
+/// Picks waiting for the shadow; more are dropped.
+const QUEUE: usize = 1024;
+
+/// The lbstatus column of a candidate table (`member-field` order).
+const LBSTATUS: usize = 2;
+
+/// A balancer's shadow lbmethod and what it would have done.
+pub struct Shadow {
+    method: Arc<dyn LbMethod>,
+    queue: SyncSender<Job>,
+    stats: Arc<ShadowStats>,
+}
+
+/// What a shadow would have done, counted since the balancer was built.
+#[derive(Debug)]
+pub struct ShadowStats {
+    /// Picks where the shadow chose the member the active method chose.
+    pub agreed: AtomicU64,
+    /// Picks where it chose another member, or refused every candidate.
+    pub disagreed: AtomicU64,
+    /// Calls that trapped, found the shadow circuit-broken, or answered nonsense.
+    pub failed: AtomicU64,
+    /// Picks the shadow never saw: it was behind by a full queue.
+    pub dropped: AtomicU64,
+    /// Per member (config order): how many requests the shadow would have sent it.
+    pub would_pick: Box<[AtomicU64]>,
+    /// Per member: the shadow's own lbstatus scratch value.
+    pub lbstatus: Box<[AtomicI64]>,
+}
+
+/// One real pick, for the shadow to redo.
+struct Job {
+    key: u64,
+    table: CandidateTable,
+    /// Member indices of the table's rows.
+    candidates: Vec<usize>,
+    /// The member the active method chose.
+    chosen: usize,
+}
+
+impl Shadow {
+    /// Starts the shadow's thread for a balancer named `balancer` with these members.
+    pub(crate) fn start(method: Arc<dyn LbMethod>, balancer: &str, members: Arc<[MemberInfo]>) -> std::io::Result<Self> {
+        method.set_members(Arc::clone(&members));
+        let stats = Arc::new(ShadowStats {
+            agreed: AtomicU64::new(0),
+            disagreed: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            would_pick: members.iter().map(|_| AtomicU64::new(0)).collect(),
+            lbstatus: members.iter().map(|_| AtomicI64::new(0)).collect(),
+        });
+        let (queue, jobs) = sync_channel(QUEUE);
+        let worker = (Arc::clone(&method), Arc::clone(&stats));
+        // The thread ends when the balancer (the queue's only sender) is dropped.
+        std::thread::Builder::new()
+            .name(format!("shadow-{balancer}"))
+            .spawn(move || run(&*worker.0, &worker.1, jobs))?;
+        Ok(Self { method, queue, stats })
+    }
+
+    /// The shadow method.
+    pub fn method(&self) -> &Arc<dyn LbMethod> {
+        &self.method
+    }
+
+    /// What it would have done.
+    pub fn stats(&self) -> &ShadowStats {
+        &self.stats
+    }
+
+    /// Hands a finished pick to the shadow, or counts it dropped when the shadow is behind.
+    pub(crate) fn offer(&self, key: u64, table: CandidateTable, candidates: Vec<usize>, chosen: usize) {
+        match self.queue.try_send(Job { key, table, candidates, chosen }) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Shadow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shadow").field("method", &self.method.name()).field("stats", &self.stats).finish()
+    }
+}
+
+/// The shadow's thread: redoes each pick with the shadow's own lbstatus, and counts.
+fn run(method: &dyn LbMethod, stats: &ShadowStats, jobs: Receiver<Job>) {
+    for Job { key, mut table, candidates, chosen } in jobs {
+        let count = table.count;
+        for (row, &member) in candidates.iter().enumerate() {
+            let own = stats.lbstatus.get(member).map_or(0, |s| s.load(Ordering::Relaxed));
+            if let Some(v) = table.values.get_mut(LBSTATUS * count + row) {
+                *v = own;
+            }
+        }
+        match method.pick(key, &table) {
+            Ok(Some(d)) if d.chosen < count && (d.lbstatus_delta.is_empty() || d.lbstatus_delta.len() == count) => {
+                for (&member, &delta) in candidates.iter().zip(&d.lbstatus_delta) {
+                    if let Some(s) = stats.lbstatus.get(member) {
+                        s.fetch_add(delta, Ordering::Relaxed);
+                    }
+                }
+                let would = candidates[d.chosen];
+                if let Some(n) = stats.would_pick.get(would) {
+                    n.fetch_add(1, Ordering::Relaxed);
+                }
+                let counter = if would == chosen { &stats.agreed } else { &stats.disagreed };
+                counter.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(None) => {
+                stats.disagreed.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(Some(_)) | Err(_) => {
+                stats.failed.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
