@@ -66,7 +66,7 @@ fn picks(c: &mut Criterion) {
         for n in SIZES {
             let t = table(n);
             group.bench_with_input(BenchmarkId::new(format!("wasm/{name}"), n), &t, |b, t| {
-                b.iter(|| method.pick(0, t));
+                b.iter(|| method.pick(0, t, Instant::now()));
             });
         }
     }
@@ -84,6 +84,7 @@ fn picks(c: &mut Criterion) {
         let config = config::Balancer {
             name: "bench".into(),
             shadow: None,
+            record: None,
             lbmethod: spec("byrequests"),
             maxattempts: 1,
             hashkey: config::HashKey::None,

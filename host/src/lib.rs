@@ -20,6 +20,8 @@
 //!   [`health::HealthCheck`].
 //! - [`rewrite`]: header-rewrite chains; ask [`rewrite::HeaderRewriter`]s.
 //! - [`plugin`]: the Wasm runtime; implements those three seams with components.
+//! - [`trace`]: a balancer's decisions recorded to a file (a [`balancer::PickObserver`]) and
+//!   replayed offline through any [`balancer::LbMethod`].
 //! - [`edge`]: below HTTP on client connections: the stream (plain or TLS), raw-head checks,
 //!   head and idle deadlines.
 //! - [`proxy`]: the request path: strict checks, routing, failover, member connections, the
@@ -56,3 +58,4 @@ pub mod rewrite;
 pub mod scaffold;
 pub mod server;
 pub mod tls;
+pub mod trace;

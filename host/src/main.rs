@@ -81,6 +81,25 @@ enum PluginCommand {
         #[arg(long, default_value = "{}")]
         config: String,
     },
+    /// Replay a trace a proxy recorded (`record = "FILE"` on a balancer) through an lbmethod,
+    /// offline, with the proxy's balancer and tier code: per member what it would have
+    /// chosen (beside what the live proxy chose), overall and over time.
+    Replay {
+        /// The method: a component (`.wasm`) or a default method's name (`byrequests`…).
+        method: PathBuf,
+        /// The trace file.
+        #[arg(long)]
+        trace: PathBuf,
+        /// The method's config, as JSON.
+        #[arg(long, default_value = "{}")]
+        config: String,
+        /// table, csv or json.
+        #[arg(long, value_enum, default_value = "table")]
+        format: switchyard::trace::report::Format,
+        /// The width of the time windows, e.g. `1s`, `250ms`.
+        #[arg(long, default_value = "1s")]
+        interval: String,
+    },
     /// Compile a component into a compiled-plugin cache, so no proxy using that cache
     /// compiles it again at start, reload or hot swap.
     Compile {
@@ -234,6 +253,25 @@ fn plugin_tool(command: &PluginCommand) -> ExitCode {
                     }
                     Err(e) => {
                         println!("refused: {e}");
+                        ExitCode::FAILURE
+                    }
+                }
+            }
+            PluginCommand::Replay { method, trace, config, format, interval } => {
+                let interval = match config::parse_duration(interval) {
+                    Ok(d) if !d.is_zero() => d,
+                    _ => {
+                        eprintln!("--interval: `{interval}` is not a duration such as 1s or 250ms");
+                        return ExitCode::FAILURE;
+                    }
+                };
+                match switchyard::plugin::tools::replay(method, trace, config).await {
+                    Ok(replay) => {
+                        print!("{}", switchyard::trace::report::render(&replay, *format, interval));
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        eprintln!("{e}");
                         ExitCode::FAILURE
                     }
                 }

@@ -296,3 +296,23 @@ fn sighup_reloads_the_config_and_refuses_a_bad_one() {
     let status = wait_with_timeout(&mut child, Duration::from_secs(10));
     assert_eq!(status.and_then(|s| s.code()), Some(0));
 }
+
+#[test]
+fn plugin_replay_prints_what_a_method_would_have_chosen() {
+    let dir = temp_dir("replay");
+    let trace = dir.join("t.jsonl");
+    let header = r#"{"switchyard_trace":1,"balancer":"web","members":[{"url":"http://a:1","loadfactor":1.0},{"url":"http://b:1","loadfactor":1.0}]}"#;
+    let pick = |t: u64, chosen: usize| format!(r#"{{"t":{t},"pick":{{"key":0,"chosen":{chosen},"busy":[0,0],"transferred":[0,0],"read":[0,0]}}}}"#);
+    std::fs::write(&trace, format!("{header}\n{}\n{}\n{}\n", pick(10, 0), pick(2_000_000, 1), pick(2_000_100, 1))).expect("write");
+    let out = Command::new(BIN).args(["plugin", "replay", "byrequests", "--trace"]).arg(&trace).output().expect("run");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("same member as the live proxy: 2 of 3"), "byrequests alternates a, b, a: {text}");
+    let csv = Command::new(BIN).args(["plugin", "replay", "byrequests", "--format", "csv", "--interval", "1s", "--trace"]).arg(&trace).output().expect("run");
+    assert_eq!(String::from_utf8_lossy(&csv.stdout), "segment,t_us,\"http://a:1\",\"http://b:1\"\n1,0,1,0\n1,2000000,1,1\n");
+
+    std::fs::write(&trace, format!("{header}\n{{\"t\":1,\"pick\":{{\"key\":0}}}}\n")).expect("write");
+    let bad = Command::new(BIN).args(["plugin", "replay", "byrequests", "--trace"]).arg(&trace).output().expect("run");
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("trace line 2"), "{}", String::from_utf8_lossy(&bad.stderr));
+}

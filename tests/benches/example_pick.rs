@@ -8,7 +8,7 @@
 //! installed; without it only the Rust cases run. `keyed` picks hash a request key over every
 //! candidate; `keyless` ones run the round-robin fallback.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use lbmethod_rendezvous::Rendezvous;
@@ -57,10 +57,10 @@ fn picks(c: &mut Criterion) {
         for n in SIZES {
             let t = table(n);
             group.bench_with_input(BenchmarkId::new(format!("wasm-{language}/keyed"), n), &t, |b, t| {
-                b.iter(|| method.pick(KEY, t));
+                b.iter(|| method.pick(KEY, t, Instant::now()));
             });
             group.bench_with_input(BenchmarkId::new(format!("wasm-{language}/keyless"), n), &t, |b, t| {
-                b.iter(|| method.pick(0, t));
+                b.iter(|| method.pick(0, t, Instant::now()));
             });
         }
     }

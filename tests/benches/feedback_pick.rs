@@ -59,14 +59,14 @@ fn picks(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("feedback_pick");
     group.measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
-    group.bench_function("byrequests/16", |b| b.iter(|| byrequests.pick(0, &t)));
-    group.bench_function("peak-ewma/16/idle", |b| b.iter(|| peak.pick(0, &t)));
+    group.bench_function("byrequests/16", |b| b.iter(|| byrequests.pick(0, &t, Instant::now())));
+    group.bench_function("peak-ewma/16/idle", |b| b.iter(|| peak.pick(0, &t, Instant::now())));
     let mut next = 0;
     group.bench_function("peak-ewma/16/1-per-pick", |b| {
         b.iter(|| {
             next = (next + 1) % MEMBERS;
             peak.complete(&completion(next));
-            peak.pick(0, &t)
+            peak.pick(0, &t, Instant::now())
         })
     });
     group.bench_function("peak-ewma/16/8-per-pick", |b| {
@@ -75,7 +75,7 @@ fn picks(c: &mut Criterion) {
                 next = (next + 1) % MEMBERS;
                 peak.complete(&completion(next));
             }
-            peak.pick(0, &t)
+            peak.pick(0, &t, Instant::now())
         })
     });
     group.finish();

@@ -27,4 +27,5 @@ mod shadow;
 mod sticky;
 mod tls;
 mod timeouts;
+mod trace;
 mod upgrade;

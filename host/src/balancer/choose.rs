@@ -6,6 +6,7 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use super::lbmethod::{CandidateTable, Decision, LbMethod};
+use super::record::{MemberRecord, PickRecord};
 use super::{Balancer, NoMember, PickRequest, Picked, tiers};
 use crate::config::StatusFlags;
 
@@ -17,16 +18,38 @@ impl<C> Balancer<C> {
         }
         if let Some(route) = request.route {
             match self.sticky_member(route, request.tried, now) {
-                Some(index) => return Ok(self.sticky_hit(index, request.tried, now)),
+                Some(index) => return Ok(self.sticky_hit(request, index, now)),
                 None if self.failover.nofailover => return Err(NoMember::StickyUnavailable),
                 None => {}
             }
         }
-        self.pick_by_method(request.key, request.tried, now)
+        self.pick_by_method(request, now)
+    }
+
+    /// Tells the observer, if any, what a pick saw and chose: the members in `table` (rows
+    /// `rows`) as the method saw them, the others as they are.
+    fn record(&self, request: &PickRequest<'_>, chosen: usize, rows: &[usize], table: &CandidateTable) {
+        let Some(observer) = self.lbmethod.observer() else { return };
+        let members = self
+            .members
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                let seen = rows.iter().position(|&r| r == i).map(|row| table.row(row));
+                let (busy, transferred, read) = seen.unwrap_or_else(|| {
+                    let (transferred, read) = m.snapshot_traffic();
+                    (m.busy(), transferred, read)
+                });
+                MemberRecord { status: m.status(), busy, transferred, read }
+            })
+            .collect();
+        let route = request.route.map(str::to_string);
+        observer.picked(PickRecord { key: request.key, route, chosen, tried: request.tried.to_vec(), members });
     }
 
     /// The lbmethod's choice within the first non-empty tier.
-    fn pick_by_method(&self, key: u64, tried: &[usize], now: Instant) -> Result<Picked<C>, NoMember> {
+    fn pick_by_method(&self, request: &PickRequest<'_>, now: Instant) -> Result<Picked<C>, NoMember> {
+        let (key, tried) = (request.key, request.tried);
         let candidates = tiers::first_tier(&self.members, tried, now);
         if candidates.is_empty() {
             return Err(NoMember::NoneUsable);
@@ -34,7 +57,7 @@ impl<C> Balancer<C> {
         let table = tiers::table(&self.members, &candidates);
         let method = self.lbmethod();
         let called = Instant::now();
-        let answer = method.pick(key, &table);
+        let answer = method.pick(key, &table, now);
         self.stats.picks.record(called.elapsed());
         let chosen = match answer {
             Ok(Some(decision)) => self.accept(&method, &candidates, decision),
@@ -47,10 +70,11 @@ impl<C> Balancer<C> {
         };
         let index = match chosen {
             Some(index) => index,
-            None => self.fall_back(key, &candidates, &table),
+            None => self.fall_back(key, &candidates, &table, now),
         };
+        self.record(request, index, &candidates, &table);
         if let Some(shadow) = &self.shadow {
-            shadow.offer(key, table, candidates, index);
+            shadow.offer(key, table, candidates, index, now);
         }
         Ok(self.elect(index, false))
     }
@@ -58,10 +82,10 @@ impl<C> Balancer<C> {
     /// Places a request the method failed to: with the previous version of the method when
     /// the balancer has one and it answers, else with byrequests over the same tier — never
     /// always the first candidate, which would send all of them to one member.
-    fn fall_back(&self, key: u64, candidates: &[usize], table: &CandidateTable) -> usize {
+    fn fall_back(&self, key: u64, candidates: &[usize], table: &CandidateTable, now: Instant) -> usize {
         self.stats.fallbacks.fetch_add(1, Ordering::Relaxed);
         if let Some((_, previous)) = &self.previous_method {
-            match previous.pick(key, table) {
+            match previous.pick(key, table, now) {
                 Ok(Some(decision)) => {
                     if let Some(index) = self.accept(previous, candidates, decision) {
                         self.stats.fallbacks_to_previous.fetch_add(1, Ordering::Relaxed);
@@ -101,7 +125,8 @@ impl<C> Balancer<C> {
     /// Sends the request to `index` for its sticky session, letting the lbmethod account for
     /// it over every usable member (httpd's default: all gain their lbfactor, the chosen one
     /// loses the total). A failed or refused answer changes no lbstatus.
-    fn sticky_hit(&self, index: usize, tried: &[usize], now: Instant) -> Picked<C> {
+    fn sticky_hit(&self, request: &PickRequest<'_>, index: usize, now: Instant) -> Picked<C> {
+        let tried = request.tried;
         self.stats.sticky_hits.fetch_add(1, Ordering::Relaxed);
         let usable: Vec<usize> =
             (0..self.members.len()).filter(|&i| i == index || (!tried.contains(&i) && self.members[i].usable(now))).collect();
@@ -125,6 +150,7 @@ impl<C> Balancer<C> {
                 tracing::warn!(balancer = %self.name, error = %e, "lbmethod sticky-hit failed; lbstatus unchanged");
             }
         }
+        self.record(request, index, &usable, &table);
         self.elect(index, true)
     }
 

@@ -3,11 +3,13 @@
 //! The plugin runtime implements [`LbMethod`] for Wasm components; tests implement it natively.
 //! Nothing here knows about Wasm.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
+
+use super::record::PickObserver;
 
 /// The candidates of one request as the contract packs them: one column per field
 /// (member, lbfactor, lbstatus, busy, transferred, read), `count` values each.
@@ -26,6 +28,12 @@ impl CandidateTable {
     /// Column `field` (0 member … 5 read).
     pub fn column(&self, field: usize) -> &[i64] {
         &self.values[field * self.count..(field + 1) * self.count]
+    }
+
+    /// Row `row`'s busy, transferred and read, as the method sees them.
+    pub(crate) fn row(&self, row: usize) -> (u64, u64, u64) {
+        let at = |field: usize| self.values.get(field * self.count + row).and_then(|&v| u64::try_from(v).ok()).unwrap_or(0);
+        (at(3), at(4), at(5))
     }
 }
 
@@ -64,9 +72,10 @@ pub trait LbMethod: Send + Sync + 'static {
     /// A name for logs and the manager (e.g. `byrequests`, or a file name).
     fn name(&self) -> &str;
 
-    /// Chooses among `candidates` (never empty). `Ok(None)` means the method refuses all of
+    /// Chooses among `candidates` (never empty) for a request placed at `now` (the time
+    /// methods that ask for completions are told). `Ok(None)` means the method refuses all of
     /// them; the answer is validated by the caller.
-    fn pick(&self, key: u64, candidates: &CandidateTable) -> Result<Option<Decision>, LbMethodError>;
+    fn pick(&self, key: u64, candidates: &CandidateTable, now: Instant) -> Result<Option<Decision>, LbMethodError>;
 
     /// A sticky session chose `usable[chosen]`; returns lbstatus deltas (empty or one per entry).
     fn sticky_hit(&self, usable: &CandidateTable, chosen: usize) -> Result<Vec<i64>, LbMethodError>;
@@ -126,12 +135,23 @@ pub(crate) struct MethodSlot {
     /// A copy of the method's `wants_completions`, so an attempt that will not report costs
     /// one load.
     wants: AtomicBool,
+    /// Whoever records the balancer's decisions, when something does (set once, at build).
+    observer: OnceLock<Arc<dyn PickObserver>>,
 }
 
 impl MethodSlot {
     pub(crate) fn new(method: Arc<dyn LbMethod>) -> Self {
         let wants = AtomicBool::new(method.wants_completions());
-        Self { method: ArcSwap::from_pointee(method), wants }
+        Self { method: ArcSwap::from_pointee(method), wants, observer: OnceLock::new() }
+    }
+
+    /// Records the balancer's decisions with `observer` from now on (once).
+    pub(crate) fn observe(&self, observer: Arc<dyn PickObserver>) {
+        let _ = self.observer.set(observer);
+    }
+
+    pub(crate) fn observer(&self) -> Option<&Arc<dyn PickObserver>> {
+        self.observer.get()
     }
 
     pub(crate) fn load(&self) -> Arc<dyn LbMethod> {
@@ -145,11 +165,16 @@ impl MethodSlot {
 
     /// Whether attempts should be timed and reported.
     pub(crate) fn wants_completions(&self) -> bool {
-        self.wants.load(Ordering::Relaxed)
+        self.wants.load(Ordering::Relaxed) || self.observer.get().is_some()
     }
 
     pub(crate) fn complete(&self, completion: &Completion) {
-        self.method.load().complete(completion);
+        if self.wants.load(Ordering::Relaxed) {
+            self.method.load().complete(completion);
+        }
+        if let Some(observer) = self.observer.get() {
+            observer.completed(completion);
+        }
     }
 }
 

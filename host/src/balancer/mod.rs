@@ -13,6 +13,7 @@
 mod choose;
 mod lbmethod;
 mod member;
+mod record;
 mod shadow;
 pub mod sticky;
 mod tiers;
@@ -27,6 +28,7 @@ use std::sync::atomic::AtomicU64;
 pub use lbmethod::{AttemptOutcome, CandidateTable, Completion, Decision, LbMethod, LbMethodError, MemberInfo};
 use lbmethod::MethodSlot;
 pub use member::{BusyGuard, Member, MemberSnapshot, MemberState};
+pub use record::{MemberRecord, PickObserver, PickRecord};
 pub use shadow::{Shadow, ShadowStats};
 
 use crate::config;
@@ -218,6 +220,12 @@ impl<C> Balancer<C> {
     pub fn with_shadow(mut self, method: Arc<dyn LbMethod>) -> std::io::Result<Self> {
         self.shadow = Some(Shadow::start(method, &self.name, self.member_infos())?);
         Ok(self)
+    }
+
+    /// Records every pick and completion of this balancer with `observer` (a trace).
+    pub fn with_observer(self, observer: Arc<dyn PickObserver>) -> Self {
+        self.lbmethod.observe(observer);
+        self
     }
 
     /// The shadow method and what it would have done, when there is one.

@@ -12,7 +12,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::lbmethod::{CandidateTable, LbMethod, MemberInfo};
 
@@ -66,6 +66,8 @@ struct Job {
     candidates: Vec<usize>,
     /// The member the active method chose.
     chosen: usize,
+    /// When the request was placed.
+    now: Instant,
 }
 
 impl Shadow {
@@ -99,8 +101,8 @@ impl Shadow {
     }
 
     /// Hands a finished pick to the shadow, or counts it dropped when the shadow is behind.
-    pub(crate) fn offer(&self, key: u64, table: CandidateTable, candidates: Vec<usize>, chosen: usize) {
-        let job = Job { key, table, candidates, chosen };
+    pub(crate) fn offer(&self, key: u64, table: CandidateTable, candidates: Vec<usize>, chosen: usize, now: Instant) {
+        let job = Job { key, table, candidates, chosen, now };
         let queued = match self.queue.jobs.lock() {
             Ok(mut jobs) if jobs.len() < QUEUE => {
                 jobs.push(job);
@@ -145,7 +147,7 @@ fn run(method: &dyn LbMethod, stats: &ShadowStats, queue: &Queue) {
 
 /// Redoes one pick with the shadow's own lbstatus, and counts.
 fn redo(method: &dyn LbMethod, stats: &ShadowStats, job: Job) {
-    let Job { key, mut table, candidates, chosen } = job;
+    let Job { key, mut table, candidates, chosen, now } = job;
     let count = table.count;
     for (row, &member) in candidates.iter().enumerate() {
         let own = stats.lbstatus.get(member).map_or(0, |s| s.load(Ordering::Relaxed));
@@ -153,7 +155,7 @@ fn redo(method: &dyn LbMethod, stats: &ShadowStats, job: Job) {
             *v = own;
         }
     }
-    match method.pick(key, &table) {
+    match method.pick(key, &table, now) {
         Ok(Some(d)) if d.chosen < count && (d.lbstatus_delta.is_empty() || d.lbstatus_delta.len() == count) => {
             for (&member, &delta) in candidates.iter().zip(&d.lbstatus_delta) {
                 if let Some(s) = stats.lbstatus.get(member) {

@@ -17,7 +17,7 @@ impl<M: switchyard_sdk::LbMethod + Send> LbMethod for Native<M> {
     fn name(&self) -> &str {
         "native"
     }
-    fn pick(&self, key: u64, c: &CandidateTable) -> Result<Option<Decision>, LbMethodError> {
+    fn pick(&self, key: u64, c: &CandidateTable, _now: Instant) -> Result<Option<Decision>, LbMethodError> {
         let view = Candidates::from_columns(c.count, &c.values);
         let answer = self.0.lock().expect("lock").pick(Request { key, now: 0 }, &view);
         Ok(answer.map(|d| Decision { chosen: d.chosen, lbstatus_delta: d.lbstatus_delta }))
@@ -36,7 +36,7 @@ impl LbMethod for Fixed {
     fn name(&self) -> &str {
         "fixed"
     }
-    fn pick(&self, _: u64, _: &CandidateTable) -> Result<Option<Decision>, LbMethodError> {
+    fn pick(&self, _: u64, _: &CandidateTable, _: Instant) -> Result<Option<Decision>, LbMethodError> {
         self.0.clone()
     }
     fn sticky_hit(&self, _: &CandidateTable, _: usize) -> Result<Vec<i64>, LbMethodError> {
@@ -83,6 +83,7 @@ fn balancer_with(
     let config = config::Balancer {
         name: "b".into(),
         shadow: None,
+        record: None,
         lbmethod: config::PluginSpec {
             source: config::PluginSource::Builtin("byrequests".into()),
             config_json: "{}".into(),

@@ -91,6 +91,8 @@ pub struct Balancer {
     pub lbmethod: PluginSpec,
     /// A second method run in shadow: its picks are counted, never enacted.
     pub shadow: Option<PluginSpec>,
+    /// Where to record a trace of every pick and completion (for `switchyard plugin replay`).
+    pub record: Option<std::path::PathBuf>,
     /// How many more members to try after a failed attempt (default: members − 1).
     pub maxattempts: u32,
     /// What `pick`'s request key is hashed from.

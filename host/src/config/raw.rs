@@ -82,6 +82,7 @@ pub(crate) struct RawRoute {
 pub(crate) struct RawBalancer {
     pub lbmethod: Option<RawPlugin>,
     pub shadow: Option<RawPlugin>,
+    pub record: Option<String>,
     pub maxattempts: Option<u32>,
     pub hashkey: Option<String>,
     pub nofailover: Option<bool>,

@@ -75,9 +75,10 @@ impl FeedbackLog {
         }
     }
 
-    /// Fills `cursor.values` with the completions it has not seen, as the WIT table.
-    pub(crate) fn take(&self, cursor: &mut Cursor) -> Taken {
-        let now = micros(Instant::now());
+    /// Fills `cursor.values` with the completions it has not seen, as the WIT table, for a
+    /// pick at `now`.
+    pub(crate) fn take(&self, cursor: &mut Cursor, now: Instant) -> Taken {
+        let now = micros(now);
         cursor.values.clear();
         let Ok(ring) = self.ring.lock() else { return Taken { now, count: 0, missed: 0 } };
         let oldest_kept = ring.next.saturating_sub(CAPACITY as u64).max(ring.floor);
@@ -146,26 +147,26 @@ mod tests {
         let (mut a, mut b) = (Cursor::default(), Cursor::default());
         log.push(&completion(0));
         log.push(&completion(2));
-        let taken = log.take(&mut a);
+        let taken = log.take(&mut a, Instant::now());
         assert_eq!((taken.count, taken.missed), (2, 0));
         assert_eq!(&a.values[0..2], &[0, 2], "member column");
         assert_eq!(&a.values[4..6], &[200, 200], "status column");
         assert_eq!(&a.values[6..8], &[1500, 1500], "head-micros column");
-        assert_eq!(log.take(&mut a).count, 0, "nothing new");
+        assert_eq!(log.take(&mut a, Instant::now()).count, 0, "nothing new");
         log.push(&completion(1));
-        assert_eq!(log.take(&mut a).count, 1);
-        assert_eq!(log.take(&mut b).count, 3, "another instance gets the history");
+        assert_eq!(log.take(&mut a, Instant::now()).count, 1);
+        assert_eq!(log.take(&mut b, Instant::now()).count, 3, "another instance gets the history");
     }
 
     #[test]
     fn an_instance_far_behind_misses_the_oldest() {
         let log = FeedbackLog::default();
         let mut slow = Cursor::default();
-        log.take(&mut slow);
+        log.take(&mut slow, Instant::now());
         for i in 0..CAPACITY + 10 {
             log.push(&completion(i % 3));
         }
-        let taken = log.take(&mut slow);
+        let taken = log.take(&mut slow, Instant::now());
         assert_eq!((taken.count as usize, taken.missed), (CAPACITY, 10));
     }
 
@@ -176,7 +177,7 @@ mod tests {
         log.push(&completion(5));
         log.forget();
         log.push(&completion(0));
-        let taken = log.take(&mut cursor);
+        let taken = log.take(&mut cursor, Instant::now());
         assert_eq!((taken.count, taken.missed), (1, 0));
         assert_eq!(cursor.values[0], 0);
     }

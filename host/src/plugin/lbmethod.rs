@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 use arc_swap::ArcSwap;
 use wasmtime::Store;
@@ -223,7 +224,7 @@ impl WasmLbMethod {
         let mut cursor = Cursor::default();
         let synthetic = FeedbackLog::default();
         synthetic.push(&synthetic_completion());
-        let taken = synthetic.take(&mut cursor);
+        let taken = synthetic.take(&mut cursor, Instant::now());
         let feedback = self.wants_completions.then_some(Feedback { taken, values: &cursor.values });
         let decision = self
             .instances
@@ -270,13 +271,13 @@ impl LbMethod for WasmLbMethod {
         &self.instances.name
     }
 
-    fn pick(&self, key: u64, candidates: &CandidateTable) -> Result<Option<Decision>, LbMethodError> {
+    fn pick(&self, key: u64, candidates: &CandidateTable, now: Instant) -> Result<Option<Decision>, LbMethodError> {
         let mut instance = self.checkout().map_err(lb_error)?;
         if !self.wants_completions {
             let result = self.instances.run(&mut instance, false, |b, store| b.pick(store, key, candidates, None));
             return self.instances.finish(result, instance).map_err(lb_error);
         }
-        let taken = self.completions.take(&mut instance.local.cursor);
+        let taken = self.completions.take(&mut instance.local.cursor, now);
         // The table moves out for the call (the instance is borrowed by it) and back after.
         let values = std::mem::take(&mut instance.local.cursor.values);
         let feedback = Feedback { taken, values: &values };
@@ -326,7 +327,7 @@ fn synthetic_table(n: usize) -> CandidateTable {
 
 /// One quick answer from the first synthetic member.
 fn synthetic_completion() -> Completion {
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
     Completion {
         member: 0,
         outcome: crate::balancer::AttemptOutcome::Response,

@@ -65,6 +65,10 @@ impl Proxy {
                     .map_err(|source| BuildError::Plugin { origin: spec.origin.clone(), source })?;
                 balancer = balancer.with_shadow(shadow).map_err(|e| BuildError::Shadow { balancer: b.name.clone(), reason: e.to_string() })?;
             }
+            if let Some(path) = &b.record {
+                let recorder = crate::trace::Recorder::open(path, b).map_err(|e| BuildError::Record { balancer: b.name.clone(), reason: e.to_string() })?;
+                balancer = balancer.with_observer(recorder);
+            }
             balancers.push(Arc::new(balancer));
         }
         let health = health_checks(config, plugins).await?;

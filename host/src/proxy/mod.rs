@@ -129,6 +129,14 @@ pub enum BuildError {
         /// What is wrong.
         source: TlsError,
     },
+    /// A balancer's trace file could not be opened.
+    #[error("balancer {balancer}: {reason}")]
+    Record {
+        /// The balancer.
+        balancer: String,
+        /// Why.
+        reason: String,
+    },
     /// A balancer's shadow lbmethod could not get its thread.
     #[error("balancer {balancer}: cannot start its shadow lbmethod: {reason}")]
     Shadow {

@@ -61,7 +61,8 @@ pub(super) fn balancers(
         let maxattempts = b.maxattempts.unwrap_or_else(|| (b.member.len() as u32).saturating_sub(1));
         let failover = failover(&here, b, p);
         if let (Some(lbmethod), Some(shadow)) = (lbmethod, shadow.map_or(Some(None), |s| s.map(Some))) {
-            out.push(Balancer { name: name.clone(), lbmethod, shadow, maxattempts, hashkey, failover, sticky, members });
+            let record = b.record.as_ref().map(|path| base_dir.join(path));
+            out.push(Balancer { name: name.clone(), lbmethod, shadow, record, maxattempts, hashkey, failover, sticky, members });
         }
     }
     out
