@@ -8,7 +8,9 @@
 //! - `peak-ewma/idle`: the peak-EWMA example, with the feedback table empty (only the clock);
 //! - `peak-ewma/1-per-pick`: one completion recorded before every pick, as under steady
 //!   traffic where each request ends before the next is picked;
-//! - `peak-ewma/8-per-pick`: eight completions per pick (a burst).
+//! - `peak-ewma/8-per-pick`: eight completions per pick (a burst);
+//! - `peak-ewma-js/…`: the same method written in JavaScript (`examples/plugins/peak-ewma-js`),
+//!   when its build tool is installed.
 
 use std::time::{Duration, Instant};
 
@@ -78,6 +80,17 @@ fn picks(c: &mut Criterion) {
             peak.pick(0, &t, Instant::now())
         })
     });
+    if let Some(js) = switchyard_tests::js::peak_ewma_js() {
+        let peak_js = load(PluginSource::File(js));
+        group.bench_function("peak-ewma-js/16/idle", |b| b.iter(|| peak_js.pick(0, &t, Instant::now())));
+        group.bench_function("peak-ewma-js/16/1-per-pick", |b| {
+            b.iter(|| {
+                next = (next + 1) % MEMBERS;
+                peak_js.complete(&completion(next));
+                peak_js.pick(0, &t, Instant::now())
+            })
+        });
+    }
     group.finish();
 }
 

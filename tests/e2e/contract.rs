@@ -69,15 +69,21 @@ async fn share(proxy: &TestProxy, name: &str, n: usize) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn peak_ewma_moves_traffic_off_a_slow_member_and_byrequests_does_not() {
-    let peak_ewma = format!("{{ path = \"{GUEST_PEAK_EWMA}\" }}");
-    let (proxy, members) = balancer(&peak_ewma, &[1.0, 1.0]).await;
-    assert!(proxy.running.proxy.balancers()[0].lbmethod().wants_completions());
-    members[0].set_delay(40);
-    // Until both members answered once, the choice is random; after that the slow one loses
-    // every comparison (its 40 ms against ~1 ms) for far longer than this test runs.
-    let slow = share(&proxy, "a", 40).await;
-    assert!(slow <= 5, "peak-ewma sent {slow} of 40 requests to the slow member");
-    proxy.stop().await;
+    // The same method in Rust and in JavaScript (when its build tool is installed).
+    let mut components = vec![("rust", GUEST_PEAK_EWMA.to_string())];
+    if let Some(js) = switchyard_tests::js::peak_ewma_js() {
+        components.push(("javascript", js.display().to_string()));
+    }
+    for (language, path) in components {
+        let (proxy, members) = balancer(&format!("{{ path = \"{path}\" }}"), &[1.0, 1.0]).await;
+        assert!(proxy.running.proxy.balancers()[0].lbmethod().wants_completions(), "{language}");
+        members[0].set_delay(40);
+        // Until both members answered once, the choice is random; after that the slow one
+        // loses every comparison (its 40 ms against ~1 ms) for far longer than this test runs.
+        let slow = share(&proxy, "a", 40).await;
+        assert!(slow <= 5, "{language} peak-ewma sent {slow} of 40 requests to the slow member");
+        proxy.stop().await;
+    }
 
     let (proxy, members) = balancer("\"byrequests\"", &[1.0, 1.0]).await;
     members[0].set_delay(40);

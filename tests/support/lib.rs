@@ -4,6 +4,7 @@
 
 pub mod browser;
 pub mod client;
+pub mod js;
 pub mod member;
 pub mod proxy;
 pub mod python;

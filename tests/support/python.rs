@@ -95,7 +95,7 @@ fn tool_version() -> Result<Option<String>, String> {
     }
 }
 
-fn workspace() -> Result<&'static Path, String> {
+pub(crate) fn workspace() -> Result<&'static Path, String> {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().ok_or_else(|| "tests/ has no parent".to_string())
 }
 
@@ -142,7 +142,7 @@ fn pinned() -> &'static str {
 }
 
 /// The `.wit` files of the contract, in name order.
-fn wit_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
+pub(crate) fn wit_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
     let entries = std::fs::read_dir(dir).map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
     let mut files: Vec<PathBuf> =
         entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "wit")).collect();
@@ -186,17 +186,22 @@ fn tempfile_path(what: &str) -> PathBuf {
 
 /// Deletes components built from older sources (each is ~18 MB).
 fn remove_stale(cache: &Path, keep: &Path) {
+    remove_stale_named(cache, keep, "rendezvous-");
+}
+
+/// Deletes the components in `cache` named `prefix…wasm` but `keep`.
+pub(crate) fn remove_stale_named(cache: &Path, keep: &Path, prefix: &str) {
     let Ok(entries) = std::fs::read_dir(cache) else { return };
     for path in entries.filter_map(|e| e.ok().map(|e| e.path())) {
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        if path != keep && name.starts_with("rendezvous-") && name.ends_with(".wasm") {
+        if path != keep && name.starts_with(prefix) && name.ends_with(".wasm") {
             let _ = std::fs::remove_file(&path);
         }
     }
 }
 
 /// FNV-1a, 64 bits: a cache key that stays the same across Rust versions (std's hasher may not).
-struct Fnv(u64);
+pub(crate) struct Fnv(pub(crate) u64);
 
 impl Default for Fnv {
     fn default() -> Self {
@@ -205,7 +210,7 @@ impl Default for Fnv {
 }
 
 impl Fnv {
-    fn write(&mut self, bytes: &[u8]) {
+    pub(crate) fn write(&mut self, bytes: &[u8]) {
         // Length first, so (a, bc) and (ab, c) differ.
         for &b in (bytes.len() as u64).to_le_bytes().iter().chain(bytes) {
             self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);

@@ -291,27 +291,6 @@ pub(super) async fn made(control: &Control, balancer: Option<&str>, change: Resu
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn components_are_told_from_modules_and_other_bytes() {
-        assert!(check_component(b"\0asm\x0d\0\x01\0rest").is_ok());
-        assert!(check_component(b"\0asm\x01\0\0\0").unwrap_err().to_string().contains("core WebAssembly module"));
-        assert!(check_component(b"MZ\x90\0\x03\0\0\0").unwrap_err().to_string().contains("bad magic number"));
-        assert!(check_component(b"").is_err());
-    }
-
-    #[test]
-    fn bodies_are_checked_before_any_change() {
-        assert!(matches!(member_change("web", "x", b"{}"), Err(ControlError::NotFound(_))));
-        assert!(matches!(member_change("web", "0", b"[1]"), Err(ControlError::Invalid(_))));
-        assert!(matches!(member_change("web", "0", br#"{"status": 1}"#), Err(ControlError::Invalid(_))));
-        assert!(matches!(add_member("web", b"nope"), Err(ControlError::Invalid(_))));
-    }
-}
-
 /// A shadow method and what it would have done.
 fn shadow_json(b: &crate::proxy::ProxyBalancer, shadow: &crate::balancer::Shadow) -> Value {
     let relaxed = std::sync::atomic::Ordering::Relaxed;
@@ -331,4 +310,25 @@ fn shadow_json(b: &crate::proxy::ProxyBalancer, shadow: &crate::balancer::Shadow
             "lbstatus": lbstatus.load(relaxed),
         })).collect::<Vec<_>>(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn components_are_told_from_modules_and_other_bytes() {
+        assert!(check_component(b"\0asm\x0d\0\x01\0rest").is_ok());
+        assert!(check_component(b"\0asm\x01\0\0\0").unwrap_err().to_string().contains("core WebAssembly module"));
+        assert!(check_component(b"MZ\x90\0\x03\0\0\0").unwrap_err().to_string().contains("bad magic number"));
+        assert!(check_component(b"").is_err());
+    }
+
+    #[test]
+    fn bodies_are_checked_before_any_change() {
+        assert!(matches!(member_change("web", "x", b"{}"), Err(ControlError::NotFound(_))));
+        assert!(matches!(member_change("web", "0", b"[1]"), Err(ControlError::Invalid(_))));
+        assert!(matches!(member_change("web", "0", br#"{"status": 1}"#), Err(ControlError::Invalid(_))));
+        assert!(matches!(add_member("web", b"nope"), Err(ControlError::Invalid(_))));
+    }
 }
