@@ -60,9 +60,9 @@ enum PluginCommand {
         /// lbmethod, health-check or header-rewrite.
         #[arg(long, default_value = "lbmethod")]
         kind: switchyard::scaffold::Kind,
-        /// Only `rust` is written today.
+        /// rust, python or js (python and js: lbmethods).
         #[arg(long, default_value = "rust")]
-        lang: String,
+        lang: switchyard::scaffold::Lang,
         /// The `switchyard-sdk` directory to depend on (default: the one this binary was
         /// built with, when it is still there).
         #[arg(long)]
@@ -212,18 +212,16 @@ fn plugin_tool(command: &PluginCommand) -> ExitCode {
     runtime.block_on(async {
         match command {
             PluginCommand::New { name, kind, lang, sdk, dir } => {
-                if lang != "rust" {
-                    eprintln!("only --lang rust is written today; for Python see examples/plugins/rendezvous-py (componentize-py)");
-                    return ExitCode::FAILURE;
-                }
                 let built_with = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../sdk");
-                let Some(sdk) = sdk.clone().or_else(|| std::fs::canonicalize(&built_with).ok()) else {
-                    eprintln!("say where switchyard-sdk is: --sdk /path/to/switchyard/sdk");
-                    return ExitCode::FAILURE;
-                };
-                match switchyard::scaffold::new_project(dir, name, *kind, &sdk) {
+                let sdk = sdk.clone().or_else(|| std::fs::canonicalize(&built_with).ok());
+                match switchyard::scaffold::new_project(dir, name, *kind, *lang, sdk.as_deref()) {
                     Ok(root) => {
-                        println!("wrote {}: cargo test, then cargo build --target wasm32-wasip2 --release (see its README)", root.display());
+                        let next = match lang {
+                            switchyard::scaffold::Lang::Rust => "cargo test, then cargo build --target wasm32-wasip2 --release",
+                            switchyard::scaffold::Lang::Python => "pip install -r requirements.txt, then ./build.sh",
+                            switchyard::scaffold::Lang::Js => "npm install, npm test, then ./build.sh",
+                        };
+                        println!("wrote {}: {next} (see its README)", root.display());
                         ExitCode::SUCCESS
                     }
                     Err(e) => {

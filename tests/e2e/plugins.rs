@@ -212,7 +212,8 @@ async fn plugin_new_writes_a_project_that_builds_outside_the_repository() {
     std::fs::create_dir_all(&dir).expect("dir");
     let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let sdk = std::fs::canonicalize(workspace.join("sdk")).expect("the SDK");
-    let root = switchyard::scaffold::new_project(&dir, "least-busy", switchyard::scaffold::Kind::LbMethod, &sdk).expect("written");
+    let root = switchyard::scaffold::new_project(&dir, "least-busy", switchyard::scaffold::Kind::LbMethod, switchyard::scaffold::Lang::Rust, Some(&sdk))
+        .expect("written");
     // Its own target directory (kept between runs), so the outer build's lock is not in the way.
     let target = std::path::Path::new(env!("SWITCHYARD_TARGET_DIR")).join("plugin-new");
     let build = || {
@@ -228,5 +229,42 @@ async fn plugin_new_writes_a_project_that_builds_outside_the_repository() {
     let report = switchyard::plugin::tools::check(&component, "{}").await.expect("checked");
     assert!(report.passed(), "{:?}", report.load);
     assert_eq!(report.world.map(|(kind, _)| kind), Some("lbmethod"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugin_new_writes_python_and_javascript_projects_a_proxy_loads() {
+    use switchyard::scaffold::{Kind, Lang, new_project};
+    let dir = switchyard_tests::proxy::temp_dir("plugin-new-scripts");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let deadline = std::time::Duration::from_secs(300);
+    let run = |cmd: &mut std::process::Command| switchyard_tests::python::run_bounded(cmd, deadline).unwrap_or_else(|e| panic!("{e}"));
+
+    // Python, when componentize-py is installed (as for the Python example).
+    if switchyard_tests::python::rendezvous_py().is_some() {
+        let root = new_project(&dir, "py-least-busy", Kind::LbMethod, Lang::Python, None).expect("written");
+        let bindings = root.join("bindings");
+        run(std::process::Command::new("componentize-py").current_dir(&root).args(["-d", "wit", "-w", "lbmethod-plugin", "bindings"]).arg(&bindings));
+        let tested = run(std::process::Command::new("python3").current_dir(&root).args(["-m", "unittest", "-v", "test_app"]).env("PYTHONPATH", &bindings).env("PYTHONDONTWRITEBYTECODE", "1"));
+        assert!(tested.contains("OK"), "{tested}");
+        run(std::process::Command::new("bash").arg(root.join("build.sh")));
+        let report = switchyard::plugin::tools::check(&root.join("py_least_busy.wasm"), "{}").await.expect("checked");
+        assert!(report.passed(), "{:?}", report.load);
+    }
+
+    // JavaScript, with the example's installed componentize-js (no network in tests).
+    if switchyard_tests::js::peak_ewma_js().is_some() {
+        let root = new_project(&dir, "js-least-busy", Kind::LbMethod, Lang::Js, None).expect("written");
+        let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/plugins/peak-ewma-js/node_modules");
+        std::os::unix::fs::symlink(std::fs::canonicalize(example).expect("node_modules"), root.join("node_modules")).expect("link");
+        assert!(run(std::process::Command::new("node").current_dir(&root).arg("test.mjs")).contains("ok"));
+        run(std::process::Command::new("bash").arg(root.join("build.sh")));
+        let report = switchyard::plugin::tools::check(&root.join("js_least_busy.wasm"), "{}").await.expect("checked");
+        assert!(report.passed(), "{:?}", report.load);
+    }
+
+    let refused = new_project(&dir, "py-check", Kind::HealthCheck, Lang::Python, None).expect_err("lbmethods only");
+    assert!(refused.to_string().contains("write a health check in Rust"), "{refused}");
     let _ = std::fs::remove_dir_all(&dir);
 }

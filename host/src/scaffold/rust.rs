@@ -1,82 +1,18 @@
-//! `switchyard plugin new`: a plugin project that builds outside this repository — its own
-//! `Cargo.toml` (a workspace of its own, depending on `switchyard-sdk`, which carries the WIT
-//! contract), a working plugin of the asked kind with a native test, and a README saying how
-//! to build, test, check and load it. Depends on nothing else in the crate.
+//! The Rust project: a crate of its own depending on `switchyard-sdk` (which carries the WIT
+//! contract), a working plugin of the asked kind with a native test, and a README.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-/// The plugin kinds a project can be made for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// A load-balancing method.
-    LbMethod,
-    /// A health check.
-    HealthCheck,
-    /// A header rewrite.
-    HeaderRewrite,
-}
+use super::Kind;
 
-impl std::str::FromStr for Kind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "lbmethod" => Ok(Kind::LbMethod),
-            "health-check" => Ok(Kind::HealthCheck),
-            "header-rewrite" => Ok(Kind::HeaderRewrite),
-            other => Err(format!("`{other}` is not a plugin kind (lbmethod, health-check, header-rewrite)")),
-        }
-    }
-}
-
-/// Why no project was written.
-#[derive(Debug, thiserror::Error)]
-pub enum ScaffoldError {
-    /// The name cannot be a crate name.
-    #[error("`{0}` cannot name a plugin: use lowercase letters, digits, - and _, starting with a letter")]
-    Name(String),
-    /// The directory exists already.
-    #[error("{0} exists already; choose another name or directory")]
-    Exists(PathBuf),
-    /// A file could not be written.
-    #[error("{path}: {source}")]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-}
-
-/// Writes the project `name` of `kind` in `dir/name`, depending on the SDK at `sdk` (a
-/// directory); returns the project's directory.
-pub fn new_project(dir: &Path, name: &str, kind: Kind, sdk: &Path) -> Result<PathBuf, ScaffoldError> {
-    let valid = name.chars().next().is_some_and(|c| c.is_ascii_lowercase())
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
-    if !valid {
-        return Err(ScaffoldError::Name(name.to_string()));
-    }
-    let root = dir.join(name);
-    if root.exists() {
-        return Err(ScaffoldError::Exists(root));
-    }
-    let ty = type_name(name);
-    let files = [
-        ("Cargo.toml", cargo_toml(name, sdk)),
-        ("src/lib.rs", lib_rs(kind, &ty)),
-        ("README.md", readme(name, kind)),
-        (".gitignore", "/target\n".to_string()),
-    ];
-    for (file, text) in files {
-        let path = root.join(file);
-        let write = path.parent().map_or(Ok(()), std::fs::create_dir_all).and_then(|()| std::fs::write(&path, text));
-        write.map_err(|source| ScaffoldError::Io { path, source })?;
-    }
-    Ok(root)
-}
-
-/// `my-method` → `MyMethod`.
-fn type_name(name: &str) -> String {
-    name.split(['-', '_']).filter(|p| !p.is_empty()).map(|p| p[..1].to_ascii_uppercase() + &p[1..]).collect()
+/// The project's files.
+pub(super) fn files(name: &str, kind: Kind, ty: &str, sdk: &Path) -> Vec<(String, String)> {
+    vec![
+        ("Cargo.toml".into(), cargo_toml(name, sdk)),
+        ("src/lib.rs".into(), lib_rs(kind, ty)),
+        ("README.md".into(), readme(name, kind)),
+        (".gitignore".into(), "/target\n".to_string()),
+    ]
 }
 
 fn cargo_toml(name: &str, sdk: &Path) -> String {
@@ -127,7 +63,6 @@ impl LbMethod for {ty} {{
 }}
 
 switchyard_sdk::export_lbmethod!({ty});
-
 #[cfg(test)]
 mod tests {{
     use super::*;
@@ -245,23 +180,4 @@ switchyard plugin check target/wasm32-wasip2/release/{wasm}.wasm   # will a prox
 ```
 "#
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_and_types() {
-        assert_eq!(type_name("my-fast_method"), "MyFastMethod");
-        let dir = std::env::temp_dir().join(format!("switchyard-scaffold-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        for bad in ["", "My", "9x", "a b", "../x"] {
-            assert!(matches!(new_project(&dir, bad, Kind::LbMethod, Path::new("/sdk")), Err(ScaffoldError::Name(_))), "{bad}");
-        }
-        let root = new_project(&dir, "my-method", Kind::HeaderRewrite, Path::new("/sdk")).expect("written");
-        assert!(std::fs::read_to_string(root.join("src/lib.rs")).expect("lib").contains("export_header_rewrite!(MyMethod)"));
-        assert!(matches!(new_project(&dir, "my-method", Kind::LbMethod, Path::new("/sdk")), Err(ScaffoldError::Exists(_))));
-        let _ = std::fs::remove_dir_all(&dir);
-    }
 }
