@@ -9,7 +9,7 @@
 //! deadline.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -37,6 +37,10 @@ pub(crate) trait World: 'static {
     /// What the world's calls keep per instance besides the store (an lbmethod: the member
     /// list and completions it has seen).
     type Local: Default + Send + 'static;
+    /// Whether a call that finds no instance ready fails at once (its caller falls back, and
+    /// the pool is refilled in the background) instead of making one: true for lbmethods,
+    /// whose every call is on a request's path.
+    const READY_ONLY: bool = false;
     /// Checks that the component fits the world.
     fn pre(pre: InstancePre<PluginState>) -> wasmtime::Result<Self::Pre>;
     /// Makes an instance in `store`.
@@ -116,48 +120,34 @@ pub(crate) enum SetupError {
 pub(crate) struct Instances<W: World> {
     pub(crate) name: String,
     pub(crate) label: Arc<str>,
-    engine: Engine,
-    pre: W::Pre,
-    config_json: String,
+    factory: Arc<Factory<W>>,
     pub(crate) limits: PluginLimits,
     call_ticks: u64,
-    setup_ticks: u64,
-    idle: Mutex<Vec<Instance<W>>>,
+    idle: Arc<Mutex<Vec<Instance<W>>>>,
     max_idle: usize,
+    /// How many instances the pool keeps ready: one per thread that may call at once.
+    ready: usize,
+    /// Set while a thread is making instances for the pool.
+    refilling: Arc<AtomicBool>,
     breaker: Breaker,
-    pub(crate) stats: PluginStats,
+    pub(crate) stats: Arc<PluginStats>,
     _ticker: Arc<EpochTicker>,
 }
 
-impl<W: World> Instances<W> {
-    /// Links and pre-instantiates `component` for world `W`; no instance is made yet.
-    pub(crate) fn new(component: &Component, params: LoadParams<'_>) -> Result<Self, PluginError> {
-        let LoadParams { engine, linker, name, label, config_json, limits, call_ticks, setup_ticks, ticker } = params;
-        let instance_pre = linker
-            .instantiate_pre(component)
-            .map_err(|e| PluginError::Link { plugin: name.clone(), world: W::NAME, reason: format!("{e:#}") })?;
-        let pre = W::pre(instance_pre)
-            .map_err(|e| PluginError::Link { plugin: name.clone(), world: W::NAME, reason: format!("{e:#}") })?;
-        let max_idle = std::thread::available_parallelism().map_or(2, |n| n.get()) * 2;
-        Ok(Self {
-            label: label.into(),
-            name,
-            engine: engine.clone(),
-            pre,
-            config_json,
-            limits,
-            call_ticks,
-            setup_ticks,
-            idle: Mutex::new(Vec::new()),
-            max_idle,
-            breaker: Breaker::new(limits.trap_limit, limits.trap_cooldown),
-            stats: PluginStats::default(),
-            _ticker: ticker,
-        })
-    }
+/// What makes instances, shared with the thread that refills the pool.
+struct Factory<W: World> {
+    engine: Engine,
+    pre: W::Pre,
+    config_json: String,
+    label: Arc<str>,
+    limits: PluginLimits,
+    setup_ticks: u64,
+    stats: Arc<PluginStats>,
+}
 
-    /// Makes and configures a fresh instance (for the load-time self-test, or the pool).
-    pub(crate) fn make_instance(&self) -> Result<Instance<W>, SetupError> {
+impl<W: World> Factory<W> {
+    /// Makes and configures a fresh instance.
+    fn make(&self) -> Result<Instance<W>, SetupError> {
         self.stats.instances.fetch_add(1, Ordering::Relaxed);
         let mut store = Store::new(&self.engine, PluginState::new(Arc::clone(&self.label), self.limits.memory_limit));
         store.limiter(|s| s.limiter());
@@ -170,6 +160,80 @@ impl<W: World> Instances<W> {
             .map_err(SetupError::Configure)?;
         Ok(Instance { store, bindings, local: W::Local::default() })
     }
+}
+
+impl<W: World> Instances<W> {
+    /// Links and pre-instantiates `component` for world `W`; no instance is made yet.
+    pub(crate) fn new(component: &Component, params: LoadParams<'_>) -> Result<Self, PluginError> {
+        let LoadParams { engine, linker, name, label, config_json, limits, call_ticks, setup_ticks, ticker } = params;
+        let instance_pre = linker
+            .instantiate_pre(component)
+            .map_err(|e| PluginError::Link { plugin: name.clone(), world: W::NAME, reason: format!("{e:#}") })?;
+        let pre = W::pre(instance_pre)
+            .map_err(|e| PluginError::Link { plugin: name.clone(), world: W::NAME, reason: format!("{e:#}") })?;
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let label: Arc<str> = label.into();
+        let stats = Arc::new(PluginStats::default());
+        let factory = Arc::new(Factory { engine: engine.clone(), pre, config_json, label: Arc::clone(&label), limits, setup_ticks, stats: Arc::clone(&stats) });
+        Ok(Self {
+            label,
+            name,
+            factory,
+            limits,
+            call_ticks,
+            idle: Arc::new(Mutex::new(Vec::new())),
+            max_idle: threads * 2,
+            ready: threads,
+            refilling: Arc::new(AtomicBool::new(false)),
+            breaker: Breaker::new(limits.trap_limit, limits.trap_cooldown),
+            stats,
+            _ticker: ticker,
+        })
+    }
+
+    /// Makes and configures a fresh instance (for the load-time self-test, or the pool).
+    pub(crate) fn make_instance(&self) -> Result<Instance<W>, SetupError> {
+        self.factory.make()
+    }
+
+    /// Fills the pool up to one ready instance per thread that may call at once, now (at
+    /// load, off the request path), so calls never wait for an instance to be made.
+    pub(crate) fn prewarm(&self) -> Result<(), PluginError> {
+        let have = self.idle.lock().map(|idle| idle.len()).unwrap_or(0);
+        for _ in have..self.ready {
+            let instance = self.first_instance()?;
+            self.checkin(instance);
+        }
+        Ok(())
+    }
+
+    /// Makes instances for the pool on a thread of its own, up to `ready` (one refill at a
+    /// time); used when a call found none ready, and after a trap threw one away.
+    fn refill(&self) {
+        if self.refilling.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let (factory, idle, refilling, ready) = (Arc::clone(&self.factory), Arc::clone(&self.idle), Arc::clone(&self.refilling), self.ready);
+        let spawned = std::thread::Builder::new().name("plugin-refill".into()).spawn(move || {
+            while idle.lock().map(|i| i.len()).unwrap_or(ready) < ready {
+                match factory.make() {
+                    Ok(instance) => {
+                        if let Ok(mut idle) = idle.lock() {
+                            idle.push(instance);
+                        }
+                    }
+                    Err(SetupError::Configure(reason) | SetupError::Trap(reason)) => {
+                        tracing::warn!(plugin = %factory.label, reason, "no new instance for the pool");
+                        break;
+                    }
+                }
+            }
+            refilling.store(false, Ordering::Release);
+        });
+        if spawned.is_err() {
+            self.refilling.store(false, Ordering::Release);
+        }
+    }
 
     /// A fresh instance for loading: a refused config or a trap becomes the load error.
     pub(crate) fn first_instance(&self) -> Result<Instance<W>, PluginError> {
@@ -179,7 +243,9 @@ impl<W: World> Instances<W> {
         })
     }
 
-    /// An idle instance, or a new one.
+    /// An idle instance; when there is none, a world whose callers can fall back
+    /// ([`World::READY_ONLY`]) is told so at once while the pool is refilled in the
+    /// background, and the others get a new instance made now.
     pub(crate) fn checkout(&self) -> Result<Instance<W>, CallError> {
         if self.breaker.is_open(Instant::now) {
             return Err(CallError::CircuitOpen { plugin: self.name.clone() });
@@ -187,6 +253,10 @@ impl<W: World> Instances<W> {
         let idle = self.idle.lock().ok().and_then(|mut idle| idle.pop());
         match idle {
             Some(instance) => Ok(instance),
+            None if W::READY_ONLY => {
+                self.refill();
+                Err(CallError::Unavailable { plugin: self.name.clone(), reason: "no instance ready; one is being made".into() })
+            }
             None => self.make_instance().map_err(|e| {
                 let reason = match e {
                     SetupError::Configure(m) => format!("configure refused: {m}"),
@@ -215,7 +285,7 @@ impl<W: World> Instances<W> {
         setup: bool,
         call: impl FnOnce(&W::Bindings, &mut Store<PluginState>) -> wasmtime::Result<R>,
     ) -> wasmtime::Result<R> {
-        instance.store.set_epoch_deadline(if setup { self.setup_ticks } else { self.call_ticks });
+        instance.store.set_epoch_deadline(if setup { self.factory.setup_ticks } else { self.call_ticks });
         let Instance { store, bindings, .. } = instance;
         guarded(|| call(bindings, store))
     }
@@ -243,10 +313,14 @@ impl<W: World> Instances<W> {
         }
     }
 
-    /// Counts and logs a trap; the error to hand on.
+    /// Counts and logs a trap; the error to hand on. The trapped instance is gone: a world
+    /// whose calls never wait gets a replacement made in the background.
     pub(crate) fn trapped(&self, e: &wasmtime::Error) -> CallError {
         let reason = describe_trap(e, self.limits.deadline);
         self.record_trap(&reason);
+        if W::READY_ONLY {
+            self.refill();
+        }
         CallError::Trapped { plugin: self.name.clone(), reason }
     }
 

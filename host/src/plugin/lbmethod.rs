@@ -49,6 +49,7 @@ impl Default for LbLocal {
 
 impl World for LbWorld {
     const NAME: &'static str = "lbmethod-plugin";
+    const READY_ONLY: bool = true;
     type Pre = LbPre;
     type Bindings = LbBindings;
     type Local = LbLocal;
@@ -195,6 +196,7 @@ impl WasmLbMethod {
             completions: FeedbackLog::default(),
         };
         method.self_test(first)?;
+        method.instances.prewarm()?;
         Ok(Arc::new(method))
     }
 
