@@ -14,6 +14,9 @@ const WIT: [(&str, &str); 5] = [
 /// The build tools, pinned as the examples pin them (the versions tested with this host).
 const COMPONENTIZE_PY: &str = "componentize-py==0.25.1";
 const COMPONENTIZE_JS: &str = "0.23.0";
+/// componentize-js imports it at run time but declares it only as an optional peer, which
+/// `npm ci` leaves out.
+const PREVIEW2_SHIM: &str = "0.25.0";
 
 fn with_wit(mut files: Vec<(String, String)>) -> Vec<(String, String)> {
     files.extend(WIT.iter().map(|(path, text)| (path.to_string(), text.to_string())));
@@ -37,7 +40,7 @@ pub(super) fn js(name: &str) -> Vec<(String, String)> {
     with_wit(vec![
         ("app.js".into(), JS_APP.replace("{name}", name)),
         ("test.mjs".into(), JS_TEST.to_string()),
-        ("package.json".into(), JS_PACKAGE.replace("{name}", name).replace("{version}", COMPONENTIZE_JS)),
+        ("package.json".into(), JS_PACKAGE.replace("{name}", name).replace("{version}", COMPONENTIZE_JS).replace("{shim}", PREVIEW2_SHIM)),
         ("build.sh".into(), JS_BUILD.replace("{name}", &name.replace('-', "_"))),
         ("README.md".into(), js_readme(name)),
         (".gitignore".into(), "*.wasm\nnode_modules/\n".into()),
@@ -217,7 +220,8 @@ const JS_PACKAGE: &str = r#"{
     "build": "./build.sh"
   },
   "devDependencies": {
-    "@bytecodealliance/componentize-js": "{version}"
+    "@bytecodealliance/componentize-js": "{version}",
+    "@bytecodealliance/preview2-shim": "{shim}"
   }
 }
 "#;
