@@ -81,7 +81,9 @@ pub(crate) async fn serve(mut io: Guard, service: &ProxyService, mut stop: watch
         // pipelined request are kept, and a client that closes its side gives the request
         // up (its member exchange is dropped instead of running to its timeout).
         let response = {
-            let mut respond = std::pin::pin!(service.respond(request));
+            // Boxed: the connection's task is as large as its largest state, and an idle
+            // keep-alive connection should not carry a whole request's worth of it.
+            let mut respond = Box::pin(service.respond(request));
             loop {
                 tokio::select! {
                     biased;

@@ -180,7 +180,9 @@ async fn accept_loop(
             // nobody else.
             let stream = match tls {
                 None => ClientStream::Plain(stream),
-                Some(tls) => match tls.accept(stream).await {
+                // Boxed, as is hyper's connection below: a task is as large as its largest
+                // state, and a connection idling on the fast path should carry neither.
+                Some(tls) => match Box::pin(tls.accept(stream)).await {
                     Handshake::Done(tls) => ClientStream::Tls(tls),
                     Handshake::PlainHttp => return tracing::debug!(%peer, "plain HTTP on a TLS listener: answered 400"),
                     Handshake::TimedOut => return tracing::debug!(%peer, "TLS handshake timed out"),
@@ -192,7 +194,7 @@ async fn accept_loop(
             drop(on_fast_path);
             if let http1::Outcome::HandOff(io) = outcome {
                 let connection = settings.builder.serve_connection_with_upgrades(TokioIo::new(*io), service);
-                if let Err(e) = watcher.watch(connection.into_owned()).await {
+                if let Err(e) = Box::pin(watcher.watch(connection.into_owned())).await {
                     tracing::debug!(%peer, error = %e, "client connection ended with an error");
                 }
             }
