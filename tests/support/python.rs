@@ -106,34 +106,43 @@ fn build_rendezvous_py() -> Result<Option<PathBuf>, String> {
     }
     let workspace = workspace()?;
     let source = workspace.join("examples/plugins/rendezvous-py");
-    let mut inputs = vec![source.join("rendezvous.py"), source.join("build.sh")];
+    let inputs = [source.join("rendezvous.py"), source.join("build.sh")];
+    build_cached("py-plugins", "rendezvous", &source, &inputs, &version, &format!("the Python example plugin with {version}")).map(Some)
+}
+
+/// The component `source/build.sh` makes, cached in `target/<cache>/<prefix>-<key>.wasm`, the
+/// key derived from `inputs`, the WIT files and `salt` (the tool's version), so it is rebuilt
+/// exactly when one of them changes. Older builds are deleted.
+pub(crate) fn build_cached(cache: &str, prefix: &str, source: &Path, inputs: &[PathBuf], salt: &str, what: &str) -> Result<PathBuf, String> {
+    let workspace = workspace()?;
+    let mut inputs = inputs.to_vec();
     inputs.extend(wit_files(&workspace.join("wit"))?);
     let mut key = Fnv::default();
-    key.write(version.as_bytes());
+    key.write(salt.as_bytes());
     for input in &inputs {
         let bytes = std::fs::read(input).map_err(|e| format!("cannot read {}: {e}", input.display()))?;
         key.write(input.strip_prefix(workspace).unwrap_or(input).to_string_lossy().as_bytes());
         key.write(&bytes);
     }
-    let cache = Path::new(env!("SWITCHYARD_TARGET_DIR")).join("py-plugins");
-    let component = cache.join(format!("rendezvous-{:016x}.wasm", key.0));
+    let cache = Path::new(env!("SWITCHYARD_TARGET_DIR")).join(cache);
+    let component = cache.join(format!("{prefix}-{:016x}.wasm", key.0));
     if component.is_file() {
-        return Ok(Some(component));
+        return Ok(component);
     }
     std::fs::create_dir_all(&cache).map_err(|e| format!("cannot create {}: {e}", cache.display()))?;
     // Built under a temporary name and renamed, so an interrupted build never leaves a
     // truncated component under the final name.
-    let partial = cache.join(format!("rendezvous-{:016x}.{}.partial", key.0, std::process::id()));
+    let partial = cache.join(format!("{prefix}-{:016x}.{}.partial", key.0, std::process::id()));
     let started = Instant::now();
-    eprintln!("note: building the Python example plugin with {version} (cached in {})", cache.display());
+    eprintln!("note: building {what} (cached in {})", cache.display());
     if let Err(e) = run_bounded(Command::new("bash").arg(source.join("build.sh")).arg(&partial), BUILD_DEADLINE) {
         let _ = std::fs::remove_file(&partial);
         return Err(e);
     }
     std::fs::rename(&partial, &component).map_err(|e| format!("cannot move the built component into place: {e}"))?;
     eprintln!("note: built {} in {:.1?}", component.display(), started.elapsed());
-    remove_stale(&cache, &component);
-    Ok(Some(component))
+    remove_stale(&cache, &component, &format!("{prefix}-"));
+    Ok(component)
 }
 
 /// The pinned requirement, e.g. `componentize-py==0.25.1`.
@@ -142,7 +151,7 @@ fn pinned() -> &'static str {
 }
 
 /// The `.wit` files of the contract, in name order.
-pub(crate) fn wit_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
+fn wit_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
     let entries = std::fs::read_dir(dir).map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
     let mut files: Vec<PathBuf> =
         entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "wit")).collect();
@@ -184,13 +193,8 @@ fn tempfile_path(what: &str) -> PathBuf {
     std::env::temp_dir().join(format!("switchyard-tests-{what}-{}-{n}", std::process::id()))
 }
 
-/// Deletes components built from older sources (each is ~18 MB).
-fn remove_stale(cache: &Path, keep: &Path) {
-    remove_stale_named(cache, keep, "rendezvous-");
-}
-
-/// Deletes the components in `cache` named `prefix…wasm` but `keep`.
-pub(crate) fn remove_stale_named(cache: &Path, keep: &Path, prefix: &str) {
+/// Deletes the components in `cache` named `prefix…wasm` but `keep` (built from older sources).
+fn remove_stale(cache: &Path, keep: &Path, prefix: &str) {
     let Ok(entries) = std::fs::read_dir(cache) else { return };
     for path in entries.filter_map(|e| e.ok().map(|e| e.path())) {
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
@@ -201,7 +205,7 @@ pub(crate) fn remove_stale_named(cache: &Path, keep: &Path, prefix: &str) {
 }
 
 /// FNV-1a, 64 bits: a cache key that stays the same across Rust versions (std's hasher may not).
-pub(crate) struct Fnv(pub(crate) u64);
+struct Fnv(u64);
 
 impl Default for Fnv {
     fn default() -> Self {
@@ -210,7 +214,7 @@ impl Default for Fnv {
 }
 
 impl Fnv {
-    pub(crate) fn write(&mut self, bytes: &[u8]) {
+    fn write(&mut self, bytes: &[u8]) {
         // Length first, so (a, bc) and (ab, c) differ.
         for &b in (bytes.len() as u64).to_le_bytes().iter().chain(bytes) {
             self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);

@@ -124,6 +124,11 @@ impl StatusFlags {
         Ok((set, clear))
     }
 
+    /// The letters of the set flags (`"HE"`), empty when none is set.
+    pub fn letters(self) -> String {
+        Self::ALL.iter().filter(|(f, _, _)| self.contains(*f)).map(|(_, c, _)| *c).collect()
+    }
+
     /// httpd's short names joined, or "Ok" when no flag is set.
     pub fn names(self) -> String {
         let names: Vec<&str> = Self::ALL.iter().filter(|(f, _, _)| self.contains(*f)).map(|(_, _, n)| *n).collect();
@@ -134,15 +139,7 @@ impl StatusFlags {
 impl fmt::Display for StatusFlags {
     /// The letters of the set flags (`"HE"`), or `"Ok"`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.0 == 0 {
-            return f.write_str("Ok");
-        }
-        for (flag, letter, _) in Self::ALL {
-            if self.contains(flag) {
-                write!(f, "{letter}")?;
-            }
-        }
-        Ok(())
+        if self.0 == 0 { f.write_str("Ok") } else { f.write_str(&self.letters()) }
     }
 }
 

@@ -127,36 +127,6 @@ cp "$here/app.py" "$work/"
 componentize-py -d "$here/wit" -w lbmethod-plugin componentize app -p "$work" -o "$out"
 "#;
 
-fn python_readme(name: &str) -> String {
-    let wasm = name.replace('-', "_");
-    format!(
-        r#"# {name}
-
-A Switchyard load-balancing method in Python, built into a WebAssembly component with
-componentize-py (pinned in `requirements.txt`). `wit/` is the plugin contract this project was
-written against; `app.py` the method.
-
-```sh
-pip install -r requirements.txt
-componentize-py -d wit -w lbmethod-plugin bindings bindings    # once: the bindings, for the test
-PYTHONPATH=bindings python3 -m unittest -v test_app            # the method in plain CPython
-./build.sh                                                     # {wasm}.wasm
-switchyard plugin check {wasm}.wasm                            # will a proxy load it?
-```
-
-Then, in the proxy's config:
-
-```toml
-[balancer.web]
-lbmethod = {{ path = "{wasm}.wasm", config = {{}} }}
-```
-
-A Python pick costs tens of microseconds (the interpreter is entered on every call): good for
-trying a method, Rust (`switchyard plugin new {name} --lang rust`) for a hot path.
-"#
-    )
-}
-
 const JS_APP: &str = r#"// {name}: a Switchyard load-balancing method in JavaScript — the least busy candidate, ties
 // to the first. The contract is in wit/lbmethod.wit; its comments say what each call gets.
 //
@@ -235,20 +205,19 @@ out="${1:-$here/{name}.wasm}"
     --disable http --disable fetch-event --out "$out" "$here/app.js"
 "#;
 
-fn js_readme(name: &str) -> String {
+/// The README of a script project: how to build, test, check and load it.
+fn readme(name: &str, lang: &str, tool: &str, pinned_in: &str, module: &str, commands: &str) -> String {
     let wasm = name.replace('-', "_");
+    let commands = commands.replace("{wasm}", &wasm);
     format!(
         r#"# {name}
 
-A Switchyard load-balancing method in JavaScript, built into a WebAssembly component with
-componentize-js (pinned in `package.json`). `wit/` is the plugin contract this project was
-written against; `app.js` the method.
+A Switchyard load-balancing method in {lang}, built into a WebAssembly component with
+{tool} (pinned in `{pinned_in}`). `wit/` is the plugin contract this project was written
+against; `{module}` the method.
 
 ```sh
-npm install
-npm test                               # the method in plain Node.js
-./build.sh                             # {wasm}.wasm
-switchyard plugin check {wasm}.wasm    # will a proxy load it?
+{commands}switchyard plugin check {wasm}.wasm    # will a proxy load it?
 ```
 
 Then, in the proxy's config:
@@ -258,8 +227,21 @@ Then, in the proxy's config:
 lbmethod = {{ path = "{wasm}.wasm", config = {{}} }}
 ```
 
-A JavaScript pick costs tens of microseconds (the engine is entered on every call): good for
-trying a method, Rust (`switchyard plugin new {name} --lang rust`) for a hot path.
+A {lang} pick costs tens of microseconds (the {lang} runtime is entered on every call): good
+for trying a method, Rust (`switchyard plugin new {name} --lang rust`) for a hot path.
 "#
     )
+}
+
+fn python_readme(name: &str) -> String {
+    let commands = "pip install -r requirements.txt\n\
+        componentize-py -d wit -w lbmethod-plugin bindings bindings    # once: the bindings, for the test\n\
+        PYTHONPATH=bindings python3 -m unittest -v test_app            # the method in plain CPython\n\
+        ./build.sh                                                     # {wasm}.wasm\n";
+    readme(name, "Python", "componentize-py", "requirements.txt", "app.py", commands)
+}
+
+fn js_readme(name: &str) -> String {
+    let commands = "npm install\nnpm test                               # the method in plain Node.js\n./build.sh                             # {wasm}.wasm\n";
+    readme(name, "JavaScript", "componentize-js", "package.json", "app.js", commands)
 }

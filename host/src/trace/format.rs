@@ -27,6 +27,26 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::balancer::AttemptOutcome;
+
+/// Outcomes as a trace names them.
+const OUTCOMES: [(AttemptOutcome, &str); 4] = [
+    (AttemptOutcome::Response, "response"),
+    (AttemptOutcome::ConnectFailed, "connect-failed"),
+    (AttemptOutcome::TimedOut, "timed-out"),
+    (AttemptOutcome::Broken, "broken"),
+];
+
+/// The outcome's name in a trace.
+pub fn outcome_name(outcome: AttemptOutcome) -> &'static str {
+    OUTCOMES.iter().find(|(o, _)| *o == outcome).map_or("broken", |(_, n)| n)
+}
+
+/// The outcome a trace names, if it is one.
+pub fn outcome_of(name: &str) -> Option<AttemptOutcome> {
+    OUTCOMES.iter().find(|(_, n)| *n == name).map(|(o, _)| *o)
+}
+
 /// The format's version, in every header.
 pub const VERSION: u32 = 1;
 

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::format::{Done, Event, Header, Line, Pick, TraceMember, VERSION};
-use crate::balancer::{AttemptOutcome, Completion, PickObserver, PickRecord};
+use crate::balancer::{Completion, PickObserver, PickRecord};
 use crate::config::{self, StatusFlags};
 
 /// Records waiting for the writer; more are dropped.
@@ -69,7 +69,7 @@ impl Recorder {
                     loadfactor: f64::from(m.lbfactor) / 100.0,
                     lbset: m.lbset,
                     route: m.route.clone(),
-                    status: letters(m.status),
+                    status: m.status.letters(),
                 })
                 .collect(),
         });
@@ -148,7 +148,7 @@ fn write_all(queue: &Queue, mut out: BufWriter<File>, started: Instant) {
 
 fn pick_event(pick: PickRecord, last_flags: &mut Vec<StatusFlags>) -> Pick {
     let now: Vec<StatusFlags> = pick.members.iter().map(|m| m.status).collect();
-    let flags = (now != *last_flags).then(|| now.iter().map(|f| letters(*f)).collect());
+    let flags = (now != *last_flags).then(|| now.iter().map(|f| f.letters()).collect());
     *last_flags = now;
     Pick {
         key: pick.key,
@@ -165,27 +165,12 @@ fn pick_event(pick: PickRecord, last_flags: &mut Vec<StatusFlags>) -> Pick {
 fn done_event(c: &Completion) -> Done {
     Done {
         member: c.member,
-        outcome: outcome_name(c.outcome).to_string(),
+        outcome: super::format::outcome_name(c.outcome).to_string(),
         status: c.status,
         head_us: c.head.map(micros),
         total_us: micros(c.total),
         received: c.received,
     }
-}
-
-/// The outcome as the trace names it.
-pub(crate) fn outcome_name(outcome: AttemptOutcome) -> &'static str {
-    match outcome {
-        AttemptOutcome::Response => "response",
-        AttemptOutcome::ConnectFailed => "connect-failed",
-        AttemptOutcome::TimedOut => "timed-out",
-        AttemptOutcome::Broken => "broken",
-    }
-}
-
-/// httpd's letters for a member's flags, e.g. `DE`.
-pub(crate) fn letters(flags: StatusFlags) -> String {
-    StatusFlags::ALL.iter().filter(|(f, _, _)| flags.contains(*f)).map(|(_, c, _)| *c).collect()
 }
 
 fn micros(d: Duration) -> u64 {

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::format::{Done, Header, Line, Pick};
-use crate::balancer::{AttemptOutcome, Balancer, BusyGuard, Completion, LbMethod, PickRequest};
+use crate::balancer::{Balancer, BusyGuard, Completion, LbMethod, PickRequest};
 use crate::config::{self, StatusFlags};
 
 /// Why a trace could not be replayed.
@@ -209,13 +209,7 @@ impl Run {
         if done.member >= self.segment.members.len() {
             return Err(format!("member {} is not in the header", done.member));
         }
-        let outcome = match done.outcome.as_str() {
-            "response" => AttemptOutcome::Response,
-            "connect-failed" => AttemptOutcome::ConnectFailed,
-            "timed-out" => AttemptOutcome::TimedOut,
-            "broken" => AttemptOutcome::Broken,
-            other => return Err(format!("unknown outcome `{other}`")),
-        };
+        let outcome = super::format::outcome_of(&done.outcome).ok_or_else(|| format!("unknown outcome `{}`", done.outcome))?;
         if self.method.wants_completions() {
             self.method.complete(&Completion {
                 member: done.member,
