@@ -121,3 +121,81 @@ pub fn config(data: &[u8]) {
 pub fn strict_check(request: &http::Request<()>, limits: &Limits) -> bool {
     crate::proxy::strict_check(request, limits, None).is_ok()
 }
+
+/// What a member sends back: the response head parsed (for GET or HEAD, chosen by the
+/// first byte) and its body decoded, the bytes fed whole and in pieces, which must agree.
+/// Whatever the bytes, a decoded body never holds more than what was sent, nor more than a
+/// Content-Length declared.
+pub fn member_response(data: &[u8]) {
+    use bytes::BytesMut;
+    use crate::codec::body::{BodyDecoder, Decoded, Framing};
+    use crate::codec::response;
+
+    let Some((&first, data)) = data.split_first() else { return };
+    let method = if first & 1 == 0 { http::Method::GET } else { http::Method::HEAD };
+    let cuts = cuts_of(data);
+
+    /// What a read of a response saw: status, framing, header lines, body, how it ended.
+    type Read = (u16, Framing, Vec<(Vec<u8>, Vec<u8>)>, Vec<u8>, &'static str);
+
+    /// Head then body over `pieces`.
+    fn read(pieces: &[&[u8]], method: &http::Method) -> Option<Read> {
+        let mut buf = BytesMut::new();
+        let mut rest = pieces.iter();
+        let head = loop {
+            match response::parse(&mut buf, method) {
+                Ok(Some(head)) => break head,
+                Ok(None) => buf.extend_from_slice(rest.next()?),
+                Err(_) => return None,
+            }
+        };
+        let lines: Vec<(Vec<u8>, Vec<u8>)> = match head.fields {
+            response::Fields::Raw(ref raw) => raw.lines().map(|(n, v)| (n.to_ascii_lowercase(), v.to_vec())).collect(),
+            response::Fields::Map(ref map) => map.iter().map(|(n, v)| (n.as_str().as_bytes().to_vec(), v.as_bytes().to_vec())).collect(),
+        };
+        let mut decoder = BodyDecoder::new(head.framing);
+        let mut body = Vec::new();
+        let end = loop {
+            match decoder.decode(&mut buf) {
+                Ok(Decoded::Data(bytes)) => body.extend_from_slice(&bytes),
+                Ok(Decoded::Trailers(_)) => break "trailers",
+                Ok(Decoded::End) => break "end",
+                Ok(Decoded::NeedMore) => match rest.next() {
+                    Some(piece) => buf.extend_from_slice(piece),
+                    None if decoder.close() => break "closed",
+                    None => break "truncated",
+                },
+                Err(_) => break "malformed",
+            }
+        };
+        Some((head.status.as_u16(), head.framing, lines, body, end))
+    }
+
+    let whole = read(&[data], &method);
+    let mut pieces = Vec::new();
+    let mut at = 0;
+    for cut in cuts.iter().copied().chain(std::iter::once(data.len())) {
+        if cut >= at {
+            pieces.push(&data[at..cut]);
+            at = cut;
+        }
+    }
+    let split = read(&pieces, &method);
+    assert_eq!(whole, split, "split reads changed the response (cuts {cuts:?})");
+    if let Some((_, framing, _, body, _)) = whole {
+        assert!(body.len() <= data.len(), "more body than bytes sent");
+        if let Framing::Length(n) = framing {
+            assert!(body.len() as u64 <= n, "more body than Content-Length");
+        }
+        if framing == Framing::Empty {
+            assert!(body.is_empty(), "a bodiless answer with a body");
+        }
+    }
+}
+
+/// Split positions derived from the input itself, in order.
+fn cuts_of(data: &[u8]) -> Vec<usize> {
+    let mut cuts: Vec<usize> = data.iter().take(4).map(|&b| usize::from(b) % (data.len() + 1)).collect();
+    cuts.sort_unstable();
+    cuts
+}

@@ -6,6 +6,10 @@
 //! Dependencies point one way, top to bottom:
 //! - [`canon`]: the canonical request path (decoded, dot segments resolved, slashes merged);
 //!   depends on nothing.
+//! - [`codec`]: HTTP/1 on the wire, once — framing rules, the body decoder, chunk encoding,
+//!   response heads, hop-by-hop headers; depends on nothing.
+//! - [`worker`]: which worker thread this is (per-worker state is indexed by it).
+//! - `deadline`: a deadline that arms no timer when the work finishes at once.
 //! - [`durable`]: directories opened once as capabilities, files replaced atomically.
 //! - [`config`]: the TOML file, checked into a typed model.
 //! - [`observe`]: the access log (written by a thread of its own), request ids, latency
@@ -16,8 +20,11 @@
 //!   [`config`] to check its result; nothing on the request path uses it).
 //! - [`tls`]: rustls acceptors for TLS listeners and connectors to `https://` members.
 //! - [`balancer`]: members, flags, failover tiers, counters; asks an [`balancer::LbMethod`].
-//! - [`health`]: health-check scheduling and probes (over [`tls`] for https members); asks a
-//!   [`health::HealthCheck`].
+//! - [`upstream`]: the member client — pools, connects (over [`tls`] for https members),
+//!   writes requests, reads answers with [`codec`], streams bodies, joins tunnels; counts into
+//!   [`balancer`] members. Knows nothing of the proxy above it.
+//! - [`health`]: health-check scheduling and probes (a connection of [`upstream`]'s, answers
+//!   read with [`codec`]); asks a [`health::HealthCheck`].
 //! - [`rewrite`]: header-rewrite chains; ask [`rewrite::HeaderRewriter`]s.
 //! - [`plugin`]: the Wasm runtime; implements those three seams with components.
 //! - [`trace`]: a balancer's decisions recorded to a file (a [`balancer::PickObserver`]) and
@@ -26,13 +33,17 @@
 //!   head and idle deadlines.
 //! - [`proxy`]: the request path: strict checks, routing, failover, member connections, the
 //!   error responses.
-//! - [`server`]: workers, listeners, connection limit, health-check tasks, graceful shutdown;
-//!   [`reload`] builds a new config's proxy and swaps it in without refusing a connection.
+//! - [`server`]: workers, listeners, connection limit, health-check tasks, graceful shutdown,
+//!   and reload: a new config's proxy built, its listeners bound, then swapped in without
+//!   refusing a connection.
 //! - [`control`]: the running state's one way to change — the config file with the runtime
 //!   overlay laid over it, built, persisted, published through [`server::Reloader`] — for
 //!   SIGHUP and the manager alike.
 //! - [`admin`]: the balancer manager (page, JSON API, metrics) on a listener of its own; every
 //!   change it makes is a [`control::Change`].
+//! - `fuzzing`: the entry points of the fuzz targets (`host/fuzz`), over the layers above.
+//!
+//! A test (`layout`) holds every `crate::` path in the sources to this order.
 
 // One `unsafe` call in the whole crate: loading a compiled plugin from the cache on disk
 // (`plugin::cache`, where its safety argument is written down).
@@ -41,6 +52,7 @@
 pub mod admin;
 pub mod balancer;
 pub mod canon;
+pub mod codec;
 pub mod config;
 pub mod control;
 mod deadline;
@@ -50,12 +62,15 @@ pub mod edge;
 pub mod fuzzing;
 pub mod health;
 pub mod import;
+#[cfg(test)]
+mod layout;
 pub mod observe;
 pub mod plugin;
 pub mod proxy;
-pub mod reload;
 pub mod rewrite;
 pub mod scaffold;
 pub mod server;
 pub mod tls;
 pub mod trace;
+pub mod upstream;
+pub mod worker;

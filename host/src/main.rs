@@ -263,7 +263,7 @@ fn plugin_tool(command: &PluginCommand) -> ExitCode {
                         return ExitCode::FAILURE;
                     }
                 };
-                match switchyard::plugin::tools::replay(method, trace, config).await {
+                match switchyard::trace::replay_file(method, trace, config).await {
                     Ok(replay) => {
                         print!("{}", switchyard::trace::report::render(&replay, *format, interval));
                         ExitCode::SUCCESS

@@ -24,3 +24,8 @@ fn request_head_corpus() {
 fn config_corpus() {
     run_corpus("config", switchyard::fuzzing::config);
 }
+
+#[test]
+fn member_response_corpus() {
+    run_corpus("member_response", switchyard::fuzzing::member_response);
+}

@@ -68,7 +68,7 @@ async fn replaying_the_live_method_reproduces_its_every_choice() {
         assert!(busy_seen.is_some_and(|b| b > 0), "{method}: some pick saw a request in flight");
         assert!(text.contains("\"route\":\"rb\""), "{method}: sticky requests are recorded with their route");
         assert!(text.contains("\"done\""), "{method}: completions are recorded");
-        let replay = switchyard::plugin::tools::replay(Path::new(method), &file, "{}").await.expect("replays");
+        let replay = switchyard::trace::replay_file(Path::new(method), &file, "{}").await.expect("replays");
         assert_eq!(replay.segments.len(), 1);
         let segment = &replay.segments[0];
         assert_eq!(segment.chosen.len(), requests);
@@ -81,7 +81,7 @@ async fn replaying_the_live_method_reproduces_its_every_choice() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_method_replayed_shows_what_it_would_have_chosen() {
     let (text, file, requests) = recorded("byrequests", "other").await;
-    let replay = switchyard::plugin::tools::replay(Path::new(switchyard_tests::GUEST_MISBEHAVE), &file, r#"{"mode": "ok"}"#).await.expect("replays");
+    let replay = switchyard::trace::replay_file(Path::new(switchyard_tests::GUEST_MISBEHAVE), &file, r#"{"mode": "ok"}"#).await.expect("replays");
     let segment = &replay.segments[0];
     // `ok` always picks the first candidate: every request the method placed goes to a;
     // sticky requests still follow their session to b.
@@ -128,7 +128,7 @@ async fn a_latency_aware_method_replayed_over_a_slow_member_trace_avoids_it() {
         let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/traces/slow-member.jsonl");
         std::fs::copy(&trace, out).expect("update the example trace");
     }
-    let replay = switchyard::plugin::tools::replay(Path::new(switchyard_tests::GUEST_PEAK_EWMA), &trace, "{}").await.expect("replays");
+    let replay = switchyard::trace::replay_file(Path::new(switchyard_tests::GUEST_PEAK_EWMA), &trace, "{}").await.expect("replays");
     let segment = &replay.segments[0];
     let (live, peak) = (segment.recorded_per_member()[0], segment.per_member()[0]);
     assert!(live >= 15, "byrequests gave the slow member its third: {live}");

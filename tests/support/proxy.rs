@@ -37,7 +37,7 @@ impl TestProxy {
     }
 
     /// Reloads the proxy with config `toml` (as `server::Running::reload`).
-    pub async fn reload(&self, toml: &str) -> Result<switchyard::reload::ReloadReport, String> {
+    pub async fn reload(&self, toml: &str) -> Result<switchyard::server::ReloadReport, String> {
         let config = config::parse(toml, Path::new("test.toml")).map_err(|e| e.to_string())?;
         self.running.reload(config).await.map_err(|e| e.to_string())
     }

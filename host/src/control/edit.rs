@@ -328,7 +328,7 @@ fn find_balancer<'a>(running: &'a Proxy, name: &str) -> Result<&'a crate::proxy:
 }
 
 /// The running member.
-fn find_member<'a>(running: &'a Proxy, balancer: &str, member: &MemberRef) -> Result<&'a crate::proxy::ProxyMember, ControlError> {
+fn find_member<'a>(running: &'a Proxy, balancer: &str, member: &MemberRef) -> Result<&'a crate::upstream::ProxyMember, ControlError> {
     let b = find_balancer(running, balancer)?;
     let found = match member {
         MemberRef::Index(i) => b.members().get(*i),

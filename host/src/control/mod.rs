@@ -225,7 +225,7 @@ impl Control {
             })
             .await
             .map_err(|e| match e {
-                crate::reload::ReloadError::NotKept(reason) => ControlError::NotKept(reason),
+                crate::server::ReloadError::NotKept(reason) => ControlError::NotKept(reason),
                 other => ControlError::Refused(other.to_string()),
             })?;
         let now = self.reloader.current();

@@ -9,8 +9,9 @@
 //! the bytes, never blocks, and keeps at most one partial line; what it finds is a
 //! [`Violation`] tied to the index of the head it was found in, for the service to answer.
 //!
-//! Bodies are followed exactly as hyper decodes them (Content-Length, or chunked with
-//! optional whitespace and extensions after the size). Anything hyper would refuse in a
+//! Framing is read by [`codec::framing`](crate::codec::framing)'s rules and bodies are
+//! followed by [`codec::body`](crate::codec::body)'s chunk-size rule, which hyper accepts
+//! too (hex digits, optional whitespace, optional extensions). Anything hyper would refuse in a
 //! body makes hyper close the connection, so the scanner just stops ([`Phase::Off`]) and
 //! reports every later head as lost, failing closed.
 //!
@@ -18,6 +19,8 @@
 //! ([`H2Frames`]) so that its request heads are timed like HTTP/1 ones.
 
 use super::h2frames::H2Frames;
+use crate::codec::body::parse_chunk_size;
+use crate::codec::framing::{Declared, FramingError, FramingFields};
 
 /// What the scanner found wrong with a head.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -123,10 +126,8 @@ enum State {
 #[derive(Debug, Default, Clone, Copy)]
 struct Head {
     http10: bool,
-    content_length: Option<u64>,
-    transfer_encodings: u32,
+    framing: FramingFields,
     header_bytes: usize,
-    violation: Option<Violation>,
 }
 
 /// A finding: the head with this index (0 = the connection's first request) broke a rule.
@@ -366,41 +367,23 @@ impl Scanner {
         // NUL and stray CR in values are left to httparse, which refuses both: checking
         // every value byte here again would double the scanner's cost.
         let value = value.trim_ascii();
-        if name.len() == 14 && name.eq_ignore_ascii_case(b"content-length") {
-            let Some(n) = parse_decimal(value) else {
-                return self.found(Violation::InvalidContentLength);
-            };
-            if self.head.content_length.is_some_and(|prev| prev != n) {
-                return self.found(Violation::ConflictingContentLength);
-            }
-            self.head.content_length = Some(n);
-        } else if name.len() == 17 && name.eq_ignore_ascii_case(b"transfer-encoding") {
-            self.head.transfer_encodings += 1;
-            if self.head.http10 {
-                return self.found(Violation::TransferEncodingInHttp10);
-            }
-            if self.head.transfer_encodings > 1 || !value.eq_ignore_ascii_case(b"chunked") {
-                self.head.violation.get_or_insert(Violation::TransferEncodingNotChunked);
-            }
+        if self.head.http10 && name.len() == 17 && name.eq_ignore_ascii_case(b"transfer-encoding") {
+            return self.found(Violation::TransferEncodingInHttp10);
         }
-        None
+        self.head.framing.note(name, value);
+        // A bad Content-Length is bad whatever follows: said at once.
+        match self.head.framing.length_refused() {
+            Some(e) => self.found(e.into()),
+            None => None,
+        }
     }
 
     fn end_of_head(&mut self) -> Option<Finding> {
-        let head = self.head;
-        if head.transfer_encodings > 0 && head.content_length.is_some() {
-            return self.found(Violation::ContentLengthAndTransferEncoding);
-        }
-        if let Some(v) = head.violation {
-            return self.found(v);
-        }
-        self.state = if head.transfer_encodings > 0 {
-            State::ChunkSize
-        } else {
-            match head.content_length {
-                Some(n) if n > 0 => State::Length(n),
-                _ => State::Start,
-            }
+        self.state = match self.head.framing.declared() {
+            Err(e) => return self.found(e.into()),
+            Ok(Declared::Chunked) => State::ChunkSize,
+            Ok(Declared::Length(n)) if n > 0 => State::Length(n),
+            Ok(_) => State::Start,
         };
         None
     }
@@ -418,33 +401,14 @@ fn forbidden_bytes(bytes: &[u8]) -> Option<Violation> {
     None
 }
 
-/// Plain decimal digits, no sign, no overflow.
-pub(crate) fn parse_decimal(digits: &[u8]) -> Option<u64> {
-    if digits.is_empty() {
-        return None;
-    }
-    digits.iter().try_fold(0u64, |n, &b| match b {
-        b'0'..=b'9' => n.checked_mul(10)?.checked_add(u64::from(b - b'0')),
-        _ => None,
-    })
-}
-
-/// A chunk-size line as hyper accepts it: hex digits, optional spaces or tabs, optional
-/// `;extension` (anything up to the CR).
-fn parse_chunk_size(line: &[u8]) -> Option<u64> {
-    let digits = line.iter().take_while(|b| b.is_ascii_hexdigit()).count();
-    if digits == 0 {
-        return None;
-    }
-    let size = line[..digits].iter().try_fold(0u64, |n, &b| {
-        let d = (b as char).to_digit(16)?;
-        n.checked_mul(16)?.checked_add(u64::from(d))
-    })?;
-    let rest = &line[digits..];
-    let ws = rest.iter().take_while(|&&b| b == b' ' || b == b'\t').count();
-    match rest.get(ws) {
-        None | Some(b';') => Some(size),
-        Some(_) => None,
+impl From<FramingError> for Violation {
+    fn from(e: FramingError) -> Self {
+        match e {
+            FramingError::LengthAndTransferEncoding => Violation::ContentLengthAndTransferEncoding,
+            FramingError::TransferEncodingNotChunked => Violation::TransferEncodingNotChunked,
+            FramingError::InvalidLength => Violation::InvalidContentLength,
+            FramingError::ConflictingLength => Violation::ConflictingContentLength,
+        }
     }
 }
 

@@ -1,21 +1,21 @@
-//! One probe: a connect (with the TLS handshake for an https member), or an HTTP/1.x request
-//! on a fresh connection whose response head and the first bytes of its body are read — all
-//! within one timeout.
+//! One probe: a connect (the member client's, with the TLS handshake for an https member),
+//! or an HTTP/1.x request on a fresh connection whose response head and the first bytes of
+//! its body are read by the proxy's own codec — all within one timeout.
 
 use std::time::Duration;
 
+use bytes::BytesMut;
+use http::Method;
+use http::uri::Authority;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 use switchyard_sdk::rules;
 
 use super::{HttpProbe, HttpResponse, MAX_BODY, Outcome, Probe, Target};
+use crate::codec::body::{BodyDecoder, Decoded, Framing};
+use crate::codec::response::{self, Fields, MAX_HEAD_BYTES};
 use crate::tls::{MemberConnector, MemberStream};
-
-/// Largest response head a probe accepts.
-const MAX_HEAD: usize = 64 * 1024;
-/// Most response headers a probe accepts.
-const MAX_HEADERS: usize = 128;
+use crate::upstream;
 
 /// Sends `probe` to `target`; every failure is an [`Outcome::Failed`] saying what happened.
 pub(crate) async fn run(target: &Target, probe: &Probe, timeout: Duration, tls: Option<&MemberConnector>) -> Outcome {
@@ -31,17 +31,13 @@ pub(crate) async fn run(target: &Target, probe: &Probe, timeout: Duration, tls: 
 }
 
 async fn exchange(target: &Target, probe: &Probe, tls: Option<&MemberConnector>) -> Outcome {
-    let tcp = match TcpStream::connect((target.host.as_str(), target.port)).await {
-        Ok(stream) => stream,
-        Err(e) => return Outcome::Failed(format!("connect to {}:{} failed: {e}", target.host, target.port)),
+    let authority = match Authority::try_from(format!("{}:{}", target.host, target.port)) {
+        Ok(authority) => authority,
+        Err(e) => return Outcome::Failed(format!("cannot connect to {}:{}: {e}", target.host, target.port)),
     };
-    let _ = tcp.set_nodelay(true);
-    let mut stream = match tls {
-        None => MemberStream::Plain(tcp),
-        Some(tls) => match tls.connect(tcp).await {
-            Ok(stream) => MemberStream::Tls(Box::new(stream)),
-            Err(e) => return Outcome::Failed(format!("TLS with {}:{} failed: {e}", target.host, target.port)),
-        },
+    let mut stream = match upstream::connect(&authority, tls).await {
+        Ok(stream) => stream,
+        Err(e) => return Outcome::Failed(e.to_string()),
     };
     let Probe::Http(http) = probe else { return Outcome::Connected };
     let head = request_head(target, http, tls.is_some());
@@ -58,8 +54,6 @@ async fn exchange(target: &Target, probe: &Probe, tls: Option<&MemberConnector>)
     }
 }
 
-/// Refuses what the host would not send: the WIT contract's rules, as the SDK's test harness
-/// applies them.
 fn check(http: &HttpProbe) -> Result<(), String> {
     rules::check_method(&http.method)?;
     rules::check_origin_form(&http.path)?;
@@ -81,120 +75,58 @@ fn request_head(target: &Target, http: &HttpProbe, https: bool) -> Vec<u8> {
     head.into_bytes()
 }
 
-/// Reads the response head and up to `body_limit` bytes of the body.
+/// Reads the response head and up to `body_limit` bytes of the body, by the rules the proxy
+/// holds every member answer to ([`codec::response`]): an answer a request would get a 502
+/// for fails the probe.
 async fn read_response(stream: &mut MemberStream, http: &HttpProbe) -> Result<HttpResponse, String> {
-    let mut buf = Vec::with_capacity(4096);
-    let (status, headers, head_len) = loop {
+    let method = Method::from_bytes(http.method.as_bytes()).map_err(|e| e.to_string())?;
+    let mut buf = BytesMut::with_capacity(4096);
+    let head = loop {
+        match response::parse_with(&mut buf, &method, true) {
+            // An interim answer: skip it and read the real one.
+            Ok(Some(head)) if head.status.is_informational() => continue,
+            Ok(Some(head)) => break head,
+            Ok(None) => {}
+            Err(e) => return Err(format!("the answer is not valid HTTP: {e}")),
+        }
         if read_more(stream, &mut buf).await? == 0 {
             return Err(if buf.is_empty() { "the member closed the connection without answering".into() } else { "the member closed the connection in the middle of the response head".into() });
         }
-        let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut response = httparse::Response::new(&mut slots);
-        match response.parse(&buf) {
-            Ok(httparse::Status::Complete(len)) => {
-                let status = response.code.unwrap_or(0);
-                if (100..200).contains(&status) {
-                    // An interim answer: skip it and read the real one.
-                    buf.drain(..len);
-                    continue;
-                }
-                let headers: Vec<(String, String)> = response
-                    .headers
-                    .iter()
-                    .map(|h| (h.name.to_ascii_lowercase(), String::from_utf8_lossy(h.value).into_owned()))
-                    .collect();
-                break (status, headers, len);
-            }
-            Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD => return Err("the response head is too large".into()),
-            Ok(httparse::Status::Partial) => {}
-            Err(e) => return Err(format!("the answer is not HTTP: {e}")),
-        }
     };
-    check_framing(&headers)?;
+    let headers = match head.fields {
+        Fields::Raw(raw) => raw.lines().map(|(n, v)| (String::from_utf8_lossy(n).to_ascii_lowercase(), String::from_utf8_lossy(v).into_owned())).collect(),
+        Fields::Map(map) => map.iter().map(|(n, v)| (n.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned())).collect(),
+    };
     let limit = http.body_limit.min(MAX_BODY) as usize;
-    let no_body = http.method.eq_ignore_ascii_case("HEAD") || status == 204 || status == 304;
-    let body = if limit == 0 || no_body { Vec::new() } else { read_body(stream, buf.split_off(head_len), &headers, limit).await };
-    Ok(HttpResponse { status, headers, body })
+    let body = if limit == 0 { Vec::new() } else { read_body(stream, buf, head.framing, limit).await? };
+    Ok(HttpResponse { status: head.status.as_u16(), headers, body })
 }
 
-/// The framing rules the proxy holds member answers to (`upstream/response.rs`): a
-/// Transfer-Encoding is exactly `chunked`, and never beside a Content-Length. A probe answered
-/// otherwise fails, as a request answered so would get a 502.
-fn check_framing(headers: &[(String, String)]) -> Result<(), String> {
-    let te: Vec<&str> = headers.iter().filter(|(n, _)| n == "transfer-encoding").map(|(_, v)| v.trim()).collect();
-    let has_length = headers.iter().any(|(n, _)| n == "content-length");
-    match te.as_slice() {
-        [] => Ok(()),
-        [one] if one.eq_ignore_ascii_case("chunked") && !has_length => Ok(()),
-        [_] if has_length => Err("the answer has both Content-Length and Transfer-Encoding".into()),
-        _ => Err(format!("the answer's Transfer-Encoding is not exactly chunked: {}", te.join(", "))),
-    }
-}
-
-/// Up to `limit` body bytes, decoding chunked framing. A body cut short is judged on what
-/// arrived: a probe reads a prefix, and the response has already been received.
-async fn read_body(stream: &mut MemberStream, mut raw: Vec<u8>, headers: &[(String, String)], limit: usize) -> Vec<u8> {
-    // `check_framing` let through only exactly `chunked`.
-    let chunked = headers.iter().any(|(n, _)| n == "transfer-encoding");
-    let length = headers.iter().find(|(n, _)| n == "content-length").and_then(|(_, v)| v.trim().parse::<usize>().ok());
-    let wanted = length.map_or(limit, |l| l.min(limit));
-    loop {
-        let decoded = if chunked { dechunk(&raw, limit) } else { Decoded { data: raw.clone(), done: raw.len() >= wanted } };
-        if decoded.done || decoded.data.len() >= limit || (!chunked && raw.len() >= wanted) {
-            let mut data = decoded.data;
-            data.truncate(if chunked { limit } else { wanted });
-            return data;
-        }
-        match read_more(stream, &mut raw).await {
-            Ok(n) if n > 0 => {}
-            _ => {
-                let mut data = decoded.data;
-                data.truncate(limit);
-                return data;
-            }
+/// Up to `limit` body bytes. A body cut short is judged on what arrived (a probe reads a
+/// prefix, and the response has already been received); a malformed one fails the probe.
+async fn read_body(stream: &mut MemberStream, mut buf: BytesMut, framing: Framing, limit: usize) -> Result<Vec<u8>, String> {
+    let mut decoder = BodyDecoder::new(framing);
+    let mut body = Vec::new();
+    while body.len() < limit {
+        match decoder.decode(&mut buf).map_err(|e| format!("the answer's body is malformed: {e}"))? {
+            Decoded::Data(data) => body.extend_from_slice(&data),
+            Decoded::Trailers(_) | Decoded::End => break,
+            Decoded::NeedMore => match read_more(stream, &mut buf).await {
+                Ok(n) if n > 0 => {}
+                _ => break,
+            },
         }
     }
+    body.truncate(limit);
+    Ok(body)
 }
 
-/// What a chunked body's bytes so far decode to.
-struct Decoded {
-    data: Vec<u8>,
-    /// The last chunk was seen, or `limit` bytes are decoded.
-    done: bool,
-}
-
-fn dechunk(raw: &[u8], limit: usize) -> Decoded {
-    let mut data = Vec::new();
-    let mut at = 0;
-    loop {
-        let Some(line_end) = raw[at..].windows(2).position(|w| w == b"\r\n") else { return Decoded { data, done: false } };
-        let line = &raw[at..at + line_end];
-        let digits = line.split(|&b| b == b';').next().unwrap_or_default();
-        let Some(size) = std::str::from_utf8(digits).ok().and_then(|d| usize::from_str_radix(d.trim(), 16).ok()) else {
-            // Not valid chunking: judge what was decoded.
-            return Decoded { data, done: true };
-        };
-        if size == 0 {
-            return Decoded { data, done: true };
-        }
-        let start = at + line_end + 2;
-        let available = raw.len().saturating_sub(start).min(size);
-        data.extend_from_slice(&raw[start..start + available]);
-        if data.len() >= limit {
-            return Decoded { data, done: true };
-        }
-        if available < size || raw.len() < start + size + 2 {
-            return Decoded { data, done: false };
-        }
-        at = start + size + 2;
+async fn read_more(stream: &mut MemberStream, buf: &mut BytesMut) -> Result<usize, String> {
+    if buf.len() > MAX_HEAD_BYTES + MAX_BODY as usize {
+        return Err("the answer is larger than a probe reads".into());
     }
-}
-
-async fn read_more(stream: &mut MemberStream, buf: &mut Vec<u8>) -> Result<usize, String> {
-    let mut chunk = [0u8; 4096];
-    let n = stream.read(&mut chunk).await.map_err(|e| format!("reading the answer failed: {e}"))?;
-    buf.extend_from_slice(&chunk[..n]);
-    Ok(n)
+    buf.reserve(4096);
+    stream.read_buf(buf).await.map_err(|e| format!("reading the answer failed: {e}"))
 }
 
 #[cfg(test)]
@@ -224,17 +156,6 @@ mod tests {
     }
 
     #[test]
-    fn framing_is_checked_as_for_requests() {
-        let h = |pairs: &[(&str, &str)]| pairs.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect::<Vec<_>>();
-        assert!(check_framing(&h(&[("transfer-encoding", "Chunked")])).is_ok());
-        assert!(check_framing(&h(&[("content-length", "2")])).is_ok());
-        assert!(check_framing(&h(&[("transfer-encoding", "gzip, chunked")])).is_err());
-        assert!(check_framing(&h(&[("transfer-encoding", "xchunked")])).is_err());
-        assert!(check_framing(&h(&[("transfer-encoding", "chunked"), ("transfer-encoding", "chunked")])).is_err());
-        assert!(check_framing(&h(&[("transfer-encoding", "chunked"), ("content-length", "2")])).is_err());
-    }
-
-    #[test]
     fn request_heads() {
         let target = Target { url: "http://h:8080/app".into(), host: "h".into(), port: 8080, base_path: "/app".into() };
         let head = String::from_utf8(request_head(&target, &http("HEAD", "/app/health", &[("x-a", "1")]), false)).expect("utf8");
@@ -244,13 +165,46 @@ mod tests {
         assert!(head.contains("\r\nhost: h\r\n"), "no :443 for https: {head}");
     }
 
-    #[test]
-    fn chunked_prefixes() {
-        let d = dechunk(b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n", 100);
-        assert_eq!((d.data.as_slice(), d.done), (&b"abcde"[..], true));
-        let d = dechunk(b"3\r\nabc\r\n5\r\nde", 100);
-        assert_eq!((d.data.as_slice(), d.done), (&b"abcde"[..], false));
-        let d = dechunk(b"5\r\nabcde\r\n", 3);
-        assert_eq!((&d.data[..3], d.done), (&b"abc"[..], true));
+    /// Probes a member on loopback that answers every connection with `answer`.
+    async fn probe_answered(answer: &'static [u8], body_limit: u32) -> Outcome {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let member = tokio::spawn(async move {
+            let (mut conn, _) = listener.accept().await.expect("accept");
+            let mut request = [0u8; 1024];
+            let _ = conn.read(&mut request).await;
+            let _ = conn.write_all(answer).await;
+        });
+        let target = Target { url: format!("http://127.0.0.1:{port}"), host: "127.0.0.1".into(), port, base_path: "/".into() };
+        let mut get = http("GET", "/health", &[]);
+        get.body_limit = body_limit;
+        let outcome = run(&target, &Probe::Http(get), Duration::from_secs(5), None).await;
+        member.abort();
+        outcome
+    }
+
+    #[tokio::test]
+    async fn answers_are_held_to_the_proxy_framing_rules() {
+        let failed = |o: &Outcome, what: &str| matches!(o, Outcome::Failed(why) if why.contains(what));
+        let xchunked = probe_answered(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: xchunked\r\n\r\n0\r\n\r\n", 64).await;
+        assert!(failed(&xchunked, "Transfer-Encoding"), "{xchunked:?}");
+        let both = probe_answered(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n", 64).await;
+        assert!(failed(&both, "both Content-Length and Transfer-Encoding"), "{both:?}");
+        let bad_chunk = probe_answered(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nok\r\n0\r\n\r\n", 64).await;
+        assert!(failed(&bad_chunk, "malformed"), "{bad_chunk:?}");
+    }
+
+    #[tokio::test]
+    async fn bodies_are_decoded_up_to_the_limit() {
+        let chunked = probe_answered(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: Chunked\r\nConnection: close\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n", 64).await;
+        let Outcome::Response(r) = chunked else { panic!("{chunked:?}") };
+        assert_eq!((r.status, r.body.as_slice()), (200, &b"abcde"[..]));
+        assert!(r.headers.contains(&("connection".into(), "close".into())), "the judge sees every line: {:?}", r.headers);
+        let prefix = probe_answered(b"HTTP/1.1 503 Busy\r\nContent-Length: 10\r\n\r\nabcdefghij", 4).await;
+        let Outcome::Response(r) = prefix else { panic!("{prefix:?}") };
+        assert_eq!((r.status, r.body.as_slice()), (503, &b"abcd"[..]));
+        let cut = probe_answered(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", 64).await;
+        let Outcome::Response(r) = cut else { panic!("{cut:?}") };
+        assert_eq!(r.body, b"abc", "a body cut short is judged on what arrived");
     }
 }

@@ -1,19 +1,20 @@
-//! Bodies that stream through the proxy without being buffered, and count as they go.
+//! Bodies that stream through the proxy without being buffered.
 //!
-//! [`RequestBody`] carries the client's body to a member and adds its bytes to the member's
-//! `transferred`. [`ResponseBody`] is what the client gets: a member's body (see
-//! [`upstream::MemberBody`](super::upstream::MemberBody)) or a page the proxy made itself.
+//! [`RequestBody`] carries the client's body to a member (the member client counts its
+//! bytes). [`ResponseBody`] is what the client gets: a member's body (see
+//! [`MemberBody`]) with the member's header lines as they came, or a page the proxy made
+//! itself.
 
 use std::pin::Pin;
-use std::sync::Arc;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http_body::{Body, Frame, SizeHint};
-use super::ProxyMember;
-use super::limits::{ClientBody, ClientBodyError};
-use super::upstream::{MemberBody, RawHeaders};
 use http::{HeaderMap, HeaderValue};
+use http_body::{Body, Frame, SizeHint};
+
+use super::limits::{ClientBody, ClientBodyError};
+use crate::codec::response::RawHeaders;
+use crate::upstream::MemberBody;
 
 /// Errors a body can end with.
 pub(crate) type BodyError = Box<dyn std::error::Error + Send + Sync>;
@@ -21,21 +22,12 @@ pub(crate) type BodyError = Box<dyn std::error::Error + Send + Sync>;
 /// The body of a request on its way to a member.
 #[derive(Debug)]
 pub(crate) enum RequestBody {
-    /// The client's body, streamed; bytes are counted against `member` once one is chosen.
-    /// Boxed: most requests have none, and a request is moved through several layers of
-    /// async state on its way to a member (each move copies the whole value).
-    Client { inner: Box<ClientBody>, member: Option<Arc<ProxyMember>> },
+    /// The client's body, streamed. Boxed: most requests have none, and a request is moved
+    /// through several layers of async state on its way to a member (each move copies the
+    /// whole value).
+    Client(Box<ClientBody>),
     /// No body (used when a bodiless idempotent request is sent again).
     Empty,
-}
-
-impl RequestBody {
-    /// Counts the bytes still to come against `member` (the one this attempt goes to).
-    pub(crate) fn count_for(&mut self, target: &Arc<ProxyMember>) {
-        if let RequestBody::Client { member, .. } = self {
-            *member = Some(Arc::clone(target));
-        }
-    }
 }
 
 impl Body for RequestBody {
@@ -44,28 +36,21 @@ impl Body for RequestBody {
 
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, ClientBodyError>>> {
         match self.get_mut() {
-            RequestBody::Client { inner, member } => {
-                let frame = ready!(Pin::new(inner.as_mut()).poll_frame(cx));
-                if let (Some(Ok(f)), Some(m)) = (&frame, member)
-                    && let Some(data) = f.data_ref() {
-                        m.add_transferred(data.len() as u64);
-                    }
-                Poll::Ready(frame)
-            }
+            RequestBody::Client(inner) => Pin::new(inner.as_mut()).poll_frame(cx),
             RequestBody::Empty => Poll::Ready(None),
         }
     }
 
     fn is_end_stream(&self) -> bool {
         match self {
-            RequestBody::Client { inner, .. } => inner.is_end_stream(),
+            RequestBody::Client(inner) => inner.is_end_stream(),
             RequestBody::Empty => true,
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match self {
-            RequestBody::Client { inner, .. } => inner.size_hint(),
+            RequestBody::Client(inner) => inner.size_hint(),
             RequestBody::Empty => SizeHint::with_exact(0),
         }
     }
@@ -76,8 +61,16 @@ impl Body for RequestBody {
 // The large variant is the common one: boxing it would allocate on every response.
 #[allow(clippy::large_enum_variant)]
 pub enum ResponseBody {
-    /// A member's body.
-    Member(MemberBody),
+    /// A member's body, and its header lines as the member sent them until something needs
+    /// them as a map ([`materialize_headers`]); meanwhile the response's own map holds only
+    /// what the proxy added. Most answers go to an HTTP/1 client as they came, and building a
+    /// map of them would cost more than the rest of reading the head.
+    Member {
+        /// The member's header lines, while they are kept raw.
+        head: Option<RawHeaders>,
+        /// The body.
+        body: MemberBody,
+    },
     /// A body the proxy made itself (error pages).
     Local(Option<Bytes>),
 }
@@ -92,7 +85,7 @@ impl ResponseBody {
     /// body, else in `headers` (what the proxy added, or everything once materialised).
     pub(crate) fn header(&self, headers: &HeaderMap, name: &http::HeaderName) -> Option<HeaderValue> {
         let raw = match self {
-            ResponseBody::Member(body) => body.headers().and_then(|raw| raw.get(name.as_str())),
+            ResponseBody::Member { head, .. } => head.as_ref().and_then(|raw| raw.get(name.as_str())),
             ResponseBody::Local(_) => None,
         };
         raw.or_else(|| headers.get(name).cloned())
@@ -102,7 +95,7 @@ impl ResponseBody {
     /// before the response's own map (which then holds only what the proxy added).
     pub(crate) fn take_member_headers(&mut self) -> Option<RawHeaders> {
         match self {
-            ResponseBody::Member(body) => body.take_headers(),
+            ResponseBody::Member { head, .. } => head.take(),
             ResponseBody::Local(_) => None,
         }
     }
@@ -126,21 +119,21 @@ impl Body for ResponseBody {
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         match self.get_mut() {
             ResponseBody::Local(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
-            ResponseBody::Member(body) => Pin::new(body).poll_frame(cx).map_err(|e| Box::new(e) as BodyError),
+            ResponseBody::Member { body, .. } => Pin::new(body).poll_frame(cx).map_err(|e| Box::new(e) as BodyError),
         }
     }
 
     fn is_end_stream(&self) -> bool {
         match self {
             ResponseBody::Local(bytes) => bytes.is_none(),
-            ResponseBody::Member(body) => body.is_end_stream(),
+            ResponseBody::Member { body, .. } => body.is_end_stream(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match self {
             ResponseBody::Local(bytes) => SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64)),
-            ResponseBody::Member(body) => body.size_hint(),
+            ResponseBody::Member { body, .. } => body.size_hint(),
         }
     }
 }

@@ -23,8 +23,10 @@ use super::body::{RequestBody, ResponseBody, materialize_headers};
 use super::outcome::Outcome;
 use super::respond::ProxyError;
 use super::service::Outgoing;
-use super::upstream::{self, AttemptError, ConnectError};
+use super::upgrade;
 use super::{ProxyBalancer, ProxyMember, RouteRewrite};
+use crate::codec::response::Fields;
+use crate::upstream::{self, AttemptError, ConnectError, MemberAnswer};
 use crate::balancer::{NoMember, PickRequest, sticky};
 use crate::rewrite::Context;
 
@@ -182,7 +184,8 @@ impl Attempts<'_> {
             let busy = member.busy_guard();
             let sent_at = Instant::now();
             match upstream::exchange(&member, request, busy).await {
-                Ok(mut response) => {
+                Ok(answer) => {
+                    let mut response = client_response(answer);
                     let head_at = Instant::now();
                     member.record_response(head_at.saturating_duration_since(sent_at));
                     if outcome.logged {
@@ -241,5 +244,23 @@ impl Attempts<'_> {
             }
         }
         Err(last_error.unwrap_or_else(|| ProxyError::unavailable(upstream.name(), NoMember::NoneUsable)))
+    }
+}
+
+/// The client's response for a member's answer: the member's lines kept raw ride with the
+/// body (see [`ResponseBody::Member`]); a 101 carries the tunnel's member side.
+fn client_response(answer: MemberAnswer) -> Response<ResponseBody> {
+    match answer {
+        MemberAnswer::Response(member) => {
+            let (head, headers) = match member.head {
+                Fields::Raw(raw) => (Some(raw), http::HeaderMap::new()),
+                Fields::Map(map) => (None, map),
+            };
+            let mut response = Response::new(ResponseBody::Member { head, body: member.body });
+            *response.status_mut() = member.status;
+            *response.headers_mut() = headers;
+            response
+        }
+        MemberAnswer::Switched(switched) => upgrade::switched_response(switched),
     }
 }

@@ -1,81 +1,15 @@
-//! Header rules on the way to the member and back: hop-by-hop removal, X-Forwarded-* and
-//! Forwarded.
+//! Header rules on the way to the member: X-Forwarded-* and Forwarded.
 //!
-//! Hop-by-hop headers describe one connection, not the message, so they never cross the
-//! proxy: Connection and every header it names, Keep-Alive, TE, Proxy-Connection, Upgrade and
-//! Transfer-Encoding (the proxy frames each side itself). They are removed *before* the proxy
-//! adds its own headers, so `Connection: X-Forwarded-For` cannot remove ours.
+//! Hop-by-hop headers ([`codec::fields`](crate::codec::fields)) are removed *before* the
+//! proxy adds its own headers, so `Connection: X-Forwarded-For` cannot remove ours.
 
 use std::net::IpAddr;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
-const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
-const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-
-/// Headers that are hop-by-hop whatever Connection says. A static, not a const: a const
-/// array of `HeaderName`s would be built and dropped at every use.
-static HOP_BY_HOP: [HeaderName; 7] = [
-    header::CONNECTION,
-    header::TE,
-    header::UPGRADE,
-    header::TRANSFER_ENCODING,
-    header::PROXY_AUTHENTICATE,
-    KEEP_ALIVE,
-    PROXY_CONNECTION,
-];
-
-/// Whether a header name (any case) is hop-by-hop whatever Connection says.
-pub(crate) fn is_hop_by_hop(name: &[u8]) -> bool {
-    HOP_BY_HOP.iter().any(|h| h.as_str().as_bytes().eq_ignore_ascii_case(name))
-}
-
-/// The tokens of a Connection header value, trimmed, empty ones skipped.
-pub(crate) fn connection_tokens(value: &[u8]) -> impl Iterator<Item = &[u8]> {
-    value.split(|&b| b == b',').map(<[u8]>::trim_ascii).filter(|t| !t.is_empty())
-}
-
-/// Removes hop-by-hop headers, including those named in Connection.
-///
-/// This runs twice per proxied request, so it hashes only what is there: one scan over the
-/// names finds the hop-by-hop ones present (usually just Connection), and of the tokens
-/// Connection lists only those that are not hop-by-hop anyway cost a removal.
-pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let mut present = [false; HOP_BY_HOP.len()];
-    let mut any = false;
-    for name in headers.keys() {
-        if let Some(i) = HOP_BY_HOP.iter().position(|h| h == name) {
-            present[i] = true;
-            any = true;
-        }
-    }
-    if !any {
-        return;
-    }
-    if present[0] {
-        let mut named: Vec<HeaderName> = Vec::new();
-        for token in headers.get_all(header::CONNECTION).iter().flat_map(|v| connection_tokens(v.as_bytes())) {
-            // `close` names no header; hop-by-hop names go below anyway.
-            if token.eq_ignore_ascii_case(b"close") || token.eq_ignore_ascii_case(b"keep-alive") {
-                continue;
-            }
-            if let Ok(name) = HeaderName::from_bytes(token)
-                && !HOP_BY_HOP.contains(&name)
-            {
-                named.push(name);
-            }
-        }
-        for name in named {
-            headers.remove(name);
-        }
-    }
-    for (name, _) in HOP_BY_HOP.iter().zip(present).filter(|(_, here)| *here) {
-        headers.remove(name);
-    }
-}
 
 /// The X-Forwarded-For entry for a client address, made once per client connection.
 pub(crate) fn peer_value(peer: IpAddr) -> HeaderValue {
@@ -153,6 +87,7 @@ fn append_list(headers: &mut HeaderMap, name: HeaderName, value: &HeaderValue) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::codec::fields::strip_hop_by_hop;
 
     fn map(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();

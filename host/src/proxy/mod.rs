@@ -3,10 +3,11 @@
 //! responses.
 //!
 //! A request is matched against the routes; a balancer route asks the [`Balancer`] for a
-//! member, a backend route has its one member. `upstream` makes one attempt over a pooled
-//! HTTP/1.1 connection, inside the request's task; `service` decides whether a failed attempt
-//! may go to another member; `respond` answers errors. The proxy runs one single-threaded
-//! runtime per worker thread ([`worker`]); member connections are pooled per worker.
+//! member, a backend route has its one member. The member client ([`crate::upstream`]) makes
+//! one attempt over a pooled HTTP/1.1 connection, inside the request's task; `failover`
+//! decides whether a failed attempt may go to another member and turns the member's answer
+//! into the client's; `respond` answers errors. The proxy runs one single-threaded runtime
+//! per worker thread ([`crate::worker`]); member connections are pooled per worker.
 
 mod access;
 mod body;
@@ -21,8 +22,6 @@ mod route;
 mod service;
 mod strict;
 mod upgrade;
-mod upstream;
-pub mod worker;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -31,19 +30,18 @@ pub use body::ResponseBody;
 pub use respond::raw_page;
 pub use service::{ClientBodySource, ProxyService};
 pub(crate) use strict::check as strict_check;
-pub use upstream::{MemberBody, MemberBodyError, MemberPool};
+pub use crate::upstream::ProxyMember;
 
-use crate::balancer::{Balancer, Member};
+use crate::balancer::Balancer;
 use crate::config::{Forwarded, Upgrades};
 use crate::health::{self, HealthCheck, HealthState, HealthStatus};
 use crate::observe::{AccessLog, TrafficStats};
 use crate::plugin::PluginError;
 use crate::tls::TlsError;
 use crate::rewrite::{RewriteChain, RewriteStats};
+use crate::upstream::MemberPool;
 use route::RouteTable;
 
-/// A member as the proxy holds it: balancer state plus its connection pool.
-pub type ProxyMember = Member<Arc<MemberPool>>;
 /// A balancer whose members have connection pools.
 pub type ProxyBalancer = Balancer<Arc<MemberPool>>;
 /// The proxy in service, swapped whole on reload; each request loads it once.

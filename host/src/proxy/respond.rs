@@ -10,7 +10,7 @@ use std::time::Duration;
 use http::{Response, StatusCode, header};
 
 use super::body::ResponseBody;
-use super::upstream::ConnectError;
+use crate::upstream::ConnectError;
 
 /// Why the proxy could not relay a request.
 #[derive(Debug, thiserror::Error)]

@@ -11,6 +11,7 @@ use http::{HeaderValue, Method, Request, Response, Uri, Version, header, request
 use hyper::body::{Body, Incoming};
 
 use super::body::{RequestBody, ResponseBody, materialize_headers};
+use crate::codec::fields::strip_hop_by_hop;
 use super::failover::{self, Upstream};
 use super::access;
 use super::limits::ClientBody;
@@ -177,7 +178,7 @@ impl Proxy {
                     body.count_into(Arc::clone(outcome.body_in.get_or_insert_default()));
                 }
                 body.prefetch().await?;
-                RequestBody::Client { inner: Box::new(body), member: None }
+                RequestBody::Client(Box::new(body))
             }
             ClientBodySource::None => RequestBody::Empty,
         };
@@ -239,7 +240,7 @@ impl Outgoing {
             None => parts.headers.get(header::HOST).cloned(),
         };
         let query = parts.uri.query().map(str::to_string);
-        headers::strip_hop_by_hop(&mut parts.headers);
+        strip_hop_by_hop(&mut parts.headers);
         // The proxy answered any 100-continue itself by reading the body.
         parts.headers.remove(header::EXPECT);
         headers::add_forwarded(&mut parts.headers, forwarded_for, client_host.as_ref(), scheme, trusted);

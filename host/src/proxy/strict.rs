@@ -15,11 +15,12 @@
 //!   `transfer_encoding`): some back ends fold `_` into `-` → 400;
 //! - a declared Content-Length over `limits.body` → 413, before a byte of the body is read.
 
-use http::header::{self, HeaderMap, HeaderValue};
+use http::header::{self, HeaderMap};
 use http::{Request, Version};
 
 use super::respond::ProxyError;
 use crate::config::Limits;
+use crate::codec::framing::{Declared, FramingFields};
 use crate::edge::Violation;
 
 /// Checks `request` (whose raw head produced `raw`) against the rules above.
@@ -132,31 +133,17 @@ pub(crate) fn valid_host(host: &[u8]) -> bool {
 }
 
 fn check_framing(headers: &HeaderMap, limits: &Limits) -> Result<(), ProxyError> {
-    let mut te = headers.get_all(header::TRANSFER_ENCODING).iter();
-    if let Some(first) = te.next() {
-        if te.next().is_some() || !first.as_bytes().trim_ascii().eq_ignore_ascii_case(b"chunked") {
-            return Err(malformed("Transfer-Encoding other than exactly one `chunked`"));
-        }
-        if headers.contains_key(header::CONTENT_LENGTH) {
-            return Err(malformed("both Content-Length and Transfer-Encoding"));
-        }
+    let mut framing = FramingFields::default();
+    for value in headers.get_all(header::TRANSFER_ENCODING) {
+        framing.note_transfer_encoding(value.as_bytes());
     }
-    let mut declared: Option<u64> = None;
     for value in headers.get_all(header::CONTENT_LENGTH) {
-        let n = parse_length(value).ok_or_else(|| malformed("invalid Content-Length"))?;
-        if declared.is_some_and(|d| d != n) {
-            return Err(malformed("Content-Length values differ"));
-        }
-        declared = Some(n);
+        framing.note_length(value.as_bytes());
     }
-    match (declared, limits.body) {
-        (Some(n), Some(limit)) if n > limit => Err(ProxyError::BodyTooLarge { limit }),
+    match (framing.declared().map_err(|e| malformed(e.to_string()))?, limits.body) {
+        (Declared::Length(n), Some(limit)) if n > limit => Err(ProxyError::BodyTooLarge { limit }),
         _ => Ok(()),
     }
-}
-
-fn parse_length(value: &HeaderValue) -> Option<u64> {
-    crate::edge::rawhead::parse_decimal(value.as_bytes().trim_ascii())
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@
 //! but HTTP crosses the proxy; after it, the connection's guard stops reading HTTP and the
 //! bytes are relayed as they come.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Version};
@@ -15,8 +15,32 @@ use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 
 use super::body::ResponseBody;
-use super::upstream::SwitchedSlot;
 use crate::edge::ConnShared;
+use crate::upstream::{SwitchedResponse, Tunnel};
+
+/// Carries a member's side of a tunnel from the exchange to the service, in the 101
+/// response's extensions (hyper hands the client's side over only once the 101 is written).
+#[derive(Debug, Clone)]
+struct TunnelSlot(Arc<Mutex<Option<Tunnel>>>);
+
+impl TunnelSlot {
+    /// Takes the member side out (once).
+    fn take(&self) -> Option<Tunnel> {
+        self.0.lock().ok().and_then(|mut s| s.take())
+    }
+}
+
+/// The client's 101 for a member that switched to WebSocket.
+pub(crate) fn switched_response(switched: SwitchedResponse) -> Response<ResponseBody> {
+    let SwitchedResponse { mut headers, tunnel } = switched;
+    headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    let mut response = Response::new(ResponseBody::Local(None));
+    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    *response.headers_mut() = headers;
+    response.extensions_mut().insert(TunnelSlot(Arc::new(Mutex::new(Some(tunnel)))));
+    response
+}
 
 /// Whether `request` asks for a WebSocket upgrade: HTTP/1.1 GET, `Upgrade: websocket` (that
 /// one protocol) and `upgrade` among the Connection tokens.
@@ -47,7 +71,7 @@ pub(crate) fn start_tunnel(response: &mut Response<ResponseBody>, on_upgrade: Op
     if response.status() != StatusCode::SWITCHING_PROTOCOLS {
         return;
     }
-    let member = response.extensions_mut().remove::<SwitchedSlot>().and_then(|slot| slot.take());
+    let member = response.extensions_mut().remove::<TunnelSlot>().and_then(|slot| slot.take());
     let (Some(member), Some(on_upgrade)) = (member, on_upgrade) else {
         return;
     };

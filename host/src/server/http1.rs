@@ -29,7 +29,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::watch;
 
 use crate::edge::{Guard, Tracked};
-use crate::proxy::headers::connection_tokens;
+use crate::codec::body::{LAST_CHUNK, write_chunk_size};
+use crate::codec::fields::{connection_has, connection_tokens, write_field};
 use crate::proxy::{ClientBodySource, ProxyService, ResponseBody};
 
 /// Most header lines a fast-path request may have (hyper's own limit is 100; more goes to it).
@@ -76,7 +77,7 @@ pub(crate) async fn serve(mut io: Guard, service: &ProxyService, mut stop: watch
             }
         };
         let head_only = request.method() == Method::HEAD;
-        let client_close = wants_close(request.headers());
+        let client_close = connection_has(request.headers(), b"close");
         // While the answer is awaited the socket is still read, as hyper does: bytes of a
         // pipelined request are kept, and a client that closes its side gives the request
         // up (its member exchange is dropped instead of running to its timeout).
@@ -200,18 +201,13 @@ fn plain_header(name: &[u8], value: &[u8]) -> bool {
     true
 }
 
-/// Whether a Connection header asks to close.
-fn wants_close(headers: &HeaderMap) -> bool {
-    headers.get_all(header::CONNECTION).iter().any(|v| connection_tokens(v.as_bytes()).any(|t| t.eq_ignore_ascii_case(b"close")))
-}
-
 /// Writes `response`; `Ok(true)` when the connection may carry another request.
 async fn write_response(io: &mut Guard, response: Response<Tracked<ResponseBody>>, head_only: bool, close: bool) -> io::Result<bool> {
     let (parts, mut body) = response.into_parts();
     let member_headers = body.inner_mut().take_member_headers();
     let status = parts.status;
     let bodiless = head_only || status.is_informational() || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED;
-    let close = close || wants_close(&parts.headers);
+    let close = close || connection_has(&parts.headers, b"close");
     let mut out = Vec::with_capacity(512);
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(status.as_str().as_bytes());
@@ -221,13 +217,13 @@ async fn write_response(io: &mut Guard, response: Response<Tracked<ResponseBody>
     // The member's lines as it sent them (its spelling too, as nginx and httpd pass them),
     // then what the proxy added.
     for (name, value) in member_headers.iter().flat_map(|raw| raw.lines()) {
-        put_header(&mut out, name, value);
+        write_field(&mut out, name, value);
     }
     for (name, value) in &parts.headers {
-        put_header(&mut out, name.as_str().as_bytes(), value.as_bytes());
+        write_field(&mut out, name.as_str().as_bytes(), value.as_bytes());
     }
     if !member_headers.as_ref().is_some_and(|raw| raw.has_date()) && !parts.headers.contains_key(header::DATE) {
-        date::with(|now| put_header(&mut out, b"date", now));
+        date::with(|now| write_field(&mut out, b"date", now));
     }
     let has_length = member_headers.as_ref().is_some_and(|raw| raw.has_length()) || parts.headers.contains_key(header::CONTENT_LENGTH);
     drop(member_headers);
@@ -235,16 +231,16 @@ async fn write_response(io: &mut Guard, response: Response<Tracked<ResponseBody>
     if !has_length {
         match body.size_hint().exact() {
             // As hyper does, a HEAD answer tells the length its body would have had.
-            Some(n) if !bodiless || (head_only && n > 0) => put_header(&mut out, b"content-length", n.to_string().as_bytes()),
+            Some(n) if !bodiless || (head_only && n > 0) => write_field(&mut out, b"content-length", n.to_string().as_bytes()),
             None if !bodiless => {
                 chunked = true;
-                put_header(&mut out, b"transfer-encoding", b"chunked");
+                write_field(&mut out, b"transfer-encoding", b"chunked");
             }
             _ => {}
         }
     }
     if close && !parts.headers.contains_key(header::CONNECTION) {
-        put_header(&mut out, b"connection", b"close");
+        write_field(&mut out, b"connection", b"close");
     }
     out.extend_from_slice(b"\r\n");
     if bodiless {
@@ -275,7 +271,7 @@ async fn write_response(io: &mut Guard, response: Response<Tracked<ResponseBody>
             Step::Frame(None) => {} // trailers: not passed on, as before
             Step::Frame(Some(data)) if data.is_empty() => {}
             Step::Frame(Some(data)) if chunked => {
-                out.extend_from_slice(format!("{:X}\r\n", data.len()).as_bytes());
+                write_chunk_size(&mut out, data.len());
                 out.extend_from_slice(&data);
                 out.extend_from_slice(b"\r\n");
             }
@@ -302,7 +298,7 @@ async fn write_response(io: &mut Guard, response: Response<Tracked<ResponseBody>
     // back) before the client has the last bytes and can send its next request.
     drop(body);
     if chunked {
-        out.extend_from_slice(b"0\r\n\r\n");
+        out.extend_from_slice(LAST_CHUNK);
     }
     io.write_all(&out).await?;
     io.flush().await?;
@@ -337,13 +333,6 @@ async fn write_both(io: &mut Guard, first: &[u8], second: &[u8]) -> io::Result<(
         b = &b[n - from_a..];
     }
     io.write_all(b).await
-}
-
-fn put_header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
-    out.extend_from_slice(name);
-    out.extend_from_slice(b": ");
-    out.extend_from_slice(value);
-    out.extend_from_slice(b"\r\n");
 }
 
 /// The `date` header's value, formatted once a second per worker thread.

@@ -25,6 +25,7 @@
 //! - `workers`: one worker's event loop (accept, commands, eviction, drain).
 
 pub(crate) mod http1;
+mod reload;
 mod shared;
 mod workers;
 
@@ -43,8 +44,9 @@ use crate::health;
 use crate::observe::{AccessLog, AccessLogError};
 use crate::tls::{ServerTls, TlsError};
 use crate::plugin::{PluginError, PluginRuntime};
-use crate::proxy::{BuildError, Proxy, worker};
-use crate::reload::{ReloadError, ReloadReport};
+use crate::proxy::{BuildError, Proxy};
+use crate::worker;
+pub use reload::{ReloadError, ReloadReport};
 
 pub(crate) use shared::{Command, ConnSettings, Shared};
 pub(crate) use workers::LISTEN_BACKLOG;
@@ -147,7 +149,7 @@ impl Running {
     /// library's bare reload: a process run with a [`crate::control::Control`] changes through
     /// it instead, so the manager's runtime changes stay laid over the file.
     pub async fn reload(&self, config: Config) -> Result<ReloadReport, ReloadError> {
-        crate::reload::reload(&self.shared, config).await
+        reload::reload(&self.shared, config).await
     }
 
     /// A handle for reloading from elsewhere (a signal handler).
@@ -165,7 +167,7 @@ pub struct Reloader {
 impl Reloader {
     /// See [`Running::reload`].
     pub async fn reload(&self, config: Config) -> Result<ReloadReport, ReloadError> {
-        crate::reload::reload(&self.shared, config).await
+        reload::reload(&self.shared, config).await
     }
 
     /// The proxy in service now.
@@ -178,7 +180,7 @@ impl Reloader {
     /// when any step before the swap fails.
     pub(crate) async fn publish(&self, config: Config, keep: impl FnOnce(&Proxy) -> Result<(), String>) -> Result<ReloadReport, ReloadError> {
         let _one_at_a_time = self.shared.reloading.lock().await;
-        let prepared = crate::reload::prepare(&self.shared, config).await?;
+        let prepared = reload::prepare(&self.shared, config).await?;
         keep(prepared.proxy()).map_err(ReloadError::NotKept)?;
         Ok(prepared.commit().await)
     }

@@ -5,11 +5,14 @@
 //! - [`record`]: the [`balancer::PickObserver`](crate::balancer::PickObserver) that writes one.
 //! - [`replay`]: a trace through a method, with the balancer and tier code the proxy runs.
 //! - [`report`]: what `plugin replay` prints (a table, CSV or JSON).
+//! - [`tool`]: `plugin replay` itself: a method loaded, a trace file read and replayed.
 
 pub mod format;
 pub mod record;
 pub mod replay;
 pub mod report;
+pub mod tool;
 
 pub use record::{RecordError, Recorder};
 pub use replay::{Replay, ReplayError, Segment, replay};
+pub use tool::{ReplayToolError, replay_file};

@@ -15,6 +15,7 @@ use tokio::io::WriteHalf;
 use tokio::sync::oneshot;
 use tokio::task::AbortHandle;
 
+use super::OutgoingBody;
 use super::request::BodyWriteError;
 use super::upload::Upload;
 use crate::tls::MemberStream;
@@ -40,7 +41,7 @@ pub(crate) struct Pump {
 impl Pump {
     /// Splits `stream`: it keeps the reading half, and a task of the current runtime sends
     /// `upload` through the writing half. Such a connection is never reused.
-    pub(crate) fn start(stream: &mut MemberStream, mut upload: Upload) -> Self {
+    pub(crate) fn start<B: OutgoingBody>(stream: &mut MemberStream, mut upload: Upload<B>) -> Self {
         // A second handle on the socket, only to shut it down: dropping a writing half cannot
         // end the member's side while the reading half is still held.
         let socket = stream.tcp().and_then(|tcp| socket2::SockRef::from(tcp).try_clone().ok());

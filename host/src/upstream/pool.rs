@@ -16,30 +16,57 @@ use tokio::sync::Notify;
 
 use super::conn::MemberConn;
 use crate::config::ConnectionSettings;
-use crate::proxy::worker;
+use crate::worker;
 use crate::tls::MemberConnector;
 
 /// Why a request did not reach a member (no connection, or no answer to the ping). None of
 /// these means the member could have acted on the request.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum ConnectError {
+pub enum ConnectError {
     /// `max` connections were busy for longer than `acquire`.
     #[error("all {max} connections to {member} stayed busy for {waited:?}")]
-    Exhausted { member: Authority, max: usize, waited: Duration },
+    Exhausted {
+        /// The member.
+        member: Authority,
+        /// Its `max`.
+        max: usize,
+        /// How long the request waited (its `acquire`).
+        waited: Duration,
+    },
     /// The TCP connect took longer than `connectiontimeout`.
     #[error("connecting to {member} timed out after {after:?}")]
-    Timeout { member: Authority, after: Duration },
+    Timeout {
+        /// The member.
+        member: Authority,
+        /// Its `connectiontimeout`.
+        after: Duration,
+    },
     /// The member did not answer `Expect: 100-continue` within its `ping` (the request head
     /// reached it, but no body: the member has nothing it could have acted on).
     #[error("{member} did not answer the ping (Expect: 100-continue) within {after:?}")]
-    PingTimeout { member: Authority, after: Duration },
+    PingTimeout {
+        /// The member.
+        member: Authority,
+        /// Its `ping`.
+        after: Duration,
+    },
     /// The TCP connect failed (refused, unreachable…).
     #[error("cannot connect to {member}: {source}")]
-    Failed { member: Authority, source: std::io::Error },
+    Failed {
+        /// The member.
+        member: Authority,
+        /// What the system said.
+        source: std::io::Error,
+    },
     /// The TLS handshake failed (a certificate that is expired, for another name, not
     /// signed by a trusted root; no shared version…).
     #[error("TLS with {member} failed: {reason}")]
-    Tls { member: Authority, reason: String },
+    Tls {
+        /// The member.
+        member: Authority,
+        /// What rustls said.
+        reason: String,
+    },
 }
 
 /// Connections to one member, one slot per worker.

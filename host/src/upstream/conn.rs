@@ -27,18 +27,7 @@ pub(crate) struct MemberConn {
 impl MemberConn {
     /// Opens a connection within `timeout`, the TLS handshake included for an https member.
     pub(crate) async fn connect(authority: &Authority, timeout: Duration, tls: Option<&MemberConnector>) -> Result<Self, ConnectError> {
-        let open = async {
-            let tcp = TcpStream::connect(authority.as_str()).await.map_err(|source| ConnectError::Failed { member: authority.clone(), source })?;
-            tcp.set_nodelay(true).map_err(|source| ConnectError::Failed { member: authority.clone(), source })?;
-            match tls {
-                None => Ok(MemberStream::Plain(tcp)),
-                Some(tls) => match tls.connect(tcp).await {
-                    Ok(stream) => Ok(MemberStream::Tls(Box::new(stream))),
-                    Err(e) => Err(ConnectError::Tls { member: authority.clone(), reason: e.to_string() }),
-                },
-            }
-        };
-        let stream = tokio::time::timeout(timeout, open).await.map_err(|_| ConnectError::Timeout { member: authority.clone(), after: timeout })??;
+        let stream = tokio::time::timeout(timeout, connect(authority, tls)).await.map_err(|_| ConnectError::Timeout { member: authority.clone(), after: timeout })??;
         Ok(Self { stream, buf: BytesMut::with_capacity(READ_CHUNK), reused: false, idle_since: Instant::now() })
     }
 
@@ -47,5 +36,19 @@ impl MemberConn {
     /// connection) before the request is written, so the request is never lost to it.
     pub(crate) fn still_open(&mut self) -> bool {
         self.stream.still_open()
+    }
+}
+
+/// Opens a stream to `authority`: TCP (no delay), then the TLS handshake for an https
+/// member. No deadline of its own: callers put theirs around it.
+pub async fn connect(authority: &Authority, tls: Option<&MemberConnector>) -> Result<MemberStream, ConnectError> {
+    let tcp = TcpStream::connect(authority.as_str()).await.map_err(|source| ConnectError::Failed { member: authority.clone(), source })?;
+    tcp.set_nodelay(true).map_err(|source| ConnectError::Failed { member: authority.clone(), source })?;
+    match tls {
+        None => Ok(MemberStream::Plain(tcp)),
+        Some(tls) => match tls.connect(tcp).await {
+            Ok(stream) => Ok(MemberStream::Tls(Box::new(stream))),
+            Err(e) => Err(ConnectError::Tls { member: authority.clone(), reason: e.to_string() }),
+        },
     }
 }

@@ -8,47 +8,34 @@
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use http::header::{self, HeaderMap, HeaderValue};
-use http::{Response, StatusCode};
+use http::header::{self, HeaderMap};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 use super::pool::Lease;
+use super::{MemberPool, ProxyMember, SwitchedResponse};
 use crate::balancer::BusyGuard;
-use crate::proxy::body::ResponseBody;
-use crate::proxy::{MemberPool, ProxyMember, headers};
+use crate::codec::fields::strip_hop_by_hop;
 
 /// The member's side of an upgraded connection, waiting for the client's.
 #[derive(Debug)]
-pub(crate) struct Switched {
+pub struct Tunnel {
     lease: Lease,
     member: Arc<ProxyMember>,
     /// The tunnel counts as a request in flight for the member (bybusyness sees it).
     _busy: BusyGuard<Arc<MemberPool>>,
 }
 
-/// Carries a [`Switched`] from the member exchange to the service, in the 101 response's
-/// extensions.
-#[derive(Debug, Clone)]
-pub(crate) struct SwitchedSlot(Arc<Mutex<Option<Switched>>>);
-
-impl SwitchedSlot {
-    /// Takes the member side out (once).
-    pub(crate) fn take(&self) -> Option<Switched> {
-        self.0.lock().ok().and_then(|mut s| s.take())
-    }
-}
-
-/// The client's 101 for a member that switched to WebSocket.
+/// The member's 101, when it switched to the WebSocket asked for.
 pub(crate) fn switched(
     lease: Lease,
     busy: BusyGuard<Arc<MemberPool>>,
     member: Arc<ProxyMember>,
     mut member_headers: HeaderMap,
-) -> Result<Response<ResponseBody>, String> {
+) -> Result<SwitchedResponse, String> {
     let websocket = member_headers
         .get_all(header::UPGRADE)
         .iter()
@@ -56,22 +43,15 @@ pub(crate) fn switched(
     if !websocket {
         return Err("the member switched to a protocol other than the websocket asked for".into());
     }
-    headers::strip_hop_by_hop(&mut member_headers);
-    member_headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-    member_headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-    let mut response = Response::new(ResponseBody::Local(None));
-    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-    *response.headers_mut() = member_headers;
-    let slot = SwitchedSlot(Arc::new(Mutex::new(Some(Switched { lease, member, _busy: busy }))));
-    response.extensions_mut().insert(slot);
-    Ok(response)
+    strip_hop_by_hop(&mut member_headers);
+    Ok(SwitchedResponse { headers: member_headers, tunnel: Tunnel { lease, member, _busy: busy } })
 }
 
-impl Switched {
+impl Tunnel {
     /// Relays bytes both ways between `client` and the member until either side closes;
     /// counts them into the member's `transferred` and `read`.
-    pub(crate) async fn run<C: AsyncRead + AsyncWrite + Unpin>(self, mut client: C) {
-        let Switched { mut lease, member, _busy } = self;
+    pub async fn run<C: AsyncRead + AsyncWrite + Unpin>(self, mut client: C) {
+        let Tunnel { mut lease, member, _busy } = self;
         let conn = &mut lease.conn;
         // What the member sent right after its 101 head.
         if !conn.buf.is_empty() {

@@ -19,16 +19,18 @@ use http_body::Body;
 use tokio::io::AsyncWrite;
 use tokio::time::Sleep;
 
-use super::super::body::RequestBody;
-use super::request::{BodyWriteError, RequestFraming};
+use std::sync::Arc;
 
-/// The end of a chunked body with no trailers.
-const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
+use super::ProxyMember;
+use super::request::{BodyWriteError, RequestFraming};
+use crate::codec::body::{LAST_CHUNK, write_chunk_size};
 
 /// A request body on its way to a member.
 #[derive(Debug)]
-pub(crate) struct Upload {
-    body: RequestBody,
+pub(crate) struct Upload<B> {
+    body: B,
+    /// Whose `transferred` the body's bytes count into.
+    member: Arc<ProxyMember>,
     chunked: bool,
     /// What to write before taking the next frame from the body, in order (a chunk is its
     /// size line, its data and its CRLF).
@@ -40,11 +42,16 @@ pub(crate) struct Upload {
     stall: Option<Pin<Box<Sleep>>>,
 }
 
-impl Upload {
-    /// An upload of `body` with `framing` (nothing to send for a request without a body).
-    pub(crate) fn new(body: RequestBody, framing: RequestFraming, timeout: Duration) -> Self {
+impl<B: Body<Data = Bytes> + Unpin> Upload<B>
+where
+    B::Error: std::fmt::Display,
+{
+    /// An upload of `body` to `member` with `framing` (nothing to send for a request without
+    /// a body).
+    pub(crate) fn new(body: B, framing: RequestFraming, timeout: Duration, member: Arc<ProxyMember>) -> Self {
         Self {
             body,
+            member,
             chunked: framing == RequestFraming::Chunked,
             queue: VecDeque::new(),
             ended: !framing.has_body(),
@@ -61,7 +68,7 @@ impl Upload {
     /// Writes what it can to `stream`: `Ready(Ok)` once the whole body is sent; `Pending`
     /// while waiting for the client's body or for the member to read. A member that reads
     /// nothing for `timeout` fails the upload.
-    pub(crate) fn poll_send<W: AsyncWrite + Unpin>(&mut self, cx: &mut Context<'_>, stream: &mut W) -> Poll<Result<(), BodyWriteError>> {
+    pub(crate) fn poll_send<W: AsyncWrite + Unpin>(&mut self, cx: &mut Context<'_>, stream: &mut W) -> Poll<Result<(), BodyWriteError<B::Error>>> {
         loop {
             if !self.queue.is_empty() {
                 match self.poll_write_queue(cx, stream) {
@@ -88,8 +95,11 @@ impl Upload {
                     if let Ok(data) = frame.into_data()
                         && !data.is_empty()
                     {
+                        self.member.add_transferred(data.len() as u64);
                         if self.chunked {
-                            self.queue.push_back(Bytes::from(format!("{:x}\r\n", data.len())));
+                            let mut size = Vec::with_capacity(18);
+                            write_chunk_size(&mut size, data.len());
+                            self.queue.push_back(Bytes::from(size));
                             self.queue.push_back(data);
                             self.queue.push_back(Bytes::from_static(b"\r\n"));
                         } else {
@@ -110,7 +120,7 @@ impl Upload {
     }
 
     /// Writes the queue, in one vectored write when it can.
-    fn poll_write_queue<W: AsyncWrite + Unpin>(&mut self, cx: &mut Context<'_>, stream: &mut W) -> Poll<Result<(), BodyWriteError>> {
+    fn poll_write_queue<W: AsyncWrite + Unpin>(&mut self, cx: &mut Context<'_>, stream: &mut W) -> Poll<Result<(), BodyWriteError<B::Error>>> {
         while !self.queue.is_empty() {
             let written = {
                 let slices: Vec<IoSlice<'_>> = self.queue.iter().map(|b| IoSlice::new(b)).collect();

@@ -11,10 +11,9 @@ use http::request::Parts;
 use http::{Method, header};
 use http_body::Body;
 use tokio::io::AsyncWriteExt;
-use crate::tls::MemberStream;
 
-use super::super::body::RequestBody;
-use super::super::limits::ClientBodyError;
+use crate::codec::fields::write_field;
+use crate::tls::MemberStream;
 
 /// How the request body is delimited on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,7 +31,7 @@ impl RequestFraming {
 }
 
 /// Chooses the framing for `body`.
-pub(crate) fn framing(method: &Method, body: &RequestBody) -> RequestFraming {
+pub(crate) fn framing<B: Body>(method: &Method, body: &B) -> RequestFraming {
     if body.is_end_stream() {
         return if matches!(*method, Method::POST | Method::PUT | Method::PATCH) {
             RequestFraming::Length(0)
@@ -58,47 +57,40 @@ pub(crate) fn encode_head(parts: &Parts, framing: RequestFraming, expect_continu
         if name == header::CONTENT_LENGTH || name == header::TRANSFER_ENCODING || name == header::EXPECT {
             continue;
         }
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
+        write_field(out, name.as_str().as_bytes(), value.as_bytes());
     }
     match framing {
         RequestFraming::None => {}
-        RequestFraming::Length(n) => {
-            out.extend_from_slice(b"content-length: ");
-            out.extend_from_slice(n.to_string().as_bytes());
-            out.extend_from_slice(b"\r\n");
-        }
-        RequestFraming::Chunked => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
+        RequestFraming::Length(n) => write_field(out, b"content-length", n.to_string().as_bytes()),
+        RequestFraming::Chunked => write_field(out, b"transfer-encoding", b"chunked"),
     }
     if expect_continue {
-        out.extend_from_slice(b"expect: 100-continue\r\n");
+        write_field(out, b"expect", b"100-continue");
     }
     out.extend_from_slice(b"\r\n");
 }
 
 /// Why the body could not be delivered.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum BodyWriteError {
+pub(crate) enum BodyWriteError<E: std::fmt::Display> {
     /// The client's body failed (it went away, or sent a malformed body).
     #[error("client body: {0}")]
-    Client(ClientBodyError),
+    Client(E),
     /// Writing to the member failed or stalled.
     #[error("writing to the member: {0}")]
     Member(std::io::Error),
 }
 
 /// Writes all of `bytes`, failing if the member stops reading for `timeout`.
-pub(crate) async fn write_within(stream: &mut MemberStream, bytes: &[u8], timeout: Duration) -> Result<(), BodyWriteError> {
+pub(crate) async fn write_within(stream: &mut MemberStream, bytes: &[u8], timeout: Duration) -> std::io::Result<()> {
     // The flush sends what TLS still holds (a no-op on plain TCP).
     let write = async {
         stream.write_all(bytes).await?;
         stream.flush().await
     };
     match crate::deadline::within(timeout, write).await {
-        Some(result) => result.map_err(BodyWriteError::Member),
-        None => Err(BodyWriteError::Member(std::io::Error::new(std::io::ErrorKind::TimedOut, "member stopped reading"))),
+        Some(result) => result,
+        None => Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "member stopped reading")),
     }
 }
 

@@ -1,10 +1,15 @@
-//! The member side of the proxy: an HTTP/1.1 client that runs inside the request's own task.
+//! The member client: an HTTP/1.1 client that runs inside the request's own task — pools,
+//! connects (plain or TLS), writes the request, reads the response head strictly, streams
+//! bodies both ways, and joins WebSocket tunnels. It knows nothing of the proxy above it: it
+//! takes any request body and returns a [`MemberAnswer`] whose head is visibly the member's
+//! raw lines or a map.
 //!
 //! hyper's client runs every connection as a separate task, so each request crosses task
 //! boundaries through channels several times; measured on a 2-core machine that doubled the
 //! user CPU a request costs. Here a request checks out a connection from its worker's pool,
-//! writes the head the proxy serialised itself, streams the body, parses the response head
-//! strictly, and hands back a body that reads the member socket directly.
+//! writes the head it serialises itself, streams the body, parses the response head with
+//! [`codec::response`](crate::codec::response), and hands back a body that reads the member
+//! socket directly.
 //!
 //! [`exchange`] is one attempt; its [`AttemptError`] says whether the request reached the
 //! member, which decides whether another member may be tried.
@@ -14,7 +19,6 @@ mod conn;
 mod pool;
 mod pump;
 mod request;
-mod response;
 mod tunnel;
 mod upload;
 
@@ -23,49 +27,99 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use http::request::Parts;
-use http::{Method, Request, Response, StatusCode};
+use http::{HeaderMap, Method, Request, StatusCode};
+use http_body::Body;
 
 pub use body::{MemberBody, MemberBodyError};
-pub(crate) use response::RawHeaders;
-pub(crate) use pool::ConnectError;
-pub use pool::MemberPool;
-pub(crate) use tunnel::SwitchedSlot;
+pub use conn::connect;
+pub use pool::{ConnectError, MemberPool};
+pub use tunnel::Tunnel;
 
-use super::body::{RequestBody, ResponseBody};
-use super::limits::ClientBodyError;
-use super::ProxyMember;
-use crate::balancer::{AttemptOutcome, BusyGuard};
+use crate::balancer::{AttemptOutcome, BusyGuard, Member};
+use crate::codec::response::{self, Fields, ResponseHead};
 use conn::READ_CHUNK;
 use pool::Lease;
 use request::BodyWriteError;
 use upload::Upload;
 
-/// How an attempt failed.
+/// A member as the proxy holds it: balancer state plus its connection pool.
+pub type ProxyMember = Member<Arc<MemberPool>>;
+
+/// What a request body sent to a member must be: any stream of bytes whose errors say why
+/// the client's side failed.
+pub trait OutgoingBody: Body<Data = Bytes, Error: std::fmt::Display + Send + 'static> + Send + Unpin + 'static {}
+impl<B: Body<Data = Bytes, Error: std::fmt::Display + Send + 'static> + Send + Unpin + 'static> OutgoingBody for B {}
+
+/// A member's answer to one request.
 #[derive(Debug)]
-pub(crate) enum AttemptError {
+pub enum MemberAnswer {
+    /// A response, its body still to stream from the member.
+    Response(MemberResponse),
+    /// `101 Switching Protocols` to the WebSocket the request asked for.
+    Switched(SwitchedResponse),
+}
+
+/// A member's response: status, head and the body still on the wire.
+#[derive(Debug)]
+pub struct MemberResponse {
+    /// The status.
+    pub status: StatusCode,
+    /// The member's header lines, hop-by-hop ones left out: raw, as sent (the usual case),
+    /// or a map.
+    pub head: Fields,
+    /// The body, read off the member connection as it is consumed.
+    pub body: MemberBody,
+}
+
+/// A member's 101: its headers (hop-by-hop ones left out) and the connection, ready to be
+/// joined to the client's.
+#[derive(Debug)]
+pub struct SwitchedResponse {
+    /// The member's headers.
+    pub headers: HeaderMap,
+    /// The member side of the tunnel.
+    pub tunnel: Tunnel,
+}
+
+/// How an attempt failed.
+pub enum AttemptError<B: Body> {
     /// The request never reached the member; here it is back.
-    NotSent { request: Box<Request<RequestBody>>, cause: ConnectError },
+    NotSent {
+        /// The request, untouched.
+        request: Box<Request<B>>,
+        /// Why it was not sent.
+        cause: ConnectError,
+    },
     /// The member got (part of) the request and the exchange broke before a usable response
-    /// head arrived. `fresh_connection` is false when a pooled connection was used; `parts` is
-    /// the request head as sent, for sending again when that is safe.
-    Broken { reason: String, fresh_connection: bool, parts: Box<Parts> },
+    /// head arrived.
+    Broken {
+        /// What broke.
+        reason: String,
+        /// False when a pooled connection was used (the break may be a keep-alive race).
+        fresh_connection: bool,
+        /// The request head as sent, for sending again when that is safe.
+        parts: Box<Parts>,
+    },
     /// No response head within the member's `timeout`.
-    Timeout { after: Duration },
+    Timeout {
+        /// The member's `timeout`.
+        after: Duration,
+    },
     /// The client's body failed (too large, too slow, malformed, gone): the member
-    /// connection is dropped mid-request and the client gets the client error.
-    Client(ClientBodyError),
+    /// connection is dropped mid-request and the client gets the client's error.
+    Client(B::Error),
 }
 
 /// Sends `request` to `member` and returns its response, whose body streams from the member.
 /// `busy` counts the attempt at the member until the body ends, and reports how it went
 /// when the balancer's method asked to hear.
-pub(crate) async fn exchange(
+pub async fn exchange<B: OutgoingBody>(
     member: &Arc<ProxyMember>,
-    request: Request<RequestBody>,
+    request: Request<B>,
     mut busy: BusyGuard<Arc<MemberPool>>,
-) -> Result<Response<ResponseBody>, AttemptError> {
+) -> Result<MemberAnswer, AttemptError<B>> {
     let mut lease = match member.conn.checkout().await {
         Ok(lease) => lease,
         Err(cause) => return Err(failed(busy, AttemptError::NotSent { request: Box::new(request), cause })),
@@ -73,8 +127,7 @@ pub(crate) async fn exchange(
     let timeout = member.conn.settings().timeout;
     let fresh_connection = !lease.conn.reused;
 
-    let (parts, mut body) = request.into_parts();
-    body.count_for(member);
+    let (parts, body) = request.into_parts();
     let framing = request::framing(&parts.method, &body);
     // httpd's `ping`: before sending a body, make sure the member is there to take it.
     let ping = member.config.ping.filter(|_| framing.has_body());
@@ -103,7 +156,7 @@ pub(crate) async fn exchange(
             Err(HeadFailure::Broken(reason)) => return Err(failed(busy, broken(reason, parts))),
         }
     }
-    let upload = Upload::new(body, framing, timeout);
+    let upload = Upload::new(body, framing, timeout, Arc::clone(member));
     let upgrading = parts.headers.contains_key(http::header::UPGRADE);
     let (head, upload) = match early_answer {
         Some(head) => (head, Some(upload)),
@@ -115,7 +168,7 @@ pub(crate) async fn exchange(
         },
     };
     busy.answered(head.status.as_u16());
-    let response::ResponseHead { status, fields, framing, mut keep_alive } = head;
+    let ResponseHead { status, fields, framing, mut keep_alive } = head;
     let mut upload = upload.filter(|u| !u.is_done());
     if upload.is_some() && (status.as_u16() >= 400 || status == StatusCode::SWITCHING_PROTOCOLS) {
         // The member refused the request before reading all of it: the rest is not sent, and
@@ -124,31 +177,22 @@ pub(crate) async fn exchange(
         keep_alive = false;
     }
     if status == StatusCode::SWITCHING_PROTOCOLS {
-        return tunnel::switched(lease, busy, Arc::clone(member), fields.into_map()).map_err(|reason| broken(reason, parts));
+        return tunnel::switched(lease, busy, Arc::clone(member), fields.into_map()).map(MemberAnswer::Switched).map_err(|reason| broken(reason, parts));
     }
-    // The parse left out the hop-by-hop headers. Lines kept raw travel with the body until
-    // something needs a map (see `materialize_headers`).
-    let (raw, headers) = match fields {
-        response::Fields::Raw(raw) => (Some(raw), http::HeaderMap::new()),
-        response::Fields::Map(map) => (None, map),
-    };
-    let body = MemberBody::new(lease, framing, keep_alive, Arc::clone(member), busy, upload).with_headers(raw);
-    let mut response = Response::new(ResponseBody::Member(body));
-    *response.status_mut() = status;
-    *response.headers_mut() = headers;
-    Ok(response)
+    let body = MemberBody::new(lease, framing, keep_alive, Arc::clone(member), busy, upload);
+    Ok(MemberAnswer::Response(MemberResponse { status, head: fields, body }))
 }
 
 /// Reports a failed attempt to the balancer's method (when it asked to hear) and hands the
 /// error on.
-fn failed(busy: BusyGuard<Arc<MemberPool>>, e: AttemptError) -> AttemptError {
+fn failed<B: Body>(busy: BusyGuard<Arc<MemberPool>>, e: AttemptError<B>) -> AttemptError<B> {
     if let Some(outcome) = e.outcome() {
         busy.failed(outcome);
     }
     e
 }
 
-impl AttemptError {
+impl<B: Body> AttemptError<B> {
     /// How the attempt ended, as the lbmethod hears it; `None` when the client, not the
     /// member, ended it.
     fn outcome(&self) -> Option<AttemptOutcome> {
@@ -161,16 +205,13 @@ impl AttemptError {
     }
 }
 
-
-
-
 /// How much of an answer is read and held back while the request body is still being sent.
 const HOLD_LIMIT: usize = 64 * 1024;
 
 /// Why no response head came while the body was being sent.
-enum SendFailure {
+enum SendFailure<E> {
     /// The client's body failed: the member never sees a complete request.
-    Client(ClientBodyError),
+    Client(E),
     /// No head within the member's `timeout` after the body was sent.
     Timeout,
     /// The connection broke.
@@ -179,14 +220,14 @@ enum SendFailure {
 
 /// Sends the body while waiting for the response head; returns the head and, when the member
 /// answered before the body was all sent, the rest of the upload.
-async fn send_and_read(
+async fn send_and_read<B: OutgoingBody>(
     lease: &mut Lease,
-    mut upload: Upload,
+    mut upload: Upload<B>,
     method: &Method,
     upgrading: bool,
     timeout: Duration,
     member: &ProxyMember,
-) -> Result<(response::ResponseHead, Option<Upload>), SendFailure> {
+) -> Result<(ResponseHead, Option<Upload<B>>), SendFailure<B::Error>> {
     if upload.is_done() {
         // No body (most requests): only the head to wait for.
         return match read_head(lease, method, upgrading, timeout, member).await {
@@ -294,7 +335,7 @@ enum Continue {
     /// 100 Continue: send the body.
     Proceed,
     /// A final response instead: the body is not sent.
-    Final(response::ResponseHead),
+    Final(ResponseHead),
 }
 
 /// Waits up to `ping` for the member to answer `Expect: 100-continue`.
@@ -332,7 +373,7 @@ async fn read_head(
     upgrading: bool,
     timeout: Duration,
     member: &ProxyMember,
-) -> Result<response::ResponseHead, HeadFailure> {
+) -> Result<ResponseHead, HeadFailure> {
     let conn = &mut lease.conn;
     let read = read_head_from(&mut conn.stream, &mut conn.buf, method, upgrading, member);
     match crate::deadline::within(timeout, read).await {
@@ -349,7 +390,7 @@ async fn read_head_from<R: tokio::io::AsyncRead + Unpin>(
     method: &Method,
     upgrading: bool,
     member: &ProxyMember,
-) -> Result<response::ResponseHead, String> {
+) -> Result<ResponseHead, String> {
     loop {
         // Nothing read yet (the usual case on a pooled connection): nothing to parse.
         let parsed = if buf.is_empty() { Ok(None) } else { response::parse(buf, method) };

@@ -1,4 +1,5 @@
-//! Reading a member's response head: status, headers and how the body is framed.
+//! Reading a response head: status, header lines and how the body is framed (by
+//! [`framing`](super::framing)'s rules).
 //!
 //! Strict, as a proxy must be: a head that does not parse, a header name or value that is not
 //! valid, a Content-Length that is not plain digits or disagrees with another, any
@@ -12,42 +13,34 @@ use bytes::{Bytes, BytesMut};
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode};
 
-use crate::proxy::headers::{connection_tokens, is_hop_by_hop, strip_hop_by_hop};
+use super::body::Framing;
+use super::fields::{is_hop_by_hop, strip_hop_by_hop};
+use super::framing::{Declared, FramingFields};
 
-/// Most header lines a member response may have.
+/// Most header lines a response may have.
 const MAX_HEADERS: usize = 128;
 /// Headers whose place a parse notes without a second pass (most responses have fewer).
 const NOTED_HEADERS: usize = 24;
-/// Largest member response head accepted.
-pub(crate) const MAX_HEAD_BYTES: usize = 64 * 1024;
-
-/// How a response body is delimited.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Framing {
-    /// No body (HEAD, 1xx, 204, 304).
-    Empty,
-    /// Exactly this many bytes.
-    Length(u64),
-    /// `Transfer-Encoding: chunked`.
-    Chunked,
-    /// Until the member closes the connection.
-    UntilClose,
-}
+/// Largest response head accepted.
+pub const MAX_HEAD_BYTES: usize = 64 * 1024;
 
 /// A parsed response head.
 #[derive(Debug)]
-pub(crate) struct ResponseHead {
-    pub(crate) status: StatusCode,
-    pub(crate) fields: Fields,
-    pub(crate) framing: Framing,
+pub struct ResponseHead {
+    /// The status code.
+    pub status: StatusCode,
+    /// The header lines.
+    pub fields: Fields,
+    /// How the body that follows is delimited.
+    pub framing: Framing,
     /// Whether the connection may carry another request after this response's body.
-    pub(crate) keep_alive: bool,
+    pub keep_alive: bool,
 }
 
 /// A head's header fields, hop-by-hop ones left out (a 101 keeps them: the tunnel reads its
 /// Upgrade).
 #[derive(Debug)]
-pub(crate) enum Fields {
+pub enum Fields {
     /// The lines as the member sent them: the usual case.
     Raw(RawHeaders),
     /// A map: for a 101, and when Connection names other headers (the map's general removal
@@ -57,7 +50,7 @@ pub(crate) enum Fields {
 
 impl Fields {
     /// The fields as a map.
-    pub(crate) fn into_map(self) -> HeaderMap {
+    pub fn into_map(self) -> HeaderMap {
         match self {
             Fields::Raw(raw) => raw.into_map(),
             Fields::Map(map) => map,
@@ -67,9 +60,11 @@ impl Fields {
 
 /// Why a response head was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub(crate) enum HeadError {
+pub enum HeadError {
+    /// The head breaks a rule (what it is says which).
     #[error("invalid response head: {0}")]
     Invalid(String),
+    /// No complete head within [`MAX_HEAD_BYTES`].
     #[error("response head larger than {MAX_HEAD_BYTES} bytes")]
     TooLarge,
 }
@@ -80,12 +75,20 @@ pub(crate) enum HeadError {
 /// This runs for every proxied response, so it avoids zeroing memory it does not need: the
 /// header slots are left uninitialised, and where each header sits is noted in a small array
 /// (a head with more headers than that is parsed a second time from the bytes split off).
-pub(crate) fn parse(buf: &mut BytesMut, method: &Method) -> Result<Option<ResponseHead>, HeadError> {
+pub fn parse(buf: &mut BytesMut, method: &Method) -> Result<Option<ResponseHead>, HeadError> {
+    parse_with(buf, method, false)
+}
+
+/// [`parse`], keeping the hop-by-hop lines when `keep_hop_by_hop` (a health probe shows its
+/// judge every line the member sent; a 101 always keeps them, for the tunnel to read).
+pub fn parse_with(buf: &mut BytesMut, method: &Method, keep_hop_by_hop: bool) -> Result<Option<ResponseHead>, HeadError> {
     let mut spans = [[0u32; 4]; NOTED_HEADERS];
     let (len, code, http11, count) = {
         let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
         let mut response = httparse::Response::new(&mut []);
         let len = match httparse::ParserConfig::default().parse_response_with_uninit_headers(&mut response, buf, &mut slots) {
+            // A head found whole is held to the limit one arriving in pieces is.
+            Ok(httparse::Status::Complete(len)) if len > MAX_HEAD_BYTES => return Err(HeadError::TooLarge),
             Ok(httparse::Status::Complete(len)) => len,
             Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD_BYTES => return Err(HeadError::TooLarge),
             Ok(httparse::Status::Partial) => return Ok(None),
@@ -129,17 +132,21 @@ pub(crate) fn parse(buf: &mut BytesMut, method: &Method) -> Result<Option<Respon
         let (name_at, value_at) = (name_at as usize, value_at as usize);
         (name_at..name_at + name_len as usize, value_at..value_at + value_len as usize)
     };
-    let mut facts = Facts::default();
+    let mut facts = FramingFields::default();
+    let mut has_date = false;
     for (name, value) in spans.iter().map(line) {
-        facts.note(&head[name], &head[value]);
+        let name = &head[name];
+        facts.note(name, &head[value]);
+        has_date |= name.eq_ignore_ascii_case(b"date");
     }
-    let framing = facts.framing(status, method)?;
-    let keep_alive = !facts.close && (http11 || facts.keep_alive) && framing != Framing::UntilClose;
-    if status != StatusCode::SWITCHING_PROTOCOLS && !facts.names_others {
+    let framing = framing(&facts, status, method)?;
+    let keep_alive = !facts.close() && (http11 || facts.keep_alive()) && framing != Framing::UntilClose;
+    let strip = !keep_hop_by_hop && status != StatusCode::SWITCHING_PROTOCOLS;
+    if status != StatusCode::SWITCHING_PROTOCOLS && !(strip && facts.names_others()) {
         // httparse checked every name (a token) and value (no control bytes but HTAB), the
         // same rules as `HeaderName` and `HeaderValue`: the lines are kept as they are.
-        let lines: Vec<[u32; 4]> = spans.iter().copied().filter(|&l| !is_hop_by_hop(&head[line(&l).0])).collect();
-        let raw = RawHeaders { head, lines, has_date: facts.date, has_length: facts.content_length.is_some() };
+        let lines: Vec<[u32; 4]> = spans.iter().copied().filter(|&l| !strip || !is_hop_by_hop(&head[line(&l).0])).collect();
+        let raw = RawHeaders { head, lines, has_date, has_length: facts.has_length() };
         return Ok(Some(ResponseHead { status, fields: Fields::Raw(raw), framing, keep_alive }));
     }
     let mut headers = HeaderMap::with_capacity(count);
@@ -149,7 +156,7 @@ pub(crate) fn parse(buf: &mut BytesMut, method: &Method) -> Result<Option<Respon
         let value = HeaderValue::from_maybe_shared(head.slice(value)).map_err(|_| HeadError::Invalid(format!("value of header `{name}`")))?;
         headers.append(name, value);
     }
-    if status != StatusCode::SWITCHING_PROTOCOLS {
+    if strip {
         strip_hop_by_hop(&mut headers);
     }
     Ok(Some(ResponseHead { status, fields: Fields::Map(headers), framing, keep_alive }))
@@ -159,7 +166,7 @@ pub(crate) fn parse(buf: &mut BytesMut, method: &Method) -> Result<Option<Respon
 /// until something needs them as a map. Most answers go to an HTTP/1 client as they came,
 /// and building a map of them would cost more than the rest of reading the head.
 #[derive(Debug)]
-pub(crate) struct RawHeaders {
+pub struct RawHeaders {
     head: Bytes,
     /// Name offset, name length, value offset, value length, into `head`.
     lines: Vec<[u32; 4]>,
@@ -169,28 +176,28 @@ pub(crate) struct RawHeaders {
 
 impl RawHeaders {
     /// The lines, name and value, in the member's order and spelling.
-    pub(crate) fn lines(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+    pub fn lines(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
         self.lines.iter().map(|&[n, nl, v, vl]| (&self.head[n as usize..(n + nl) as usize], &self.head[v as usize..(v + vl) as usize]))
     }
 
     /// The first value of header `name` (a lower-case name matches any spelling).
-    pub(crate) fn get(&self, name: &str) -> Option<HeaderValue> {
+    pub fn get(&self, name: &str) -> Option<HeaderValue> {
         let (_, value) = self.lines().find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))?;
         HeaderValue::from_bytes(value).ok()
     }
 
     /// Whether the member sent a Date.
-    pub(crate) fn has_date(&self) -> bool {
+    pub fn has_date(&self) -> bool {
         self.has_date
     }
 
     /// Whether the member sent a Content-Length.
-    pub(crate) fn has_length(&self) -> bool {
+    pub fn has_length(&self) -> bool {
         self.has_length
     }
 
     /// The lines as a map.
-    pub(crate) fn into_map(self) -> HeaderMap {
+    pub fn into_map(self) -> HeaderMap {
         let mut map = HeaderMap::with_capacity(self.lines.len());
         for &[n, nl, v, vl] in &self.lines {
             let (n, v) = (n as usize, v as usize);
@@ -203,86 +210,17 @@ impl RawHeaders {
     }
 }
 
-/// What a head's framing and Connection headers say.
-#[derive(Default)]
-struct Facts {
-    transfer_encodings: u32,
-    chunked: bool,
-    content_length: Option<u64>,
-    /// Why the Content-Length headers are unusable, if they are (only an error when the
-    /// response has a body).
-    bad_length: Option<&'static str>,
-    close: bool,
-    keep_alive: bool,
-    /// Connection names a header other than the hop-by-hop ones.
-    names_others: bool,
-    date: bool,
-}
-
-impl Facts {
-    fn note(&mut self, name: &[u8], value: &[u8]) {
-        if name.eq_ignore_ascii_case(b"content-length") {
-            self.note_length(value);
-        } else if name.eq_ignore_ascii_case(b"date") {
-            self.date = true;
-        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
-            self.transfer_encodings += 1;
-            self.chunked = value.eq_ignore_ascii_case(b"chunked");
-        } else if name.eq_ignore_ascii_case(b"connection") {
-            for token in connection_tokens(value) {
-                if token.eq_ignore_ascii_case(b"close") {
-                    self.close = true;
-                } else if token.eq_ignore_ascii_case(b"keep-alive") {
-                    self.keep_alive = true;
-                } else if !is_hop_by_hop(token) {
-                    self.names_others = true;
-                }
-            }
-        }
+/// How a response's body is delimited (RFC 9112 §6.3).
+fn framing(fields: &FramingFields, status: StatusCode, method: &Method) -> Result<Framing, HeadError> {
+    if method == Method::HEAD || status.is_informational() || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
+        return Ok(Framing::Empty);
     }
-
-    fn note_length(&mut self, value: &[u8]) {
-        // A list ("5, 5") is allowed by RFC 9110 when every element agrees; we accept only that.
-        for part in value.split(|&b| b == b',') {
-            let digits = part.trim_ascii();
-            if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) || digits.len() > 19 {
-                self.bad_length.get_or_insert("Content-Length is not a number");
-                return;
-            }
-            let Some(n) = std::str::from_utf8(digits).ok().and_then(|s| s.parse::<u64>().ok()) else {
-                self.bad_length.get_or_insert("Content-Length overflows");
-                return;
-            };
-            if self.content_length.is_some_and(|l| l != n) {
-                self.bad_length.get_or_insert("Content-Length values disagree");
-            }
-            self.content_length = Some(n);
-        }
-    }
-
-    /// How the body is delimited (RFC 9112 §6.3).
-    fn framing(&self, status: StatusCode, method: &Method) -> Result<Framing, HeadError> {
-        if method == Method::HEAD || status.is_informational() || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
-            return Ok(Framing::Empty);
-        }
-        if self.transfer_encodings > 0 {
-            if self.content_length.is_some() || self.bad_length.is_some() {
-                return Err(HeadError::Invalid("both Transfer-Encoding and Content-Length".into()));
-            }
-            if self.transfer_encodings == 1 && self.chunked {
-                return Ok(Framing::Chunked);
-            }
-            return Err(HeadError::Invalid("Transfer-Encoding other than exactly `chunked`".into()));
-        }
-        if let Some(reason) = self.bad_length {
-            return Err(HeadError::Invalid(reason.into()));
-        }
-        Ok(match self.content_length {
-            Some(0) => Framing::Empty,
-            Some(n) => Framing::Length(n),
-            None => Framing::UntilClose,
-        })
-    }
+    Ok(match fields.declared().map_err(|e| HeadError::Invalid(e.to_string()))? {
+        Declared::Chunked => Framing::Chunked,
+        Declared::Length(0) => Framing::Empty,
+        Declared::Length(n) => Framing::Length(n),
+        Declared::Nothing => Framing::UntilClose,
+    })
 }
 
 #[cfg(test)]
@@ -301,7 +239,6 @@ mod tests {
     #[test]
     fn framings() {
         assert_eq!(framing_of("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"), Framing::Length(5));
-        assert_eq!(framing_of("HTTP/1.1 200 OK\r\ncontent-length: 5, 5\r\n\r\n"), Framing::Length(5));
         assert_eq!(framing_of("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"), Framing::Chunked);
         assert_eq!(framing_of("HTTP/1.1 200 OK\r\n\r\n"), Framing::UntilClose);
         assert_eq!(framing_of("HTTP/1.1 204 No Content\r\nContent-Length: 9\r\n\r\n"), Framing::Empty);
@@ -360,6 +297,7 @@ mod tests {
         assert!(invalid("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"));
         assert!(invalid("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n"));
         assert!(invalid("HTTP/1.1 200 OK\r\nContent-Length: +5\r\n\r\n"));
+        assert!(invalid("HTTP/1.1 200 OK\r\nContent-Length: 5, 5\r\n\r\n"), "the rule requests are held to");
         assert!(invalid("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n"));
         assert!(invalid("HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999\r\n\r\n"));
         assert!(invalid("HTTP/1.1 200 OK\r\nX-Folded: a\r\n b\r\n\r\n"), "obs-fold");

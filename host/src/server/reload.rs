@@ -1,5 +1,5 @@
 //! Reloading the config without refusing a connection (SIGHUP, or
-//! [`Running::reload`](crate::server::Running::reload)).
+//! [`Running::reload`](super::Running::reload)).
 //!
 //! The new proxy is built completely off the request path — plugins compiled, configured and
 //! self-tested, pools made — and listeners that are new are bound on every worker, before
@@ -31,7 +31,7 @@ use tokio::sync::oneshot;
 use crate::config::Config;
 use crate::plugin::PluginRuntime;
 use crate::proxy::Proxy;
-use crate::server::{Command, ConnSettings, Shared, StartError, bind_all};
+use super::{Command, ConnSettings, Shared, StartError, bind_all};
 
 /// What a reload changed.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -82,14 +82,14 @@ pub(crate) struct Prepared<'a> {
     tls: HashMap<SocketAddr, Arc<crate::tls::ServerTls>>,
     current: Vec<(SocketAddr, SocketAddr)>,
     new_sockets: Vec<(SocketAddr, SocketAddr, Vec<tokio::net::TcpSocket>)>,
-    carried: Vec<Arc<crate::proxy::ProxyMember>>,
+    carried: Vec<Arc<crate::upstream::ProxyMember>>,
 }
 
 /// Builds everything `config` needs; the caller holds `shared.reloading`.
 pub(crate) async fn prepare(shared: &Shared, config: Config) -> Result<Prepared<'_>, ReloadError> {
     let old_config = shared.config.load_full();
     let workers = shared.workers.len();
-    if crate::server::worker_count(&config) != workers {
+    if super::worker_count(&config) != workers {
         tracing::warn!(workers, "the number of workers changes only on restart; keeping the current one");
     }
     let plugins = if config.plugins == old_config.plugins && config.plugin_cache == old_config.plugin_cache {
@@ -99,10 +99,10 @@ pub(crate) async fn prepare(shared: &Shared, config: Config) -> Result<Prepared<
     };
     let old = shared.proxy.load_full();
     let (mut proxy, carried) = Proxy::rebuild(&config, &plugins, workers, &old).await.map_err(StartError::from)?;
-    proxy.set_access_log(crate::server::access_log(&config, old.access_log())?);
+    proxy.set_access_log(super::access_log(&config, old.access_log())?);
 
     // Certificates are read again (a renewed one is taken up; a bad one refuses the reload).
-    let tls = crate::server::listener_tls(&config)?;
+    let tls = super::listener_tls(&config)?;
 
     // Bind what is new before anything changes.
     let current: Vec<(SocketAddr, SocketAddr)> = shared.listeners.lock().map(|l| l.clone()).unwrap_or_default();
@@ -116,7 +116,7 @@ pub(crate) async fn prepare(shared: &Shared, config: Config) -> Result<Prepared<
             // registers the socket with its runtime).
             for socket in &sockets {
                 socket2::SockRef::from(socket)
-                    .listen(crate::server::LISTEN_BACKLOG)
+                    .listen(super::LISTEN_BACKLOG)
                     .map_err(|source| ReloadError::Listen { addr: l.addr, source })?;
             }
             new_sockets.push((l.addr, bound, sockets));
@@ -142,7 +142,7 @@ impl Prepared<'_> {
             member.take_configured();
         }
         shared.proxy.store(Arc::new(proxy));
-        crate::server::start_health_checks(shared);
+        super::start_health_checks(shared);
         shared.conn.store(Arc::new(ConnSettings::new(&config, tls)));
         shared.set_connection_limit(config.limits.connections);
         shared.plugins.store(plugins);

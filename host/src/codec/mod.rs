@@ -1,0 +1,16 @@
+//! HTTP/1 on the wire, once: the rules every place that reads or writes HTTP/1 shares — the
+//! raw-head scanner and strict checks on client requests, the fast path's answers, the member
+//! client, the health probe, and the fuzz targets.
+//!
+//! - [`fields`]: hop-by-hop headers, Connection tokens, writing a field line;
+//! - [`framing`]: what Content-Length, Transfer-Encoding and Connection lines declare, and
+//!   which combinations are refused;
+//! - [`body`]: the body decoder (Content-Length, chunked, until close) and chunk encoding;
+//! - [`response`]: parsing a response head into its status, lines and framing.
+//!
+//! No I/O happens here, and nothing here depends on the rest of the crate.
+
+pub mod body;
+pub mod fields;
+pub mod framing;
+pub mod response;
