@@ -9,20 +9,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use switchyard::balancer::{Balancer, CandidateTable, LbMethod, PickRequest};
+use switchyard::balancer::{Balancer, Candidate, LbMethod, PickRequest};
 use switchyard::config::{self, PluginSpec, PluginLimits, PluginSource, StatusFlags};
 use switchyard::plugin::PluginRuntime;
 use switchyard_sdk::{Candidates, LbMethod as _, Request};
 
 const SIZES: [usize; 3] = [4, 16, 64];
 
-fn table(n: usize) -> CandidateTable {
-    let mut values = vec![0i64; CandidateTable::FIELDS * n];
-    for i in 0..n {
-        values[i] = i as i64;
-        values[n + i] = 100 * (1 + (i as i64 % 3));
-    }
-    CandidateTable { count: n, values }
+fn table(n: usize) -> Vec<Candidate> {
+    (0..n).map(|member| Candidate { member, lbfactor: 100 * (1 + (member as u32 % 3)), lbstatus: 0, busy: 0, transferred: 0, read: 0 }).collect()
 }
 
 fn member(i: usize) -> config::Member {
@@ -75,7 +70,8 @@ fn picks(c: &mut Criterion) {
         let t = table(n);
         let mut native = lbmethod_byrequests::ByRequests;
         group.bench_with_input(BenchmarkId::new("native/byrequests", n), &t, |b, t| {
-            b.iter(|| native.pick(Request { key: 0, now: 0 }, &Candidates::from_columns(t.count, &t.values)));
+            let packed = columns(t);
+            b.iter(|| native.pick(Request { key: 0, now: 0 }, &Candidates::from_columns(t.len(), &packed)));
         });
     }
 
@@ -109,3 +105,10 @@ fn picks(c: &mut Criterion) {
 
 criterion_group!(benches, picks);
 criterion_main!(benches);
+
+/// `candidates` as the host packs them for a guest.
+fn columns(candidates: &[Candidate]) -> Vec<i64> {
+    let mut values = Vec::new();
+    Candidates::write_columns(candidates, &mut values);
+    values
+}

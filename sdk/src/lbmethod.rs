@@ -133,6 +133,25 @@ impl<'a> Candidates<'a> {
         Self { count, values }
     }
 
+    /// Packs `rows` into `out` as the host sends them: column-major, one column per
+    /// [`Field`] in its order (the layout [`Candidates::from_columns`] reads). `out` is
+    /// cleared first, and keeps its allocation for the next table.
+    pub fn write_columns(rows: &[Candidate], out: &mut Vec<i64>) {
+        let n = rows.len();
+        out.clear();
+        out.resize(Field::COUNT * n, 0);
+        let clamp = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        for (i, c) in rows.iter().enumerate() {
+            let mut put = |field: Field, value: i64| out[field as usize * n + i] = value;
+            put(Field::Member, clamp(c.member as u64));
+            put(Field::Lbfactor, i64::from(c.lbfactor));
+            put(Field::Lbstatus, c.lbstatus);
+            put(Field::Busy, clamp(c.busy));
+            put(Field::Transferred, clamp(c.transferred));
+            put(Field::Read, clamp(c.read));
+        }
+    }
+
     /// Number of candidates.
     pub fn len(&self) -> usize {
         self.count
@@ -208,5 +227,25 @@ impl Decision {
     pub fn with_lbstatus_delta(mut self, deltas: Vec<i64>) -> Self {
         self.lbstatus_delta = deltas;
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn columns_round_trip() {
+        let rows = [
+            Candidate { member: 2, lbfactor: 100, lbstatus: -5, busy: 1, transferred: 10, read: 20 },
+            Candidate { member: 0, lbfactor: 300, lbstatus: 7, busy: 0, transferred: u64::MAX, read: 0 },
+        ];
+        let mut values = vec![99; 3];
+        Candidates::write_columns(&rows, &mut values);
+        assert_eq!(values.len(), Field::COUNT * 2);
+        assert_eq!(Candidates::from_columns(2, &values).column(Field::Lbfactor), &[100, 300]);
+        let back: Vec<Candidate> = Candidates::from_columns(2, &values).iter().collect();
+        assert_eq!(back[0], rows[0]);
+        assert_eq!(back[1].transferred, i64::MAX as u64, "clamped, never wrapped");
     }
 }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use lbmethod_rendezvous::Rendezvous;
-use switchyard::balancer::{CandidateTable, LbMethod as _};
+use switchyard::balancer::{Candidate, LbMethod as _};
 use switchyard::config::{PluginSpec, PluginLimits, PluginSource};
 use switchyard::plugin::PluginRuntime;
 use switchyard_sdk::{Candidates, Config, LbMethod as _, MemberInfo, Request};
@@ -22,13 +22,8 @@ const SIZES: [usize; 3] = [4, 16, 64];
 const KEY: u64 = 0x9e37_79b9_7f4a_7c15;
 
 /// `n` idle members with loadfactors 1, 2, 3, 1, 2, 3…
-fn table(n: usize) -> CandidateTable {
-    let mut values = vec![0i64; CandidateTable::FIELDS * n];
-    for i in 0..n {
-        values[i] = i as i64;
-        values[n + i] = 100 * (1 + (i as i64 % 3));
-    }
-    CandidateTable { count: n, values }
+fn table(n: usize) -> Vec<Candidate> {
+    (0..n).map(|member| Candidate { member, lbfactor: 100 * (1 + (member as u32 % 3)), lbstatus: 0, busy: 0, transferred: 0, read: 0 }).collect()
 }
 
 fn spec(path: &str) -> PluginSpec {
@@ -72,7 +67,8 @@ fn picks(c: &mut Criterion) {
     for n in SIZES {
         let t = table(n);
         group.bench_with_input(BenchmarkId::new("native/keyed", n), &t, |b, t| {
-            b.iter(|| native.pick(Request { key: KEY, now: 0 }, &Candidates::from_columns(t.count, &t.values)));
+            let packed = columns(t);
+            b.iter(|| native.pick(Request { key: KEY, now: 0 }, &Candidates::from_columns(t.len(), &packed)));
         });
     }
     group.finish();
@@ -80,3 +76,10 @@ fn picks(c: &mut Criterion) {
 
 criterion_group!(benches, picks);
 criterion_main!(benches);
+
+/// `candidates` as the host packs them for a guest.
+fn columns(candidates: &[Candidate]) -> Vec<i64> {
+    let mut values = Vec::new();
+    Candidates::write_columns(candidates, &mut values);
+    values
+}

@@ -15,7 +15,7 @@
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use switchyard::balancer::{AttemptOutcome, CandidateTable, Completion, LbMethod as _, MemberInfo};
+use switchyard::balancer::{AttemptOutcome, Candidate, Completion, LbMethod as _, MemberInfo};
 use switchyard::config::{PluginLimits, PluginSource, PluginSpec};
 use switchyard::plugin::PluginRuntime;
 use switchyard_tests::GUEST_PEAK_EWMA;
@@ -23,13 +23,8 @@ use switchyard_tests::GUEST_PEAK_EWMA;
 const MEMBERS: usize = 16;
 
 /// `n` idle members with loadfactor 1.
-fn table(n: usize) -> CandidateTable {
-    let mut values = vec![0i64; CandidateTable::FIELDS * n];
-    for i in 0..n {
-        values[i] = i as i64;
-        values[n + i] = 100;
-    }
-    CandidateTable { count: n, values }
+fn table(n: usize) -> Vec<Candidate> {
+    (0..n).map(|member| Candidate { member, lbfactor: 100, lbstatus: 0, busy: 0, transferred: 0, read: 0 }).collect()
 }
 
 fn completion(member: usize) -> Completion {

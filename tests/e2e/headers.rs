@@ -56,9 +56,33 @@ async fn hop_by_hop_response_headers_removed() {
     let m = Member::start("m").await;
     let toml = format!("[[route]]\npath = \"/\"\nbackend = \"{}/\"\n", m.url());
     let proxy = TestProxy::start(&config(&toml)).await;
-    let reply = TestClient::http1().get(&proxy.url("/anything")).await;
+    // The member answers with hop-by-hop headers of its own: Keep-Alive, and a Connection
+    // naming one more (X-Member-Hop); beside them an end-to-end header.
+    let asking = |url: String| -> Request<Full<bytes::Bytes>> {
+        Request::get(url)
+            .header("x-respond-header", "Keep-Alive: timeout=5, max=100")
+            .header("x-respond-header", "Connection: keep-alive, X-Member-Hop")
+            .header("x-respond-header", "X-Member-Hop: 1")
+            .header("x-respond-header", "X-End-To-End: kept")
+            .body(Full::default())
+            .expect("request")
+    };
+    let names_member_hop = |reply: &switchyard_tests::client::Reply| {
+        reply.headers.get_all("connection").iter().any(|v| String::from_utf8_lossy(v.as_bytes()).to_ascii_lowercase().contains("x-member-hop"))
+    };
+    // Straight from the member they are all there, so the checks below can fail.
+    let direct = TestClient::http1().send(asking(format!("{}/anything", m.url()))).await;
+    assert_eq!(direct.header("keep-alive"), "timeout=5, max=100", "{:?}", direct.headers);
+    assert_eq!(direct.header("x-member-hop"), "1", "{:?}", direct.headers);
+    assert!(names_member_hop(&direct), "{:?}", direct.headers);
+
+    let reply = TestClient::http1().send(asking(proxy.url("/anything"))).await;
     assert_eq!(reply.header("x-member"), "m");
-    assert!(reply.headers.get("keep-alive").is_none());
+    assert_eq!(reply.header("x-end-to-end"), "kept", "end-to-end headers pass: {:?}", reply.headers);
+    for gone in ["keep-alive", "x-member-hop"] {
+        assert!(reply.headers.get(gone).is_none(), "{gone} reached the client: {:?}", reply.headers);
+    }
+    assert!(!names_member_hop(&reply), "the member's Connection reached the client: {:?}", reply.headers);
     proxy.stop().await;
 }
 

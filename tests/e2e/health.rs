@@ -2,6 +2,8 @@
 //! after `hcpasses` passes, TCP checks, `hcexpr` on the body, stopped members left alone, and
 //! bad expressions refused at load with file, line and key.
 
+use std::time::{Duration, Instant};
+
 use switchyard::config::StatusFlags;
 use switchyard::health::HealthStatus;
 use switchyard_tests::client::TestClient;
@@ -30,6 +32,35 @@ async fn until_c(proxy: &TestProxy, member: usize, failed: bool) {
     switchyard_tests::eventually(&format!("member {member} gets C = {failed}"), || flags(proxy, member).contains(StatusFlags::HEALTH_FAILED) == failed).await;
 }
 
+/// Waits (bounded) until member `member`'s C flag is `failed`, checking at every look that it
+/// flips when `run` — the member's results in a row of the new kind, from counters read
+/// before its health was changed — reaches `needed`: never with fewer, never left unflipped
+/// with more.
+///
+/// The probe loop counts a result before it flips C, and flips C before its next probe. So
+/// each look reads the counters, then the flag, then the counters again: a flipped flag with
+/// fewer than `needed` results counted after it, or an unflipped one with more than `needed`
+/// counted before it, is wrong however late the test looks (an exact count compared after
+/// the flip would break whenever a probe lands in between). A flip exactly one result late
+/// looks like that race from here; the counter's unit tests (`health/counter.rs`) pin it.
+/// Returns the counters of the look that saw the flip.
+async fn until_c_after(proxy: &TestProxy, member: usize, failed: bool, needed: u64, run: impl Fn(&HealthStatus) -> u64) -> HealthStatus {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let before = run(&health(proxy, member));
+        let flipped = flags(proxy, member).contains(StatusFlags::HEALTH_FAILED) == failed;
+        let after = health(proxy, member);
+        if flipped {
+            let counted = run(&after);
+            assert!(counted >= needed, "member {member} got C = {failed} after only {counted} results in a row, not {needed}: {after:?}");
+            return after;
+        }
+        assert!(before <= needed, "member {member} still has C = {} after {before} results in a row ({needed} flip it): {after:?}", !failed);
+        assert!(Instant::now() < deadline, "member {member} never got C = {failed}: {after:?}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 /// Waits (bounded) until member `member` has been probed `n` more times.
 async fn probes(proxy: &TestProxy, member: usize, n: u64) {
     let target = health(proxy, member).probes + n;
@@ -46,20 +77,24 @@ async fn a_failing_member_leaves_rotation_and_comes_back() {
     assert!(!flags(&proxy, 0).contains(StatusFlags::HEALTH_FAILED));
     assert_eq!(TestClient::http1().members_of(&proxy.url("/"), 4).await, ["a", "b", "a", "b"]);
 
+    // Counted from before the health changes: a probe already under way then may still see
+    // the old answer, and it is the only one, so every failure after this is in the run.
+    let start = health(&proxy, 0);
     a.set_health(503, "DOWN");
-    let failures_before = health(&proxy, 0).failures;
-    until_c(&proxy, 0, true).await;
-    let status = health(&proxy, 0);
-    assert_eq!(status.failures - failures_before, 3, "C after exactly hcfails failed probes in a row");
+    // C once hcfails failed probes in a row are counted, not before (and not left off after).
+    let status = until_c_after(&proxy, 0, true, 3, |s| s.failures - start.failures).await;
     let last = status.last.expect("a verdict");
     assert!(!last.healthy && last.reason.contains("503"), "{last:?}");
     assert_eq!(TestClient::http1().members_of(&proxy.url("/"), 4).await, ["b"; 4], "out of rotation");
 
+    // Back once hcpasses passes in a row are counted, not before: every probe since `start`
+    // that did not fail (only the one under way at the change can still fail, before the run).
+    let start = health(&proxy, 0);
     a.set_health(200, "UP");
-    let probes_before = health(&proxy, 0).probes;
-    until_c(&proxy, 0, false).await;
-    assert_eq!(health(&proxy, 0).probes - probes_before, 2, "back after exactly hcpasses passes in a row");
-    assert_eq!(health(&proxy, 0).transitions, 2);
+    until_c_after(&proxy, 0, false, 2, |s| (s.probes - start.probes).saturating_sub(s.failures - start.failures)).await;
+    // The loop counts a transition just after it flips the flag.
+    switchyard_tests::eventually("the recovery is counted", || health(&proxy, 0).transitions >= 2).await;
+    assert_eq!(health(&proxy, 0).transitions, 2, "C set once and cleared once");
     let back = TestClient::http1().members_of(&proxy.url("/"), 4).await;
     assert!(back.contains(&"a".to_string()), "back in rotation: {back:?}");
     proxy.stop().await;

@@ -40,9 +40,10 @@ async fn long_request_lines_get_414() {
 async fn a_long_request_line_behind_pipelined_requests_gets_414_after_them() {
     let (proxy, m) = setup(LIMITS).await;
     let mut conn = RawConn::connect(proxy.addr).await;
-    // A slow first response; behind it a valid request and then a request line far over the
+    // A slow first response (long enough for the proxy to take in everything behind it, even
+    // on a loaded machine); behind it a valid request and then a request line far over the
     // limit — and over the HTTP parser's own buffer, which would answer 431 for it.
-    let pipeline = format!("GET /sleep/300 HTTP/1.1\r\nHost: t\r\n\r\nGET /second HTTP/1.1\r\nHost: t\r\n\r\nGET /{} ", "a".repeat(100_000));
+    let pipeline = format!("GET /sleep/1000 HTTP/1.1\r\nHost: t\r\n\r\nGET /second HTTP/1.1\r\nHost: t\r\n\r\nGET /{} ", "a".repeat(100_000));
     assert!(conn.send(pipeline.as_bytes()).await);
     for n in 1..=2 {
         let reply = conn.response().await.unwrap_or_else(|| panic!("response {n}"));
@@ -51,10 +52,11 @@ async fn a_long_request_line_behind_pipelined_requests_gets_414_after_them() {
     let reply = conn.closed_within(Duration::from_secs(10)).await.expect("closed");
     assert_eq!(status_of(&reply), 414, "{reply}");
     assert_eq!(m.requests(), 2, "the two valid requests, nothing of the third");
-    // The same line arriving on its own while the first response is being made.
+    // The same line arriving on its own while the first response is being made: sent once the
+    // member has the first request, on which it then sleeps far longer than sending takes.
     let mut conn = RawConn::connect(proxy.addr).await;
-    assert!(conn.send(b"GET /sleep/300 HTTP/1.1\r\nHost: t\r\n\r\n").await);
-    assert!(conn.quiet_for(Duration::from_millis(100)).await, "the member is still sleeping");
+    assert!(conn.send(b"GET /sleep/2000 HTTP/1.1\r\nHost: t\r\n\r\n").await);
+    switchyard_tests::eventually("the first request reached the member", || m.requests() == 3).await;
     assert!(conn.send(format!("GET /{} ", "a".repeat(100_000)).as_bytes()).await);
     let reply = conn.response().await.expect("the first response");
     assert_eq!(status_of(&reply), 200, "{reply}");
@@ -96,10 +98,12 @@ async fn bodies_over_the_limit_get_413() {
     let two = format!("POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n258\r\n{chunk}\r\n258\r\n{chunk}\r\n0\r\n\r\n");
     let reply = raw_exchange(proxy.addr, two.as_bytes()).await;
     assert_eq!(status_of(&reply), 413, "{reply}");
-    // Chunked, streaming: within the limit at first, over it later.
+    // Chunked, streaming: within the limit at first — the request is on its way to the member
+    // (the echo's answer held back) — and over it with the next chunk.
+    let before = m.requests();
     let mut conn = RawConn::connect(proxy.addr).await;
     assert!(conn.send(format!("POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n258\r\n{chunk}\r\n").as_bytes()).await);
-    let _ = conn.quiet_for(Duration::from_millis(100)).await;
+    switchyard_tests::eventually("the streaming request reached the member", || m.requests() > before).await;
     conn.send(format!("258\r\n{chunk}\r\n0\r\n\r\n").as_bytes()).await;
     let reply = conn.closed_within(Duration::from_secs(10)).await.expect("closed");
     assert_eq!(status_of(&reply), 413, "{reply}");

@@ -41,7 +41,8 @@ async fn members_come_and_go_while_requests_finish() {
 
     admin.ok(Method::PATCH, "/api/balancers/web/members/1", r#"{"status": "+D"}"#).await;
     let slow = tokio::spawn({
-        let url = proxy.proxy.url("/sleep/800");
+        // Long enough for the removal, the addition and four requests, even on a loaded machine.
+        let url = proxy.proxy.url("/sleep/3000");
         async move { TestClient::http1().get(&url).await }
     });
     let started = Instant::now();

@@ -64,8 +64,10 @@ async fn set_cookie_domain_and_path_are_rewritten() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rewrite_plugin_cannot_smuggle_headers_and_its_traps_lose_nothing() {
     let m = Member::start("m").await;
+    // The misbehaving plugin, then ProxyPassReverse (which maps a request's Destination to the
+    // member): a link after the one that traps must still do its part.
     let toml = config(&format!(
-        "[[route]]\npath = \"/\"\nbackend = \"{}/\"\nrewrite = [{{ path = \"{}\" }}]\n",
+        "[[route]]\npath = \"/\"\nbackend = \"{}/\"\nrewrite = [{{ path = \"{}\" }}, {{ name = \"proxypassreverse\" }}]\n",
         m.url(),
         switchyard_tests::GUEST_BADREWRITE
     ));
@@ -79,11 +81,18 @@ async fn a_rewrite_plugin_cannot_smuggle_headers_and_its_traps_lose_nothing() {
     let stats = proxy.running.proxy.rewrite_stats(0).expect("route 0 rewrites");
     assert_eq!((stats.applied.load(Ordering::Relaxed), stats.refused.load(Ordering::Relaxed)), (1, 3));
 
-    // The request phase traps: the request still goes through, unedited.
-    let trapping = Request::get(proxy.url("/echo")).header("x-trap", "1").body(Full::from("payload")).expect("request");
+    // The first link traps in the request phase: the request still goes through, with the
+    // headers that link was shown left as they were, and the next link's edit applied.
+    let trapping = Request::get(proxy.url("/echo"))
+        .header("host", "www.example.com")
+        .header("x-trap", "1")
+        .header("destination", "http://www.example.com/dav/x")
+        .body(Full::from("payload"))
+        .expect("request");
     let reply = TestClient::http1().send(trapping).await;
     assert_eq!((reply.status.as_u16(), reply.text().as_str()), (200, "payload"));
     assert_eq!(reply.seen("x-trap"), ["1"]);
+    assert_eq!(reply.seen("destination"), [format!("{}/dav/x", m.url())], "the link after the trap still edits");
     assert_eq!(stats.failures.load(Ordering::Relaxed), 1);
     proxy.stop().await;
 }

@@ -183,14 +183,23 @@ async fn a_reload_changes_the_certificate_without_a_failed_request() {
     let addr = proxy.addr;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let loop_stop = std::sync::Arc::clone(&stop);
+    // Requests the loop has finished (answered or not), and those answered with the second
+    // certificate.
+    let (done, on_second) = (std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0)), std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0)));
+    let (loop_done, loop_on_second, second_der) = (std::sync::Arc::clone(&done), std::sync::Arc::clone(&on_second), second.der.clone());
     let ca = std::sync::Arc::new(ca);
     let loop_ca = std::sync::Arc::clone(&ca);
     let clients = tokio::spawn(async move {
         let (mut ok, mut failed, mut seen) = (0, Vec::new(), Vec::new());
         while !loop_stop.load(std::sync::atomic::Ordering::SeqCst) && ok < 5000 {
-            match tls::get(addr, "localhost", "/", &loop_ca, &["http/1.1"]).await {
+            let reply = tls::get(addr, "localhost", "/", &loop_ca, &["http/1.1"]).await;
+            loop_done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            match reply {
                 Ok(r) if r.status == StatusCode::OK => {
                     ok += 1;
+                    if r.peer_cert == second_der {
+                        loop_on_second.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    }
                     if seen.last() != Some(&r.peer_cert) {
                         seen.push(r.peer_cert);
                     }
@@ -202,9 +211,9 @@ async fn a_reload_changes_the_certificate_without_a_failed_request() {
         (ok, failed, seen)
     });
     // Some requests on the first certificate, then the reload, then some on the second.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    switchyard_tests::eventually("requests before the reload", || done.load(std::sync::atomic::Ordering::SeqCst) >= 3).await;
     proxy.reload(&format!("{}{routes}", tls_listener(&second, ""))).await.expect("reload");
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    switchyard_tests::eventually("requests on the second certificate", || on_second.load(std::sync::atomic::Ordering::SeqCst) >= 3).await;
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     let (ok, failed, seen) = clients.await.expect("client loop");
     assert!(failed.is_empty(), "{} failed of {}: {:?}", failed.len(), ok + failed.len(), &failed[..failed.len().min(3)]);

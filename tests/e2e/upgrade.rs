@@ -1,6 +1,8 @@
 //! Upgrades: a WebSocket echo through the proxy where `upgrade = ["websocket"]` allows it
 //! (per route, per member), plain HTTP where it does not, and never `Upgrade: h2c`.
 
+use std::time::{Duration, Instant};
+
 use switchyard_tests::client::{RawConn, status_of};
 use switchyard_tests::member::Member;
 use switchyard_tests::proxy::{TestProxy, config};
@@ -94,16 +96,24 @@ async fn shutdown_drains_a_tunnel_until_the_deadline() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_tunnel_is_closed_after_the_member_timeout() {
     let m = Member::start("ws").await;
-    let toml = format!("[[route]]\npath = \"/\"\nbackend = \"{}/\"\ntimeout = \"300ms\"\nupgrade = [\"websocket\"]\n", m.url());
+    let idle = Duration::from_secs(1);
+    let toml = format!("[[route]]\npath = \"/\"\nbackend = \"{}/\"\ntimeout = \"1s\"\nupgrade = [\"websocket\"]\n", m.url());
     let proxy = TestProxy::start(&config(&toml)).await;
     let mut conn = RawConn::connect(proxy.addr).await;
     assert!(conn.send(HANDSHAKE.as_bytes()).await);
     assert_eq!(conn.response().await.as_deref().map(status_of), Some(101));
     let (mut stream, _) = conn.into_parts();
+    // The idle clock restarts whenever the tunnel carries a byte; the last bytes it carries are
+    // this frame and its echo, both moved after this instant. So a tunnel that honours its
+    // timeout cannot close sooner than `idle` after it, however slow the machine.
+    let last_sent = Instant::now();
     write_frame(&mut stream, "hi", Some([1, 1, 1, 1])).await.expect("write");
     let deadline = switchyard_tests::client::REQUEST_DEADLINE;
     assert_eq!(tokio::time::timeout(deadline, read_frame(&mut stream)).await.expect("in time").as_deref(), Some("ws: hi"));
-    // Nothing more either way: the proxy closes the tunnel.
+    // Nothing more either way: the proxy closes the tunnel (within the test's deadline, many
+    // times the timeout), and not before it has been idle for (most of) the timeout.
     assert_eq!(tokio::time::timeout(deadline, read_frame(&mut stream)).await.expect("closed in time"), None);
+    let open_for = last_sent.elapsed();
+    assert!(open_for >= idle.mul_f64(0.8), "the idle tunnel was closed after {open_for:?}, before its {idle:?} timeout");
     proxy.stop().await;
 }

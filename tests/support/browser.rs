@@ -44,7 +44,7 @@ impl Browser {
     pub async fn start(name: &str) -> Option<Browser> {
         let Some(command) = chromium() else {
             assert!(std::env::var_os("SWITCHYARD_REQUIRE_BROWSER").is_none(), "SWITCHYARD_REQUIRE_BROWSER is set but chromium is not installed");
-            eprintln!("chromium is not installed: the browser test is skipped (apt-get install chromium)");
+            crate::note("chromium is not installed: the browser test is skipped (apt-get install chromium; SWITCHYARD_REQUIRE_BROWSER=1, as in CI, makes this a failure)");
             return None;
         };
         let profile = std::env::temp_dir().join(format!("switchyard-browser-{name}-{}", std::process::id()));

@@ -37,7 +37,9 @@ fn build() -> Result<Option<PathBuf>, String> {
         if std::env::var(REQUIRE_VAR).is_ok_and(|v| v == "1") {
             return Err(format!("{REQUIRE_VAR}=1 but {why}; {install}"));
         }
-        eprintln!("note: skipping a JavaScript example plugin test: {why}. To run it: {install}");
+        crate::note(&format!(
+            "skipping a JavaScript example plugin test: {why}. To run it: {install}. ({REQUIRE_VAR}=1, as in CI, makes this a failure.)"
+        ));
         return Ok(None);
     }
     let inputs = [source.join("peak_ewma.js"), source.join("build.sh"), source.join("package-lock.json")];

@@ -31,6 +31,15 @@ pub const GUEST_PEAK_EWMA: &str = env!("GUEST_PEAK_EWMA");
 /// (byrequests, hcheck, proxypassreverse): the host must keep loading them unchanged.
 pub const FIXTURES_WIT_0_1_0: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/wit-0.1.0");
 
+/// Prints `note: {message}` straight to the process's stderr. The test harness captures what
+/// `eprintln!` prints and shows it only for a failing test, so a note that a test was skipped
+/// (a tool it needs is not installed) would never be seen when `cargo test` passes; this
+/// one is, whatever the harness captures.
+pub fn note(message: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "note: {message}");
+}
+
 /// Waits (bounded: 5 s) until `check` holds; panics naming `what` when it never does.
 pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     for _ in 0..500 {

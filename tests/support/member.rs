@@ -13,6 +13,10 @@
 //! - `/ws`: a WebSocket echo (answers 101 to an upgrade, then echoes each text frame back);
 //!   without an upgrade, 426 with `x-seen-upgrade` telling what Upgrade header arrived
 //!
+//! On any path but `/ws` and `/close`, each `x-respond-header: NAME: VALUE` request header
+//! adds `NAME: VALUE` to the answer as it is (hop-by-hop ones included), for tests of what the
+//! proxy does with a member's response headers.
+//!
 //! and a [`Blackhole`] that takes connections and bytes but never answers (a recording member
 //! is in [`crate::recorder`]).
 
@@ -22,7 +26,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{Request, Response, StatusCode};
+use http::{HeaderName, HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, combinators::BoxBody};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -302,6 +306,17 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
         tokio::time::sleep(Duration::from_millis(delay)).await;
     }
     let name = shared.name.clone();
+    let extra: Vec<(HeaderName, HeaderValue)> = req
+        .headers()
+        .get_all("x-respond-header")
+        .iter()
+        .map(|v| {
+            let line = v.to_str().expect("x-respond-header is text");
+            let (field, value) = line.split_once(':').expect("x-respond-header is `NAME: VALUE`");
+            let field = HeaderName::from_bytes(field.trim().as_bytes()).expect("x-respond-header names a header");
+            (field, HeaderValue::from_str(value.trim()).expect("x-respond-header has a header value"))
+        })
+        .collect();
     let query = req.uri().query().map(str::to_string);
     let path = req.uri().path().to_string();
     let target = req.uri().path_and_query().map_or("", |p| p.as_str()).to_string();
@@ -315,7 +330,7 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
         r.headers_mut().insert("x-seen-target", target.parse().expect("a request target is a header value"));
         r
     };
-    let response = match first {
+    let mut response = match first {
         "echo" => {
             let seen: Vec<(String, String)> = req
                 .headers()
@@ -372,5 +387,8 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
         }
         _ => named(StatusCode::OK),
     };
+    for (field, value) in extra {
+        response.headers_mut().append(field, value);
+    }
     Ok(response)
 }

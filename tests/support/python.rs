@@ -85,11 +85,14 @@ fn tool_version() -> Result<Option<String>, String> {
                 Ok(out) => format!("`componentize-py --version` failed: {}", String::from_utf8_lossy(&out.stderr)),
                 Err(e) => format!("componentize-py is not on PATH ({e})"),
             };
-            let install = format!("pip install {}", pinned());
+            let requirements = workspace()?.join("examples/plugins/rendezvous-py/requirements.txt");
+            let install = format!("pip install -r {} (it pins {})", requirements.display(), pinned());
             if required {
                 return Err(format!("{REQUIRE_VAR}=1 but {why}; {install}"));
             }
-            eprintln!("note: skipping a Python example plugin test: {why}. To run it: {install}");
+            crate::note(&format!(
+                "skipping a Python example plugin test: {why}. To run it: {install}. ({REQUIRE_VAR}=1, as in CI, makes this a failure.)"
+            ));
             Ok(None)
         }
     }
@@ -102,7 +105,7 @@ pub(crate) fn workspace() -> Result<&'static Path, String> {
 fn build_rendezvous_py() -> Result<Option<PathBuf>, String> {
     let Some(version) = tool_version()? else { return Ok(None) };
     if !pinned().ends_with(version.rsplit(' ').next().unwrap_or_default()) {
-        eprintln!("note: {version} is installed; the example is pinned to {}", pinned());
+        crate::note(&format!("{version} is installed; the example is pinned to {}", pinned()));
     }
     let workspace = workspace()?;
     let source = workspace.join("examples/plugins/rendezvous-py");

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use super::lbmethod::{CandidateTable, Decision, LbMethod};
+use super::lbmethod::{Candidate, Decision, LbMethod};
 use super::record::{MemberRecord, PickRecord};
 use super::{Balancer, NoMember, PickRequest, Picked, tiers};
 use crate::config::StatusFlags;
@@ -28,14 +28,14 @@ impl<C> Balancer<C> {
 
     /// Tells the observer, if any, what a pick saw and chose: the members in `table` (rows
     /// `rows`) as the method saw them, the others as they are.
-    fn record(&self, request: &PickRequest<'_>, chosen: usize, rows: &[usize], table: &CandidateTable) {
+    fn record(&self, request: &PickRequest<'_>, chosen: usize, rows: &[usize], table: &[Candidate]) {
         let Some(observer) = self.lbmethod.observer() else { return };
         let members = self
             .members
             .iter()
             .enumerate()
             .map(|(i, m)| {
-                let seen = rows.iter().position(|&r| r == i).map(|row| table.row(row));
+                let seen = rows.iter().position(|&r| r == i).and_then(|row| table.get(row)).map(|c| (c.busy, c.transferred, c.read));
                 let (busy, transferred, read) = seen.unwrap_or_else(|| {
                     let (transferred, read) = m.snapshot_traffic();
                     (m.busy(), transferred, read)
@@ -82,7 +82,7 @@ impl<C> Balancer<C> {
     /// Places a request the method failed to: with the previous version of the method when
     /// the balancer has one and it answers, else with byrequests over the same tier — never
     /// always the first candidate, which would send all of them to one member.
-    fn fall_back(&self, key: u64, candidates: &[usize], table: &CandidateTable, now: Instant) -> usize {
+    fn fall_back(&self, key: u64, candidates: &[usize], table: &[Candidate], now: Instant) -> usize {
         self.stats.fallbacks.fetch_add(1, Ordering::Relaxed);
         if let Some((_, previous)) = &self.previous_method {
             match previous.pick(key, table, now) {
@@ -211,17 +211,18 @@ impl<C> Balancer<C> {
 /// httpd's byrequests over a candidate table (the fallback method, in the host so it cannot
 /// fail): every candidate's lbstatus grows by its lbfactor, the highest wins (ties to the
 /// first) and gives back the total. Returns the chosen position and the deltas.
-fn byrequests(table: &CandidateTable) -> (usize, Vec<i64>) {
-    let (lbfactors, lbstatuses) = (table.column(1), table.column(2));
-    let mut deltas = lbfactors.to_vec();
+fn byrequests(table: &[Candidate]) -> (usize, Vec<i64>) {
+    let mut deltas: Vec<i64> = table.iter().map(|c| i64::from(c.lbfactor)).collect();
+    let score = |c: &Candidate| c.lbstatus.wrapping_add(i64::from(c.lbfactor));
     let mut best = 0;
-    for i in 1..table.count {
-        if lbstatuses[i].wrapping_add(lbfactors[i]) > lbstatuses[best].wrapping_add(lbfactors[best]) {
+    for (i, c) in table.iter().enumerate().skip(1) {
+        if score(c) > score(&table[best]) {
             best = i;
         }
     }
+    let total: i64 = deltas.iter().sum();
     if let Some(d) = deltas.get_mut(best) {
-        *d -= lbfactors.iter().sum::<i64>();
+        *d -= total;
     }
     (best, deltas)
 }

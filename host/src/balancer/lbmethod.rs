@@ -11,31 +11,11 @@ use arc_swap::ArcSwap;
 
 use super::record::PickObserver;
 
-/// The candidates of one request as the contract packs them: one column per field
-/// (member, lbfactor, lbstatus, busy, transferred, read), `count` values each.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CandidateTable {
-    /// Number of candidates.
-    pub count: usize,
-    /// `FIELDS × count` values, column-major.
-    pub values: Vec<i64>,
-}
-
-impl CandidateTable {
-    /// Fields per candidate in version 0.1 of the contract.
-    pub const FIELDS: usize = 6;
-
-    /// Column `field` (0 member … 5 read).
-    pub fn column(&self, field: usize) -> &[i64] {
-        &self.values[field * self.count..(field + 1) * self.count]
-    }
-
-    /// Row `row`'s busy, transferred and read, as the method sees them.
-    pub(crate) fn row(&self, row: usize) -> (u64, u64, u64) {
-        let at = |field: usize| self.values.get(field * self.count + row).and_then(|&v| u64::try_from(v).ok()).unwrap_or(0);
-        (at(3), at(4), at(5))
-    }
-}
+/// One candidate of a request, as a method sees it: the member's index in its balancer and
+/// its numbers at the time of the pick. The same type plugin authors read (the SDK's), so
+/// the host and a guest cannot disagree on what a candidate is; how a list of them crosses
+/// the Wasm boundary is the plugin runtime's business.
+pub use switchyard_sdk::Candidate;
 
 /// What `pick` answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,10 +55,10 @@ pub trait LbMethod: Send + Sync + 'static {
     /// Chooses among `candidates` (never empty) for a request placed at `now` (the time
     /// methods that ask for completions are told). `Ok(None)` means the method refuses all of
     /// them; the answer is validated by the caller.
-    fn pick(&self, key: u64, candidates: &CandidateTable, now: Instant) -> Result<Option<Decision>, LbMethodError>;
+    fn pick(&self, key: u64, candidates: &[Candidate], now: Instant) -> Result<Option<Decision>, LbMethodError>;
 
     /// A sticky session chose `usable[chosen]`; returns lbstatus deltas (empty or one per entry).
-    fn sticky_hit(&self, usable: &CandidateTable, chosen: usize) -> Result<Vec<i64>, LbMethodError>;
+    fn sticky_hit(&self, usable: &[Candidate], chosen: usize) -> Result<Vec<i64>, LbMethodError>;
 
     /// The balancer's members changed; implementations pass this on before their next call.
     fn set_members(&self, members: Arc<[MemberInfo]>);

@@ -25,7 +25,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
-pub use lbmethod::{AttemptOutcome, CandidateTable, Completion, Decision, LbMethod, LbMethodError, MemberInfo};
+pub use lbmethod::{AttemptOutcome, Candidate, Completion, Decision, LbMethod, LbMethodError, MemberInfo};
 use lbmethod::MethodSlot;
 pub use member::{BusyGuard, Member, MemberSnapshot, MemberState};
 pub use record::{MemberRecord, PickObserver, PickRecord};

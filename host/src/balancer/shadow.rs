@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::lbmethod::{CandidateTable, LbMethod, MemberInfo};
+use super::lbmethod::{Candidate, LbMethod, MemberInfo};
 
 /// Picks waiting for the shadow; more are dropped.
 const QUEUE: usize = 1024;
@@ -22,9 +22,6 @@ const QUEUE: usize = 1024;
 /// How often the shadow's thread looks for work while busy, and at most while idle.
 const POLL: Duration = Duration::from_millis(1);
 const IDLE_POLL: Duration = Duration::from_millis(20);
-
-/// The lbstatus column of a candidate table (`member-field` order).
-const LBSTATUS: usize = 2;
 
 /// A balancer's shadow lbmethod and what it would have done.
 pub struct Shadow {
@@ -61,7 +58,7 @@ pub struct ShadowStats {
 /// One real pick, for the shadow to redo.
 struct Job {
     key: u64,
-    table: CandidateTable,
+    table: Vec<Candidate>,
     /// Member indices of the table's rows.
     candidates: Vec<usize>,
     /// The member the active method chose.
@@ -101,7 +98,7 @@ impl Shadow {
     }
 
     /// Hands a finished pick to the shadow, or counts it dropped when the shadow is behind.
-    pub(crate) fn offer(&self, key: u64, table: CandidateTable, candidates: Vec<usize>, chosen: usize, now: Instant) {
+    pub(crate) fn offer(&self, key: u64, table: Vec<Candidate>, candidates: Vec<usize>, chosen: usize, now: Instant) {
         let job = Job { key, table, candidates, chosen, now };
         let queued = match self.queue.jobs.lock() {
             Ok(mut jobs) if jobs.len() < QUEUE => {
@@ -148,12 +145,9 @@ fn run(method: &dyn LbMethod, stats: &ShadowStats, queue: &Queue) {
 /// Redoes one pick with the shadow's own lbstatus, and counts.
 fn redo(method: &dyn LbMethod, stats: &ShadowStats, job: Job) {
     let Job { key, mut table, candidates, chosen, now } = job;
-    let count = table.count;
-    for (row, &member) in candidates.iter().enumerate() {
-        let own = stats.lbstatus.get(member).map_or(0, |s| s.load(Ordering::Relaxed));
-        if let Some(v) = table.values.get_mut(LBSTATUS * count + row) {
-            *v = own;
-        }
+    let count = table.len();
+    for (candidate, &member) in table.iter_mut().zip(&candidates) {
+        candidate.lbstatus = stats.lbstatus.get(member).map_or(0, |s| s.load(Ordering::Relaxed));
     }
     match method.pick(key, &table, now) {
         Ok(Some(d)) if d.chosen < count && (d.lbstatus_delta.is_empty() || d.lbstatus_delta.len() == count) => {

@@ -112,6 +112,15 @@ mod tests {
     }
 
     #[test]
+    fn one_cookie_however_it_is_spelled() {
+        for line in ["ROUTEID=sess.r2", "ROUTEID=\"sess.r2\"", "theme=dark;  ROUTEID = \"sess.r2\" ", "ROUTEID= sess.r2 ;x=1"] {
+            assert_eq!(cookie([line.as_bytes()], "ROUTEID"), Some("sess.r2"), "{line:?}");
+        }
+        assert_eq!(cookie([&b"XROUTEID=a; ROUTEID=b"[..]], "ROUTEID"), Some("b"), "names match whole");
+        assert_eq!(cookie([&b"a=1"[..], &b"ROUTEID=\"\""[..]], "ROUTEID"), None, "empty is none");
+    }
+
+    #[test]
     fn cookie_route_after_the_separator() {
         let s = sticky("JSESSIONID|jsessionid", Some('.'), false);
         assert_eq!(route(&s, "/app/x", &["a=1; JSESSIONID=abc123.node2; b=2"]), Some("node2"));

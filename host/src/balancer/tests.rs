@@ -17,13 +17,17 @@ impl<M: switchyard_sdk::LbMethod + Send> LbMethod for Native<M> {
     fn name(&self) -> &str {
         "native"
     }
-    fn pick(&self, key: u64, c: &CandidateTable, _now: Instant) -> Result<Option<Decision>, LbMethodError> {
-        let view = Candidates::from_columns(c.count, &c.values);
+    fn pick(&self, key: u64, c: &[Candidate], _now: Instant) -> Result<Option<Decision>, LbMethodError> {
+        let mut values = Vec::new();
+        Candidates::write_columns(c, &mut values);
+        let view = Candidates::from_columns(c.len(), &values);
         let answer = self.0.lock().expect("lock").pick(Request { key, now: 0 }, &view);
         Ok(answer.map(|d| Decision { chosen: d.chosen, lbstatus_delta: d.lbstatus_delta }))
     }
-    fn sticky_hit(&self, c: &CandidateTable, chosen: usize) -> Result<Vec<i64>, LbMethodError> {
-        let view = Candidates::from_columns(c.count, &c.values);
+    fn sticky_hit(&self, c: &[Candidate], chosen: usize) -> Result<Vec<i64>, LbMethodError> {
+        let mut values = Vec::new();
+        Candidates::write_columns(c, &mut values);
+        let view = Candidates::from_columns(c.len(), &values);
         Ok(self.0.lock().expect("lock").sticky_hit(&view, chosen))
     }
     fn set_members(&self, _members: Arc<[MemberInfo]>) {}
@@ -36,10 +40,10 @@ impl LbMethod for Fixed {
     fn name(&self) -> &str {
         "fixed"
     }
-    fn pick(&self, _: u64, _: &CandidateTable, _: Instant) -> Result<Option<Decision>, LbMethodError> {
+    fn pick(&self, _: u64, _: &[Candidate], _: Instant) -> Result<Option<Decision>, LbMethodError> {
         self.0.clone()
     }
-    fn sticky_hit(&self, _: &CandidateTable, _: usize) -> Result<Vec<i64>, LbMethodError> {
+    fn sticky_hit(&self, _: &[Candidate], _: usize) -> Result<Vec<i64>, LbMethodError> {
         Ok(Vec::new())
     }
     fn set_members(&self, _members: Arc<[MemberInfo]>) {}

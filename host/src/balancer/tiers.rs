@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::lbmethod::CandidateTable;
+use super::lbmethod::Candidate;
 use super::member::Member;
 use crate::config::StatusFlags;
 
@@ -60,20 +60,14 @@ pub(crate) fn first_tier<C>(members: &[Arc<Member<C>>], tried: &[usize], now: In
     }
 }
 
-/// Packs the candidates' state the way the lbmethod contract expects.
-pub(crate) fn table<C>(members: &[Arc<Member<C>>], candidates: &[usize]) -> CandidateTable {
-    let n = candidates.len();
-    let mut values = vec![0i64; CandidateTable::FIELDS * n];
-    let clamp = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-    for (row, &i) in candidates.iter().enumerate() {
-        let m = &members[i];
-        values[row] = i as i64;
-        values[n + row] = i64::from(m.lbfactor());
-        values[2 * n + row] = m.lbstatus();
-        values[3 * n + row] = clamp(m.busy());
-        let s = m.snapshot_traffic();
-        values[4 * n + row] = clamp(s.0);
-        values[5 * n + row] = clamp(s.1);
-    }
-    CandidateTable { count: n, values }
+/// The members at `candidates` as a method sees them, now.
+pub(crate) fn table<C>(members: &[Arc<Member<C>>], candidates: &[usize]) -> Vec<Candidate> {
+    candidates
+        .iter()
+        .map(|&i| {
+            let m = &members[i];
+            let (transferred, read) = m.snapshot_traffic();
+            Candidate { member: i, lbfactor: m.lbfactor(), lbstatus: m.lbstatus(), busy: m.busy(), transferred, read }
+        })
+        .collect()
 }

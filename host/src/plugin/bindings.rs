@@ -105,3 +105,75 @@ pub(crate) fn add_to_linker(linker: &mut Linker<PluginState>) -> wasmtime::Resul
     v0_2::lbmethod::LbmethodPlugin::add_to_linker::<PluginState, HasSelf<PluginState>>(linker, |s| s)?;
     v0_1::lbmethod::LbmethodPlugin::add_to_linker::<PluginState, HasSelf<PluginState>>(linker, |s| s)
 }
+
+/// One world over both versions of the contract: `$world` (the [`World`] the instance pool
+/// runs), `$pre` (a component pre-instantiated for the version it speaks), `$bindings` (an
+/// instance's exports in that version). The version is read from the component's exports; a
+/// component exporting neither is refused with what 0.2.0 expects.
+///
+/// [`World`]: super::instances::World
+macro_rules! versioned_world {
+    (
+        $(#[$doc:meta])*
+        world $world:ident = $name:literal, exporting $interface:literal from $module:ident;
+        pre $pre:ident = $pre_ty:ident;
+        bindings $bindings:ident = $ty:ident, reached by $accessor:ident;
+        local $local:ty;
+        ready only $ready:literal;
+    ) => {
+        $(#[$doc])*
+        pub(crate) struct $world;
+
+        /// A component pre-instantiated for the version it speaks.
+        pub(crate) enum $pre {
+            V0_1($crate::plugin::bindings::v0_1::$module::$pre_ty<$crate::plugin::state::PluginState>),
+            V0_2($crate::plugin::bindings::v0_2::$module::$pre_ty<$crate::plugin::state::PluginState>),
+        }
+
+        /// An instance's exports, in the version the component speaks.
+        pub(crate) enum $bindings {
+            V0_1($crate::plugin::bindings::v0_1::$module::$ty),
+            V0_2($crate::plugin::bindings::v0_2::$module::$ty),
+        }
+
+        impl $crate::plugin::instances::World for $world {
+            const NAME: &'static str = $name;
+            const READY_ONLY: bool = $ready;
+            type Pre = $pre;
+            type Bindings = $bindings;
+            type Local = $local;
+
+            fn pre(
+                pre: ::wasmtime::component::InstancePre<$crate::plugin::state::PluginState>,
+            ) -> ::wasmtime::Result<Self::Pre> {
+                use $crate::plugin::bindings::{Version, exported_version, v0_1, v0_2};
+                match exported_version(pre.component(), $interface) {
+                    Some(Version::V0_1) => v0_1::$module::$pre_ty::new(pre).map($pre::V0_1),
+                    _ => v0_2::$module::$pre_ty::new(pre).map($pre::V0_2),
+                }
+            }
+
+            fn instantiate(
+                pre: &Self::Pre,
+                store: &mut ::wasmtime::Store<$crate::plugin::state::PluginState>,
+            ) -> ::wasmtime::Result<Self::Bindings> {
+                match pre {
+                    $pre::V0_1(pre) => pre.instantiate(store).map($bindings::V0_1),
+                    $pre::V0_2(pre) => pre.instantiate(store).map($bindings::V0_2),
+                }
+            }
+
+            fn configure(
+                bindings: &Self::Bindings,
+                store: &mut ::wasmtime::Store<$crate::plugin::state::PluginState>,
+                config: &str,
+            ) -> ::wasmtime::Result<Result<(), String>> {
+                match bindings {
+                    $bindings::V0_1(b) => b.$accessor().call_configure(store, config),
+                    $bindings::V0_2(b) => b.$accessor().call_configure(store, config),
+                }
+            }
+        }
+    };
+}
+pub(crate) use versioned_world;

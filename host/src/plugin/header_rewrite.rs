@@ -4,10 +4,11 @@
 use std::sync::Arc;
 
 use wasmtime::Store;
-use wasmtime::component::{Component, InstancePre};
+use wasmtime::component::Component;
 
-use super::{PluginError, bindings};
-use super::instances::{Instances, LoadParams, PluginStats, World};
+use super::PluginError;
+use super::bindings::versioned_world;
+use super::instances::{Instances, LoadParams, PluginStats};
 use super::state::PluginState;
 use crate::rewrite::{Context, Edit, Header, HeaderRewriter, Interest, PhaseInterest, RewriteError};
 
@@ -81,47 +82,13 @@ macro_rules! calls {
 calls!(v0_1);
 calls!(v0_2);
 
-/// The `header-rewrite-plugin` world, 0.2.0 or 0.1.0, whichever the component exports.
-pub(crate) struct RewriteWorld;
-
-/// A component pre-instantiated for the version it speaks.
-pub(crate) enum RewritePre {
-    V0_1(bindings::v0_1::header_rewrite::HeaderRewritePluginPre<PluginState>),
-    V0_2(bindings::v0_2::header_rewrite::HeaderRewritePluginPre<PluginState>),
-}
-
-/// An instance's exports, in the version the component speaks.
-pub(crate) enum RewriteBindings {
-    V0_1(bindings::v0_1::header_rewrite::HeaderRewritePlugin),
-    V0_2(bindings::v0_2::header_rewrite::HeaderRewritePlugin),
-}
-
-impl World for RewriteWorld {
-    const NAME: &'static str = "header-rewrite-plugin";
-    type Pre = RewritePre;
-    type Bindings = RewriteBindings;
-    type Local = ();
-
-    fn pre(pre: InstancePre<PluginState>) -> wasmtime::Result<Self::Pre> {
-        match bindings::exported_version(pre.component(), "header-rewrite") {
-            Some(bindings::Version::V0_1) => bindings::v0_1::header_rewrite::HeaderRewritePluginPre::new(pre).map(RewritePre::V0_1),
-            _ => bindings::v0_2::header_rewrite::HeaderRewritePluginPre::new(pre).map(RewritePre::V0_2),
-        }
-    }
-
-    fn instantiate(pre: &Self::Pre, store: &mut Store<PluginState>) -> wasmtime::Result<Self::Bindings> {
-        match pre {
-            RewritePre::V0_1(pre) => pre.instantiate(store).map(RewriteBindings::V0_1),
-            RewritePre::V0_2(pre) => pre.instantiate(store).map(RewriteBindings::V0_2),
-        }
-    }
-
-    fn configure(bindings: &Self::Bindings, store: &mut Store<PluginState>, config: &str) -> wasmtime::Result<Result<(), String>> {
-        match bindings {
-            RewriteBindings::V0_1(b) => b.switchyard_plugin_header_rewrite().call_configure(store, config),
-            RewriteBindings::V0_2(b) => b.switchyard_plugin_header_rewrite().call_configure(store, config),
-        }
-    }
+versioned_world! {
+    /// The `header-rewrite-plugin` world, 0.2.0 or 0.1.0, whichever the component exports.
+    world RewriteWorld = "header-rewrite-plugin", exporting "header-rewrite" from header_rewrite;
+    pre RewritePre = HeaderRewritePluginPre;
+    bindings RewriteBindings = HeaderRewritePlugin, reached by switchyard_plugin_header_rewrite;
+    local ();
+    ready only false;
 }
 
 impl RewriteBindings {

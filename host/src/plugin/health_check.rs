@@ -4,10 +4,11 @@
 use std::sync::Arc;
 
 use wasmtime::Store;
-use wasmtime::component::{Component, InstancePre};
+use wasmtime::component::Component;
 
-use super::{PluginError, bindings};
-use super::instances::{Instances, LoadParams, PluginStats, World};
+use super::PluginError;
+use super::bindings::versioned_world;
+use super::instances::{Instances, LoadParams, PluginStats};
 use super::state::PluginState;
 use crate::health::{self, CheckError, HealthCheck, HttpProbe, Outcome, Probe, Target, Verdict};
 
@@ -58,47 +59,13 @@ macro_rules! calls {
 calls!(v0_1);
 calls!(v0_2);
 
-/// The `health-check-plugin` world, 0.2.0 or 0.1.0, whichever the component exports.
-pub(crate) struct HealthWorld;
-
-/// A component pre-instantiated for the version it speaks.
-pub(crate) enum HealthPre {
-    V0_1(bindings::v0_1::health_check::HealthCheckPluginPre<PluginState>),
-    V0_2(bindings::v0_2::health_check::HealthCheckPluginPre<PluginState>),
-}
-
-/// An instance's exports, in the version the component speaks.
-pub(crate) enum HealthBindings {
-    V0_1(bindings::v0_1::health_check::HealthCheckPlugin),
-    V0_2(bindings::v0_2::health_check::HealthCheckPlugin),
-}
-
-impl World for HealthWorld {
-    const NAME: &'static str = "health-check-plugin";
-    type Pre = HealthPre;
-    type Bindings = HealthBindings;
-    type Local = ();
-
-    fn pre(pre: InstancePre<PluginState>) -> wasmtime::Result<Self::Pre> {
-        match bindings::exported_version(pre.component(), "health-check") {
-            Some(bindings::Version::V0_1) => bindings::v0_1::health_check::HealthCheckPluginPre::new(pre).map(HealthPre::V0_1),
-            _ => bindings::v0_2::health_check::HealthCheckPluginPre::new(pre).map(HealthPre::V0_2),
-        }
-    }
-
-    fn instantiate(pre: &Self::Pre, store: &mut Store<PluginState>) -> wasmtime::Result<Self::Bindings> {
-        match pre {
-            HealthPre::V0_1(pre) => pre.instantiate(store).map(HealthBindings::V0_1),
-            HealthPre::V0_2(pre) => pre.instantiate(store).map(HealthBindings::V0_2),
-        }
-    }
-
-    fn configure(bindings: &Self::Bindings, store: &mut Store<PluginState>, config: &str) -> wasmtime::Result<Result<(), String>> {
-        match bindings {
-            HealthBindings::V0_1(b) => b.switchyard_plugin_health_check().call_configure(store, config),
-            HealthBindings::V0_2(b) => b.switchyard_plugin_health_check().call_configure(store, config),
-        }
-    }
+versioned_world! {
+    /// The `health-check-plugin` world, 0.2.0 or 0.1.0, whichever the component exports.
+    world HealthWorld = "health-check-plugin", exporting "health-check" from health_check;
+    pre HealthPre = HealthCheckPluginPre;
+    bindings HealthBindings = HealthCheckPlugin, reached by switchyard_plugin_health_check;
+    local ();
+    ready only false;
 }
 
 impl HealthBindings {

@@ -8,72 +8,55 @@ use std::time::Instant;
 
 use arc_swap::ArcSwap;
 use wasmtime::Store;
-use wasmtime::component::{Component, InstancePre};
+use wasmtime::component::Component;
 
 use super::PluginError;
-use super::bindings::{Version, exported_version, v0_1, v0_2};
+use super::bindings::{Version, v0_1, v0_2, versioned_world};
 use super::feedback::{Cursor, FeedbackLog, Taken};
-use super::instances::{CallError, Instance, Instances, LoadParams, PluginStats, World};
+use super::instances::{CallError, Instance, Instances, LoadParams, PluginStats};
 use super::state::PluginState;
-use crate::balancer::{CandidateTable, Completion, Decision, LbMethod, LbMethodError, MemberInfo};
+use crate::balancer::{Candidate, Completion, Decision, LbMethod, LbMethodError, MemberInfo};
 
 use v0_1::lbmethod::exports::switchyard::plugin::lbmethod as wit1;
 use v0_2::lbmethod::exports::switchyard::plugin::lbmethod as wit2;
 
-/// The `lbmethod-plugin` world, 0.2.0 or 0.1.0, whichever the component exports.
-pub(crate) struct LbWorld;
-
-/// A component pre-instantiated for the version it speaks.
-pub(crate) enum LbPre {
-    V0_1(v0_1::lbmethod::LbmethodPluginPre<PluginState>),
-    V0_2(v0_2::lbmethod::LbmethodPluginPre<PluginState>),
-}
-
-/// An instance's exports, in the version the component speaks.
-pub(crate) enum LbBindings {
-    V0_1(v0_1::lbmethod::LbmethodPlugin),
-    V0_2(v0_2::lbmethod::LbmethodPlugin),
+versioned_world! {
+    /// The `lbmethod-plugin` world, 0.2.0 or 0.1.0, whichever the component exports.
+    world LbWorld = "lbmethod-plugin", exporting "lbmethod" from lbmethod;
+    pre LbPre = LbmethodPluginPre;
+    bindings LbBindings = LbmethodPlugin, reached by switchyard_plugin_lbmethod;
+    local LbLocal;
+    ready only true;
 }
 
 /// What an lbmethod instance has seen: the member list's generation and the completions.
 pub(crate) struct LbLocal {
     generation: u64,
     cursor: Cursor,
+    /// The candidate table as the contract sends it, reused from call to call.
+    columns: Vec<i64>,
 }
 
 impl Default for LbLocal {
     fn default() -> Self {
-        Self { generation: u64::MAX, cursor: Cursor::default() }
+        Self { generation: u64::MAX, cursor: Cursor::default(), columns: Vec::new() }
     }
 }
 
-impl World for LbWorld {
-    const NAME: &'static str = "lbmethod-plugin";
-    const READY_ONLY: bool = true;
-    type Pre = LbPre;
-    type Bindings = LbBindings;
-    type Local = LbLocal;
+/// Candidates as the contract's `candidates` record carries them: `count` rows, column-major
+/// in the `member-field` order. Packed by [`switchyard_sdk::Candidates::write_columns`], the
+/// one writer of the layout the guest's SDK reads.
+#[derive(Clone, Copy)]
+struct Columns<'a> {
+    count: u32,
+    values: &'a [i64],
+}
 
-    fn pre(pre: InstancePre<PluginState>) -> wasmtime::Result<Self::Pre> {
-        // A component exporting neither version is refused with what 0.2.0 expects.
-        match exported_version(pre.component(), "lbmethod") {
-            Some(Version::V0_1) => v0_1::lbmethod::LbmethodPluginPre::new(pre).map(LbPre::V0_1),
-            _ => v0_2::lbmethod::LbmethodPluginPre::new(pre).map(LbPre::V0_2),
-        }
-    }
-
-    fn instantiate(pre: &Self::Pre, store: &mut Store<PluginState>) -> wasmtime::Result<Self::Bindings> {
-        match pre {
-            LbPre::V0_1(pre) => pre.instantiate(store).map(LbBindings::V0_1),
-            LbPre::V0_2(pre) => pre.instantiate(store).map(LbBindings::V0_2),
-        }
-    }
-
-    fn configure(bindings: &Self::Bindings, store: &mut Store<PluginState>, config: &str) -> wasmtime::Result<Result<(), String>> {
-        match bindings {
-            LbBindings::V0_1(b) => b.switchyard_plugin_lbmethod().call_configure(store, config),
-            LbBindings::V0_2(b) => b.switchyard_plugin_lbmethod().call_configure(store, config),
-        }
+impl<'a> Columns<'a> {
+    /// Packs `candidates` into `buffer` and views it.
+    fn pack(candidates: &[Candidate], buffer: &'a mut Vec<i64>) -> Self {
+        switchyard_sdk::Candidates::write_columns(candidates, buffer);
+        Self { count: u32::try_from(candidates.len()).unwrap_or(u32::MAX), values: buffer }
     }
 }
 
@@ -118,19 +101,19 @@ impl LbBindings {
         &self,
         store: &mut Store<PluginState>,
         key: u64,
-        table: &CandidateTable,
+        table: Columns<'_>,
         feedback: Option<Feedback<'_>>,
     ) -> wasmtime::Result<Option<Decision>> {
-        let count = u32::try_from(table.count).unwrap_or(u32::MAX);
+        let Columns { count, values } = table;
         let decision = |chosen: u32, lbstatus_delta: Vec<i64>| Decision { chosen: chosen as usize, lbstatus_delta };
         match self {
             LbBindings::V0_1(b) => {
-                let candidates = wit1::Candidates { count, values: &table.values };
+                let candidates = wit1::Candidates { count, values };
                 let d = b.switchyard_plugin_lbmethod().call_pick(store, key, candidates)?;
                 Ok(d.map(|d| decision(d.chosen, d.lbstatus_delta)))
             }
             LbBindings::V0_2(b) => {
-                let candidates = wit2::Candidates { count, values: &table.values };
+                let candidates = wit2::Candidates { count, values };
                 let feedback = feedback.map(|f| wit2::Feedback {
                     now: f.taken.now,
                     count: f.taken.count,
@@ -143,16 +126,12 @@ impl LbBindings {
         }
     }
 
-    fn sticky_hit(&self, store: &mut Store<PluginState>, usable: &CandidateTable, chosen: usize) -> wasmtime::Result<Vec<i64>> {
-        let count = u32::try_from(usable.count).unwrap_or(u32::MAX);
+    fn sticky_hit(&self, store: &mut Store<PluginState>, usable: Columns<'_>, chosen: usize) -> wasmtime::Result<Vec<i64>> {
+        let Columns { count, values } = usable;
         let chosen = u32::try_from(chosen).unwrap_or(u32::MAX);
         match self {
-            LbBindings::V0_1(b) => {
-                b.switchyard_plugin_lbmethod().call_sticky_hit(store, wit1::Candidates { count, values: &usable.values }, chosen)
-            }
-            LbBindings::V0_2(b) => {
-                b.switchyard_plugin_lbmethod().call_sticky_hit(store, wit2::Candidates { count, values: &usable.values }, chosen)
-            }
+            LbBindings::V0_1(b) => b.switchyard_plugin_lbmethod().call_sticky_hit(store, wit1::Candidates { count, values }, chosen),
+            LbBindings::V0_2(b) => b.switchyard_plugin_lbmethod().call_sticky_hit(store, wit2::Candidates { count, values }, chosen),
         }
     }
 }
@@ -222,7 +201,8 @@ impl WasmLbMethod {
         self.instances
             .run(&mut instance, true, |b, store| b.reset(store, &infos))
             .map_err(|e| refuse(format!("reset trapped: {e:#}")))?;
-        let table = synthetic_table(3);
+        let mut buffer = Vec::new();
+        let table = Columns::pack(&synthetic_candidates(3), &mut buffer);
         let mut cursor = Cursor::default();
         let synthetic = FeedbackLog::default();
         synthetic.push(&synthetic_completion());
@@ -230,7 +210,7 @@ impl WasmLbMethod {
         let feedback = self.wants_completions.then_some(Feedback { taken, values: &cursor.values });
         let decision = self
             .instances
-            .run(&mut instance, false, |b, store| b.pick(store, 0, &table, feedback))
+            .run(&mut instance, false, |b, store| b.pick(store, 0, table, feedback))
             .map_err(|e| refuse(format!("pick trapped: {e:#}")))?;
         if let Some(d) = &decision {
             if d.chosen >= 3 {
@@ -242,7 +222,7 @@ impl WasmLbMethod {
         }
         let deltas = self
             .instances
-            .run(&mut instance, false, |b, store| b.sticky_hit(store, &table, 1))
+            .run(&mut instance, false, |b, store| b.sticky_hit(store, table, 1))
             .map_err(|e| refuse(format!("sticky-hit trapped: {e:#}")))?;
         if !matches!(deltas.len(), 0 | 3) {
             return Err(refuse(format!("sticky-hit returned {} lbstatus deltas for 3 members", deltas.len())));
@@ -273,24 +253,31 @@ impl LbMethod for WasmLbMethod {
         &self.instances.name
     }
 
-    fn pick(&self, key: u64, candidates: &CandidateTable, now: Instant) -> Result<Option<Decision>, LbMethodError> {
+    fn pick(&self, key: u64, candidates: &[Candidate], now: Instant) -> Result<Option<Decision>, LbMethodError> {
         let mut instance = self.checkout().map_err(lb_error)?;
-        if !self.wants_completions {
-            let result = self.instances.run(&mut instance, false, |b, store| b.pick(store, key, candidates, None));
-            return self.instances.finish(result, instance).map_err(lb_error);
-        }
-        let taken = self.completions.take(&mut instance.local.cursor, now);
-        // The table moves out for the call (the instance is borrowed by it) and back after.
-        let values = std::mem::take(&mut instance.local.cursor.values);
-        let feedback = Feedback { taken, values: &values };
-        let result = self.instances.run(&mut instance, false, |b, store| b.pick(store, key, candidates, Some(feedback)));
-        instance.local.cursor.values = values;
+        // The tables move out for the call (the instance is borrowed by it) and back after.
+        let mut buffer = std::mem::take(&mut instance.local.columns);
+        let table = Columns::pack(candidates, &mut buffer);
+        let result = if self.wants_completions {
+            let taken = self.completions.take(&mut instance.local.cursor, now);
+            let values = std::mem::take(&mut instance.local.cursor.values);
+            let feedback = Feedback { taken, values: &values };
+            let result = self.instances.run(&mut instance, false, |b, store| b.pick(store, key, table, Some(feedback)));
+            instance.local.cursor.values = values;
+            result
+        } else {
+            self.instances.run(&mut instance, false, |b, store| b.pick(store, key, table, None))
+        };
+        instance.local.columns = buffer;
         self.instances.finish(result, instance).map_err(lb_error)
     }
 
-    fn sticky_hit(&self, usable: &CandidateTable, chosen: usize) -> Result<Vec<i64>, LbMethodError> {
+    fn sticky_hit(&self, usable: &[Candidate], chosen: usize) -> Result<Vec<i64>, LbMethodError> {
         let mut instance = self.checkout().map_err(lb_error)?;
-        let result = self.instances.run(&mut instance, false, |b, store| b.sticky_hit(store, usable, chosen));
+        let mut buffer = std::mem::take(&mut instance.local.columns);
+        let table = Columns::pack(usable, &mut buffer);
+        let result = self.instances.run(&mut instance, false, |b, store| b.sticky_hit(store, table, chosen));
+        instance.local.columns = buffer;
         self.instances.finish(result, instance).map_err(lb_error)
     }
 
@@ -318,13 +305,8 @@ fn lb_error(e: CallError) -> LbMethodError {
 }
 
 /// `n` equal, idle members, for the self-test.
-fn synthetic_table(n: usize) -> CandidateTable {
-    let mut values = vec![0i64; CandidateTable::FIELDS * n];
-    for i in 0..n {
-        values[i] = i as i64;
-        values[n + i] = 100;
-    }
-    CandidateTable { count: n, values }
+fn synthetic_candidates(n: usize) -> Vec<Candidate> {
+    (0..n).map(|member| Candidate { member, lbfactor: 100, lbstatus: 0, busy: 0, transferred: 0, read: 0 }).collect()
 }
 
 /// One quick answer from the first synthetic member.

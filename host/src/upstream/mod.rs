@@ -16,6 +16,7 @@
 
 mod body;
 mod conn;
+mod head;
 mod pool;
 mod pump;
 mod request;
@@ -27,7 +28,7 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http::request::Parts;
 use http::{HeaderMap, Method, Request, StatusCode};
 use http_body::Body;
@@ -38,8 +39,8 @@ pub use pool::{ConnectError, MemberPool};
 pub use tunnel::Tunnel;
 
 use crate::balancer::{AttemptOutcome, BusyGuard, Member};
-use crate::codec::response::{self, Fields, ResponseHead};
-use conn::READ_CHUNK;
+use crate::codec::response::{Fields, ResponseHead};
+use head::{Continue, HeadFailure, await_continue, read_head, read_head_from};
 use pool::Lease;
 use request::BodyWriteError;
 use upload::Upload;
@@ -323,99 +324,4 @@ async fn send_and_read<B: OutgoingBody>(
         return Ok((head, None));
     }
     Ok((head, (!upload.is_done()).then_some(upload)))
-}
-
-enum HeadFailure {
-    Timeout,
-    Broken(String),
-}
-
-/// The member's answer to `Expect: 100-continue`.
-enum Continue {
-    /// 100 Continue: send the body.
-    Proceed,
-    /// A final response instead: the body is not sent.
-    Final(ResponseHead),
-}
-
-/// Waits up to `ping` for the member to answer `Expect: 100-continue`.
-async fn await_continue(lease: &mut Lease, ping: Duration, member: &ProxyMember) -> Result<Continue, HeadFailure> {
-    let conn = &mut lease.conn;
-    let wait = async {
-        loop {
-            // A HEAD-less method: interim answers carry no body either way.
-            match response::parse(&mut conn.buf, &Method::POST) {
-                Ok(Some(head)) if head.status == StatusCode::CONTINUE => return Ok(Continue::Proceed),
-                Ok(Some(head)) if head.status == StatusCode::SWITCHING_PROTOCOLS => {
-                    return Err(HeadFailure::Broken("the member switched protocols, which this route does not allow".into()));
-                }
-                Ok(Some(head)) if head.status.is_informational() => continue,
-                Ok(Some(head)) => return Ok(Continue::Final(head)),
-                Ok(None) => {}
-                Err(e) => return Err(HeadFailure::Broken(e.to_string())),
-            }
-            conn.buf.reserve(READ_CHUNK);
-            match tokio::io::AsyncReadExt::read_buf(&mut conn.stream, &mut conn.buf).await {
-                Ok(0) => return Err(HeadFailure::Broken("connection closed before answering Expect: 100-continue".into())),
-                Ok(n) => member.add_read(n as u64),
-                Err(e) => return Err(HeadFailure::Broken(format!("reading the response: {e}"))),
-            }
-        }
-    };
-    crate::deadline::within(ping, wait).await.unwrap_or(Err(HeadFailure::Timeout))
-}
-
-/// Reads the response head (skipping 100 Continue and other interim responses) within
-/// `timeout`.
-async fn read_head(
-    lease: &mut Lease,
-    method: &Method,
-    upgrading: bool,
-    timeout: Duration,
-    member: &ProxyMember,
-) -> Result<ResponseHead, HeadFailure> {
-    let conn = &mut lease.conn;
-    let read = read_head_from(&mut conn.stream, &mut conn.buf, method, upgrading, member);
-    match crate::deadline::within(timeout, read).await {
-        Some(Ok(head)) => Ok(head),
-        Some(Err(reason)) => Err(HeadFailure::Broken(reason)),
-        None => Err(HeadFailure::Timeout),
-    }
-}
-
-/// Reads from `stream` into `buf` until a final response head (or an allowed 101) is parsed.
-async fn read_head_from<R: tokio::io::AsyncRead + Unpin>(
-    stream: &mut R,
-    buf: &mut BytesMut,
-    method: &Method,
-    upgrading: bool,
-    member: &ProxyMember,
-) -> Result<ResponseHead, String> {
-    loop {
-        // Nothing read yet (the usual case on a pooled connection): nothing to parse.
-        let parsed = if buf.is_empty() { Ok(None) } else { response::parse(buf, method) };
-        match parsed {
-            Ok(Some(head)) => {
-                if head.status == StatusCode::SWITCHING_PROTOCOLS && upgrading {
-                    return Ok(head);
-                }
-                if head.status == StatusCode::SWITCHING_PROTOCOLS {
-                    return Err("the member switched protocols, which this route does not allow".into());
-                }
-                if head.status.is_informational() {
-                    continue;
-                }
-                return Ok(head);
-            }
-            Ok(None) => {}
-            Err(e) => return Err(e.to_string()),
-        }
-        buf.reserve(READ_CHUNK);
-        match tokio::io::AsyncReadExt::read_buf(stream, buf).await {
-            Ok(0) if buf.is_empty() => return Err("connection closed before any response".into()),
-            Ok(0) => return Err("connection closed in the middle of the response head".into()),
-            Ok(n) => member.add_read(n as u64),
-            Err(e) => return Err(format!("reading the response: {e}")),
-        }
-    }
 }

@@ -76,38 +76,25 @@ fn to_edits(edits: Vec<Edit>) -> Vec<wit::Edit> {
 #[macro_export]
 macro_rules! export_header_rewrite {
     ($ty:ty) => {
-        #[cfg(target_family = "wasm")]
-        const _: () = {
-            use $crate::__private::header_rewrite as glue;
-            ::std::thread_local! {
-                static SLOT: ::core::cell::RefCell<::core::option::Option<$ty>> =
-                    const { ::core::cell::RefCell::new(::core::option::Option::None) };
+        $crate::__export_world!($ty, header_rewrite, header_rewrite, __export_header_rewrite_world, {
+            fn wants() -> glue::wit::Interest {
+                glue::interest::<$ty>(&SLOT)
             }
-            struct Export;
-            impl glue::Guest for Export {
-                fn configure(config: ::std::string::String) -> ::core::result::Result<(), ::std::string::String> {
-                    glue::configure::<$ty>(&SLOT, config)
-                }
-                fn wants() -> glue::wit::Interest {
-                    glue::interest::<$ty>(&SLOT)
-                }
-                fn on_request(
-                    context: glue::wit::Context,
-                    method: ::std::string::String,
-                    path: ::std::string::String,
-                    headers: ::std::vec::Vec<glue::wit::Header>,
-                ) -> ::std::vec::Vec<glue::wit::Edit> {
-                    glue::on_request::<$ty>(&SLOT, context, method, path, headers)
-                }
-                fn on_response(
-                    context: glue::wit::Context,
-                    status: u16,
-                    headers: ::std::vec::Vec<glue::wit::Header>,
-                ) -> ::std::vec::Vec<glue::wit::Edit> {
-                    glue::on_response::<$ty>(&SLOT, context, status, headers)
-                }
+            fn on_request(
+                context: glue::wit::Context,
+                method: ::std::string::String,
+                path: ::std::string::String,
+                headers: ::std::vec::Vec<glue::wit::Header>,
+            ) -> ::std::vec::Vec<glue::wit::Edit> {
+                glue::on_request::<$ty>(&SLOT, context, method, path, headers)
             }
-            $crate::wit::header_rewrite::__export_header_rewrite_world!(Export with_types_in $crate::wit::header_rewrite);
-        };
+            fn on_response(
+                context: glue::wit::Context,
+                status: u16,
+                headers: ::std::vec::Vec<glue::wit::Header>,
+            ) -> ::std::vec::Vec<glue::wit::Edit> {
+                glue::on_response::<$ty>(&SLOT, context, status, headers)
+            }
+        });
     };
 }

@@ -55,26 +55,13 @@ fn from_member(m: wit::Member) -> Member {
 #[macro_export]
 macro_rules! export_health_check {
     ($ty:ty) => {
-        #[cfg(target_family = "wasm")]
-        const _: () = {
-            use $crate::__private::health_check as glue;
-            ::std::thread_local! {
-                static SLOT: ::core::cell::RefCell<::core::option::Option<$ty>> =
-                    const { ::core::cell::RefCell::new(::core::option::Option::None) };
+        $crate::__export_world!($ty, health_check, health_check, __export_health_check_world, {
+            fn describe_probe(member: glue::wit::Member) -> glue::wit::Probe {
+                glue::probe::<$ty>(&SLOT, member)
             }
-            struct Export;
-            impl glue::Guest for Export {
-                fn configure(config: ::std::string::String) -> ::core::result::Result<(), ::std::string::String> {
-                    glue::configure::<$ty>(&SLOT, config)
-                }
-                fn describe_probe(member: glue::wit::Member) -> glue::wit::Probe {
-                    glue::probe::<$ty>(&SLOT, member)
-                }
-                fn judge(member: glue::wit::Member, outcome: glue::wit::Outcome) -> glue::wit::Verdict {
-                    glue::judge::<$ty>(&SLOT, member, outcome)
-                }
+            fn judge(member: glue::wit::Member, outcome: glue::wit::Outcome) -> glue::wit::Verdict {
+                glue::judge::<$ty>(&SLOT, member, outcome)
             }
-            $crate::wit::health_check::__export_health_check_world!(Export with_types_in $crate::wit::health_check);
-        };
+        });
     };
 }

@@ -59,36 +59,23 @@ fn view(c: &wit::Candidates) -> Candidates<'_> {
 #[macro_export]
 macro_rules! export_lbmethod {
     ($ty:ty) => {
-        #[cfg(target_family = "wasm")]
-        const _: () = {
-            use $crate::__private::lbmethod as glue;
-            ::std::thread_local! {
-                static SLOT: ::core::cell::RefCell<::core::option::Option<$ty>> =
-                    const { ::core::cell::RefCell::new(::core::option::Option::None) };
+        $crate::__export_world!($ty, lbmethod, lbmethod, __export_lbmethod_world, {
+            fn wants() -> glue::wit::Interest {
+                glue::wants::<$ty>(&SLOT)
             }
-            struct Export;
-            impl glue::Guest for Export {
-                fn configure(config: ::std::string::String) -> ::core::result::Result<(), ::std::string::String> {
-                    glue::configure::<$ty>(&SLOT, config)
-                }
-                fn wants() -> glue::wit::Interest {
-                    glue::wants::<$ty>(&SLOT)
-                }
-                fn reset(members: ::std::vec::Vec<glue::wit::MemberInfo>) {
-                    glue::reset::<$ty>(&SLOT, members)
-                }
-                fn pick(
-                    key: u64,
-                    candidates: glue::wit::Candidates,
-                    feedback: ::core::option::Option<glue::wit::Feedback>,
-                ) -> ::core::option::Option<glue::wit::Decision> {
-                    glue::pick::<$ty>(&SLOT, key, candidates, feedback)
-                }
-                fn sticky_hit(usable: glue::wit::Candidates, chosen: u32) -> ::std::vec::Vec<i64> {
-                    glue::sticky_hit::<$ty>(&SLOT, usable, chosen)
-                }
+            fn reset(members: ::std::vec::Vec<glue::wit::MemberInfo>) {
+                glue::reset::<$ty>(&SLOT, members)
             }
-            $crate::wit::lbmethod::__export_lbmethod_world!(Export with_types_in $crate::wit::lbmethod);
-        };
+            fn pick(
+                key: u64,
+                candidates: glue::wit::Candidates,
+                feedback: ::core::option::Option<glue::wit::Feedback>,
+            ) -> ::core::option::Option<glue::wit::Decision> {
+                glue::pick::<$ty>(&SLOT, key, candidates, feedback)
+            }
+            fn sticky_hit(usable: glue::wit::Candidates, chosen: u32) -> ::std::vec::Vec<i64> {
+                glue::sticky_hit::<$ty>(&SLOT, usable, chosen)
+            }
+        });
     };
 }

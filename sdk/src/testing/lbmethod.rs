@@ -18,7 +18,7 @@
 
 use crate::completion::{AttemptOutcome, Completion, Completions, to_columns};
 use crate::config::Config;
-use crate::lbmethod::{Candidates, Decision, Field, LbMethod, MemberInfo, Request};
+use crate::lbmethod::{Candidate, Candidates, Decision, LbMethod, MemberInfo, Request};
 
 /// One simulated member with the counters the host keeps.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -213,16 +213,15 @@ struct Lists {
 
 impl Lists {
     fn of(all: &[SimMember], members: &[usize]) -> Self {
-        let clamp = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-        let columns: [&dyn Fn(usize) -> i64; Field::COUNT] = [
-            &|i| i as i64,
-            &|i| i64::from(all[i].lbfactor),
-            &|i| all[i].lbstatus,
-            &|i| clamp(all[i].busy),
-            &|i| clamp(all[i].transferred),
-            &|i| clamp(all[i].read),
-        ];
-        let values = columns.iter().flat_map(|col| members.iter().map(|&i| col(i))).collect();
+        let rows: Vec<Candidate> = members
+            .iter()
+            .map(|&i| {
+                let m = &all[i];
+                Candidate { member: i, lbfactor: m.lbfactor, lbstatus: m.lbstatus, busy: m.busy, transferred: m.transferred, read: m.read }
+            })
+            .collect();
+        let mut values = Vec::new();
+        Candidates::write_columns(&rows, &mut values);
         Self { count: members.len(), values }
     }
 
