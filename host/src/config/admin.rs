@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::locate::Seg;
-use super::validate::{Problems, key};
+use super::problems::{Problems, key};
 
 /// `[admin]` as written.
 #[derive(Debug, Deserialize)]

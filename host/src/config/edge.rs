@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use super::locate::Seg;
 use super::units::{DurationValue, SizeValue};
-use super::validate::Problems;
+use super::problems::Problems;
 
 /// `[limits]` as written.
 #[derive(Debug, Default, Deserialize)]

@@ -9,7 +9,7 @@ use http::HeaderName;
 use serde::Deserialize;
 
 use super::locate::Seg;
-use super::validate::{Problems, key};
+use super::problems::{Problems, key};
 
 /// httpd's `common` log format.
 pub const COMMON: &str = r#"%h %l %u %t "%r" %>s %b"#;

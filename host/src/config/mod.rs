@@ -10,6 +10,7 @@ mod error;
 mod locate;
 mod logging;
 mod model;
+mod problems;
 mod raw;
 mod status;
 mod tls;

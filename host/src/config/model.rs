@@ -9,6 +9,9 @@ use std::time::Duration;
 
 use super::status::StatusFlags;
 
+/// httpd's default `retry`: how long a member in error waits before it is tried again.
+pub(crate) const DEFAULT_RETRY: Duration = Duration::from_secs(60);
+
 /// A whole, valid config.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -278,7 +281,7 @@ impl Member {
             lbfactor: 100,
             lbset: 0,
             status: StatusFlags::empty(),
-            retry: super::validate::DEFAULT_RETRY,
+            retry: DEFAULT_RETRY,
             route: String::new(),
             redirect: String::new(),
             ping: None,

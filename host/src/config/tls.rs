@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use super::locate::Seg;
 use super::units::DurationValue;
-use super::validate::{Problems, index, key};
+use super::problems::{Problems, index, key};
 
 /// `[listen.tls]` as written.
 #[derive(Debug, Deserialize)]

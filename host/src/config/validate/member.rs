@@ -7,14 +7,13 @@ use std::time::Duration;
 use super::{Problems, key};
 use crate::config::tls::{RawMemberTls, member_tls};
 use crate::config::locate::Seg;
-use crate::config::model::{ConnectionSettings, Member};
+use crate::config::model::{ConnectionSettings, DEFAULT_RETRY, Member};
 use crate::config::raw::RawMember;
 use crate::config::status::StatusFlags;
 use crate::config::units::DurationValue;
 
 /// httpd's defaults: `timeout` is ProxyTimeout (60 s), `retry` 60 s.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
-pub(crate) const DEFAULT_RETRY: Duration = Duration::from_secs(60);
 const DEFAULT_MAX_CONNECTIONS: u32 = 1024;
 const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 

@@ -15,36 +15,12 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::locate::Seg;
+pub(crate) use super::problems::{Problems, index, key};
 use super::model::{Config, Listener, PluginLimits, Server};
 use super::raw::{RawConfig, RawPlugins, RawServer};
 
 pub use plugin::{BUILTIN_HEALTH_CHECKS, BUILTIN_LBMETHODS, BUILTIN_REWRITES};
-pub(crate) use member::DEFAULT_RETRY;
 pub use member::lbfactor;
-
-/// Problems found so far, each with the key path it is about.
-#[derive(Default)]
-pub(crate) struct Problems(pub Vec<(Vec<Seg>, String)>);
-
-impl Problems {
-    pub(crate) fn push(&mut self, path: &[Seg], message: impl Into<String>) {
-        self.0.push((path.to_vec(), message.into()));
-    }
-}
-
-/// `path` with key `k` appended.
-pub(crate) fn key(path: &[Seg], k: &str) -> Vec<Seg> {
-    let mut p = path.to_vec();
-    p.push(Seg::Key(k.to_string()));
-    p
-}
-
-/// `path` with array index `i` appended.
-pub(crate) fn index(path: &[Seg], i: usize) -> Vec<Seg> {
-    let mut p = path.to_vec();
-    p.push(Seg::Index(i));
-    p
-}
 
 /// Checks `raw`; `file` names it in messages and `origin_of` turns a key path into
 /// `file:line: key` for values checked later (plugins).
