@@ -364,6 +364,29 @@ impl AsyncRead for Guard {
     }
 }
 
+impl Guard {
+    /// Waits until a read would find bytes (or the connection ends), holding no buffer: an
+    /// idle keep-alive connection waits here, so it keeps no read buffer while it idles. The
+    /// idle and head deadlines run as they do while a read waits. A TLS stream keeps buffers
+    /// of its own anyway and is always ready here (the read that follows does the waiting).
+    pub(crate) fn poll_read_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.done || self.deferred.is_some() {
+            return Poll::Ready(Ok(()));
+        }
+        let ClientStream::Plain(tcp) = &self.stream else { return Poll::Ready(Ok(())) };
+        match tcp.poll_read_ready(cx) {
+            Poll::Ready(r) => Poll::Ready(r),
+            Poll::Pending => match self.poll_deadline(cx) {
+                Poll::Ready(Ok(())) => {
+                    self.done = true;
+                    Poll::Ready(Ok(()))
+                }
+                other => other,
+            },
+        }
+    }
+}
+
 impl AsyncWrite for Guard {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         let this = self.get_mut();

@@ -49,7 +49,7 @@ pub(crate) enum Outcome {
 /// Serves plain HTTP/1.1 requests on `io` until the client closes, the connection must close,
 /// `stop` is set while no request is under way, or a request needs hyper.
 pub(crate) async fn serve(mut io: Guard, service: &ProxyService, mut stop: watch::Receiver<bool>) -> Outcome {
-    let mut buf = BytesMut::with_capacity(4096);
+    let mut buf = BytesMut::new();
     loop {
         let request = loop {
             if !buf.is_empty() {
@@ -59,18 +59,24 @@ pub(crate) async fn serve(mut io: Guard, service: &ProxyService, mut stop: watch
                     Parsed::Partial | Parsed::NotPlain => return Outcome::HandOff(Box::new(Prefixed { prefix: buf.freeze(), io })),
                 }
             }
-            buf.reserve(4096);
-            let read = if buf.is_empty() {
-                // Between requests a shutdown closes the connection; within a head, the
-                // guard's header deadline bounds the wait.
-                tokio::select! {
-                    read = io.read_buf(&mut buf) => Some(read),
+            if buf.is_empty() {
+                // Idle between requests: the buffer goes (an idle keep-alive connection holds
+                // none) and the wait is for the socket to become readable. A shutdown closes
+                // the connection; the guard's idle deadline runs meanwhile.
+                buf = BytesMut::new();
+                let ready = tokio::select! {
+                    ready = std::future::poll_fn(|cx| io.poll_read_ready(cx)) => Some(ready),
                     _ = stop.wait_for(|stopped| *stopped) => None,
+                };
+                match ready {
+                    None => return close(io).await,
+                    Some(Err(_)) => return Outcome::Closed,
+                    Some(Ok(())) => {}
                 }
-            } else {
-                Some(io.read_buf(&mut buf).await)
-            };
-            let Some(read) = read else { return close(io).await };
+            }
+            // Within a head, the guard's header deadline bounds the wait.
+            buf.reserve(4096);
+            let read = io.read_buf(&mut buf).await;
             match read {
                 Ok(0) | Err(_) => return Outcome::Closed,
                 Ok(_) => {}
