@@ -41,6 +41,22 @@ pub trait LbMethod: Sized + 'static {
     /// (the client gets 503). Called for every request that is not a sticky hit.
     fn pick(&mut self, request: Request, candidates: &Candidates<'_>) -> Option<Decision>;
 
+    /// Whether the method's choice depends on nothing but the candidates' lbfactor and
+    /// lbstatus (not on the key, busy counts, bytes, time or completions): the host may then
+    /// ask for [`plan`](LbMethod::plan)s, several picks at once, which makes each request's
+    /// pick a fraction of a call. Asked once, after `configure`. The default is no.
+    fn plannable(&self) -> bool {
+        false
+    }
+
+    /// What `pick` would answer `picks` times in a row, each answer's lbstatus deltas added to
+    /// the candidates before the next (asked only when [`plannable`](LbMethod::plannable)).
+    /// The default does exactly that with [`pick`](LbMethod::pick); a method rarely needs
+    /// its own.
+    fn plan(&mut self, candidates: &Candidates<'_>, picks: usize) -> Plan {
+        plan_by_picking(self, candidates, picks)
+    }
+
     /// A sticky session sent a request to `usable[chosen]` without asking `pick`; return the
     /// lbstatus deltas to apply (one per usable member, or empty). The default is httpd's: every
     /// usable member's lbstatus grows by its lbfactor and the chosen one loses the total.
@@ -206,6 +222,48 @@ impl<'a> Candidates<'a> {
             read: unsigned(Field::Read),
         }
     }
+}
+
+/// Picks planned ahead: what [`LbMethod::plan`] answers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// The candidate chosen by each pick, in order; empty refuses every candidate.
+    pub chosen: Vec<usize>,
+    /// Empty (no pick changed lbstatus), or one delta per candidate for each pick, pick after
+    /// pick: candidate `i`'s delta from pick `p` is `lbstatus_delta[p * candidates + i]`.
+    pub lbstatus_delta: Vec<i64>,
+}
+
+/// [`LbMethod::plan`]'s default: `pick` over a copy of the candidates, `picks` times, each
+/// answer's deltas added to the copy's lbstatus column. Stops early at a refusal or an answer
+/// the host would refuse.
+pub fn plan_by_picking<M: LbMethod>(method: &mut M, candidates: &Candidates<'_>, picks: usize) -> Plan {
+    let n = candidates.len();
+    let mut values = candidates.values[..Field::COUNT * n].to_vec();
+    let lbstatus = Field::Lbstatus as usize * n;
+    let mut plan = Plan { chosen: Vec::with_capacity(picks), lbstatus_delta: Vec::with_capacity(picks * n) };
+    let mut any_delta = false;
+    for _ in 0..picks {
+        let Some(decision) = method.pick(Request::default(), &Candidates::from_columns(n, &values)) else { break };
+        let deltas = decision.lbstatus_delta;
+        if decision.chosen >= n || !(deltas.is_empty() || deltas.len() == n) {
+            break;
+        }
+        plan.chosen.push(decision.chosen);
+        if deltas.is_empty() {
+            plan.lbstatus_delta.resize(plan.lbstatus_delta.len() + n, 0);
+        } else {
+            any_delta = true;
+            for (status, delta) in values[lbstatus..lbstatus + n].iter_mut().zip(&deltas) {
+                *status = status.wrapping_add(*delta);
+            }
+            plan.lbstatus_delta.extend_from_slice(&deltas);
+        }
+    }
+    if !any_delta {
+        plan.lbstatus_delta.clear();
+    }
+    plan
 }
 
 /// The answer to `pick`: the chosen candidate and optional lbstatus deltas.

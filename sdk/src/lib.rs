@@ -107,7 +107,7 @@ pub use config::Config;
 pub use header::Header;
 pub use header_rewrite::{Context, Edit, HeaderRewrite, Interest, PhaseInterest};
 pub use health_check::{HealthCheck, HttpProbe, HttpResponse, HttpVersion, Outcome, Probe, Verdict};
-pub use lbmethod::{Candidate, Candidates, Decision, Field, LbMethod, MemberInfo, Request};
+pub use lbmethod::{Candidate, Candidates, Decision, Field, LbMethod, MemberInfo, Plan, Request, plan_by_picking};
 
 /// Generated bindings for the WIT package, one module per world. Not a stable API: use the
 /// SDK's own types.

@@ -238,7 +238,9 @@ async fn metrics_count_what_the_members_served() {
     };
     assert_eq!(total("switchyard_member_elected_total", &[("balancer", "web")]), 6.0, "{text}");
     assert_eq!(total("switchyard_member_response_head_seconds_count", &[("balancer", "web")]), 6.0, "{text}");
-    assert_eq!(total("switchyard_lbmethod_pick_seconds_count", &[("plugin", "byrequests"), ("version", "config")]), 6.0, "{text}");
+    // byrequests is plannable: one call planned all six picks.
+    assert_eq!(total("switchyard_lbmethod_pick_seconds_count", &[("plugin", "byrequests"), ("version", "config")]), 1.0, "{text}");
+    assert_eq!(total("switchyard_lbmethod_planned_picks_total", &[("plugin", "byrequests"), ("version", "config")]), 6.0, "{text}");
     assert_eq!(total("switchyard_requests_total", &[("route", "/"), ("balancer", "web"), ("class", "2xx")]), 6.0, "{text}");
     assert_eq!(total("switchyard_request_head_seconds_count", &[("route", "/")]), 6.0, "{text}");
     assert_eq!(total("switchyard_config_reloads_total", &[("outcome", "applied")]), 0.0, "{text}");

@@ -40,7 +40,9 @@ export const lbmethod = {
     if (c.default_rtt_ms !== undefined) defaultRtt = c.default_rtt_ms * 1000;
     if (c.failure_ms !== undefined) failureMicros = c.failure_ms * 1000;
   },
-  wants() { return { completions: true }; },
+  wants() { return { completions: true, plannable: false }; },
+  // Never called: a method that learns from completions is not plannable.
+  plan(candidates, picks) { return { chosen: [], lbstatusDelta: [] }; },
   reset(members) { estimates = members.map(() => ({ rtt: defaultRtt, at: 0, seen: false })); },
   pick(key, candidates, feedback) {
     // Completions: column-major, fields member, outcome, status, head-micros, total-micros,

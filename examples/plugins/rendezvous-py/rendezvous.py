@@ -25,7 +25,7 @@ import math
 
 from componentize_py_types import Err
 from wit_world import exports
-from wit_world.exports.lbmethod import Candidates, Decision, Feedback, Interest, MemberInfo
+from wit_world.exports.lbmethod import Candidates, Decision, Feedback, Interest, MemberInfo, PlannedPicks
 from wit_world.imports import log
 from wit_world.imports.types import LogLevel
 
@@ -115,7 +115,8 @@ class Lbmethod(exports.Lbmethod):
 
     def wants(self) -> Interest:
         # Hashing needs no completion feedback: the host then sends none and pays nothing.
-        return Interest(completions=False)
+        # Nor plans: the key decides, and plans are only for methods that ignore it.
+        return Interest(completions=False, plannable=False)
 
     def reset(self, members: list) -> None:
         global _seeds
@@ -151,6 +152,10 @@ class Lbmethod(exports.Lbmethod):
             if busy[i] + 1 <= cap:
                 return Decision(i, [])
         return Decision(0, [])
+
+    def plan(self, candidates: Candidates, picks: int) -> PlannedPicks:
+        # Never called: this method is not plannable (see `wants`).
+        return PlannedPicks([], [])
 
     def sticky_hit(self, usable: Candidates, chosen: int) -> list:
         # httpd's default bookkeeping, as the Rust SDK's default: every usable member gains its

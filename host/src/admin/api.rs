@@ -88,6 +88,7 @@ pub(super) fn balancer_json(proxy: &Proxy, view: &View, index: usize, b: &ProxyB
         "refused_answers": stats.refused_answers.load(relaxed),
         "fallbacks": stats.fallbacks.load(relaxed),
         "fallbacks_to_previous": stats.fallbacks_to_previous.load(relaxed),
+        "planned_picks": stats.planned_picks.load(relaxed),
         "previous_lbmethod": b.previous_method().map(|m| m.name().to_string()),
         "shadow": b.shadow().map(|shadow| shadow_json(b, shadow)),
         "changed_from_config": {

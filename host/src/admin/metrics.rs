@@ -59,7 +59,7 @@ struct OutcomeLabels {
 /// requests that fell back (to the previous method, or byrequests), since the balancer was
 /// last built.
 fn register_lbmethods(registry: &mut Registry, proxy: &Proxy, view: &View) {
-    let [failures, refused] = [(); 2].map(|()| Family::<PluginLabels, Counter>::default());
+    let [failures, refused, planned] = [(); 3].map(|()| Family::<PluginLabels, Counter>::default());
     let fallbacks = Family::<FallbackLabels, Counter>::default();
     let shadow_picks = Family::<ShadowLabels, Counter>::default();
     let shadow_would = Family::<ShadowMemberLabels, Counter>::default();
@@ -71,6 +71,7 @@ fn register_lbmethods(registry: &mut Registry, proxy: &Proxy, view: &View) {
         let stats = b.stats();
         failures.get_or_create(&labels).inc_by(stats.method_failures.load(relaxed));
         refused.get_or_create(&labels).inc_by(stats.refused_answers.load(relaxed));
+        planned.get_or_create(&labels).inc_by(stats.planned_picks.load(relaxed));
         let (all, to_previous) = (stats.fallbacks.load(relaxed), stats.fallbacks_to_previous.load(relaxed));
         for (to, count) in [("previous", to_previous), ("byrequests", all.saturating_sub(to_previous))] {
             let fallback = FallbackLabels { balancer: labels.balancer.clone(), plugin: labels.plugin.clone(), version: labels.version.clone(), to };
@@ -90,7 +91,8 @@ fn register_lbmethods(registry: &mut Registry, proxy: &Proxy, view: &View) {
             }
         }
     }
-    registry.register("lbmethod_pick_seconds", "lbmethod calls (pick), by balancer, plugin and version", Histograms(picks));
+    registry.register("lbmethod_pick_seconds", "lbmethod calls (pick, or plan for a plannable method), by balancer, plugin and version", Histograms(picks));
+    registry.register("lbmethod_planned_picks", "Requests placed by a plannable lbmethod's plan (its picks made ahead, several per call)", planned);
     registry.register("lbmethod_failures", "lbmethod calls that trapped or found the plugin circuit-broken", failures);
     registry.register("lbmethod_refused_answers", "lbmethod answers refused (index out of range, wrong deltas)", refused);
     registry.register("lbmethod_fallbacks", "Requests the lbmethod failed to place, by where they went instead: the previous method or byrequests", fallbacks);

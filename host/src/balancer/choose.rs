@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use super::lbmethod::{Candidate, Decision, LbMethod};
 use super::record::{MemberRecord, PickRecord};
-use super::{Balancer, NoMember, PickRequest, Picked, tiers};
+use super::{Balancer, NoMember, PickRequest, Picked, plan, tiers};
 use crate::config::StatusFlags;
 
 impl<C> Balancer<C> {
@@ -54,8 +54,17 @@ impl<C> Balancer<C> {
         if candidates.is_empty() {
             return Err(NoMember::NoneUsable);
         }
-        let table = tiers::table(&self.members, &candidates);
         let method = self.lbmethod();
+        // A plannable method's picks come from its plan (unless each pick's table is wanted:
+        // a recorder or a shadow sees every one).
+        if self.shadow.is_none() && self.lbmethod.observer().is_none() && method.plannable() {
+            match self.planned(&method, &candidates) {
+                Some(plan::Planned::Chosen(index)) => return Ok(self.elect(index, false)),
+                Some(plan::Planned::Refused) => return Err(NoMember::Refused),
+                None => {}
+            }
+        }
+        let table = tiers::table(&self.members, &candidates);
         let called = Instant::now();
         let answer = method.pick(key, &table, now);
         self.stats.picks.record(called.elapsed());

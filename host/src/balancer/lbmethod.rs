@@ -26,6 +26,33 @@ pub struct Decision {
     pub lbstatus_delta: Vec<i64>,
 }
 
+/// Picks planned ahead by a plannable method ([`LbMethod::plan`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// The candidate chosen by each pick, in order; empty refuses every candidate.
+    pub chosen: Vec<usize>,
+    /// Empty, or one delta per candidate for each pick, pick after pick.
+    pub lbstatus_delta: Vec<i64>,
+}
+
+impl Plan {
+    /// Why the plan must be refused for `candidates` candidates when `asked` picks were
+    /// asked for: more picks than asked, an index out of range, deltas of the wrong length.
+    pub fn check(&self, candidates: usize, asked: usize) -> Result<(), String> {
+        if self.chosen.len() > asked {
+            return Err(format!("{} picks where {asked} were asked for", self.chosen.len()));
+        }
+        if let Some(&bad) = self.chosen.iter().find(|&&c| c >= candidates) {
+            return Err(format!("chose candidate {bad} of {candidates}"));
+        }
+        let deltas = self.lbstatus_delta.len();
+        if deltas != 0 && deltas != self.chosen.len() * candidates {
+            return Err(format!("{deltas} lbstatus deltas for {} picks of {candidates} candidates", self.chosen.len()));
+        }
+        Ok(())
+    }
+}
+
 /// What a method knows about a member that is not a number (handed over on membership change).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MemberInfo {
@@ -59,6 +86,20 @@ pub trait LbMethod: Send + Sync + 'static {
 
     /// A sticky session chose `usable[chosen]`; returns lbstatus deltas (empty or one per entry).
     fn sticky_hit(&self, usable: &[Candidate], chosen: usize) -> Result<Vec<i64>, LbMethodError>;
+
+    /// Whether the method's choice depends on nothing but the candidates' lbfactor and
+    /// lbstatus, so that [`LbMethod::plan`] may place several requests at once. Asked when
+    /// the method is installed.
+    fn plannable(&self) -> bool {
+        false
+    }
+
+    /// What `pick` would answer `picks` times in a row over `candidates`, each answer's deltas
+    /// added before the next; asked only of a plannable method. Checked by the caller.
+    fn plan(&self, candidates: &[Candidate], picks: usize) -> Result<Plan, LbMethodError> {
+        let _ = (candidates, picks);
+        Err(LbMethodError(format!("{} does not plan", self.name())))
+    }
 
     /// The balancer's members changed; implementations pass this on before their next call.
     fn set_members(&self, members: Arc<[MemberInfo]>);

@@ -13,6 +13,7 @@
 mod choose;
 mod lbmethod;
 mod member;
+mod plan;
 mod record;
 mod shadow;
 pub mod sticky;
@@ -25,7 +26,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
-pub use lbmethod::{AttemptOutcome, Candidate, Completion, Decision, LbMethod, LbMethodError, MemberInfo};
+pub use lbmethod::{AttemptOutcome, Candidate, Completion, Decision, LbMethod, LbMethodError, MemberInfo, Plan};
 use lbmethod::MethodSlot;
 pub use member::{BusyGuard, Member, MemberSnapshot, MemberState};
 pub use record::{MemberRecord, PickObserver, PickRecord};
@@ -52,6 +53,8 @@ pub struct Balancer<C> {
     sticky: Option<config::StickySession>,
     /// Member index by sticky route.
     routes: HashMap<String, usize>,
+    /// Picks planned ahead, for a plannable method.
+    plan: plan::PlanSlot,
     stats: BalancerStats,
 }
 
@@ -69,9 +72,12 @@ pub struct BalancerStats {
     pub fallbacks_to_previous: AtomicU64,
     /// Requests sent to their sticky session's member (or its redirect).
     pub sticky_hits: AtomicU64,
+    /// Requests placed by a plan of the method's (a plannable method's picks made ahead).
+    pub planned_picks: AtomicU64,
     /// Times every member was in error and all were put back in service (forcerecovery).
     pub forced_recoveries: AtomicU64,
-    /// How long each call of the method's `pick` took (its count is the number of calls).
+    /// How long each call of the method's `pick` (or `plan`) took (its count is the number of
+    /// calls).
     pub picks: Latency,
 }
 
@@ -83,6 +89,7 @@ impl Default for BalancerStats {
             fallbacks: AtomicU64::new(0),
             fallbacks_to_previous: AtomicU64::new(0),
             sticky_hits: AtomicU64::new(0),
+            planned_picks: AtomicU64::new(0),
             forced_recoveries: AtomicU64::new(0),
             picks: Latency::with_bounds(&CALL_BUCKETS),
         }
@@ -161,6 +168,7 @@ impl<C> Balancer<C> {
             failover: config.failover.clone(),
             sticky: config.sticky.clone(),
             routes,
+            plan: plan::PlanSlot::default(),
             stats: BalancerStats::default(),
         };
         balancer.lbmethod().set_members(balancer.member_infos());

@@ -15,7 +15,7 @@ use super::bindings::{Version, v0_1, v0_2, versioned_world};
 use super::feedback::{Cursor, FeedbackLog, Taken};
 use super::instances::{CallError, Instance, Instances, LoadParams, PluginStats};
 use super::state::PluginState;
-use crate::balancer::{Candidate, Completion, Decision, LbMethod, LbMethodError, MemberInfo};
+use crate::balancer::{Candidate, Completion, Decision, LbMethod, LbMethodError, MemberInfo, Plan};
 
 use v0_1::lbmethod::exports::switchyard::plugin::lbmethod as wit1;
 use v0_2::lbmethod::exports::switchyard::plugin::lbmethod as wit2;
@@ -75,10 +75,27 @@ impl LbBindings {
         }
     }
 
-    fn wants_completions(&self, store: &mut Store<PluginState>) -> wasmtime::Result<bool> {
+    /// What the method wants: completions, plans (a 0.1.0 method wants neither).
+    fn wants(&self, store: &mut Store<PluginState>) -> wasmtime::Result<Wants> {
         match self {
-            LbBindings::V0_1(_) => Ok(false),
-            LbBindings::V0_2(b) => Ok(b.switchyard_plugin_lbmethod().call_wants(store)?.completions),
+            LbBindings::V0_1(_) => Ok(Wants::default()),
+            LbBindings::V0_2(b) => {
+                let interest = b.switchyard_plugin_lbmethod().call_wants(store)?;
+                Ok(Wants { completions: interest.completions, plannable: interest.plannable && !interest.completions })
+            }
+        }
+    }
+
+    fn plan(&self, store: &mut Store<PluginState>, table: Columns<'_>, picks: usize) -> wasmtime::Result<Plan> {
+        let Columns { count, values } = table;
+        let picks = u32::try_from(picks).unwrap_or(u32::MAX);
+        match self {
+            // Never asked: a 0.1.0 method is not plannable.
+            LbBindings::V0_1(_) => Ok(Plan::default()),
+            LbBindings::V0_2(b) => {
+                let plan = b.switchyard_plugin_lbmethod().call_plan(store, wit2::Candidates { count, values }, picks)?;
+                Ok(Plan { chosen: plan.chosen.into_iter().map(|c| c as usize).collect(), lbstatus_delta: plan.lbstatus_delta })
+            }
         }
     }
 
@@ -152,6 +169,8 @@ pub struct WasmLbMethod {
     version: Version,
     /// Whether the method asked for completion feedback (asked once, at load).
     wants_completions: bool,
+    /// Whether the method said its picks may be planned ahead (asked once, at load).
+    plannable: bool,
     /// The balancer's ended attempts, when the method asked for them.
     completions: FeedbackLog,
 }
@@ -163,15 +182,16 @@ impl WasmLbMethod {
         let instances = Instances::<LbWorld>::new(component, params)?;
         let mut first = instances.first_instance()?;
         let version = first.bindings.version();
-        let wants_completions = instances
-            .run(&mut first, true, |b, store| b.wants_completions(store))
+        let wants = instances
+            .run(&mut first, true, |b, store| b.wants(store))
             .map_err(|e| PluginError::SelfTest { plugin: instances.name.clone(), reason: format!("wants trapped: {e:#}") })?;
         let method = Self {
             instances,
             members: ArcSwap::from_pointee(MemberList { generation: 0, infos: Arc::from(Vec::new()) }),
             generation: AtomicU64::new(0),
             version,
-            wants_completions,
+            wants_completions: wants.completions,
+            plannable: wants.plannable,
             completions: FeedbackLog::default(),
         };
         method.self_test(first)?;
@@ -226,6 +246,15 @@ impl WasmLbMethod {
             .map_err(|e| refuse(format!("sticky-hit trapped: {e:#}")))?;
         if !matches!(deltas.len(), 0 | 3) {
             return Err(refuse(format!("sticky-hit returned {} lbstatus deltas for 3 members", deltas.len())));
+        }
+        if self.plannable {
+            let plan = self
+                .instances
+                .run(&mut instance, false, |b, store| b.plan(store, table, 4))
+                .map_err(|e| refuse(format!("plan trapped: {e:#}")))?;
+            if let Err(reason) = plan.check(3, 4) {
+                return Err(refuse(format!("plan: {reason}")));
+            }
         }
         self.instances.checkin(instance);
         Ok(())
@@ -292,11 +321,32 @@ impl LbMethod for WasmLbMethod {
         self.wants_completions
     }
 
+    fn plannable(&self) -> bool {
+        self.plannable
+    }
+
+    fn plan(&self, candidates: &[Candidate], picks: usize) -> Result<Plan, LbMethodError> {
+        let mut instance = self.checkout().map_err(lb_error)?;
+        let mut buffer = std::mem::take(&mut instance.local.columns);
+        let table = Columns::pack(candidates, &mut buffer);
+        let result = self.instances.run(&mut instance, false, |b, store| b.plan(store, table, picks));
+        instance.local.columns = buffer;
+        self.instances.finish(result, instance).map_err(lb_error)
+    }
+
     fn complete(&self, completion: &Completion) {
         if self.wants_completions {
             self.completions.push(completion);
         }
     }
+}
+
+/// What a method asked for in its `interest`.
+#[derive(Debug, Clone, Copy, Default)]
+struct Wants {
+    completions: bool,
+    /// Only without completions: a method that learns from them is not plannable.
+    plannable: bool,
 }
 
 /// The balancer's view of a failed call (it knows nothing of Wasm).

@@ -56,7 +56,7 @@ import json
 
 from componentize_py_types import Err
 from wit_world import exports
-from wit_world.exports.lbmethod import Candidates, Decision, Feedback, Interest
+from wit_world.exports.lbmethod import Candidates, Decision, Feedback, Interest, PlannedPicks
 
 # Columns of the candidate table (the WIT `member-field` enum): field f of candidate i is
 # values[f * count + i].
@@ -69,8 +69,10 @@ class Lbmethod(exports.Lbmethod):
             raise Err("{name}: takes no config")
 
     def wants(self) -> Interest:
-        # True to get how requests ended (latency, status) with every pick, in `feedback`.
-        return Interest(completions=False)
+        # completions: True to get how requests ended (latency, status) with every pick, in
+        # `feedback`. plannable: True when only lbfactor and lbstatus decide (then `plan` is
+        # asked for several picks at once); this method reads busy counts, so not.
+        return Interest(completions=False, plannable=False)
 
     def reset(self, members: list) -> None:
         pass
@@ -79,6 +81,11 @@ class Lbmethod(exports.Lbmethod):
         n, values = candidates.count, candidates.values
         busy = values[BUSY * n:(BUSY + 1) * n]
         return Decision(min(range(n), key=lambda i: busy[i]), [])
+
+    def plan(self, candidates: Candidates, picks: int) -> PlannedPicks:
+        # Asked only of a plannable method: `pick` `picks` times, each answer's lbstatus
+        # deltas added before the next.
+        return PlannedPicks([], [])
 
     def sticky_hit(self, usable: Candidates, chosen: int) -> list:
         # httpd's bookkeeping: every usable member gains its lbfactor, the chosen one the total.
@@ -144,7 +151,11 @@ export const lbmethod = {
     if (Object.keys(JSON.parse(config || "{}")).length > 0) throw "{name}: takes no config";
   },
   // completions: true to get how requests ended (latency, status) with every pick.
-  wants() { return { completions: false }; },
+  // plannable: true when only lbfactor and lbstatus decide (then `plan` is asked for several
+  // picks at once); this method reads busy counts, so not.
+  wants() { return { completions: false, plannable: false }; },
+  // Asked only of a plannable method: `pick` `picks` times, each answer's deltas added first.
+  plan(candidates, picks) { return { chosen: [], lbstatusDelta: [] }; },
   reset(members) {},
   pick(key, candidates, feedback) {
     const n = candidates.count, values = candidates.values;

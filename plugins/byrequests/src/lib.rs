@@ -16,6 +16,11 @@ impl LbMethod for ByRequests {
         Ok(ByRequests)
     }
 
+    /// Nothing but lbfactor and lbstatus decides: the host may plan picks ahead.
+    fn plannable(&self) -> bool {
+        true
+    }
+
     fn pick(&mut self, _request: Request, candidates: &Candidates<'_>) -> Option<Decision> {
         let lbfactors = candidates.lbfactors();
         let lbstatuses = candidates.lbstatuses();
@@ -85,6 +90,23 @@ mod tests {
         assert_eq!(h.members()[0].lbstatus, 100);
         assert_eq!(h.members()[1].lbstatus, -100);
         assert_eq!(h.sequence(2), ["a", "a"]);
+    }
+
+    #[test]
+    fn a_plan_is_the_picks_in_a_row() {
+        use switchyard_sdk::Candidate;
+        let rows: Vec<Candidate> = [100, 200, 300]
+            .iter()
+            .enumerate()
+            .map(|(member, &lbfactor)| Candidate { member, lbfactor, lbstatus: 0, busy: 0, transferred: 0, read: 0 })
+            .collect();
+        let mut values = Vec::new();
+        Candidates::write_columns(&rows, &mut values);
+        let plan = ByRequests.plan(&Candidates::from_columns(3, &values), 6);
+        assert_eq!(plan.chosen, [2, 1, 0, 2, 1, 2], "httpd's 1:2:3 cycle, as six picks give it");
+        assert_eq!(plan.lbstatus_delta.len(), 18);
+        let net: Vec<i64> = (0..3).map(|i| (0..6).map(|p| plan.lbstatus_delta[p * 3 + i]).sum()).collect();
+        assert_eq!(net, [0, 0, 0], "a whole cycle leaves every lbstatus where it was");
     }
 
     #[test]

@@ -20,7 +20,18 @@ pub fn reset<T: LbMethod>(slot: &'static Slot<T>, members: Vec<wit::MemberInfo>)
 
 /// `wants`: the method's interest.
 pub fn wants<T: LbMethod>(slot: &'static Slot<T>) -> wit::Interest {
-    wit::Interest { completions: with(slot, |m: &mut T| m.wants_completions()) }
+    with(slot, |m: &mut T| wit::Interest { completions: m.wants_completions(), plannable: m.plannable() })
+}
+
+/// `plan`: several picks at once, for a plannable method.
+pub fn plan<T: LbMethod>(slot: &'static Slot<T>, c: wit::Candidates, picks: u32) -> wit::PlannedPicks {
+    let view = view(&c);
+    let plan = with(slot, |m: &mut T| m.plan(&view, picks as usize));
+    wit::PlannedPicks {
+        // An index that does not fit is out of range anyway; the host refuses the plan.
+        chosen: plan.chosen.into_iter().map(|i| u32::try_from(i).unwrap_or(u32::MAX)).collect(),
+        lbstatus_delta: plan.lbstatus_delta,
+    }
 }
 
 /// `pick`: the hot path, with the completions first when the method asked for them.
@@ -72,6 +83,9 @@ macro_rules! export_lbmethod {
                 feedback: ::core::option::Option<glue::wit::Feedback>,
             ) -> ::core::option::Option<glue::wit::Decision> {
                 glue::pick::<$ty>(&SLOT, key, candidates, feedback)
+            }
+            fn plan(candidates: glue::wit::Candidates, picks: u32) -> glue::wit::PlannedPicks {
+                glue::plan::<$ty>(&SLOT, candidates, picks)
             }
             fn sticky_hit(usable: glue::wit::Candidates, chosen: u32) -> ::std::vec::Vec<i64> {
                 glue::sticky_hit::<$ty>(&SLOT, usable, chosen)

@@ -10,8 +10,10 @@ use switchyard_sdk::{Candidates, Request};
 use super::*;
 use crate::config::StatusFlags;
 
+mod plan;
+
 /// Runs an SDK lbmethod natively behind the balancer's trait.
-struct Native<M>(Mutex<M>);
+pub(super) struct Native<M>(Mutex<M>);
 
 impl<M: switchyard_sdk::LbMethod + Send> LbMethod for Native<M> {
     fn name(&self) -> &str {
@@ -30,11 +32,20 @@ impl<M: switchyard_sdk::LbMethod + Send> LbMethod for Native<M> {
         let view = Candidates::from_columns(c.len(), &values);
         Ok(self.0.lock().expect("lock").sticky_hit(&view, chosen))
     }
+    fn plannable(&self) -> bool {
+        self.0.lock().expect("lock").plannable()
+    }
+    fn plan(&self, c: &[Candidate], picks: usize) -> Result<Plan, LbMethodError> {
+        let mut values = Vec::new();
+        Candidates::write_columns(c, &mut values);
+        let plan = self.0.lock().expect("lock").plan(&Candidates::from_columns(c.len(), &values), picks);
+        Ok(Plan { chosen: plan.chosen, lbstatus_delta: plan.lbstatus_delta })
+    }
     fn set_members(&self, _members: Arc<[MemberInfo]>) {}
 }
 
 /// A method that always answers the same thing.
-struct Fixed(Result<Option<Decision>, LbMethodError>);
+pub(super) struct Fixed(Result<Option<Decision>, LbMethodError>);
 
 impl LbMethod for Fixed {
     fn name(&self) -> &str {
@@ -49,7 +60,7 @@ impl LbMethod for Fixed {
     fn set_members(&self, _members: Arc<[MemberInfo]>) {}
 }
 
-fn member(name: &str, loadfactor: f64, status: &str, lbset: u32) -> config::Member {
+pub(super) fn member(name: &str, loadfactor: f64, status: &str, lbset: u32) -> config::Member {
     config::Member {
         url: name.to_string(),
         authority: "h:1".parse().expect("authority"),
@@ -74,11 +85,11 @@ fn member(name: &str, loadfactor: f64, status: &str, lbset: u32) -> config::Memb
     }
 }
 
-fn balancer(members: Vec<config::Member>, method: Arc<dyn LbMethod>) -> Balancer<()> {
+pub(super) fn balancer(members: Vec<config::Member>, method: Arc<dyn LbMethod>) -> Balancer<()> {
     balancer_with(members, method, config::Failover::default(), None)
 }
 
-fn balancer_with(
+pub(super) fn balancer_with(
     members: Vec<config::Member>,
     method: Arc<dyn LbMethod>,
     failover: config::Failover,
@@ -102,11 +113,11 @@ fn balancer_with(
     Balancer::new(&config, method, |_| ())
 }
 
-fn byrequests() -> Arc<dyn LbMethod> {
+pub(super) fn byrequests() -> Arc<dyn LbMethod> {
     Arc::new(Native(Mutex::new(lbmethod_byrequests::ByRequests)))
 }
 
-fn sequence(b: &Balancer<()>, n: usize) -> Vec<String> {
+pub(super) fn sequence(b: &Balancer<()>, n: usize) -> Vec<String> {
     (0..n)
         .map(|_| match b.pick(&PickRequest::default(), Instant::now()) {
             Ok(p) => p.member.config.url.clone(),
@@ -115,7 +126,7 @@ fn sequence(b: &Balancer<()>, n: usize) -> Vec<String> {
         .collect()
 }
 
-fn down(b: &Balancer<()>, i: usize) {
+pub(super) fn down(b: &Balancer<()>, i: usize) {
     b.members()[i].mark_error(Instant::now());
 }
 
@@ -241,18 +252,18 @@ fn valid_deltas_are_applied() {
     assert_eq!((b.members()[0].lbstatus(), b.members()[1].lbstatus()), (10, -10));
 }
 
-fn no_recovery() -> config::Failover {
+pub(super) fn no_recovery() -> config::Failover {
     config::Failover { forcerecovery: false, ..Default::default() }
 }
 
-fn routed(name: &str, route: &str, redirect: &str, status: &str) -> config::Member {
+pub(super) fn routed(name: &str, route: &str, redirect: &str, status: &str) -> config::Member {
     let mut m = member(name, 1.0, status, 0);
     m.route = route.into();
     m.redirect = redirect.into();
     m
 }
 
-fn sticky_cfg() -> config::StickySession {
+pub(super) fn sticky_cfg() -> config::StickySession {
     config::StickySession {
         cookie: "JSESSIONID".into(),
         param: "jsessionid".into(),
@@ -262,7 +273,7 @@ fn sticky_cfg() -> config::StickySession {
     }
 }
 
-fn pick_route(b: &Balancer<()>, route: &str) -> Result<(String, bool), NoMember> {
+pub(super) fn pick_route(b: &Balancer<()>, route: &str) -> Result<(String, bool), NoMember> {
     b.pick(&PickRequest { route: Some(route), ..Default::default() }, Instant::now())
         .map(|p| (p.member.config.url.clone(), p.sticky))
 }

@@ -1,0 +1,122 @@
+//! Planned picks: a plannable method's plan places requests exactly as its own picks would,
+//! and gives way to anything that changes the candidates.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use super::*;
+
+/// The same method, never planning: what a balancer does without plans.
+struct Unplanned(Arc<dyn LbMethod>);
+
+impl LbMethod for Unplanned {
+    fn name(&self) -> &str {
+        "unplanned"
+    }
+    fn pick(&self, key: u64, c: &[Candidate], now: Instant) -> Result<Option<Decision>, LbMethodError> {
+        self.0.pick(key, c, now)
+    }
+    fn sticky_hit(&self, c: &[Candidate], chosen: usize) -> Result<Vec<i64>, LbMethodError> {
+        self.0.sticky_hit(c, chosen)
+    }
+    fn set_members(&self, members: Arc<[MemberInfo]>) {
+        self.0.set_members(members)
+    }
+}
+
+/// A plannable method whose plans are `plan`, and whose picks choose the last candidate.
+struct BadPlanner(Plan);
+
+impl LbMethod for BadPlanner {
+    fn name(&self) -> &str {
+        "bad-planner"
+    }
+    fn pick(&self, _: u64, c: &[Candidate], _: Instant) -> Result<Option<Decision>, LbMethodError> {
+        Ok(Some(Decision { chosen: c.len() - 1, lbstatus_delta: Vec::new() }))
+    }
+    fn sticky_hit(&self, _: &[Candidate], _: usize) -> Result<Vec<i64>, LbMethodError> {
+        Ok(Vec::new())
+    }
+    fn set_members(&self, _: Arc<[MemberInfo]>) {}
+    fn plannable(&self) -> bool {
+        true
+    }
+    fn plan(&self, _: &[Candidate], _: usize) -> Result<Plan, LbMethodError> {
+        Ok(self.0.clone())
+    }
+}
+
+fn lbstatuses(b: &Balancer<()>) -> Vec<i64> {
+    b.members().iter().map(|m| m.lbstatus()).collect()
+}
+
+/// Twin balancers over the same members, one planning, one not.
+fn twins(members: impl Fn() -> Vec<config::Member>) -> (Balancer<()>, Balancer<()>) {
+    let sticky = Some(sticky_cfg());
+    let planned = balancer_with(members(), byrequests(), no_recovery(), sticky.clone());
+    let unplanned = balancer_with(members(), Arc::new(Unplanned(byrequests())), no_recovery(), sticky);
+    (planned, unplanned)
+}
+
+#[test]
+fn planned_picks_are_the_picks_the_method_makes() {
+    let members = || vec![routed("a", "ra", "", ""), routed("b", "rb", "", ""), routed("c", "rc", "", "")];
+    let (planned, unplanned) = twins(members);
+    for (i, lf) in [100, 200, 300].into_iter().enumerate() {
+        planned.members()[i].set_lbfactor(lf);
+        unplanned.members()[i].set_lbfactor(lf);
+    }
+    assert_eq!(sequence(&planned, 200), sequence(&unplanned, 200));
+    assert_eq!(lbstatuses(&planned), lbstatuses(&unplanned), "the Load column moves pick by pick");
+    assert_eq!(planned.stats().planned_picks.load(Ordering::Relaxed), 200);
+    assert_eq!(unplanned.stats().planned_picks.load(Ordering::Relaxed), 0);
+    let calls: u64 = planned.stats().picks.snapshot().buckets.iter().sum();
+    assert!(calls <= 4, "200 picks of 3 candidates in plans of 64: {calls} calls");
+}
+
+#[test]
+fn a_plan_gives_way_to_whatever_changes_the_candidates() {
+    let members = || vec![routed("a", "ra", "", ""), routed("b", "rb", "", ""), routed("c", "rc", "", ""), routed("d", "rd", "", "")];
+    let (planned, unplanned) = twins(members);
+    let both = |f: &dyn Fn(&Balancer<()>)| {
+        f(&planned);
+        f(&unplanned);
+    };
+    let same = |n: usize, what: &str| {
+        assert_eq!(sequence(&planned, n), sequence(&unplanned, n), "after {what}");
+        assert_eq!(lbstatuses(&planned), lbstatuses(&unplanned), "after {what}");
+    };
+    same(5, "the first picks");
+    // A sticky hit's bookkeeping changes every lbstatus behind the plan's back.
+    both(&|b| assert_eq!(pick_route(b, "rb").map(|p| p.1), Ok(true)));
+    same(5, "a sticky hit");
+    // An edit of a loadfactor.
+    both(&|b| b.members()[3].set_lbfactor(400));
+    same(7, "a loadfactor edit");
+    // A member in error: another set of candidates.
+    both(&|b| down(b, 0));
+    same(6, "a member in error");
+    // A request that already tried a member.
+    let tried = PickRequest { tried: &[1], ..PickRequest::default() };
+    let pick = |b: &Balancer<()>| b.pick(&tried, Instant::now()).map(|p| p.index);
+    assert_eq!(pick(&planned), pick(&unplanned));
+    same(9, "a retry that skipped a member");
+}
+
+#[test]
+fn a_bad_plan_is_refused_and_the_request_placed_by_pick() {
+    let three = || vec![member("a", 1.0, "", 0), member("b", 1.0, "", 0), member("c", 1.0, "", 0)];
+    for bad in [
+        Plan { chosen: vec![3], lbstatus_delta: Vec::new() },
+        Plan { chosen: vec![0, 1], lbstatus_delta: vec![1, 2, 3] },
+        Plan { chosen: vec![0; 1000], lbstatus_delta: Vec::new() },
+    ] {
+        let b = balancer(three(), Arc::new(BadPlanner(bad.clone())));
+        assert_eq!(sequence(&b, 2), ["c", "c"], "{bad:?}: the method's own pick placed them");
+        assert_eq!(b.stats().refused_answers.load(Ordering::Relaxed), 2, "{bad:?}");
+        assert_eq!(b.stats().planned_picks.load(Ordering::Relaxed), 0);
+    }
+    let refusing = balancer(three(), Arc::new(BadPlanner(Plan::default())));
+    assert_eq!(sequence(&refusing, 1), ["<the lbmethod refused every candidate>"], "an empty plan refuses, as `none` does");
+}
