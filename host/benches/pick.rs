@@ -1,7 +1,8 @@
 //! What one `pick` costs: through the Wasm plugin (as the proxy calls it, instance pool
 //! included), the same algorithm compiled natively, and a whole `Balancer::pick` (tiers,
-//! packing the member table, the plugin call, applying the deltas), with and without a
-//! shadow method.
+//! packing the member table, the plugin call, applying the deltas) — byrequests, which is
+//! plannable (a plan call places up to 64 requests), and bybusyness, which is not (a call per
+//! request) — with and without a shadow method.
 //!
 //! `cargo bench -p switchyard --bench pick`
 
@@ -90,6 +91,12 @@ fn picks(c: &mut Criterion) {
         };
         let balancer = Balancer::new(&config, Arc::clone(&method), |_| ());
         group.bench_with_input(BenchmarkId::new("balancer/byrequests", n), &balancer, |b, balancer| {
+            b.iter(|| balancer.pick(&PickRequest::default(), Instant::now()).map(|p| p.index));
+        });
+        // The same through a method that is not plannable: one Wasm call per request.
+        let busy: Arc<dyn LbMethod> = rt.block_on(plugins.lbmethod(&spec("bybusyness"), "bench/busy")).expect("load");
+        let unplanned = Balancer::new(&config, busy, |_| ());
+        group.bench_with_input(BenchmarkId::new("balancer/bybusyness", n), &unplanned, |b, balancer| {
             b.iter(|| balancer.pick(&PickRequest::default(), Instant::now()).map(|p| p.index));
         });
         // What a shadow adds on the request's thread: handing the table over (its own thread

@@ -8,6 +8,10 @@
 //! member in error, a sticky hit's bookkeeping, an edit, a swapped method — and the next
 //! request plans again. The plan's deltas are applied pick by pick, so the manager's Load
 //! column moves exactly as it would without planning.
+//!
+//! Plans grow while they are used up and shrink when they are dropped: traffic where every
+//! other request is a sticky hit (each one's bookkeeping ends the plan) pays for plans of one
+//! or two picks, not for picks nobody takes.
 
 use std::sync::{Arc, Mutex};
 
@@ -15,9 +19,21 @@ use super::lbmethod::{LbMethod, Plan};
 use super::{Balancer, tiers};
 
 /// A balancer's current plan, if any (shared by every worker: the picks of a plan are
-/// handed out in order, one at a time).
+/// handed out in order, one at a time), and how many picks the next one asks for.
 #[derive(Default)]
-pub(crate) struct PlanSlot(Mutex<Option<ActivePlan>>);
+pub(crate) struct PlanSlot(Mutex<PlanState>);
+
+#[derive(Default)]
+struct PlanState {
+    active: Option<ActivePlan>,
+    /// Picks the next plan asks for (0: not planned yet, start at `FIRST_PLAN`).
+    size: usize,
+}
+
+/// Picks the first plan of a balancer asks for.
+const FIRST_PLAN: usize = 8;
+/// The most picks one plan asks for.
+const LONGEST_PLAN: usize = 256;
 
 struct ActivePlan {
     /// The method that made it.
@@ -39,10 +55,10 @@ pub(crate) enum Planned {
     Refused,
 }
 
-/// How many picks one plan asks for: enough to make the call rare, few enough that the
-/// deltas of a plan stay a few KiB.
-fn picks_for(candidates: usize) -> usize {
-    (4096 / candidates.max(1)).clamp(1, 64)
+/// The most picks one plan over `candidates` asks for: few enough that its deltas stay
+/// within 32 KiB.
+fn longest_for(candidates: usize) -> usize {
+    (4096 / candidates.max(1)).clamp(1, LONGEST_PLAN)
 }
 
 impl<C> Balancer<C> {
@@ -50,11 +66,17 @@ impl<C> Balancer<C> {
     /// longer holds); `None` when the method could not plan (the caller then picks the usual
     /// way, where a failing method is counted and falls back).
     pub(super) fn planned(&self, method: &Arc<dyn LbMethod>, candidates: &[usize]) -> Option<Planned> {
-        let mut slot = self.plan.0.lock().ok()?;
-        if !slot.as_ref().is_some_and(|active| self.holds(active, method, candidates)) {
-            *slot = None;
+        let mut state = self.plan.0.lock().ok()?;
+        let state = &mut *state;
+        if !state.active.as_ref().is_some_and(|active| self.holds(active, method, candidates)) {
+            // A plan dropped before its end: ask for fewer next time.
+            state.size = match state.active.take() {
+                Some(_) => (state.size / 4).max(1),
+                None if state.size == 0 => FIRST_PLAN,
+                None => state.size,
+            };
             let table = tiers::table(&self.members, candidates);
-            let asked = picks_for(candidates.len());
+            let asked = state.size.min(longest_for(candidates.len()));
             let called = std::time::Instant::now();
             let plan = method.plan(&table, asked);
             self.stats.picks.record(called.elapsed());
@@ -73,7 +95,7 @@ impl<C> Balancer<C> {
             if plan.chosen.is_empty() {
                 return Some(Planned::Refused);
             }
-            *slot = Some(ActivePlan {
+            state.active = Some(ActivePlan {
                 method: Arc::clone(method),
                 candidates: candidates.to_vec(),
                 lbfactors: table.iter().map(|c| c.lbfactor).collect(),
@@ -82,7 +104,7 @@ impl<C> Balancer<C> {
                 next: 0,
             });
         }
-        let active = slot.as_mut()?;
+        let active = state.active.as_mut()?;
         let step = active.next;
         let chosen = active.plan.chosen[step];
         let n = active.candidates.len();
@@ -97,7 +119,9 @@ impl<C> Balancer<C> {
         active.next += 1;
         let index = active.candidates[chosen];
         if active.next == active.plan.chosen.len() {
-            *slot = None;
+            // Used up: the next plan may be longer.
+            state.active = None;
+            state.size = (state.size * 2).min(LONGEST_PLAN);
         }
         self.stats.planned_picks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Some(Planned::Chosen(index))

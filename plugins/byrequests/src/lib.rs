@@ -4,7 +4,7 @@
 //! highest lbstatus wins, ties going to the first in order (a strict `>`); the winner's
 //! lbstatus drops by `total`. Bit-exact with httpd 2.4's `mod_lbmethod_byrequests`.
 
-use switchyard_sdk::{Candidates, Config, Decision, LbMethod, Request};
+use switchyard_sdk::{Candidates, Config, Decision, LbMethod, Plan, Request};
 
 /// The byrequests method. Keeps no state of its own: all of it is the host's lbstatus.
 #[derive(Debug, Default)]
@@ -19,6 +19,37 @@ impl LbMethod for ByRequests {
     /// Nothing but lbfactor and lbstatus decides: the host may plan picks ahead.
     fn plannable(&self) -> bool {
         true
+    }
+
+    /// `pick` `picks` times over a running copy of the lbstatus column, without a
+    /// decision (and its allocation) per pick: the same answers as the SDK's default.
+    fn plan(&mut self, candidates: &Candidates<'_>, picks: usize) -> Plan {
+        let factors = candidates.lbfactors();
+        let mut statuses = candidates.lbstatuses().to_vec();
+        let n = factors.len();
+        let total: i64 = factors.iter().sum();
+        let mut plan = Plan { chosen: Vec::with_capacity(picks), lbstatus_delta: Vec::with_capacity(picks * n) };
+        if n == 0 {
+            return plan;
+        }
+        for _ in 0..picks {
+            for (status, &factor) in statuses.iter_mut().zip(factors) {
+                *status = status.wrapping_add(factor);
+            }
+            // The highest, ties to the first (a strict `>`), as `pick`.
+            let mut best = 0;
+            for (i, &status) in statuses.iter().enumerate().skip(1) {
+                if status > statuses[best] {
+                    best = i;
+                }
+            }
+            statuses[best] = statuses[best].wrapping_sub(total);
+            plan.chosen.push(best);
+            let at = plan.lbstatus_delta.len() + best;
+            plan.lbstatus_delta.extend_from_slice(factors);
+            plan.lbstatus_delta[at] -= total;
+        }
+        plan
     }
 
     fn pick(&mut self, _request: Request, candidates: &Candidates<'_>) -> Option<Decision> {
@@ -107,6 +138,25 @@ mod tests {
         assert_eq!(plan.lbstatus_delta.len(), 18);
         let net: Vec<i64> = (0..3).map(|i| (0..6).map(|p| plan.lbstatus_delta[p * 3 + i]).sum()).collect();
         assert_eq!(net, [0, 0, 0], "a whole cycle leaves every lbstatus where it was");
+    }
+
+    #[test]
+    fn its_own_plan_is_the_sdk_default_plan() {
+        use switchyard_sdk::{Candidate, plan_by_picking};
+        // Assorted weights and starting lbstatuses, ties included.
+        for seed in 0..40u64 {
+            let n = 1 + (seed % 7) as usize;
+            let rows: Vec<Candidate> = (0..n)
+                .map(|i| {
+                    let x = seed.wrapping_mul(0x9E37_79B9).wrapping_add(i as u64 * 7919);
+                    Candidate { member: i, lbfactor: 100 * (1 + (x % 5) as u32), lbstatus: (x % 900) as i64 - 450, busy: 0, transferred: 0, read: 0 }
+                })
+                .collect();
+            let mut values = Vec::new();
+            Candidates::write_columns(&rows, &mut values);
+            let view = Candidates::from_columns(n, &values);
+            assert_eq!(ByRequests.plan(&view, 50), plan_by_picking(&mut ByRequests, &view, 50), "seed {seed}");
+        }
     }
 
     #[test]
