@@ -19,9 +19,20 @@ static HOP_BY_HOP: [HeaderName; 7] = [
     PROXY_CONNECTION,
 ];
 
-/// Whether a header name (any case) is hop-by-hop whatever Connection says.
+/// Whether a header name (any case) is hop-by-hop whatever Connection says. Runs for every
+/// line of every member answer, so the length picks the one name to compare.
 pub fn is_hop_by_hop(name: &[u8]) -> bool {
-    HOP_BY_HOP.iter().any(|h| h.as_str().as_bytes().eq_ignore_ascii_case(name))
+    let candidate: &[u8] = match name.len() {
+        2 => b"te",
+        7 => b"upgrade",
+        10 if name[0].eq_ignore_ascii_case(&b'c') => b"connection",
+        10 => b"keep-alive",
+        16 => b"proxy-connection",
+        17 => b"transfer-encoding",
+        18 => b"proxy-authenticate",
+        _ => return false,
+    };
+    name.eq_ignore_ascii_case(candidate)
 }
 
 /// The tokens of a Connection header value, trimmed, empty ones skipped.
@@ -115,6 +126,15 @@ mod tests {
         let t: Vec<&[u8]> = connection_tokens(b" close ,, Upgrade,").collect();
         assert_eq!(t, [&b"close"[..], b"Upgrade"]);
         assert!(is_hop_by_hop(b"Transfer-Encoding") && !is_hop_by_hop(b"x-a"));
+        for name in &HOP_BY_HOP {
+            assert!(is_hop_by_hop(name.as_str().to_ascii_uppercase().as_bytes()), "{name}");
+        }
+        for name in ["tE", "KEEP-ALIVE", "Connection"] {
+            assert!(is_hop_by_hop(name.as_bytes()), "{name}");
+        }
+        for name in ["tx", "connectiox", "keep-alivx", "upgrades", "content-length", ""] {
+            assert!(!is_hop_by_hop(name.as_bytes()), "{name}");
+        }
         let mut out = Vec::new();
         write_field(&mut out, b"x-a", b"1");
         assert_eq!(out, b"x-a: 1\r\n");
