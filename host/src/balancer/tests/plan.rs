@@ -7,21 +7,39 @@ use std::time::Instant;
 
 use super::*;
 
-/// The same method, never planning: what a balancer does without plans.
-struct Unplanned(Arc<dyn LbMethod>);
+/// byrequests behind the trait, planning or not (what a balancer does without plans), and
+/// counting the picks its plans were asked for.
+struct Wrapped {
+    inner: Arc<dyn LbMethod>,
+    plans: bool,
+    asked: std::sync::atomic::AtomicUsize,
+}
 
-impl LbMethod for Unplanned {
+impl Wrapped {
+    fn new(plans: bool) -> Arc<Self> {
+        Arc::new(Self { inner: byrequests(), plans, asked: std::sync::atomic::AtomicUsize::new(0) })
+    }
+}
+
+impl LbMethod for Wrapped {
     fn name(&self) -> &str {
-        "unplanned"
+        "wrapped"
     }
     fn pick(&self, key: u64, c: &[Candidate], now: Instant) -> Result<Option<Decision>, LbMethodError> {
-        self.0.pick(key, c, now)
+        self.inner.pick(key, c, now)
     }
     fn sticky_hit(&self, c: &[Candidate], chosen: usize) -> Result<Vec<i64>, LbMethodError> {
-        self.0.sticky_hit(c, chosen)
+        self.inner.sticky_hit(c, chosen)
     }
     fn set_members(&self, members: Arc<[MemberInfo]>) {
-        self.0.set_members(members)
+        self.inner.set_members(members)
+    }
+    fn plannable(&self) -> bool {
+        self.plans
+    }
+    fn plan(&self, c: &[Candidate], picks: usize) -> Result<Plan, LbMethodError> {
+        self.asked.fetch_add(picks, Ordering::Relaxed);
+        self.inner.plan(c, picks)
     }
 }
 
@@ -55,7 +73,7 @@ fn lbstatuses(b: &Balancer<()>) -> Vec<i64> {
 fn twins(members: impl Fn() -> Vec<config::Member>) -> (Balancer<()>, Balancer<()>) {
     let sticky = Some(sticky_cfg());
     let planned = balancer_with(members(), byrequests(), no_recovery(), sticky.clone());
-    let unplanned = balancer_with(members(), Arc::new(Unplanned(byrequests())), no_recovery(), sticky);
+    let unplanned = balancer_with(members(), Wrapped::new(false), no_recovery(), sticky);
     (planned, unplanned)
 }
 
@@ -121,42 +139,17 @@ fn a_bad_plan_is_refused_and_the_request_placed_by_pick() {
     assert_eq!(sequence(&refusing, 1), ["<the lbmethod refused every candidate>"], "an empty plan refuses, as `none` does");
 }
 
-/// A plannable method that counts the picks its plans were asked for.
-struct Counting(Arc<dyn LbMethod>, std::sync::atomic::AtomicUsize);
-
-impl LbMethod for Counting {
-    fn name(&self) -> &str {
-        "counting"
-    }
-    fn pick(&self, key: u64, c: &[Candidate], now: Instant) -> Result<Option<Decision>, LbMethodError> {
-        self.0.pick(key, c, now)
-    }
-    fn sticky_hit(&self, c: &[Candidate], chosen: usize) -> Result<Vec<i64>, LbMethodError> {
-        self.0.sticky_hit(c, chosen)
-    }
-    fn set_members(&self, members: Arc<[MemberInfo]>) {
-        self.0.set_members(members)
-    }
-    fn plannable(&self) -> bool {
-        true
-    }
-    fn plan(&self, c: &[Candidate], picks: usize) -> Result<Plan, LbMethodError> {
-        self.1.fetch_add(picks, Ordering::Relaxed);
-        self.0.plan(c, picks)
-    }
-}
-
 #[test]
 fn plans_grow_while_used_up_and_shrink_when_dropped() {
     let members = || vec![routed("a", "ra", "", ""), routed("b", "rb", "", "")];
-    let counting = Arc::new(Counting(byrequests(), std::sync::atomic::AtomicUsize::new(0)));
+    let counting = Wrapped::new(true);
     let b = balancer_with(members(), Arc::clone(&counting) as Arc<dyn LbMethod>, no_recovery(), Some(sticky_cfg()));
     // Every other request a sticky hit: each ends the plan the request before made.
     for _ in 0..100 {
         assert_eq!(pick_route(&b, "ra").map(|p| p.1), Ok(true));
         sequence(&b, 1);
     }
-    let asked = counting.1.swap(0, Ordering::Relaxed);
+    let asked = counting.asked.swap(0, Ordering::Relaxed);
     // (Plans of one or two picks: at most two asked per request, a fixed plan would waste 63.)
     assert!(asked <= 200, "100 planned requests between sticky hits asked for {asked} picks");
     // Then plain traffic: plans grow again, to few calls.
