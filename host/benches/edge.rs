@@ -1,5 +1,6 @@
 //! What the edge checks cost per request: the raw-head scanner over a typical browser-sized
-//! request head, and the strict checks on the parsed request. Compare with the CPU a whole
+//! request head, the strict checks on the parsed request, and parsing a typical member
+//! response head (nginx's, eight lines). Compare with the CPU a whole
 //! proxied request costs (requests per CPU-second under wrk: the README's Performance section).
 //!
 //! `cargo bench -p switchyard --bench edge`
@@ -17,6 +18,16 @@ Accept-Encoding: gzip, deflate, br, zstd\r\n\
 Referer: https://www.example.com/app/\r\n\
 Cookie: session=4f9c2a7d1e8b3c5a; theme=dark\r\n\
 Connection: keep-alive\r\n\r\n";
+
+const RESPONSE: &[u8] = b"HTTP/1.1 200 OK\r\n\
+Server: nginx/1.22.1\r\n\
+Date: Sun, 06 Dec 2026 10:00:00 GMT\r\n\
+Content-Type: application/octet-stream\r\n\
+Content-Length: 2\r\n\
+Last-Modified: Sun, 06 Dec 2026 09:00:00 GMT\r\n\
+Connection: keep-alive\r\n\
+ETag: \"6752c9d0-2\"\r\n\
+Accept-Ranges: bytes\r\n\r\nok";
 
 fn request() -> http::Request<()> {
     let mut slots = [httparse::EMPTY_HEADER; 32];
@@ -40,6 +51,14 @@ fn edge(c: &mut Criterion) {
     let req = request();
     let limits = Limits::default();
     c.bench_function("strict checks: same request", |b| b.iter(|| switchyard::fuzzing::strict_check(std::hint::black_box(&req), &limits)));
+    let method = http::Method::GET;
+    c.bench_function("member response head: nginx's, eight lines", |b| {
+        b.iter_batched_ref(
+            || bytes::BytesMut::from(RESPONSE),
+            |buf| std::hint::black_box(switchyard::codec::response::parse(buf, &method).map(|h| h.map(|h| h.status))),
+            criterion::BatchSize::SmallInput,
+        )
+    });
 }
 
 criterion_group!(benches, edge);

@@ -21,6 +21,7 @@ static HOP_BY_HOP: [HeaderName; 7] = [
 
 /// Whether a header name (any case) is hop-by-hop whatever Connection says. Runs for every
 /// line of every member answer, so the length picks the one name to compare.
+#[inline]
 pub fn is_hop_by_hop(name: &[u8]) -> bool {
     let candidate: &[u8] = match name.len() {
         2 => b"te",

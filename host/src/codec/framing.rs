@@ -56,6 +56,7 @@ pub struct FramingFields {
 
 impl FramingFields {
     /// Notes one header line (name in any case, value as sent); other headers are ignored.
+    #[inline]
     pub fn note(&mut self, name: &[u8], value: &[u8]) {
         match name.len() {
             14 if name.eq_ignore_ascii_case(b"content-length") => self.note_length(value),

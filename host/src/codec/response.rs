@@ -19,8 +19,6 @@ use super::framing::{Declared, FramingFields};
 
 /// Most header lines a response may have.
 const MAX_HEADERS: usize = 128;
-/// Headers whose place a parse notes without a second pass (most responses have fewer).
-const NOTED_HEADERS: usize = 24;
 /// Largest response head accepted.
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
 
@@ -72,9 +70,9 @@ pub enum HeadError {
 /// Parses the response head at the start of `buf` and takes it off the buffer. `Ok(None)`:
 /// incomplete, read more. Header values are slices of the buffer, not copies.
 ///
-/// This runs for every proxied response, so it avoids zeroing memory it does not need: the
-/// header slots are left uninitialised, and where each header sits is noted in a small array
-/// (a head with more headers than that is parsed a second time from the bytes split off).
+/// This runs for every proxied response, so it avoids work it does not need: the header
+/// slots are left uninitialised, and where each line sits is noted once, in the vector the
+/// raw lines are kept in.
 pub fn parse(buf: &mut BytesMut, method: &Method) -> Result<Option<ResponseHead>, HeadError> {
     parse_with(buf, method, false)
 }
@@ -82,8 +80,7 @@ pub fn parse(buf: &mut BytesMut, method: &Method) -> Result<Option<ResponseHead>
 /// [`parse`], keeping the hop-by-hop lines when `keep_hop_by_hop` (a health probe shows its
 /// judge every line the member sent; a 101 always keeps them, for the tunnel to read).
 pub fn parse_with(buf: &mut BytesMut, method: &Method, keep_hop_by_hop: bool) -> Result<Option<ResponseHead>, HeadError> {
-    let mut spans = [[0u32; 4]; NOTED_HEADERS];
-    let (len, code, http11, count) = {
+    let (len, code, http11, mut lines) = {
         let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
         let mut response = httparse::Response::new(&mut []);
         let len = match httparse::ParserConfig::default().parse_response_with_uninit_headers(&mut response, buf, &mut slots) {
@@ -97,10 +94,9 @@ pub fn parse_with(buf: &mut BytesMut, method: &Method, keep_hop_by_hop: bool) ->
         let base = buf.as_ptr() as usize;
         // Offsets fit: the head is at most MAX_HEAD_BYTES long.
         let offset = |part: &[u8]| (part.as_ptr() as usize - base) as u32;
-        for (span, h) in spans.iter_mut().zip(response.headers.iter()) {
-            *span = [offset(h.name.as_bytes()), h.name.len() as u32, offset(h.value), h.value.len() as u32];
-        }
-        (len, response.code, response.version == Some(1), response.headers.len())
+        let lines: Vec<[u32; 4]> =
+            response.headers.iter().map(|h| [offset(h.name.as_bytes()), h.name.len() as u32, offset(h.value), h.value.len() as u32]).collect();
+        (len, response.code, response.version == Some(1), lines)
     };
     // httparse takes a bare LF for a line end; a member that sends one is out of step.
     if memchr::memchr_iter(b'\n', &buf[..len]).any(|i| i == 0 || buf[i - 1] != b'\r') {
@@ -111,32 +107,16 @@ pub fn parse_with(buf: &mut BytesMut, method: &Method, keep_hop_by_hop: bool) ->
     let head = buf.split_to(len).freeze();
 
     // Framing and connection facts come from the raw lines, so the header map never has to
-    // be searched; hop-by-hop headers are left out of it as it is built (a 101 keeps them:
+    // be searched; hop-by-hop headers are left out as the lines are kept (a 101 keeps them:
     // the tunnel reads its Upgrade). A Connection header naming other headers is rare and
-    // takes the general removal afterwards.
-    let more: Vec<[u32; 4]>;
-    let spans: &[[u32; 4]] = if count <= NOTED_HEADERS {
-        &spans[..count]
-    } else {
-        let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
-        let mut response = httparse::Response::new(&mut []);
-        httparse::ParserConfig::default()
-            .parse_response_with_uninit_headers(&mut response, &head, &mut slots)
-            .map_err(|e| HeadError::Invalid(e.to_string()))?;
-        let base = head.as_ptr() as usize;
-        let offset = |part: &[u8]| (part.as_ptr() as usize - base) as u32;
-        more = response.headers.iter().map(|h| [offset(h.name.as_bytes()), h.name.len() as u32, offset(h.value), h.value.len() as u32]).collect();
-        &more
-    };
-    let line = |&[name_at, name_len, value_at, value_len]: &[u32; 4]| {
-        let (name_at, value_at) = (name_at as usize, value_at as usize);
-        (name_at..name_at + name_len as usize, value_at..value_at + value_len as usize)
-    };
+    // takes the general removal of a map.
+    let name_of = |&[name_at, name_len, _, _]: &[u32; 4]| name_at as usize..(name_at + name_len) as usize;
+    let value_of = |&[_, _, value_at, value_len]: &[u32; 4]| value_at as usize..(value_at + value_len) as usize;
     let mut facts = FramingFields::default();
     let mut has_date = false;
-    for (name, value) in spans.iter().map(line) {
-        let name = &head[name];
-        facts.note(name, &head[value]);
+    for l in &lines {
+        let name = &head[name_of(l)];
+        facts.note(name, &head[value_of(l)]);
         has_date |= name.eq_ignore_ascii_case(b"date");
     }
     let framing = framing(&facts, status, method)?;
@@ -145,13 +125,15 @@ pub fn parse_with(buf: &mut BytesMut, method: &Method, keep_hop_by_hop: bool) ->
     if status != StatusCode::SWITCHING_PROTOCOLS && !(strip && facts.names_others()) {
         // httparse checked every name (a token) and value (no control bytes but HTAB), the
         // same rules as `HeaderName` and `HeaderValue`: the lines are kept as they are.
-        let lines: Vec<[u32; 4]> = spans.iter().copied().filter(|&l| !strip || !is_hop_by_hop(&head[line(&l).0])).collect();
+        if strip {
+            lines.retain(|l| !is_hop_by_hop(&head[name_of(l)]));
+        }
         let raw = RawHeaders { head, lines, has_date, has_length: facts.has_length() };
         return Ok(Some(ResponseHead { status, fields: Fields::Raw(raw), framing, keep_alive }));
     }
-    let mut headers = HeaderMap::with_capacity(count);
-    for (name, value) in spans.iter().map(line) {
-        let name = &head[name];
+    let mut headers = HeaderMap::with_capacity(lines.len());
+    for l in &lines {
+        let (name, value) = (&head[name_of(l)], value_of(l));
         let name = HeaderName::from_bytes(name).map_err(|_| HeadError::Invalid(format!("header name `{}`", String::from_utf8_lossy(name))))?;
         let value = HeaderValue::from_maybe_shared(head.slice(value)).map_err(|_| HeadError::Invalid(format!("value of header `{name}`")))?;
         headers.append(name, value);
@@ -251,9 +233,9 @@ mod tests {
     }
 
     #[test]
-    fn many_headers_take_the_second_pass() {
+    fn many_headers() {
         let mut raw = String::from("HTTP/1.1 200 OK\r\n");
-        for i in 0..(NOTED_HEADERS + 5) {
+        for i in 0..29 {
             raw.push_str(&format!("x-h{i}: v{i}\r\n"));
         }
         raw.push_str("content-length: 2\r\n\r\nok");
@@ -261,7 +243,7 @@ mod tests {
         let head = parse(&mut buf, &Method::GET).expect("valid").expect("complete");
         assert_eq!(head.framing, Framing::Length(2));
         let headers = head.fields.into_map();
-        assert_eq!(headers.len(), NOTED_HEADERS + 6);
+        assert_eq!(headers.len(), 30);
         assert_eq!(headers["x-h28"], "v28");
         assert_eq!(&buf[..], b"ok");
     }
