@@ -23,11 +23,16 @@ use super::{Balancer, tiers};
 #[derive(Default)]
 pub(crate) struct PlanSlot(Mutex<PlanState>);
 
-#[derive(Default)]
 struct PlanState {
     active: Option<ActivePlan>,
-    /// Picks the next plan asks for (0: not planned yet, start at `FIRST_PLAN`).
+    /// Picks the next plan asks for.
     size: usize,
+}
+
+impl Default for PlanState {
+    fn default() -> Self {
+        Self { active: None, size: FIRST_PLAN }
+    }
 }
 
 /// Picks the first plan of a balancer asks for.
@@ -70,11 +75,9 @@ impl<C> Balancer<C> {
         let state = &mut *state;
         if !state.active.as_ref().is_some_and(|active| self.holds(active, method, candidates)) {
             // A plan dropped before its end: ask for fewer next time.
-            state.size = match state.active.take() {
-                Some(_) => (state.size / 4).max(1),
-                None if state.size == 0 => FIRST_PLAN,
-                None => state.size,
-            };
+            if state.active.take().is_some() {
+                state.size = (state.size / 4).max(1);
+            }
             let table = tiers::table(&self.members, candidates);
             let asked = state.size.min(longest_for(candidates.len()));
             let called = std::time::Instant::now();

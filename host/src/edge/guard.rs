@@ -352,14 +352,7 @@ impl AsyncRead for Guard {
                 }
             }
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-            Poll::Pending => match this.poll_deadline(cx) {
-                Poll::Ready(Ok(())) => {
-                    this.done = true;
-                    Poll::Ready(Ok(()))
-                }
-                Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-                Poll::Pending => Poll::Pending,
-            },
+            Poll::Pending => this.poll_waiting(cx),
         }
     }
 }
@@ -376,13 +369,19 @@ impl Guard {
         let ClientStream::Plain(tcp) = &self.stream else { return Poll::Ready(Ok(())) };
         match tcp.poll_read_ready(cx) {
             Poll::Ready(r) => Poll::Ready(r),
-            Poll::Pending => match self.poll_deadline(cx) {
-                Poll::Ready(Ok(())) => {
-                    self.done = true;
-                    Poll::Ready(Ok(()))
-                }
-                other => other,
-            },
+            Poll::Pending => self.poll_waiting(cx),
+        }
+    }
+
+    /// While the client sends nothing: the deadlines run; one that ends the connection
+    /// quietly makes the wait end as the client's end of stream would.
+    fn poll_waiting(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.poll_deadline(cx) {
+            Poll::Ready(Ok(())) => {
+                self.done = true;
+                Poll::Ready(Ok(()))
+            }
+            other => other,
         }
     }
 }
