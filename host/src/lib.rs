@@ -8,6 +8,8 @@
 //!   depends on nothing.
 //! - [`codec`]: HTTP/1 on the wire, once — framing rules, the body decoder, chunk encoding,
 //!   response heads, hop-by-hop headers; depends on nothing.
+//! - `splice`: bytes moved from one TCP socket to another through a pipe, never copied
+//!   through user space (large answers from plain members to plain clients).
 //! - [`worker`]: which worker thread this is (per-worker state is indexed by it).
 //! - `deadline`: a deadline that arms no timer when the work finishes at once.
 //! - [`durable`]: directories opened once as capabilities, files replaced atomically.
@@ -70,6 +72,7 @@ pub mod proxy;
 pub mod rewrite;
 pub mod scaffold;
 pub mod server;
+mod splice;
 pub mod tls;
 pub mod trace;
 pub mod upstream;

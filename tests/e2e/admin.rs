@@ -254,6 +254,16 @@ async fn metrics_count_what_the_members_served() {
         assert!(series.insert((s.metric.clone(), labels)), "{} twice", s.metric);
     }
     assert!(text.contains("switchyard_member_flag{") && text.trim_end().ends_with("# EOF"), "{text}");
+    // A large answer from a plain member to a plain client moves socket to socket. (The
+    // count is the process's: other tests may add to it, never take from it.)
+    let spliced = |text: &str| -> f64 {
+        let line = text.lines().find(|l| l.starts_with("switchyard_spliced_bytes_total ")).unwrap_or_else(|| panic!("{text}"));
+        line.rsplit(' ').next().and_then(|v| v.parse().ok()).expect("a count")
+    };
+    let before = spliced(&text);
+    assert_eq!(client.get(&proxy.proxy.url("/bytes/300000")).await.body.len(), 300_000);
+    let after = spliced(&admin.get("/metrics").await.text());
+    assert!(after - before >= 200_000.0, "all but what came with the head: {before} -> {after}");
     proxy.proxy.stop().await;
 }
 

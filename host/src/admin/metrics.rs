@@ -225,6 +225,9 @@ pub(super) fn render(control: &Control) -> Response<Full<Bytes>> {
     registry.register("member_health_failures", "Health-check probes that failed", probe_failures);
     register_lbmethods(&mut registry, &proxy, &view);
     register_changes(&mut registry, control.stats());
+    let spliced = Counter::<u64>::default();
+    spliced.inc_by(crate::splice::moved_bytes());
+    registry.register("spliced_bytes", "Response body bytes moved from member sockets to client sockets by splice(2), never copied through the proxy", spliced);
     if let Some(log) = proxy.access_log() {
         let dropped = Counter::<u64>::default();
         dropped.inc_by(log.dropped());

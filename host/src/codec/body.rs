@@ -114,6 +114,15 @@ impl BodyDecoder {
         }
     }
 
+    /// `n` bytes of a Content-Length body went by without passing through a buffer (moved
+    /// socket to socket). `n` is at most what is owed; any other framing is left as it is.
+    pub fn passed(&mut self, n: u64) {
+        if let State::Length { remaining } = self.state {
+            let left = remaining.saturating_sub(n);
+            self.state = if left == 0 { State::Done } else { State::Length { remaining: left } };
+        }
+    }
+
     /// The connection closed: whether that ends the body (close-delimited) rather than
     /// truncating it. The decoder is done either way.
     pub fn close(&mut self) -> bool {
@@ -347,6 +356,18 @@ mod tests {
         assert!(until_close.close(), "a close ends a close-delimited body");
         let mut length = BodyDecoder::new(Framing::Length(3));
         assert!(!length.close(), "and truncates a counted one");
+    }
+
+    #[test]
+    fn bytes_that_went_by_count_against_a_length_body_only() {
+        let mut d = BodyDecoder::new(Framing::Length(10));
+        d.passed(4);
+        assert_eq!(d.exact_remaining(), Some(6));
+        d.passed(6);
+        assert!(d.is_done());
+        let mut chunked = BodyDecoder::new(Framing::Chunked);
+        chunked.passed(4);
+        assert_eq!(chunked, BodyDecoder::new(Framing::Chunked), "a chunked body's bytes must be decoded, not skipped");
     }
 
     #[test]

@@ -358,6 +358,15 @@ impl AsyncRead for Guard {
 }
 
 impl Guard {
+    /// The client's TCP socket, when the connection is plain (no TLS to see its bytes), for
+    /// writes that bypass user space. Nothing the guard does on writes applies to them.
+    pub(crate) fn plain_tcp(&self) -> Option<&tokio::net::TcpStream> {
+        match &self.stream {
+            ClientStream::Plain(tcp) if !self.done => Some(tcp),
+            _ => None,
+        }
+    }
+
     /// Waits until a read would find bytes (or the connection ends), holding no buffer: an
     /// idle keep-alive connection waits here, so it keeps no read buffer while it idles. The
     /// idle and head deadlines run as they do while a read waits. A TLS stream keeps buffers

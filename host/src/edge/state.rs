@@ -222,6 +222,12 @@ impl<B: Body + Unpin> Tracked<B> {
     pub fn inner_mut(&mut self) -> &mut B {
         &mut self.body
     }
+
+    /// `n` bytes of the body reached the client without passing through `poll_frame`
+    /// (moved socket to socket): counted as if they had.
+    pub(crate) fn note_sent(&mut self, n: u64) {
+        self.bytes_out += n;
+    }
 }
 
 impl<B: Body + Unpin> Body for Tracked<B> {

@@ -91,6 +91,14 @@ impl ResponseBody {
         raw.or_else(|| headers.get(name).cloned())
     }
 
+    /// The member's body, when this is one.
+    pub(crate) fn member_mut(&mut self) -> Option<&mut MemberBody> {
+        match self {
+            ResponseBody::Member { body, .. } => Some(body),
+            ResponseBody::Local(_) => None,
+        }
+    }
+
     /// Takes the member's header lines when they are still kept with its body: they come
     /// before the response's own map (which then holds only what the proxy added).
     pub(crate) fn take_member_headers(&mut self) -> Option<RawHeaders> {

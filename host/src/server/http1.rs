@@ -32,6 +32,8 @@ use crate::edge::{Guard, Tracked};
 use crate::codec::body::{LAST_CHUNK, write_chunk_size};
 use crate::codec::fields::{connection_has, connection_tokens, write_field};
 use crate::proxy::{ClientBodySource, ProxyService, ResponseBody};
+use crate::splice::{self, Pipe};
+use crate::upstream::SpliceFailure;
 
 /// Most header lines a fast-path request may have (hyper's own limit is 100; more goes to it).
 const MAX_HEADERS: usize = 100;
@@ -255,6 +257,12 @@ async fn write_response(io: &mut Guard, response: Response<Tracked<ResponseBody>
         io.flush().await?;
         return Ok(!close);
     }
+    // A large answer of known length from a plain member to a plain client moves socket to
+    // socket: its bytes are never copied through this process.
+    if !chunked && let Some(keep) = splice_rest(io, &mut body, &mut out).await? {
+        drop(body);
+        return Ok(keep && !close);
+    }
     // The head goes out with the first piece of the body when that is already here (a small
     // answer: one write), and at once when it is not.
     loop {
@@ -309,6 +317,48 @@ async fn write_response(io: &mut Guard, response: Response<Tracked<ResponseBody>
     io.write_all(&out).await?;
     io.flush().await?;
     Ok(!close)
+}
+
+/// Bodies with fewer bytes than this still to read are copied: below it, the two splice
+/// calls per piece cost more than the copies they save.
+const SPLICE_MIN: u64 = 16 * 1024;
+
+/// Sends the head in `out`, then the body socket to socket through a pipe ([`splice`]),
+/// when the body allows it (see `MemberBody::begin_splice`). `Ok(Some(reusable))` when the
+/// answer was sent (or cut: then not reusable); `Ok(None)` when the body goes the ordinary
+/// way, with what is left of it (the head may have been sent, and `out` emptied).
+async fn splice_rest(io: &mut Guard, body: &mut Tracked<ResponseBody>, out: &mut Vec<u8>) -> io::Result<Option<bool>> {
+    if !splice::available() || io.plain_tcp().is_none() {
+        return Ok(None);
+    }
+    let Some(member) = body.inner_mut().member_mut() else { return Ok(None) };
+    let Ok(mut pipe) = Pipe::take() else { return Ok(None) };
+    let Some(first) = member.begin_splice(SPLICE_MIN) else {
+        pipe.give_back();
+        return Ok(None);
+    };
+    body.note_sent(first.len() as u64);
+    if first.len() > COPY_LIMIT {
+        write_both(io, out, &first).await?;
+    } else {
+        out.extend_from_slice(&first);
+        io.write_all(out).await?;
+    }
+    out.clear();
+    let (Some(to), Some(member)) = (io.plain_tcp(), body.inner_mut().member_mut()) else { return Ok(None) };
+    let mut sent = 0;
+    let result = std::future::poll_fn(|cx| member.poll_splice(cx, &mut pipe, to, &mut sent)).await;
+    body.note_sent(sent);
+    match result {
+        Ok(()) => {
+            pipe.give_back();
+            Ok(Some(true))
+        }
+        Err(SpliceFailure::Unsupported) => Ok(None),
+        // The answer cannot be finished: the client learns from the connection closing.
+        Err(SpliceFailure::Member(_)) => Ok(Some(false)),
+        Err(SpliceFailure::Client(e)) => Err(e),
+    }
 }
 
 /// One step of writing a body.

@@ -132,6 +132,14 @@ impl MemberStream {
         }
     }
 
+    /// The TCP socket, when the stream is plain and whole (no TLS to see its bytes).
+    pub fn plain(&self) -> Option<&TcpStream> {
+        match self {
+            MemberStream::Plain(tcp) => Some(tcp),
+            _ => None,
+        }
+    }
+
     /// Whether an idle connection can still carry a request: the member has not closed it
     /// and has sent nothing unasked. A TLS record that carries no data (a session ticket) is
     /// taken in passing.

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
+use tokio::net::TcpStream;
 use tokio::time::Sleep;
 
 use super::conn::READ_CHUNK;
@@ -23,6 +24,7 @@ use super::upload::Upload;
 use super::{MemberPool, OutgoingBody, ProxyMember};
 use crate::balancer::BusyGuard;
 use crate::codec::body::{BodyDecoder, ChunkError, Decoded, Framing};
+use crate::splice::{FillError, Pipe};
 
 /// Largest read of a body whose length is known: what nginx's default proxy buffers hold.
 const MAX_BODY_READ: usize = 64 * 1024;
@@ -45,6 +47,20 @@ pub enum MemberBodyError {
     /// The client's request body failed while member {0} was already answering.
     #[error("the request body for member {0} failed while it was answering: {1}")]
     ClientBody(String, String),
+}
+
+/// Why moving a body socket to socket stopped short.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SpliceFailure {
+    /// The kernel does not splice here; nothing was moved, and the body reads as before.
+    #[error("splice is not supported here")]
+    Unsupported,
+    /// The member's side failed (the body is cut).
+    #[error(transparent)]
+    Member(#[from] MemberBodyError),
+    /// Writing to the client failed.
+    #[error("writing to the client: {0}")]
+    Client(std::io::Error),
 }
 
 /// A member's body on its way to the client.
@@ -119,6 +135,80 @@ impl MemberBody {
                 Ok(())
             }
             None => Ok(()),
+        }
+    }
+
+    /// Starts moving the rest of the body socket to socket ([`crate::splice`]) when it may: a
+    /// Content-Length body with at least `min` bytes not yet read, on a whole plain TCP
+    /// connection with no upload beside it. Returns the body bytes already read with the
+    /// head (perhaps none), which go to the client first; `None`, and nothing taken, when
+    /// the body must be read the ordinary way.
+    pub(crate) fn begin_splice(&mut self, min: u64) -> Option<Bytes> {
+        let remaining = self.decoder.exact_remaining()?;
+        let lease = self.lease.as_mut()?;
+        if self.pump.is_some() || lease.conn.stream.plain().is_none() || self.decoder.owed() != Some(remaining) {
+            return None;
+        }
+        let buffered = lease.conn.buf.len().min(usize::try_from(remaining).unwrap_or(usize::MAX));
+        if remaining - (buffered as u64) < min {
+            return None;
+        }
+        let first = lease.conn.buf.split_to(buffered).freeze();
+        self.decoder.passed(buffered as u64);
+        Some(first)
+    }
+
+    /// Moves the rest of the body from the member's socket into `to` through `pipe`,
+    /// counting what it reads as reads do, with the same stall timeout; the connection goes
+    /// back to the pool once the last byte is off it. Adds what reached `to` to `sent`.
+    /// Call after [`begin_splice`](Self::begin_splice) agreed.
+    pub(crate) fn poll_splice(&mut self, cx: &mut Context<'_>, pipe: &mut Pipe, to: &TcpStream, sent: &mut u64) -> Poll<Result<(), SpliceFailure>> {
+        let result = self.poll_splice_inner(cx, pipe, to, sent);
+        if let Poll::Ready(Err(SpliceFailure::Member(_) | SpliceFailure::Client(_))) = &result {
+            // Out of step with the member (bytes left on its socket or in the pipe): close.
+            self.lease = None;
+            self.decoder.close();
+        }
+        result
+    }
+
+    fn poll_splice_inner(&mut self, cx: &mut Context<'_>, pipe: &mut Pipe, to: &TcpStream, sent: &mut u64) -> Poll<Result<(), SpliceFailure>> {
+        loop {
+            if pipe.held() > 0 {
+                let n = ready!(pipe.poll_drain(cx, to)).map_err(SpliceFailure::Client)?;
+                *sent += n as u64;
+                continue;
+            }
+            let Some(remaining) = self.decoder.exact_remaining().filter(|r| *r > 0) else {
+                self.finish_if_done();
+                return Poll::Ready(Ok(()));
+            };
+            let Some(from) = self.lease.as_ref().and_then(|lease| lease.conn.stream.plain()) else {
+                return Poll::Ready(Err(MemberBodyError::Truncated(self.name()).into()));
+            };
+            let want = usize::try_from(remaining).unwrap_or(usize::MAX);
+            match pipe.poll_fill(cx, from, want) {
+                Poll::Pending => {
+                    let timeout = self.timeout;
+                    let stall = self.stall.get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+                    if stall.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(Err(MemberBodyError::Stalled(self.name(), timeout).into()));
+                    }
+                    return Poll::Pending;
+                }
+                Poll::Ready(Ok(0)) => return Poll::Ready(Err(MemberBodyError::Truncated(self.name()).into())),
+                Poll::Ready(Ok(n)) => {
+                    self.stall = None;
+                    self.member.add_read(n as u64);
+                    self.busy.received(n as u64);
+                    self.decoder.passed(n as u64);
+                    // The last byte is off the member's socket: its connection can go back
+                    // to the pool before the client has it.
+                    self.finish_if_done();
+                }
+                Poll::Ready(Err(FillError::Unsupported(_))) => return Poll::Ready(Err(SpliceFailure::Unsupported)),
+                Poll::Ready(Err(FillError::Io(e))) => return Poll::Ready(Err(MemberBodyError::Io(self.name(), e).into())),
+            }
         }
     }
 

@@ -34,6 +34,7 @@ use http::{HeaderMap, Method, Request, StatusCode};
 use http_body::Body;
 
 pub use body::{MemberBody, MemberBodyError};
+pub(crate) use body::SpliceFailure;
 pub use conn::connect;
 pub use pool::{ConnectError, MemberPool};
 pub use tunnel::Tunnel;
