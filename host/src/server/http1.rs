@@ -71,7 +71,7 @@ pub(crate) async fn serve(mut io: Guard, service: &ProxyService, mut stop: watch
                     _ = stop.wait_for(|stopped| *stopped) => None,
                 };
                 match ready {
-                    None => return close(io).await,
+                    None => return close(&mut io).await,
                     Some(Err(_)) => return Outcome::Closed,
                     Some(Ok(())) => {}
                 }
@@ -84,37 +84,59 @@ pub(crate) async fn serve(mut io: Guard, service: &ProxyService, mut stop: watch
                 Ok(_) => {}
             }
         };
-        let head_only = request.method() == Method::HEAD;
-        let client_close = connection_has(request.headers(), b"close");
-        // While the answer is awaited the socket is still read, as hyper does: bytes of a
-        // pipelined request are kept, and a client that closes its side gives the request
-        // up (its member exchange is dropped instead of running to its timeout).
-        let response = {
-            // Boxed: the connection's task is as large as its largest state, and an idle
-            // keep-alive connection should not carry a whole request's worth of it.
-            let mut respond = Box::pin(service.respond(request));
-            loop {
-                tokio::select! {
-                    biased;
-                    response = &mut respond => break Some(response),
-                    read = io.read_buf(&mut buf), if buf.len() <= MAX_HEAD => match read {
-                        Ok(0) | Err(_) => break None,
-                        Ok(_) => {}
-                    },
-                }
-            }
-        };
-        let Some(response) = response else { return Outcome::Closed };
-        let closing = client_close || *stop.borrow();
-        match write_response(&mut io, response, head_only, closing).await {
-            Ok(true) => {}
-            Ok(false) => return close(io).await,
-            Err(_) => return Outcome::Closed,
+        // Boxed, with everything a request holds while it is answered: the connection's task
+        // is as large as its largest state, and an idle keep-alive connection should carry
+        // none of a request's (one allocation per request, as the boxed answer was before).
+        match Box::pin(answer(&mut io, &mut buf, service, request, &stop)).await {
+            Answered::Next => {}
+            Answered::Close => return close(&mut io).await,
+            Answered::Closed => return Outcome::Closed,
         }
     }
 }
 
-async fn close(mut io: Guard) -> Outcome {
+/// How answering one request left the connection.
+enum Answered {
+    /// Ready for the next request.
+    Next,
+    /// The connection must close (the client or the answer said so, or a shutdown).
+    Close,
+    /// The connection is gone.
+    Closed,
+}
+
+/// Answers `request` and writes the answer; bytes the client sends meanwhile are kept in `buf`.
+async fn answer(io: &mut Guard, buf: &mut BytesMut, service: &ProxyService, request: Request<ClientBodySource>, stop: &watch::Receiver<bool>) -> Answered {
+    let head_only = request.method() == Method::HEAD;
+    let client_close = connection_has(request.headers(), b"close");
+    // While the answer is awaited the socket is still read, as hyper does: bytes of a
+    // pipelined request are kept, and a client that closes its side gives the request
+    // up (its member exchange is dropped instead of running to its timeout).
+    let response = {
+        let mut respond = std::pin::pin!(service.respond(request));
+        loop {
+            tokio::select! {
+                biased;
+                response = &mut respond => break Some(response),
+                read = io.read_buf(buf), if buf.len() <= MAX_HEAD => match read {
+                    Ok(0) | Err(_) => break None,
+                    Ok(_) => {}
+                },
+            }
+        }
+    };
+    let Some(response) = response else { return Answered::Closed };
+    let closing = client_close || *stop.borrow();
+    match write_response(io, response, head_only, closing).await {
+        Ok(true) => Answered::Next,
+        Ok(false) => Answered::Close,
+        Err(_) => Answered::Closed,
+    }
+}
+
+/// Shuts the connection down (lingering, see the guard). By reference: a guard moved into
+/// this future would make every connection's task hold room for two.
+async fn close(io: &mut Guard) -> Outcome {
     let _ = io.shutdown().await;
     Outcome::Closed
 }
@@ -332,11 +354,7 @@ async fn splice_rest(io: &mut Guard, body: &mut Tracked<ResponseBody>, out: &mut
         return Ok(None);
     }
     let Some(member) = body.inner_mut().member_mut() else { return Ok(None) };
-    let Ok(mut pipe) = Pipe::take() else { return Ok(None) };
-    let Some(first) = member.begin_splice(SPLICE_MIN) else {
-        pipe.give_back();
-        return Ok(None);
-    };
+    let Some(first) = member.begin_splice(SPLICE_MIN) else { return Ok(None) };
     body.note_sent(first.len() as u64);
     if first.len() > COPY_LIMIT {
         write_both(io, out, &first).await?;
@@ -345,6 +363,8 @@ async fn splice_rest(io: &mut Guard, body: &mut Tracked<ResponseBody>, out: &mut
         io.write_all(out).await?;
     }
     out.clear();
+    // Without a pipe (out of descriptors) the rest goes the ordinary way.
+    let Ok(mut pipe) = Pipe::take() else { return Ok(None) };
     let (Some(to), Some(member)) = (io.plain_tcp(), body.inner_mut().member_mut()) else { return Ok(None) };
     let mut sent = 0;
     let result = std::future::poll_fn(|cx| member.poll_splice(cx, &mut pipe, to, &mut sent)).await;
