@@ -199,3 +199,34 @@ async fn a_large_answer_cut_short_or_stalled_closes_the_client_connection() {
         member.abort();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_leaves_in_the_middle_of_a_large_answer_leaves_nothing_behind() {
+    let m = Member::start("m").await;
+    let toml = format!("[[route]]\npath = \"/\"\nbalancer = \"b\"\n[balancer.b]\n[[balancer.b.member]]\nurl = \"{}\"\n", m.url());
+    let proxy = TestProxy::start(&config(&toml)).await;
+    let mut stream = tokio::net::TcpStream::connect(proxy.addr).await.expect("connect");
+    stream.write_all(b"GET /bytes/50000000 HTTP/1.1\r\nHost: t\r\n\r\n").await.expect("send");
+    let mut got = 0;
+    let mut chunk = vec![0u8; 64 * 1024];
+    while got < 1_000_000 {
+        got += stream.read(&mut chunk).await.expect("read");
+    }
+    // Gone with most of the answer unread: the proxy's writes fail (no signal kills it).
+    drop(stream);
+    let member = &proxy.running.proxy.balancers()[0].members()[0];
+    let mut idle = false;
+    for _ in 0..500 {
+        if member.busy() == 0 {
+            idle = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(idle, "the member exchange ends with the client");
+    let mut again = tokio::net::TcpStream::connect(proxy.addr).await.expect("the proxy still accepts");
+    again.write_all(b"GET /bytes/300000 HTTP/1.1\r\nHost: t\r\n\r\n").await.expect("send");
+    let (_, body) = read_counted(&mut again, &mut Vec::new()).await.expect("a whole answer");
+    assert!(body == switchyard_tests::member::pattern(300_000));
+    proxy.stop().await;
+}
