@@ -280,8 +280,10 @@ async fn write_response(io: &mut Guard, response: Response<Tracked<ResponseBody>
         return Ok(!close);
     }
     // A large answer of known length from a plain member to a plain client moves socket to
-    // socket: its bytes are never copied through this process.
-    if !chunked && let Some(keep) = splice_rest(io, &mut body, &mut out).await? {
+    // socket: its bytes are never copied through this process. (Boxed: a small answer's
+    // writing should not carry, nor move, room for it.)
+    let large = body.size_hint().exact().is_some_and(|n| n >= SPLICE_MIN);
+    if !chunked && large && let Some(keep) = Box::pin(splice_rest(io, &mut body, &mut out)).await? {
         drop(body);
         return Ok(keep && !close);
     }
