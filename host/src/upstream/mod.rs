@@ -224,7 +224,7 @@ enum SendFailure<E> {
 /// answered before the body was all sent, the rest of the upload.
 async fn send_and_read<B: OutgoingBody>(
     lease: &mut Lease,
-    mut upload: Upload<B>,
+    upload: Upload<B>,
     method: &Method,
     upgrading: bool,
     timeout: Duration,
@@ -238,6 +238,20 @@ async fn send_and_read<B: OutgoingBody>(
             Err(HeadFailure::Broken(reason)) => Err(SendFailure::Broken(reason)),
         };
     }
+    // Boxed: every exchange's future has room for its largest path, and each layer of the
+    // request path above holds (and moves) that future; most requests have no body.
+    Box::pin(send_body_and_read(lease, upload, method, upgrading, timeout, member)).await
+}
+
+/// [`send_and_read`] for a request with a body.
+async fn send_body_and_read<B: OutgoingBody>(
+    lease: &mut Lease,
+    mut upload: Upload<B>,
+    method: &Method,
+    upgrading: bool,
+    timeout: Duration,
+    member: &ProxyMember,
+) -> Result<(ResponseHead, Option<Upload<B>>), SendFailure<B::Error>> {
     let conn = &mut lease.conn;
     // Reads and writes go on side by side (a TLS stream cannot be split without a lock;
     // the lock is only ever taken by this one task).

@@ -190,7 +190,9 @@ impl MemberPool {
                 });
             }
         }
-        match MemberConn::connect(&self.authority, self.settings.connect_timeout, self.tls.as_deref()).await {
+        // Boxed: a TLS handshake's state is large, and most checkouts find an idle connection;
+        // every layer of the request path above holds (and moves) this future.
+        match Box::pin(MemberConn::connect(&self.authority, self.settings.connect_timeout, self.tls.as_deref())).await {
             Ok(conn) => Ok(self.lease(conn, slot)),
             Err(e) => {
                 self.closed(slot);
