@@ -19,6 +19,7 @@
 use std::io;
 use std::mem::MaybeUninit;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
@@ -28,7 +29,7 @@ use http_body::Body;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::watch;
 
-use crate::edge::{Guard, Tracked};
+use crate::edge::{ClientStream, ConnShared, Guard, GuardSettings, Tracked};
 use crate::codec::body::{LAST_CHUNK, write_chunk_size};
 use crate::codec::fields::{connection_has, connection_tokens, write_field};
 use crate::proxy::{ClientBodySource, ProxyService, ResponseBody};
@@ -48,9 +49,13 @@ pub(crate) enum Outcome {
     HandOff(Box<Prefixed>),
 }
 
-/// Serves plain HTTP/1.1 requests on `io` until the client closes, the connection must close,
-/// `stop` is set while no request is under way, or a request needs hyper.
-pub(crate) async fn serve(mut io: Guard, service: &ProxyService, mut stop: watch::Receiver<bool>) -> Outcome {
+/// Serves plain HTTP/1.1 requests on `stream` (guarded by a [`Guard`] made of it, `conn` and
+/// `settings`) until the client closes, the connection must close, `stop` is set while no
+/// request is under way, or a request needs hyper.
+pub(crate) async fn serve(stream: ClientStream, conn: Arc<ConnShared>, settings: GuardSettings, service: &ProxyService, mut stop: watch::Receiver<bool>) -> Outcome {
+    // The guard is made here, not passed in: an async fn keeps its arguments beside the
+    // locals they move into, and every idle connection's task would hold room for two.
+    let mut io = Guard::new(stream, conn, settings);
     let mut buf = BytesMut::new();
     loop {
         let request = loop {

@@ -13,7 +13,7 @@ use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::shared::{Command, Shared};
-use crate::edge::{ClientStream, ConnShared, Guard, Tunnels};
+use crate::edge::{ClientStream, ConnShared, Tunnels};
 use crate::tls::Handshake;
 use super::http1;
 use crate::proxy::ProxyService;
@@ -189,8 +189,7 @@ async fn accept_loop(
                     Handshake::Failed(e) => return tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                 },
             };
-            let guard = Guard::new(stream, conn, settings.guard.clone());
-            let outcome = http1::serve(guard, &service, stop).await;
+            let outcome = http1::serve(stream, conn, settings.guard.clone(), &service, stop).await;
             drop(on_fast_path);
             if let http1::Outcome::HandOff(io) = outcome {
                 let connection = settings.builder.serve_connection_with_upgrades(TokioIo::new(*io), service);
