@@ -185,12 +185,14 @@ fn run(args: Args, mut boot: control::Boot) -> anyhow::Result<()> {
             Some(settings) => Some(switchyard::admin::start(settings, Arc::clone(&control)).await?),
             None => None,
         };
+        // Registered before "listening" is logged, as SIGHUP's is.
+        let shutdown = shutdown_signal();
         for addr in &running.addrs {
             tracing::info!(%addr, "listening");
         }
         let stop = running.shutdown_handle();
         tokio::spawn(async move {
-            shutdown_signal().await;
+            shutdown.await;
             tracing::info!("shutdown requested");
             let _ = stop.send(true);
         });
@@ -363,24 +365,34 @@ async fn reopen_on_sigusr1(mut usr1: tokio::signal::unix::Signal, control: Arc<c
 }
 
 /// Resolves on SIGTERM or ctrl-c (SIGINT).
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Registers for SIGTERM and SIGINT at once (a signal that comes before the returned future
+/// is first polled must find the handler: the default action would end the process without
+/// draining); the future resolves when one arrives.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut term) => {
+    let handlers = {
+        use tokio::signal::unix::{SignalKind, signal};
+        (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
+    };
+    async move {
+        #[cfg(unix)]
+        match handlers {
+            (Ok(mut term), Ok(mut int)) => {
                 tokio::select! {
-                    _ = ctrl_c => {}
                     _ = term.recv() => {}
+                    _ = int.recv() => {}
                 }
             }
-            Err(_) => {
-                let _ = ctrl_c.await;
+            (Ok(mut term), Err(_)) => {
+                term.recv().await;
+            }
+            (Err(_), _) => {
+                let _ = tokio::signal::ctrl_c().await;
             }
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
