@@ -64,15 +64,7 @@ async fn a_client_that_goes_away_gives_up_its_request() {
     let toml = format!("[[route]]\npath = \"/\"\nbalancer = \"b\"\n\n[balancer.b]\n[[balancer.b.member]]\nurl = \"{}\"\n", m.url());
     let proxy = TestProxy::start(&config(&toml)).await;
     let member = &proxy.running.proxy.balancers()[0].members()[0];
-    let busy_becomes = |n: u64| async move {
-        for _ in 0..500 {
-            if member.busy() == n {
-                return true;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-        false
-    };
+    let busy_becomes = |n: u64| busy_becomes(member, n);
     let mut conn = RawConn::connect(proxy.addr).await;
     assert!(conn.send(b"GET /sleep/60000 HTTP/1.1\r\nHost: t\r\n\r\n").await);
     assert!(busy_becomes(1).await, "the request reached the member");
@@ -215,18 +207,21 @@ async fn a_client_that_leaves_in_the_middle_of_a_large_answer_leaves_nothing_beh
     // Gone with most of the answer unread: the proxy's writes fail (no signal kills it).
     drop(stream);
     let member = &proxy.running.proxy.balancers()[0].members()[0];
-    let mut idle = false;
-    for _ in 0..500 {
-        if member.busy() == 0 {
-            idle = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    assert!(idle, "the member exchange ends with the client");
+    assert!(busy_becomes(member, 0).await, "the member exchange ends with the client");
     let mut again = tokio::net::TcpStream::connect(proxy.addr).await.expect("the proxy still accepts");
     again.write_all(b"GET /bytes/300000 HTTP/1.1\r\nHost: t\r\n\r\n").await.expect("send");
     let (_, body) = read_counted(&mut again, &mut Vec::new()).await.expect("a whole answer");
     assert!(body == switchyard_tests::member::pattern(300_000));
     proxy.stop().await;
+}
+
+/// Whether `member`'s busy count becomes `n` within about 10 s.
+async fn busy_becomes(member: &switchyard::proxy::ProxyMember, n: u64) -> bool {
+    for _ in 0..500 {
+        if member.busy() == n {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    false
 }
