@@ -5,7 +5,9 @@ harness's nginx origins.
 Each proxy is started alone; N client connections are opened, each sends one request and reads
 its answer, and then all of them stay open and idle. The figure is how much the proxy's resident
 memory (VmRSS summed over its process tree, from /proc) grew, divided by N. nginx runs one
-worker per CPU, Switchyard its default workers.
+worker per CPU, Switchyard its default workers. The connections are opened in two halves, two
+seconds apart; "second half" is what the second half alone added per connection, without what
+the first opened once (arenas, pools, tables sized for the peak).
 
     cargo build --release -p switchyard
     python3 host/benches/idle_connections.py            # N=8000; IDLE_CONNECTIONS=20000 for more
@@ -58,14 +60,18 @@ def measure(run, name, cmd, port):
                 one_request(port).close()
             time.sleep(1)
             before = tree_rss_kb(pid)
-            for _ in range(N):
+            for _ in range(N // 2):
+                conns.append(one_request(port))
+            time.sleep(2)
+            half = tree_rss_kb(pid)
+            for _ in range(N - N // 2):
                 conns.append(one_request(port))
             time.sleep(2)
             after = tree_rss_kb(pid)
         finally:
             for c in conns:
                 c.close()
-    return before, after
+    return before, half, after
 
 
 def main():
@@ -81,9 +87,11 @@ def main():
     with side.origins(run):
         results = {"nginx": measure(run, "nginx", nginx, NGINX_PORT), "switchyard": measure(run, "switchyard", switchyard, SWITCHYARD_PORT)}
     print(f"{N} idle keep-alive client connections (one request each); resident memory of the proxy's process tree")
-    print(f"{'proxy':12} {'before MiB':>11} {'after MiB':>10} {'per connection':>15}")
-    for name, (before, after) in results.items():
-        print(f"{name:12} {before / 1024:11.1f} {after / 1024:10.1f} {(after - before) * 1024 / N / 1000:12.2f} KB")
+    print(f"{'proxy':12} {'before MiB':>11} {'after MiB':>10} {'per connection':>15} {'second half':>12}")
+    for name, (before, half, after) in results.items():
+        whole = (after - before) * 1024 / N / 1000
+        marginal = (after - half) * 1024 / (N - N // 2) / 1000
+        print(f"{name:12} {before / 1024:11.1f} {after / 1024:10.1f} {whole:12.2f} KB {marginal:9.2f} KB")
 
 
 if __name__ == "__main__":

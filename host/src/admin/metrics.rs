@@ -228,6 +228,9 @@ pub(super) fn render(control: &Control) -> Response<Full<Bytes>> {
     let spliced = Counter::<u64>::default();
     spliced.inc_by(crate::splice::moved_bytes());
     registry.register("spliced_bytes", "Response body bytes moved from member sockets to client sockets by splice(2), never copied through the proxy", spliced);
+    let parked = Gauge::<i64>::default();
+    parked.set(i64::try_from(control.parked_connections()).unwrap_or(i64::MAX));
+    registry.register("parked_connections", "Idle HTTP/1 keep-alive client connections parked (held as a bare socket, without a task)", parked);
     if let Some(log) = proxy.access_log() {
         let dropped = Counter::<u64>::default();
         dropped.inc_by(log.dropped());

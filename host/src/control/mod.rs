@@ -176,6 +176,11 @@ impl Control {
         self.store.as_ref()
     }
 
+    /// How many idle client connections are parked now.
+    pub fn parked_connections(&self) -> usize {
+        self.reloader.parked_connections()
+    }
+
     /// The access log in service opens its file again (SIGUSR1).
     pub fn reopen_logs(&self) {
         self.reloader.reopen_logs();

@@ -34,6 +34,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
 
 use super::rawhead::{Phase, ScanLimits, Scanner, Violation};
@@ -42,6 +43,50 @@ use super::stream::ClientStream;
 
 /// Longest a closing connection keeps reading (and dropping) what the client still sends.
 pub(crate) const LINGER: Duration = Duration::from_secs(2);
+
+/// How long a plain HTTP/1 keep-alive connection idles before [`Guard::poll_read_ready`]
+/// says to park it (see `server::park`): long enough that a client sending requests back to
+/// back never pays for parking (about 4 µs to park and wake), short enough that connections
+/// arriving faster than they go quiet do not pile up unparked.
+pub(crate) const PARK_AFTER: Duration = Duration::from_millis(250);
+
+/// Parking times are rounded up to a multiple of this (counted from a fixed instant), so
+/// the connections of a worker that went idle within the same slot are parked on one
+/// wakeup of its timer rather than one each.
+const PARK_SLOT: Duration = Duration::from_millis(100);
+
+/// When a connection idle since `since` is parked: [`PARK_AFTER`] later, rounded up to the
+/// next [`PARK_SLOT`].
+fn park_at(since: Instant) -> Instant {
+    // Only a reference point shared by every connection; which instant it is does not matter.
+    static ORIGIN: std::sync::LazyLock<Instant> = std::sync::LazyLock::new(Instant::now);
+    let origin = *ORIGIN;
+    let after = (since + PARK_AFTER).saturating_duration_since(origin).as_nanos();
+    let slot = PARK_SLOT.as_nanos();
+    let rounded = after.div_ceil(slot).saturating_mul(slot);
+    origin + Duration::from_nanos(u64::try_from(rounded).unwrap_or(u64::MAX))
+}
+
+/// The longest keep-alive a parked connection may have: parked deadlines live in a timer
+/// wheel that reaches about two years. A connection kept longer idles as a task.
+const PARK_LIMIT: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// How a wait for the client's next bytes ended (see [`Guard::poll_read_ready`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Waited {
+    /// A read would find bytes, or the end of the stream (the deadline may have ended it).
+    Readable,
+    /// Idle for [`PARK_AFTER`] between requests: park the socket or close it.
+    Park,
+}
+
+/// How a deadline that ran out ends the wait.
+enum Quiet {
+    /// Close the connection without a word.
+    Close,
+    /// Idle long enough to park.
+    Park,
+}
 
 /// Error pages the guard may write itself (complete HTTP/1.1 responses with
 /// `Connection: close`).
@@ -108,20 +153,42 @@ enum Early {
 impl Guard {
     /// Guards `stream`, sharing findings through `shared`.
     pub fn new(stream: ClientStream, shared: Arc<ConnShared>, settings: GuardSettings) -> Self {
+        let now = Instant::now();
+        Self::with_start(stream, shared, settings, now, true)
+    }
+
+    /// Guards a parked keep-alive connection that became readable. Its wait counts from
+    /// now: the bytes that woke it are there (tokio learns so on its next turn, and must
+    /// not find the connection idle past its parking time before that), or the client
+    /// closed. A head that starts runs its own deadline either way.
+    pub(crate) fn resume(stream: ClientStream, shared: Arc<ConnShared>, settings: GuardSettings) -> Self {
+        Self::with_start(stream, shared, settings, Instant::now(), false)
+    }
+
+    fn with_start(stream: ClientStream, shared: Arc<ConnShared>, settings: GuardSettings, since: Instant, first: bool) -> Self {
         Self {
             stream,
             scanner: Scanner::new(settings.limits),
             shared,
             settings,
-            since: Instant::now(),
-            first: true,
-            head_since: Instant::now(),
+            since,
+            first,
+            head_since: since,
             restamp: false,
             timer: None,
             write_blocked: false,
             done: false,
             lingering: None,
             deferred: None,
+        }
+    }
+
+    /// The socket of a connection [`Waited::Park`] was said of, and when its idling began;
+    /// `None` for a TLS connection (never said to park).
+    pub(crate) fn into_idle(self) -> Option<(TcpStream, Instant)> {
+        match self.stream {
+            ClientStream::Plain(tcp) => Some((tcp, self.since)),
+            ClientStream::Tls(_) => None,
         }
     }
 
@@ -232,12 +299,13 @@ impl Guard {
         }
     }
 
-    /// While the read waits: runs the idle or head deadline. `Ready(Ok)` means end the
-    /// connection quietly; `Ready(Err)` answer-and-close happened.
-    fn poll_deadline(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    /// While the read waits: runs the idle or head deadline (and, with `may_park`, the
+    /// parking one). `Ready(Ok)` says how to end the connection quietly; `Ready(Err)`:
+    /// answer-and-close happened.
+    fn poll_deadline(&mut self, cx: &mut Context<'_>, may_park: bool) -> Poll<io::Result<Quiet>> {
         let phase = match self.scanner.phase() {
             _ if self.shared.is_tunnel() => return Poll::Pending,
-            _ if self.scanner.is_http2() => return self.poll_h2_deadline(cx),
+            _ if self.scanner.is_http2() => return self.poll_h2_deadline(cx).map_ok(|()| Quiet::Close),
             // Stopped at a finding: the head deadline still runs, so a client cannot break a
             // rule early in a head and then trickle the rest for ever.
             Phase::Off => Phase::InHead,
@@ -265,6 +333,13 @@ impl Guard {
             _ if self.first => self.settings.header,
             _ => self.settings.keepalive,
         };
+        // Only between requests, after the first: a head under way, or a connection that
+        // never sent one, keeps its task and its head deadline.
+        let park = may_park && phase == Phase::Idle && !self.first && PARK_AFTER + PARK_SLOT < limit && limit <= PARK_LIMIT;
+        if park {
+            ready!(self.poll_timer(cx, park_at(self.since)));
+            return Poll::Ready(Ok(Quiet::Park));
+        }
         ready!(self.poll_timer(cx, self.since + limit));
         if phase == Phase::InHead {
             let page = Arc::clone(&self.settings.answers);
@@ -275,7 +350,7 @@ impl Guard {
             };
         }
         tracing::debug!(timeout = ?limit, "idle connection closed");
-        Poll::Ready(Ok(()))
+        Poll::Ready(Ok(Quiet::Close))
     }
 
     /// The HTTP/2 deadlines (see the module header); `Ready` means close the connection.
@@ -371,26 +446,37 @@ impl Guard {
     /// idle keep-alive connection waits here, so it keeps no read buffer while it idles. The
     /// idle and head deadlines run as they do while a read waits. A TLS stream keeps buffers
     /// of its own anyway and is always ready here (the read that follows does the waiting).
-    pub(crate) fn poll_read_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    ///
+    /// A plain connection idle for [`PARK_AFTER`] between requests ends the wait with
+    /// [`Waited::Park`]; the caller then parks it or closes it (polling again would say the
+    /// same at once).
+    pub(crate) fn poll_read_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Waited>> {
         if self.done || self.deferred.is_some() {
-            return Poll::Ready(Ok(()));
+            return Poll::Ready(Ok(Waited::Readable));
         }
-        let ClientStream::Plain(tcp) = &self.stream else { return Poll::Ready(Ok(())) };
+        let ClientStream::Plain(tcp) = &self.stream else { return Poll::Ready(Ok(Waited::Readable)) };
         match tcp.poll_read_ready(cx) {
-            Poll::Ready(r) => Poll::Ready(r),
-            Poll::Pending => self.poll_waiting(cx),
+            Poll::Ready(r) => Poll::Ready(r.map(|()| Waited::Readable)),
+            Poll::Pending => match ready!(self.poll_deadline(cx, true)) {
+                Ok(Quiet::Park) => Poll::Ready(Ok(Waited::Park)),
+                Ok(Quiet::Close) => {
+                    self.done = true;
+                    Poll::Ready(Ok(Waited::Readable))
+                }
+                Err(e) => Poll::Ready(Err(e)),
+            },
         }
     }
 
     /// While the client sends nothing: the deadlines run; one that ends the connection
     /// quietly makes the wait end as the client's end of stream would.
     fn poll_waiting(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.poll_deadline(cx) {
-            Poll::Ready(Ok(())) => {
+        match ready!(self.poll_deadline(cx, false)) {
+            Ok(_) => {
                 self.done = true;
                 Poll::Ready(Ok(()))
             }
-            other => other,
+            Err(e) => Poll::Ready(Err(e)),
         }
     }
 }

@@ -12,6 +12,7 @@ mod state;
 mod stream;
 
 pub use guard::{Answers, Guard, GuardSettings};
+pub(crate) use guard::Waited;
 pub use rawhead::{Finding, Phase, ScanLimits, Scanner, Violation};
 pub use state::{ConnShared, InFlight, Tracked, TunnelGuard, Tunnels};
 pub use stream::ClientStream;

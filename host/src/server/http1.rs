@@ -27,9 +27,11 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body::Body;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
 use tokio::sync::watch;
+use tokio::time::Instant;
 
-use crate::edge::{ClientStream, ConnShared, Guard, GuardSettings, Tracked};
+use crate::edge::{ClientStream, ConnShared, Guard, GuardSettings, Tracked, Waited};
 use crate::codec::body::{LAST_CHUNK, write_chunk_size};
 use crate::codec::fields::{connection_has, connection_tokens, write_field};
 use crate::proxy::{ClientBodySource, ProxyService, ResponseBody};
@@ -47,15 +49,19 @@ pub(crate) enum Outcome {
     Closed,
     /// hyper serves the rest: the socket, and the bytes read but not yet answered.
     HandOff(Box<Prefixed>),
+    /// Idle between requests for `PARK_AFTER` (see `edge::guard`), no byte unread:
+    /// park the socket (see `server::park`). Its idling began at the instant given.
+    Park(TcpStream, Instant),
 }
 
 /// Serves plain HTTP/1.1 requests on `stream` (guarded by a [`Guard`] made of it, `conn` and
-/// `settings`) until the client closes, the connection must close, `stop` is set while no
-/// request is under way, or a request needs hyper.
-pub(crate) async fn serve(stream: ClientStream, conn: Arc<ConnShared>, settings: GuardSettings, service: &ProxyService, mut stop: watch::Receiver<bool>) -> Outcome {
+/// `settings`; `woken` for a parked connection served again) until the client closes, the
+/// connection must close or idles long enough to park, `stop` is set while no request is
+/// under way, or a request needs hyper.
+pub(crate) async fn serve(stream: ClientStream, woken: bool, conn: Arc<ConnShared>, settings: GuardSettings, service: &ProxyService, mut stop: watch::Receiver<bool>) -> Outcome {
     // The guard is made here, not passed in: an async fn keeps its arguments beside the
     // locals they move into, and every idle connection's task would hold room for two.
-    let mut io = Guard::new(stream, conn, settings);
+    let mut io = if woken { Guard::resume(stream, conn, settings) } else { Guard::new(stream, conn, settings) };
     let mut buf = BytesMut::new();
     loop {
         let request = loop {
@@ -78,7 +84,13 @@ pub(crate) async fn serve(stream: ClientStream, conn: Arc<ConnShared>, settings:
                 match ready {
                     None => return close(&mut io).await,
                     Some(Err(_)) => return Outcome::Closed,
-                    Some(Ok(())) => {}
+                    Some(Ok(Waited::Readable)) => {}
+                    Some(Ok(Waited::Park)) => {
+                        return match io.into_idle() {
+                            Some((socket, since)) => Outcome::Park(socket, since),
+                            None => Outcome::Closed,
+                        };
+                    }
                 }
             }
             // Within a head, the guard's header deadline bounds the wait.

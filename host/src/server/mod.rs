@@ -22,9 +22,13 @@
 //!
 //! # Layout
 //! - `shared`: what the workers share and a reload swaps.
-//! - `workers`: one worker's event loop (accept, commands, eviction, drain).
+//! - `http1`: the HTTP/1.1 fast path a connection starts on.
+//! - `park`: idle keep-alive connections held as bare sockets, without a task.
+//! - `workers`: one worker's event loop (accept, serve, commands, eviction, drain), using
+//!   the three above.
 
 pub(crate) mod http1;
+mod park;
 mod reload;
 mod shared;
 mod workers;
@@ -152,6 +156,12 @@ impl Running {
         reload::reload(&self.shared, config).await
     }
 
+    /// How many idle keep-alive client connections are parked now (see the README's
+    /// Performance section).
+    pub fn parked_connections(&self) -> usize {
+        self.shared.parked.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// A handle for reloading from elsewhere (a signal handler).
     pub fn reloader(&self) -> Reloader {
         Reloader { shared: Arc::clone(&self.shared) }
@@ -183,6 +193,11 @@ impl Reloader {
         let prepared = reload::prepare(&self.shared, config).await?;
         keep(prepared.proxy()).map_err(ReloadError::NotKept)?;
         Ok(prepared.commit().await)
+    }
+
+    /// See [`Running::parked_connections`].
+    pub fn parked_connections(&self) -> usize {
+        self.shared.parked.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Makes the access log in service open its file again by name (SIGUSR1, logrotate).
@@ -288,6 +303,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         listeners: std::sync::Mutex::new(listeners),
         reloading: tokio::sync::Mutex::new(()),
         health_checks: std::sync::Mutex::new(Vec::new()),
+        parked: Arc::new(AtomicUsize::new(0)),
     });
     let mut done = Vec::with_capacity(workers);
     let mut listening = Vec::with_capacity(workers);

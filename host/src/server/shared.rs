@@ -93,6 +93,8 @@ pub(crate) struct Shared {
     pub(crate) reloading: tokio::sync::Mutex<()>,
     /// One probe task per health-checked member of the proxy in service.
     pub(crate) health_checks: std::sync::Mutex<Vec<JoinHandle<()>>>,
+    /// Idle client connections parked now, over the workers (see `park`).
+    pub(crate) parked: Arc<AtomicUsize>,
 }
 
 impl Shared {

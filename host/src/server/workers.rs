@@ -1,5 +1,6 @@
 //! One worker thread's event loop: accept on its listeners (each stoppable on its own, for
-//! reloads), obey the commands a reload sends, evict idle member connections, and drain on
+//! reloads), serve each client connection on a task of its own (again when its parked socket
+//! wakes), obey the commands a reload sends, evict idle member connections, and drain on
 //! stop.
 
 use std::collections::HashMap;
@@ -8,43 +9,58 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper_util::rt::TokioIo;
-use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::{TcpListener, TcpSocket};
-use tokio::sync::{mpsc, oneshot, watch};
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot, watch};
 
-use super::shared::{Command, Shared};
-use crate::edge::{ClientStream, ConnShared, Tunnels};
-use crate::tls::Handshake;
 use super::http1;
+use super::park::{Parker, Woken};
+use super::shared::{Command, ConnSettings, Shared};
+use crate::edge::{ClientStream, ConnShared, TunnelGuard, Tunnels};
 use crate::proxy::ProxyService;
+use crate::tls::{Handshake, ServerTls};
 
 /// Pending connections the kernel queues per listener before accepting.
 pub(crate) const LISTEN_BACKLOG: i32 = 1024;
 /// How often idle member connections past their `ttl` are closed.
 const EVICT_EVERY: Duration = Duration::from_secs(1);
 
+/// What a worker's client connections share.
+struct Clients {
+    shared: Arc<Shared>,
+    tunnels: Arc<Tunnels>,
+    /// The worker's idle connections, parked.
+    parker: Parker<Client>,
+    stop: watch::Receiver<bool>,
+}
+
+/// What a client connection keeps from its accept for its whole life, parked or not.
+struct Client {
+    peer: SocketAddr,
+    /// The listener that accepted it, for the debug span.
+    listener: Option<SocketAddr>,
+    /// The settings it was accepted under (a reload's apply to connections accepted after).
+    settings: Arc<ConnSettings>,
+    /// Its slot under `limits.connections`.
+    _permit: OwnedSemaphorePermit,
+    /// Shutdown waits for it once hyper serves it.
+    watcher: Watcher,
+    /// Shutdown waits for a connection on the fast path, as for a tunnel.
+    on_fast_path: TunnelGuard,
+}
+
 /// One worker's accept loops, one per listener, each stoppable on its own.
 struct AcceptLoops {
     loops: HashMap<SocketAddr, (watch::Sender<bool>, tokio::task::JoinHandle<()>)>,
-    shared: Arc<Shared>,
+    clients: Arc<Clients>,
     graceful: Arc<GracefulShutdown>,
-    tunnels: Arc<Tunnels>,
-    stop: watch::Receiver<bool>,
 }
 
 impl AcceptLoops {
     fn listen(&mut self, addr: SocketAddr, socket: TcpSocket) -> std::io::Result<()> {
         let listener = socket.listen(LISTEN_BACKLOG.unsigned_abs())?;
         let (unlisten, unlistened) = watch::channel(false);
-        let task = tokio::spawn(accept_loop(
-            addr,
-            listener,
-            Arc::clone(&self.shared),
-            Arc::clone(&self.graceful),
-            Arc::clone(&self.tunnels),
-            self.stop.clone(),
-            unlistened,
-        ));
+        let task = tokio::spawn(accept_loop(addr, listener, Arc::clone(&self.clients), Arc::clone(&self.graceful), unlistened));
         if let Some((old, _)) = self.loops.insert(addr, (unlisten, task)) {
             let _ = old.send(true);
         }
@@ -69,13 +85,15 @@ pub(super) async fn run_worker(
 ) {
     let graceful = Arc::new(GracefulShutdown::new());
     let tunnels = Arc::new(Tunnels::default());
-    let mut loops = AcceptLoops {
-        loops: HashMap::new(),
-        shared: Arc::clone(&shared),
-        graceful: Arc::clone(&graceful),
-        tunnels: Arc::clone(&tunnels),
-        stop: stop.clone(),
+    let parker = match Parker::new(Arc::clone(&shared.parked)) {
+        Ok(parker) => parker,
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
     };
+    let clients = Arc::new(Clients { shared: Arc::clone(&shared), tunnels: Arc::clone(&tunnels), parker, stop: stop.clone() });
+    let mut loops = AcceptLoops { loops: HashMap::new(), clients: Arc::clone(&clients), graceful: Arc::clone(&graceful) };
     for (addr, socket) in sockets {
         if let Err(e) = loops.listen(addr, socket) {
             let _ = ready.send(Err(e));
@@ -83,6 +101,15 @@ pub(super) async fn run_worker(
         }
     }
     let _ = ready.send(Ok(()));
+    // Closes every parked connection when `stop` is set (before the drain below waits).
+    let parking = tokio::spawn({
+        let clients = Arc::clone(&clients);
+        let stop = stop.clone();
+        async move {
+            let wake = |woken: Woken<Client>| serve_client(&clients, Start::Woken(woken.socket), woken.payload);
+            clients.parker.run(stop, wake).await;
+        }
+    });
     let evictor = tokio::spawn({
         let shared = Arc::clone(&shared);
         async move {
@@ -111,6 +138,8 @@ pub(super) async fn run_worker(
         let _ = task.await;
     }
     evictor.abort();
+    let _ = parking.await;
+    drop(clients);
     let drain = shared.conn.load().drain;
     // The accept loops are done, so this is the last reference.
     if let Ok(graceful) = Arc::try_unwrap(graceful) {
@@ -128,16 +157,10 @@ pub(super) async fn run_worker(
     }
 }
 
-async fn accept_loop(
-    addr: SocketAddr,
-    listener: TcpListener,
-    shared: Arc<Shared>,
-    graceful: Arc<GracefulShutdown>,
-    tunnels: Arc<Tunnels>,
-    mut stop: watch::Receiver<bool>,
-    mut unlisten: watch::Receiver<bool>,
-) {
+async fn accept_loop(addr: SocketAddr, listener: TcpListener, clients: Arc<Clients>, graceful: Arc<GracefulShutdown>, mut unlisten: watch::Receiver<bool>) {
     let local = listener.local_addr().ok();
+    let shared = &clients.shared;
+    let mut stop = clients.stop.clone();
     loop {
         // A slot first: at the connection limit, clients wait in the backlog, not in the proxy.
         let permit = tokio::select! {
@@ -165,39 +188,64 @@ async fn accept_loop(
         let _ = stream.set_nodelay(true);
         let settings = shared.conn.load_full();
         let tls = settings.tls.get(&addr).cloned();
-        let conn = ConnShared::new(&tunnels, settings.limits, settings.timeouts);
-        let service = ProxyService::new(Arc::clone(&shared.proxy), peer, Arc::clone(&conn), tls.is_some());
-        let watcher = graceful.watcher();
-        let stop = stop.clone();
-        // Shutdown waits for a connection on the fast path as for a tunnel.
-        let on_fast_path = tunnels.open();
-        // With RUST_LOG=debug every line logged about this connection says which client and
-        // listener it was. Not at info: entering an enabled span on every poll cost ~900
-        // instructions per request under callgrind (2.4 %).
-        let span = tracing::debug_span!("conn", client = %peer, listener = local.map(tracing::field::display));
-        tokio::spawn(tracing::Instrument::instrument(async move {
-            // The handshake runs here, on the connection's task: a slow client holds up
-            // nobody else.
-            let stream = match tls {
-                None => ClientStream::Plain(stream),
-                // Boxed, as is hyper's connection below: a task is as large as its largest
-                // state, and a connection idling on the fast path should carry neither.
-                Some(tls) => match Box::pin(tls.accept(stream)).await {
-                    Handshake::Done(tls) => ClientStream::Tls(tls),
+        let client = Client { peer, listener: local, settings, _permit: permit, watcher: graceful.watcher(), on_fast_path: clients.tunnels.open() };
+        serve_client(&clients, Start::Accepted(stream, tls), client);
+    }
+}
+
+/// How a client connection's task begins.
+enum Start {
+    /// Just accepted, on a listener with this TLS (or none).
+    Accepted(TcpStream, Option<Arc<ServerTls>>),
+    /// Woken from the parker (plain).
+    Woken(TcpStream),
+}
+
+/// Serves a client connection on a task of its own, until it closes or is parked.
+fn serve_client(clients: &Arc<Clients>, start: Start, client: Client) {
+    // With RUST_LOG=debug every line logged about this connection says which client and
+    // listener it was. Not at info: entering an enabled span on every poll cost ~900
+    // instructions per request under callgrind (2.4 %).
+    let span = tracing::debug_span!("conn", client = %client.peer, listener = client.listener.map(tracing::field::display));
+    let clients = Arc::clone(clients);
+    tokio::spawn(tracing::Instrument::instrument(
+        async move {
+            let peer = client.peer;
+            let settings = &client.settings;
+            let conn = ConnShared::new(&clients.tunnels, settings.limits, settings.timeouts);
+            let (stream, woken, tls) = match start {
+                Start::Accepted(tcp, None) => (ClientStream::Plain(tcp), false, false),
+                // The handshake runs here, on the connection's task: a slow client holds up
+                // nobody else. Boxed, as is hyper's connection below: a task is as large as
+                // its largest state, and a connection idling on the fast path should carry
+                // neither.
+                Start::Accepted(tcp, Some(tls)) => match Box::pin(tls.accept(tcp)).await {
+                    Handshake::Done(tls) => (ClientStream::Tls(tls), false, true),
                     Handshake::PlainHttp => return tracing::debug!(%peer, "plain HTTP on a TLS listener: answered 400"),
                     Handshake::TimedOut => return tracing::debug!(%peer, "TLS handshake timed out"),
                     Handshake::Failed(e) => return tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                 },
+                Start::Woken(tcp) => (ClientStream::Plain(tcp), true, false),
             };
-            let outcome = http1::serve(stream, conn, settings.guard.clone(), &service, stop).await;
-            drop(on_fast_path);
-            if let http1::Outcome::HandOff(io) = outcome {
-                let connection = settings.builder.serve_connection_with_upgrades(TokioIo::new(*io), service);
-                if let Err(e) = Box::pin(watcher.watch(connection.into_owned())).await {
-                    tracing::debug!(%peer, error = %e, "client connection ended with an error");
+            let service = ProxyService::new(Arc::clone(&clients.shared.proxy), peer, Arc::clone(&conn), tls);
+            match http1::serve(stream, woken, conn, settings.guard.clone(), &service, clients.stop.clone()).await {
+                http1::Outcome::Closed => {}
+                http1::Outcome::Park(socket, since) => {
+                    let until = since + settings.guard.keepalive;
+                    if let Err(e) = clients.parker.park(socket, until, client) {
+                        tracing::debug!(%peer, error = %e, "idle connection closed instead of parked");
+                    }
+                }
+                http1::Outcome::HandOff(io) => {
+                    let Client { settings, watcher, on_fast_path, _permit, .. } = client;
+                    drop(on_fast_path);
+                    let connection = settings.builder.serve_connection_with_upgrades(TokioIo::new(*io), service);
+                    if let Err(e) = Box::pin(watcher.watch(connection.into_owned())).await {
+                        tracing::debug!(%peer, error = %e, "client connection ended with an error");
+                    }
                 }
             }
-            drop(permit);
-        }, span));
-    }
+        },
+        span,
+    ));
 }
