@@ -1,8 +1,8 @@
 """What the scripts that run Switchyard beside nginx share: the shared bench harness, the
 release binary, the three nginx origins, an nginx config balancing over them, the matching
 Switchyard members, a throwaway certificate, and starting and stopping a proxy by its
-process group. Not a benchmark itself; imported by tls_vs_nginx.py, h2load_vs_nginx.py and
-idle_connections.py.
+process group. Not a benchmark itself; imported by tls_vs_nginx.py, h2load_vs_nginx.py,
+idle_connections.py and paused_clients.py.
 """
 import contextlib
 import os
