@@ -149,6 +149,8 @@ pub struct Scanner {
     head: Head,
     /// Heads started so far; the current head's index is `heads - 1`.
     heads: u64,
+    /// Whether the next bytes may be HTTP/2's preface: only a connection's first bytes.
+    preface_allowed: bool,
     http2: bool,
     /// The frames of an HTTP/2 connection, once its preface was seen.
     h2: Option<H2Frames>,
@@ -161,7 +163,13 @@ pub struct Scanner {
 impl Scanner {
     /// A scanner for a new connection.
     pub fn new(limits: ScanLimits) -> Self {
-        Self { limits, state: State::Start, partial: Vec::new(), head: Head::default(), heads: 0, http2: false, h2: None, tail: 0 }
+        Self { limits, state: State::Start, partial: Vec::new(), head: Head::default(), heads: 0, preface_allowed: true, http2: false, h2: None, tail: 0 }
+    }
+
+    /// A scanner for an HTTP/1 connection that has carried requests already (a parked one,
+    /// woken): heads are counted from 0 again, and HTTP/2's preface is no longer allowed.
+    pub(crate) fn resumed(limits: ScanLimits) -> Self {
+        Self { preface_allowed: false, ..Self::new(limits) }
     }
 
     /// Where the connection is. On HTTP/2, `InHead` while a request head (or any control
@@ -320,7 +328,7 @@ impl Scanner {
         if content.is_empty() {
             return None;
         }
-        if content == b"PRI * HTTP/2.0" && self.heads == 0 {
+        if content == b"PRI * HTTP/2.0" && self.heads == 0 && self.preface_allowed {
             // HTTP/2 with prior knowledge: binary framing from here on, checked by h2; only
             // the frame boundaries are followed, to time request heads.
             self.http2 = true;

@@ -127,6 +127,12 @@ fn http2_preface_turns_scanning_into_following_frames() {
     // The preface and an empty SETTINGS frame: nothing arriving.
     let (f, phase, heads) = scan(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00");
     assert_eq!((f, phase, heads), (None, Phase::Idle, 0));
+    // Not on a connection that carried requests before it was parked: the preface is a
+    // connection's first bytes or nothing, so here it is an HTTP/1 head with a bad version.
+    let mut resumed = Scanner::resumed(LIMITS);
+    let finding = resumed.feed(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+    assert!(!resumed.is_http2());
+    assert_eq!(finding.map(|f| f.head), Some(0), "{finding:?}");
 }
 
 #[test]
