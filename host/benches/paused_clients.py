@@ -2,8 +2,8 @@
 """What parking costs: proxy CPU per request for keep-alive clients that pause between requests.
 
 Two loads at the same request rate, alternated: CONNECTIONS clients pausing 400 ms between
-requests (each pause parks the connection, see the README's Performance section, and each
-request wakes it), and half as many pausing 200 ms (never parked). The difference between the
+requests (each pause parks the connection, here after 250 ms, see the README's Performance
+section, and each request wakes it), and half as many pausing 200 ms (never parked). The difference between the
 two per-request figures is what a park and a wake cost. CPU is the proxy's process tree's
 (/proc), over RUN_SECONDS per run; five runs of each, medians printed.
 
@@ -65,7 +65,7 @@ def load(connections, pause):
 def main():
     side.binary()
     run = side.run_dir("switchyard-paused-")
-    conf = side.switchyard_conf(run, "paused", f'[[listen]]\naddr = "127.0.0.1:{PORT}"\n[timeouts]\nkeepalive = "600s"\n')
+    conf = side.switchyard_conf(run, "paused", f'[[listen]]\naddr = "127.0.0.1:{PORT}"\n[timeouts]\nkeepalive = "600s"\npark = "250ms"\n')
     cost = {"parked (400 ms pauses)": [], "never parked (200 ms pauses)": []}
     with side.origins(run), side.proxy(run, "switchyard", conf, [PORT]) as pid:
         for _ in range(RUNS):

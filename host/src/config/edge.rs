@@ -33,6 +33,7 @@ pub(crate) struct RawLimits {
 pub(crate) struct RawTimeouts {
     pub header: Option<DurationValue>,
     pub keepalive: Option<DurationValue>,
+    pub park: Option<DurationValue>,
     pub body: Option<DurationValue>,
     pub body_min_rate: Option<SizeValue>,
 }
@@ -76,6 +77,9 @@ pub struct Timeouts {
     pub header: Duration,
     /// Time an idle keep-alive connection is kept open waiting for the next request.
     pub keepalive: Duration,
+    /// Time a plain HTTP/1 keep-alive connection idles before it is parked: held as a bare
+    /// socket, without a task, until the client writes. At `keepalive` or more: never.
+    pub park: Duration,
     /// Longest the proxy waits for the next bytes of a request body; also the grace period
     /// before `body_min_rate` applies. 408 when exceeded.
     pub body: Duration,
@@ -89,6 +93,7 @@ impl Default for Timeouts {
         Self {
             header: Duration::from_secs(20),
             keepalive: Duration::from_secs(60),
+            park: Duration::from_millis(100),
             body: Duration::from_secs(20),
             body_min_rate: 500,
         }
@@ -217,26 +222,34 @@ pub(crate) fn limits(raw: &RawLimits, p: &mut Problems) -> Limits {
     Limits { request_line, header_fields, header_size, body, connections }
 }
 
+/// The shortest `timeouts.park`: a woken connection must have time to read the bytes that
+/// woke it before it could park again.
+const MIN_PARK: Duration = Duration::from_millis(10);
+
 /// Checks `[timeouts]`.
 pub(crate) fn timeouts(raw: &RawTimeouts, p: &mut Problems) -> Timeouts {
     let here = [Seg::Key("timeouts".into())];
     let d = Timeouts::default();
-    let mut positive = |name: &str, v: Option<DurationValue>, default: Duration| -> Duration {
+    let mut at_least = |name: &str, v: Option<DurationValue>, default: Duration, least: Duration, why: &str| -> Duration {
         match v {
             None => default,
-            Some(v) if v.0 >= Duration::from_millis(1) => v.0,
+            Some(v) if v.0 >= least => v.0,
             Some(_) => {
-                p.push(&key(&here, name), "must be at least 1ms");
+                p.push(&key(&here, name), why);
                 default
             }
         }
     };
-    Timeouts {
+    let mut positive = |name: &str, v: Option<DurationValue>, default: Duration| at_least(name, v, default, Duration::from_millis(1), "must be at least 1ms");
+    let mut timeouts = Timeouts {
         header: positive("header", raw.header, d.header),
         keepalive: positive("keepalive", raw.keepalive, d.keepalive),
+        park: Duration::ZERO,
         body: positive("body", raw.body, d.body),
         body_min_rate: raw.body_min_rate.map_or(d.body_min_rate, |r| r.0),
-    }
+    };
+    timeouts.park = at_least("park", raw.park, d.park, MIN_PARK, "must be at least 10ms (set it to `keepalive` or more to never park)");
+    timeouts
 }
 
 /// Checks `[forwarded]`.

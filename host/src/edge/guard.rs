@@ -44,25 +44,20 @@ use super::stream::ClientStream;
 /// Longest a closing connection keeps reading (and dropping) what the client still sends.
 pub(crate) const LINGER: Duration = Duration::from_secs(2);
 
-/// How long a plain HTTP/1 keep-alive connection idles before [`Guard::poll_read_ready`]
-/// says to park it (see `server::park`): long enough that a client sending requests back
-/// to back never pays for parking (about 20 µs of CPU to park and wake), short enough that
-/// connections arriving faster than they go quiet do not pile up unparked.
-pub(crate) const PARK_AFTER: Duration = Duration::from_millis(250);
-
-/// Parking times are rounded up to a multiple of this (counted from a fixed instant), so
+/// The rounding of parking times: they are rounded up to a multiple of this or of half
+/// the connection's `park` time, whichever is shorter (counted from a fixed instant), so
 /// the connections of a worker that went idle within the same slot are parked on one
 /// wakeup of its timer rather than one each.
 const PARK_SLOT: Duration = Duration::from_millis(100);
 
-/// When a connection idle since `since` is parked: [`PARK_AFTER`] later, rounded up to the
-/// next [`PARK_SLOT`].
-fn park_at(since: Instant) -> Instant {
+/// When a connection idle since `since` is parked: `park` later, rounded up to the next slot
+/// (see [`PARK_SLOT`]).
+fn park_at(since: Instant, park: Duration) -> Instant {
     // Only a reference point shared by every connection; which instant it is does not matter.
     static ORIGIN: std::sync::LazyLock<Instant> = std::sync::LazyLock::new(Instant::now);
     let origin = *ORIGIN;
-    let after = (since + PARK_AFTER).saturating_duration_since(origin).as_nanos();
-    let slot = PARK_SLOT.as_nanos();
+    let after = (since + park).saturating_duration_since(origin).as_nanos();
+    let slot = PARK_SLOT.min(park / 2).as_nanos().max(1);
     let rounded = after.div_ceil(slot).saturating_mul(slot);
     origin + Duration::from_nanos(u64::try_from(rounded).unwrap_or(u64::MAX))
 }
@@ -76,7 +71,7 @@ const PARK_LIMIT: Duration = Duration::from_secs(365 * 24 * 3600);
 pub(crate) enum Waited {
     /// A read would find bytes, or the end of the stream (the deadline may have ended it).
     Readable,
-    /// Idle for [`PARK_AFTER`] between requests: park the socket or close it.
+    /// Idle for its `park` time between requests: park the socket or close it.
     Park,
 }
 
@@ -109,6 +104,11 @@ pub struct GuardSettings {
     pub header: Duration,
     /// Time an idle connection is kept.
     pub keepalive: Duration,
+    /// Time a plain HTTP/1 connection idles between requests before
+    /// [`Guard::poll_read_ready`] says to park it (see `server::park`). Clients sending
+    /// requests back to back never pay for parking (about 20 µs of CPU to park and wake);
+    /// connections arriving faster than they go quiet pile up unparked for this long.
+    pub park: Duration,
     /// Pages for the answers the guard gives itself.
     pub answers: Arc<Answers>,
 }
@@ -336,9 +336,10 @@ impl Guard {
         };
         // Only between requests, after the first: a head under way, or a connection that
         // never sent one, keeps its task and its head deadline.
-        let park = may_park && phase == Phase::Idle && !self.first && PARK_AFTER + PARK_SLOT < limit && limit <= PARK_LIMIT;
+        let park_after = self.settings.park;
+        let park = may_park && phase == Phase::Idle && !self.first && park_after + PARK_SLOT.min(park_after / 2) < limit && limit <= PARK_LIMIT;
         if park {
-            ready!(self.poll_timer(cx, park_at(self.since)));
+            ready!(self.poll_timer(cx, park_at(self.since, park_after)));
             return Poll::Ready(Ok(Quiet::Park));
         }
         ready!(self.poll_timer(cx, self.since + limit));
@@ -448,7 +449,7 @@ impl Guard {
     /// idle and head deadlines run as they do while a read waits. A TLS stream keeps buffers
     /// of its own anyway and is always ready here (the read that follows does the waiting).
     ///
-    /// A plain connection idle for [`PARK_AFTER`] between requests ends the wait with
+    /// A plain connection idle for its `park` time between requests ends the wait with
     /// [`Waited::Park`]; the caller then parks it or closes it (polling again would say the
     /// same at once).
     pub(crate) fn poll_read_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Waited>> {

@@ -3,7 +3,7 @@
 //!
 //! An idle connection kept as a task costs about 2 KB of memory: the task, its socket's
 //! registration with tokio's reactor, its timer. nginx keeps one in about 0.5 KB. So a
-//! connection that idles for `PARK_AFTER` (see `edge::guard`) is handed here: its task
+//! connection that idles for `timeouts.park` (100 ms by default) is handed here: its task
 //! ends, its socket leaves tokio's reactor for this worker's own epoll set, and what it needs
 //! to be served again (the caller's `T`: its accept's settings, its connection slot…) waits
 //! in a slab beside it, its keep-alive deadline in one ordered set for all of them with one

@@ -65,6 +65,7 @@ impl ConnSettings {
             limits: ScanLimits { request_line: limits.request_line, header_size: limits.header_size },
             header: config.timeouts.header,
             keepalive: config.timeouts.keepalive,
+            park: config.timeouts.park,
             answers,
         };
         Self { builder, guard, tls, drain: config.server.shutdown_timeout, limits: config.limits, timeouts: config.timeouts }

@@ -202,6 +202,7 @@ body = 0
 [timeouts]
 header = "5s"
 keepalive = 0
+park = "5ms"
 body_min_rate = "1KiB"
 [forwarded]
 trusted = ["10.0.0.0/8", "10.0.0.0/40", "proxy.example"]
@@ -213,19 +214,21 @@ upgrade = ["websocket", "h2c"]
     assert_eq!(
         errors(text),
         [
-            "test.toml:16: route[0].upgrade[1]: unknown upgrade protocol `h2c`: only \"websocket\" is supported (h2c upgrades are never forwarded)",
+            "test.toml:17: route[0].upgrade[1]: unknown upgrade protocol `h2c`: only \"websocket\" is supported (h2c upgrades are never forwarded)",
             "test.toml:5: limits.header_fields: must be between 1 and 10000, got 0",
             "test.toml:9: timeouts.keepalive: must be at least 1ms",
-            "test.toml:12: forwarded.trusted[1]: `10.0.0.0/40`: the prefix length must be 0..=32",
-            "test.toml:12: forwarded.trusted[2]: `proxy.example` is not an address or a CIDR range such as \"10.0.0.0/8\"",
+            "test.toml:10: timeouts.park: must be at least 10ms (set it to `keepalive` or more to never park)",
+            "test.toml:13: forwarded.trusted[1]: `10.0.0.0/40`: the prefix length must be 0..=32",
+            "test.toml:13: forwarded.trusted[2]: `proxy.example` is not an address or a CIDR range such as \"10.0.0.0/8\"",
         ]
     );
-    let text = text.replace("header_fields = 0\n", "").replace("keepalive = 0\n", "").replace(", \"10.0.0.0/40\", \"proxy.example\"", "").replace(", \"h2c\"", "");
+    let text = text.replace("header_fields = 0\n", "").replace("keepalive = 0\n", "").replace("park = \"5ms\"\n", "").replace(", \"10.0.0.0/40\", \"proxy.example\"", "").replace(", \"h2c\"", "");
     let c = parse(&text, Path::new("test.toml")).expect("valid");
     assert_eq!(c.limits.request_line, 4096);
     assert_eq!(c.limits.header_fields, 100, "default");
     assert_eq!(c.limits.body, None, "0 means no limit");
     assert_eq!(c.timeouts.header, Duration::from_secs(5));
+    assert_eq!(c.timeouts.park, Duration::from_millis(100), "default");
     assert_eq!(c.timeouts.body_min_rate, 1024);
     assert!(c.forwarded.trusts("10.1.2.3".parse().expect("ip")));
     assert!(c.routes[0].upgrade.websocket);

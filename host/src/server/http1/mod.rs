@@ -52,7 +52,7 @@ pub(crate) enum Outcome {
     Closed,
     /// hyper serves the rest: the socket, and the bytes read but not yet answered.
     HandOff(Box<Prefixed>),
-    /// Idle between requests for `PARK_AFTER` (see `edge::guard`), no byte unread:
+    /// Idle between requests for `timeouts.park`, no byte unread:
     /// park the socket (see `server::park`). Its idling began at the instant given.
     Park(TcpStream, Instant),
 }
