@@ -10,7 +10,8 @@ seconds apart; "second half" is what the second half alone added per connection,
 the first opened once (arenas, pools, tables sized for the peak).
 
     cargo build --release -p switchyard
-    python3 host/benches/idle_connections.py            # N=8000; IDLE_CONNECTIONS=20000 for more
+    python3 host/benches/idle_connections.py            # N=8000; IDLE_CONNECTIONS=16000 for more
+    TLS=1 IDLE_CONNECTIONS=3000 python3 host/benches/idle_connections.py   # both terminating TLS
 
 Needs nginx and the shared bench harness (../shared/bench, or set BENCH_DIR). Everything listens
 on 127.0.0.1 (origins 9001-9003, nginx 8447, Switchyard 8448) and is stopped by PID.
@@ -18,6 +19,7 @@ on 127.0.0.1 (origins 9001-9003, nginx 8447, Switchyard 8448) and is stopped by 
 import os
 import resource
 import socket
+import ssl
 import time
 from pathlib import Path
 
@@ -25,6 +27,12 @@ import beside_nginx as side
 
 N = int(os.environ.get("IDLE_CONNECTIONS", "8000"))
 NGINX_PORT, SWITCHYARD_PORT = 8447, 8448
+# TLS=1: both proxies terminate TLS (a throwaway certificate), and the clients speak HTTP/1.1 over it.
+TLS = os.environ.get("TLS") == "1"
+CLIENT_TLS = ssl.create_default_context()
+CLIENT_TLS.check_hostname = False
+CLIENT_TLS.verify_mode = ssl.CERT_NONE
+CLIENT_TLS.set_alpn_protocols(["http/1.1"])
 
 
 def tree_rss_kb(pid):
@@ -42,6 +50,8 @@ def tree_rss_kb(pid):
 
 def one_request(port):
     s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    if TLS:
+        s = CLIENT_TLS.wrap_socket(s, server_hostname="localhost")
     s.sendall(b"GET /ok HTTP/1.1\r\nHost: bench\r\n\r\n")
     got = b""
     while not (b"\r\n\r\n" in got and got.endswith(b"ok")):
@@ -82,11 +92,15 @@ def main():
         raise SystemExit(f"the open-file limit ({hard}) is too low for {N} connections")
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     run = side.run_dir("switchyard-idle-")
-    nginx = side.nginx_conf(run, "idle", f"listen 127.0.0.1:{NGINX_PORT} backlog=4096;", connections=files, main=f"worker_rlimit_nofile {files};", http="keepalive_timeout 600s;")
-    switchyard = side.switchyard_conf(run, "idle", f'[[listen]]\naddr = "127.0.0.1:{SWITCHYARD_PORT}"\n[limits]\nconnections = {files}\n[timeouts]\nkeepalive = "600s"\n')
+    tls = ""
+    if TLS:
+        side.self_signed_cert(run)
+        tls = f'[listen.tls]\ncert = "{run}/cert.pem"\nkey = "{run}/key.pem"\n'
+    nginx = side.nginx_conf(run, "idle", f"listen 127.0.0.1:{NGINX_PORT}{' ssl' if TLS else ''} backlog=4096;", tls=TLS, connections=files, main=f"worker_rlimit_nofile {files};", http="keepalive_timeout 600s;")
+    switchyard = side.switchyard_conf(run, "idle", f'[[listen]]\naddr = "127.0.0.1:{SWITCHYARD_PORT}"\n{tls}[limits]\nconnections = {files}\n[timeouts]\nkeepalive = "600s"\n')
     with side.origins(run):
         results = {"nginx": measure(run, "nginx", nginx, NGINX_PORT), "switchyard": measure(run, "switchyard", switchyard, SWITCHYARD_PORT)}
-    print(f"{N} idle keep-alive client connections (one request each); resident memory of the proxy's process tree")
+    print(f"{N} idle keep-alive client connections{' over TLS' if TLS else ''} (one request each); resident memory of the proxy's process tree")
     print(f"{'proxy':12} {'before MiB':>11} {'after MiB':>10} {'per connection':>15} {'second half':>12}")
     for name, (before, half, after) in results.items():
         whole = (after - before) * 1024 / N / 1000
