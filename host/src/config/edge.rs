@@ -240,16 +240,15 @@ pub(crate) fn timeouts(raw: &RawTimeouts, p: &mut Problems) -> Timeouts {
             }
         }
     };
-    let mut positive = |name: &str, v: Option<DurationValue>, default: Duration| at_least(name, v, default, Duration::from_millis(1), "must be at least 1ms");
-    let mut timeouts = Timeouts {
-        header: positive("header", raw.header, d.header),
-        keepalive: positive("keepalive", raw.keepalive, d.keepalive),
-        park: Duration::ZERO,
-        body: positive("body", raw.body, d.body),
+    const POSITIVE: &str = "must be at least 1ms";
+    let one_ms = Duration::from_millis(1);
+    Timeouts {
+        header: at_least("header", raw.header, d.header, one_ms, POSITIVE),
+        keepalive: at_least("keepalive", raw.keepalive, d.keepalive, one_ms, POSITIVE),
+        park: at_least("park", raw.park, d.park, MIN_PARK, "must be at least 10ms (set it to `keepalive` or more to never park)"),
+        body: at_least("body", raw.body, d.body, one_ms, POSITIVE),
         body_min_rate: raw.body_min_rate.map_or(d.body_min_rate, |r| r.0),
-    };
-    timeouts.park = at_least("park", raw.park, d.park, MIN_PARK, "must be at least 10ms (set it to `keepalive` or more to never park)");
-    timeouts
+    }
 }
 
 /// Checks `[forwarded]`.

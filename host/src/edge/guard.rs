@@ -56,10 +56,12 @@ fn park_at(since: Instant, park: Duration) -> Instant {
     // Only a reference point shared by every connection; which instant it is does not matter.
     static ORIGIN: std::sync::LazyLock<Instant> = std::sync::LazyLock::new(Instant::now);
     let origin = *ORIGIN;
-    let after = (since + park).saturating_duration_since(origin).as_nanos();
-    let slot = PARK_SLOT.min(park / 2).as_nanos().max(1);
-    let rounded = after.div_ceil(slot).saturating_mul(slot);
-    origin + Duration::from_nanos(u64::try_from(rounded).unwrap_or(u64::MAX))
+    // In u64 nanoseconds (584 years): this runs on every wait between requests, and a u128
+    // division is a library call.
+    let nanos = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+    let after = nanos((since + park).saturating_duration_since(origin));
+    let slot = nanos(PARK_SLOT.min(park / 2)).max(1);
+    origin + Duration::from_nanos(after.div_ceil(slot).saturating_mul(slot))
 }
 
 /// The longest keep-alive a parked connection may have; a connection kept longer idles as a
