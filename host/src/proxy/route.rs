@@ -103,25 +103,37 @@ pub(crate) fn raw_rest<'p>(prefix: &str, raw: &'p str) -> Option<&'p str> {
 /// The path a member receives: the target's `base` path with `rest` appended (one slash
 /// between them), plus the query, if any.
 pub(crate) fn forward_path(base: &str, rest: &str, query: Option<&str>) -> String {
-    let mut out = String::with_capacity(base.len() + rest.len() + query.map_or(0, |q| q.len() + 1) + 1);
-    if rest.is_empty() {
-        out.push_str(if base.is_empty() { "/" } else { base });
+    forward_pieces(base, rest, query).concat()
+}
+
+/// Whether `target` is already the path [`forward_path`] would build, told without building
+/// it: most routes send a member the path the client sent, whose `Uri` can then be kept.
+pub(crate) fn is_forward_path(target: &str, base: &str, rest: &str, query: Option<&str>) -> bool {
+    let mut left = target.as_bytes();
+    for piece in forward_pieces(base, rest, query) {
+        match left.strip_prefix(piece.as_bytes()) {
+            Some(after) => left = after,
+            None => return false,
+        }
+    }
+    left.is_empty()
+}
+
+/// The forwarded path's pieces in order: base, joining slash, rest, `?`, query.
+fn forward_pieces<'a>(base: &'a str, rest: &'a str, query: Option<&'a str>) -> [&'a str; 5] {
+    let (base, slash) = if rest.is_empty() {
+        (if base.is_empty() { "/" } else { base }, "")
     } else {
         let base = base.trim_end_matches('/');
-        out.push_str(base);
         // A `;` parameter of the prefix's last segment stays on the base's (`/app;jsessionid=1`
         // to `/internal;jsessionid=1`), unless the base is the root.
         let parameter_of_base = rest.starts_with(';') && !base.is_empty();
-        if !rest.starts_with('/') && !parameter_of_base {
-            out.push('/');
-        }
-        out.push_str(rest);
+        (base, if rest.starts_with('/') || parameter_of_base { "" } else { "/" })
+    };
+    match query {
+        Some(q) => [base, slash, rest, "?", q],
+        None => [base, slash, rest, "", ""],
     }
-    if let Some(q) = query {
-        out.push('?');
-        out.push_str(q);
-    }
-    out
 }
 
 #[cfg(test)]
@@ -173,5 +185,26 @@ mod tests {
         assert_eq!(forward_path("/", "/x", None), "/x");
         assert_eq!(forward_path("/internal", ";jsessionid=1/x", None), "/internal;jsessionid=1/x");
         assert_eq!(forward_path("/", ";jsessionid=1", None), "/;jsessionid=1");
+    }
+
+    #[test]
+    fn a_forward_path_is_recognised_without_being_built() {
+        let cases: &[(&str, &str, Option<&str>)] = &[
+            ("/", "a.png", None),
+            ("", "", None),
+            ("/app/", "/x", Some("q=1")),
+            ("/app", "x", None),
+            ("/app/", "", None),
+            ("/internal", ";jsessionid=1/x", None),
+            ("", "/ok", Some("")),
+        ];
+        for &(base, rest, query) in cases {
+            let built = forward_path(base, rest, query);
+            assert!(is_forward_path(&built, base, rest, query), "{built}");
+            assert!(!is_forward_path(&format!("{built}x"), base, rest, query), "{built} and more");
+            assert!(!is_forward_path(&built[..built.len() - 1], base, rest, query), "{built} less one");
+        }
+        assert!(!is_forward_path("/ok", "", "/ok", Some("")), "an empty query still has its `?`");
+        assert!(!is_forward_path("/app/x", "/app", "/y", None));
     }
 }

@@ -266,8 +266,15 @@ impl Outgoing {
 
     /// The request for `member`, with its path and Host.
     pub(crate) fn for_member(&self, mut parts: Parts, body: RequestBody, member: &ProxyMember) -> Result<Request<RequestBody>, ProxyError> {
-        let path = forward_path(&member.config.base_path, &self.rest, self.query.as_deref());
-        parts.uri = path.parse::<Uri>().map_err(|e| ProxyError::BadRequest { reason: format!("path `{path}`: {e}") })?;
+        let base = &member.config.base_path;
+        // The parts' URI is the client's (or the last member's): kept when it is already the
+        // path this member gets, as on most routes, instead of built and parsed again.
+        let unchanged = parts.uri.scheme().is_none()
+            && parts.uri.path_and_query().is_some_and(|sent| route::is_forward_path(sent.as_str(), base, &self.rest, self.query.as_deref()));
+        if !unchanged {
+            let path = forward_path(base, &self.rest, self.query.as_deref());
+            parts.uri = path.parse::<Uri>().map_err(|e| ProxyError::BadRequest { reason: format!("path `{path}`: {e}") })?;
+        }
         let host = if self.preserve_host { self.client_host.clone() } else { member.conn.host_header().cloned() };
         match host {
             Some(h) => parts.headers.insert(header::HOST, h),

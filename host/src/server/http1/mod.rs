@@ -25,6 +25,7 @@ mod read;
 mod write;
 
 use std::io;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -107,12 +108,19 @@ pub(crate) async fn serve(stream: ClientStream, woken: bool, conn: Arc<ConnShare
         // Boxed, with everything a request holds while it is answered: the connection's task
         // is as large as its largest state, and an idle keep-alive connection should carry
         // none of a request's (one allocation per request, as the boxed answer was before).
-        match Box::pin(answer(&mut io, &mut buf, service, request, &stop)).await {
+        match boxed_in_place(|| answer(&mut io, &mut buf, service, request, &stop)).await {
             Answered::Next => {}
             Answered::Close => return close(&mut io).await,
             Answered::Closed => return Outcome::Closed,
         }
     }
+}
+
+/// `make()`'s future in a box, written straight into it: `Box::pin(future)` builds the future
+/// on the stack and copies all of it (7 KB for `answer`'s, though a future not yet polled
+/// holds only its arguments) into the box, on every request.
+fn boxed_in_place<F: Future>(make: impl FnOnce() -> F) -> Pin<Box<F>> {
+    Box::into_pin(Box::write(Box::new_uninit(), make()))
 }
 
 /// How answering one request left the connection.

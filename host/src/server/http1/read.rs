@@ -13,6 +13,9 @@ use crate::proxy::ClientBodySource;
 /// Most header lines a fast-path request may have (hyper's own limit is 100; more goes to it).
 const MAX_HEADERS: usize = 100;
 
+/// Header lines whose places are noted on the stack; a head with more notes them in a Vec.
+const INLINE_SPANS: usize = 16;
+
 /// What the bytes at the start of the buffer are.
 // The large variant is the common one: boxing it would allocate on every request.
 #[allow(clippy::large_enum_variant)]
@@ -43,13 +46,25 @@ pub(crate) fn read_request(buf: &mut BytesMut) -> Parsed {
         return Parsed::NotPlain;
     }
     // Where each part sits, so the request can slice the head without copying once it is
-    // taken off the buffer. (A Vec: zeroing a fixed array for the most headers costs more.)
+    // taken off the buffer. On the stack for a usual head (zeroing room for the most headers
+    // would cost more than the parse), in a Vec beyond that.
     let base = buf.as_ptr() as usize;
     let at = |part: &[u8]| (part.as_ptr() as usize - base, part.len());
-    let spans: Vec<(Span, Span)> = parsed.headers.iter().map(|h| (at(h.name.as_bytes()), at(h.value))).collect();
+    let span = |h: &httparse::Header<'_>| (at(h.name.as_bytes()), at(h.value));
+    let mut inline = [((0, 0), (0, 0)); INLINE_SPANS];
+    let spilled: Vec<(Span, Span)>;
+    let spans = if parsed.headers.len() <= INLINE_SPANS {
+        for (slot, header) in inline.iter_mut().zip(parsed.headers.iter()) {
+            *slot = span(header);
+        }
+        &inline[..parsed.headers.len()]
+    } else {
+        spilled = parsed.headers.iter().map(span).collect();
+        &spilled[..]
+    };
     let path = parsed.path.map(|p| at(p.as_bytes()));
     let head = buf.split_to(len).freeze();
-    match build_request(method, &head, path, &spans) {
+    match build_request(method, &head, path, spans) {
         Some(request) => Parsed::Request(request),
         None => {
             // Not valid as a URI or header for `http` (hyper answers it): the head goes back
