@@ -19,9 +19,11 @@
 //! # Layout
 //! - `read`: a plain request head into a request (or a reason to hand the connection off).
 //! - `write`: the answer onto the client socket, socket to socket for large bodies.
+//! - `spare`: read buffers a worker keeps between requests.
 //! - here: the connection's loop over the two, and the hand-off to hyper.
 
 mod read;
+mod spare;
 mod write;
 
 use std::io;
@@ -77,10 +79,11 @@ pub(crate) async fn serve(stream: ClientStream, woken: bool, conn: Arc<ConnShare
                 }
             }
             if buf.is_empty() {
-                // Idle between requests: the buffer goes (an idle keep-alive connection holds
-                // none) and the wait is for the socket to become readable. A shutdown closes
-                // the connection; the guard's idle deadline runs meanwhile.
-                buf = BytesMut::new();
+                // Idle between requests: the buffer goes back to the worker's spares (an idle
+                // keep-alive connection holds none) and the wait is for the socket to become
+                // readable. A shutdown closes the connection; the guard's idle deadline runs
+                // meanwhile.
+                spare::give_back(std::mem::take(&mut buf));
                 let ready = tokio::select! {
                     ready = std::future::poll_fn(|cx| io.poll_read_ready(cx)) => Some(ready),
                     _ = stop.wait_for(|stopped| *stopped) => None,
@@ -98,7 +101,10 @@ pub(crate) async fn serve(stream: ClientStream, woken: bool, conn: Arc<ConnShare
                 }
             }
             // Within a head, the guard's header deadline bounds the wait.
-            buf.reserve(4096);
+            if buf.capacity() == 0 {
+                buf = spare::take();
+            }
+            buf.reserve(spare::BUFFER);
             let read = io.read_buf(&mut buf).await;
             match read {
                 Ok(0) | Err(_) => return Outcome::Closed,
