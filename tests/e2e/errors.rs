@@ -111,6 +111,28 @@ async fn member_timeout_gets_504() {
     proxy.stop().await;
 }
 
+/// A member connection keeps one timer for its answers' heads, re-armed for each request: each
+/// answer is timed from its own request, however many came before it on the connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_answer_on_a_reused_member_connection_is_timed_afresh() {
+    let m = Member::start("m").await;
+    let toml = format!(
+        "[[route]]\npath = \"/\"\nbalancer = \"b\"\n[balancer.b]\n[[balancer.b.member]]\nurl = \"{}\"\ntimeout = \"400ms\"\n",
+        m.url()
+    );
+    let proxy = TestProxy::start(&config(&toml)).await;
+    // Six answers of 150 ms each, 900 ms in all: a deadline left from the first would cut one.
+    for i in 0..6 {
+        assert_eq!(TestClient::http1().get(&proxy.url("/sleep/150")).await.status, StatusCode::OK, "answer {i}");
+    }
+    assert!(m.connections() < 6, "the member connections were reused ({} for 6 requests)", m.connections());
+    let started = std::time::Instant::now();
+    assert_eq!(TestClient::http1().get(&proxy.url("/sleep/10000")).await.status, StatusCode::GATEWAY_TIMEOUT);
+    assert!(started.elapsed() < Duration::from_secs(8), "cut at the timeout, not when the member answered");
+    assert_eq!(TestClient::http1().get(&proxy.url("/sleep/10")).await.status, StatusCode::OK);
+    proxy.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_is_refused() {
     let m = Member::start("m").await;

@@ -8,6 +8,7 @@ use http::uri::Authority;
 use tokio::net::TcpStream;
 
 use super::pool::ConnectError;
+use crate::deadline::KeptTimer;
 use crate::tls::{MemberConnector, MemberStream};
 
 /// Read buffer size for a member connection (grows for large heads; bodies are split off it).
@@ -22,13 +23,15 @@ pub(crate) struct MemberConn {
     pub(crate) reused: bool,
     /// When it was last put back in the pool.
     pub(crate) idle_since: Instant,
+    /// The deadline of each answer's head, one timer for the connection's life.
+    pub(crate) timer: KeptTimer,
 }
 
 impl MemberConn {
     /// Opens a connection within `timeout`, the TLS handshake included for an https member.
     pub(crate) async fn connect(authority: &Authority, timeout: Duration, tls: Option<&MemberConnector>) -> Result<Self, ConnectError> {
         let stream = tokio::time::timeout(timeout, connect(authority, tls)).await.map_err(|_| ConnectError::Timeout { member: authority.clone(), after: timeout })??;
-        Ok(Self { stream, buf: BytesMut::with_capacity(READ_CHUNK), reused: false, idle_since: Instant::now() })
+        Ok(Self { stream, buf: BytesMut::with_capacity(READ_CHUNK), reused: false, idle_since: Instant::now(), timer: KeptTimer::default() })
     }
 
     /// Whether an idle connection can still carry a request: the member has not closed it and

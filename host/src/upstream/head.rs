@@ -61,7 +61,7 @@ pub(super) async fn read_head(
 ) -> Result<ResponseHead, HeadFailure> {
     let conn = &mut lease.conn;
     let read = read_head_from(&mut conn.stream, &mut conn.buf, method, upgrading, member);
-    match crate::deadline::within(timeout, read).await {
+    match crate::deadline::within_kept(timeout, &mut conn.timer, read).await {
         Some(Ok(head)) => Ok(head),
         Some(Err(reason)) => Err(HeadFailure::Broken(reason)),
         None => Err(HeadFailure::Timeout),

@@ -26,8 +26,8 @@ mod read;
 mod spare;
 mod write;
 
-use std::io;
 use std::future::Future;
+use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
