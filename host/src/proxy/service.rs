@@ -55,7 +55,12 @@ impl ProxyService {
             let started = std::time::Instant::now();
             let began = proxy.access_log.as_ref().map(|log| access::Began::new(log, &request, started, client.addr, proxy.forwarded.trusts(client.addr.ip())));
             let mut outcome = Outcome { logged: began.is_some(), request_id: began.as_ref().and_then(access::Began::request_id), ..Outcome::default() };
-            let response = proxy.handle(request, &client, &mut outcome).await;
+            // Errors are answered here. (Not a method of its own: each `async fn` layer moves
+            // the request into a future of its own.)
+            let response = match proxy.relay(request, &client, &mut outcome).await {
+                Ok(response) => response,
+                Err(e) => error_response(&e),
+            };
             proxy.count(outcome.route, response.status().as_u16(), started.elapsed());
             let entry = began.map(|b| b.answered(&proxy, &outcome, &response));
             response.map(|body| {
@@ -117,14 +122,7 @@ pub(crate) struct Client {
 }
 
 impl Proxy {
-    /// Relays one request; errors are answered here. What became of it is left in `outcome`.
-    pub(crate) async fn handle(&self, request: Request<ClientBodySource>, client: &Client, outcome: &mut Outcome) -> Response<ResponseBody> {
-        match self.relay(request, client, outcome).await {
-            Ok(response) => response,
-            Err(e) => error_response(&e),
-        }
-    }
-
+    /// Relays one request, or says why it cannot; what became of it is left in `outcome`.
     async fn relay(&self, mut request: Request<ClientBodySource>, client: &Client, outcome: &mut Outcome) -> Result<Response<ResponseBody>, ProxyError> {
         strict::check(&request, &client.conn.limits, client.raw)?;
         if let Some(id) = &outcome.request_id {
@@ -167,9 +165,9 @@ impl Proxy {
         let upgrade = upgrade::wants_websocket(&request).then_some(route.target.upgrade);
         let on_upgrade = upgrade.map(|_| hyper::upgrade::on(&mut request));
         let trusted = self.forwarded.trusts(client.addr.ip());
-        let (parts, body) = request.into_parts();
+        let (mut parts, body) = request.into_parts();
         let scheme = if client.secure { "https" } else { "http" };
-        let (mut outgoing, parts) = Outgoing::prepare(parts, rest, body.is_end_stream(), &client.forwarded_for, route.target.preserve_host, trusted, scheme);
+        let mut outgoing = Outgoing::prepare(&mut parts, rest, body.is_end_stream(), &client.forwarded_for, route.target.preserve_host, trusted, scheme);
         outgoing.upgrade = upgrade;
         let body = match body {
             ClientBodySource::Stream(body) => {
@@ -224,16 +222,16 @@ pub(crate) struct Outgoing {
 }
 
 impl Outgoing {
-    /// Applies the header rules to `parts`; returns them with what each attempt needs.
+    /// Applies the header rules to `parts`; returns what each attempt needs.
     fn prepare(
-        mut parts: Parts,
+        parts: &mut Parts,
         rest: String,
         no_body: bool,
         forwarded_for: &HeaderValue,
         preserve_host: bool,
         trusted: bool,
         scheme: &'static str,
-    ) -> (Self, Parts) {
+    ) -> Self {
         // An absolute-form target's authority wins over Host (RFC 9112 §3.2.2).
         let client_host = match parts.uri.authority() {
             Some(a) => HeaderValue::from_str(a.as_str()).ok(),
@@ -246,7 +244,7 @@ impl Outgoing {
         headers::add_forwarded(&mut parts.headers, forwarded_for, client_host.as_ref(), scheme, trusted);
         parts.version = Version::HTTP_11;
         let replayable = is_idempotent(&parts.method) && no_body;
-        (Self { rest, query, client_host, preserve_host, replayable, upgrade: None, scheme }, parts)
+        Self { rest, query, client_host, preserve_host, replayable, upgrade: None, scheme }
     }
 
     /// The host the client asked for, as text (empty when it named none).
