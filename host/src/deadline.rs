@@ -141,8 +141,8 @@ mod tests {
         assert!(timer.timer.is_none());
         let slow = tokio::time::sleep(Duration::from_secs(60));
         assert_eq!(within_kept(Duration::from_millis(20), &mut timer, slow).await, None, "cut at the limit");
-        // Armed again, the deadline counts from this use, not the last one: a use longer
-        // than the first limit but within its own finishes.
+        // Armed again after it fired (registered anew), it times the next use: one within
+        // its limit finishes, one beyond it is cut.
         tokio::time::sleep(Duration::from_millis(30)).await;
         let waits = async {
             tokio::time::sleep(Duration::from_millis(30)).await;
@@ -151,6 +151,20 @@ mod tests {
         assert_eq!(within_kept(Duration::from_secs(5), &mut timer, waits).await, Some("done"));
         let slow = tokio::time::sleep(Duration::from_secs(60));
         assert_eq!(within_kept(Duration::from_millis(20), &mut timer, slow).await, None, "and cut again after re-arming");
+    }
+
+    #[tokio::test]
+    async fn a_pending_kept_timer_moved_later_times_the_new_use() {
+        // The usual case: the last use finished long before its deadline, and the timer, still
+        // registered, is moved to the next use's later deadline.
+        let mut timer = KeptTimer::default();
+        let quick = tokio::time::sleep(Duration::from_millis(300));
+        assert_eq!(within_kept(Duration::from_millis(1000), &mut timer, quick).await, Some(()));
+        // Started 300 ms after the first, this use ends past the first deadline (1,000 ms)
+        // and before its own (1,300 ms). (The future is polled before the timer, so a late
+        // turn of the runtime cannot make this fail; it could only hide a fault.)
+        let longer = tokio::time::sleep(Duration::from_millis(900));
+        assert_eq!(within_kept(Duration::from_millis(1000), &mut timer, longer).await, Some(()));
     }
 
     #[test]

@@ -23,7 +23,8 @@ pub(crate) struct MemberConn {
     pub(crate) reused: bool,
     /// When it was last put back in the pool.
     pub(crate) idle_since: Instant,
-    /// The deadline of each answer's head, one timer for the connection's life.
+    /// The deadline of each answer's head after a request without a body, one timer for the
+    /// connection's life. (Requests with a body, and the `ping` wait, make their own.)
     pub(crate) timer: KeptTimer,
 }
 

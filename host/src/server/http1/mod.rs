@@ -32,7 +32,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http::{Method, Request};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
@@ -40,6 +40,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 pub(crate) use read::{Parsed, read_request};
+use spare::ReadBuffer;
 use write::write_response;
 
 use crate::codec::fields::connection_has;
@@ -68,22 +69,22 @@ pub(crate) async fn serve(stream: ClientStream, woken: bool, conn: Arc<ConnShare
     // The guard is made here, not passed in: an async fn keeps its arguments beside the
     // locals they move into, and every idle connection's task would hold room for two.
     let mut io = if woken { Guard::resume(stream, conn, settings) } else { Guard::new(stream, conn, settings) };
-    let mut buf = BytesMut::new();
+    let mut buf = ReadBuffer::default();
     loop {
         let request = loop {
-            if !buf.is_empty() {
-                match read_request(&mut buf) {
+            if !buf.bytes.is_empty() {
+                match read_request(&mut buf.bytes) {
                     Parsed::Request(request) => break request,
-                    Parsed::Partial if buf.len() <= MAX_HEAD => {}
-                    Parsed::Partial | Parsed::NotPlain => return Outcome::HandOff(Box::new(Prefixed { prefix: buf.freeze(), io })),
+                    Parsed::Partial if buf.bytes.len() <= MAX_HEAD => {}
+                    Parsed::Partial | Parsed::NotPlain => return Outcome::HandOff(Box::new(Prefixed { prefix: buf.bytes.freeze(), io })),
                 }
             }
-            if buf.is_empty() {
+            if buf.bytes.is_empty() {
                 // Idle between requests: the buffer goes back to the worker's spares (an idle
                 // keep-alive connection holds none) and the wait is for the socket to become
                 // readable. A shutdown closes the connection; the guard's idle deadline runs
                 // meanwhile.
-                spare::give_back(std::mem::take(&mut buf));
+                buf.release();
                 let ready = tokio::select! {
                     ready = std::future::poll_fn(|cx| io.poll_read_ready(cx)) => Some(ready),
                     _ = stop.wait_for(|stopped| *stopped) => None,
@@ -101,11 +102,8 @@ pub(crate) async fn serve(stream: ClientStream, woken: bool, conn: Arc<ConnShare
                 }
             }
             // Within a head, the guard's header deadline bounds the wait.
-            if buf.capacity() == 0 {
-                buf = spare::take();
-            }
-            buf.reserve(spare::BUFFER);
-            let read = io.read_buf(&mut buf).await;
+            buf.make_room();
+            let read = io.read_buf(&mut buf.bytes).await;
             match read {
                 Ok(0) | Err(_) => return Outcome::Closed,
                 Ok(_) => {}
@@ -140,7 +138,7 @@ enum Answered {
 }
 
 /// Answers `request` and writes the answer; bytes the client sends meanwhile are kept in `buf`.
-async fn answer(io: &mut Guard, buf: &mut BytesMut, service: &ProxyService, request: Request<ClientBodySource>, stop: &watch::Receiver<bool>) -> Answered {
+async fn answer(io: &mut Guard, buf: &mut ReadBuffer, service: &ProxyService, request: Request<ClientBodySource>, stop: &watch::Receiver<bool>) -> Answered {
     let head_only = request.method() == Method::HEAD;
     let client_close = connection_has(request.headers(), b"close");
     // While the answer is awaited the socket is still read, as hyper does: bytes of a
@@ -152,7 +150,10 @@ async fn answer(io: &mut Guard, buf: &mut BytesMut, service: &ProxyService, requ
             tokio::select! {
                 biased;
                 response = &mut respond => break Some(response),
-                read = io.read_buf(buf), if buf.len() <= MAX_HEAD => match read {
+                read = {
+                    buf.before_read();
+                    io.read_buf(&mut buf.bytes)
+                }, if buf.bytes.len() <= MAX_HEAD => match read {
                     Ok(0) | Err(_) => break None,
                     Ok(_) => {}
                 },
