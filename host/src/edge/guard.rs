@@ -44,29 +44,48 @@ use super::stream::ClientStream;
 /// Longest a closing connection keeps reading (and dropping) what the client still sends.
 pub(crate) const LINGER: Duration = Duration::from_secs(2);
 
-/// The rounding of parking times: they are rounded up to a multiple of this or of half
-/// the connection's `park` time, whichever is shorter (counted from a fixed instant), so
-/// the connections of a worker that went idle within the same slot are parked on one
-/// wakeup of its timer rather than one each.
+/// The longest slot parking times are rounded to (see [`Parking`]).
 const PARK_SLOT: Duration = Duration::from_millis(100);
-
-/// When a connection idle since `since` is parked: `park` later, rounded up to the next slot
-/// (see [`PARK_SLOT`]).
-fn park_at(since: Instant, park: Duration) -> Instant {
-    // Only a reference point shared by every connection; which instant it is does not matter.
-    static ORIGIN: std::sync::LazyLock<Instant> = std::sync::LazyLock::new(Instant::now);
-    let origin = *ORIGIN;
-    // In u64 nanoseconds (584 years): this runs on every wait between requests, and a u128
-    // division is a library call.
-    let nanos = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
-    let after = nanos((since + park).saturating_duration_since(origin));
-    let slot = nanos(PARK_SLOT.min(park / 2)).max(1);
-    origin + Duration::from_nanos(after.div_ceil(slot).saturating_mul(slot))
-}
 
 /// The longest keep-alive a parked connection may have; a connection kept longer idles as a
 /// task (a year is "for ever" here, and keeps deadlines far from any clock's range).
 const PARK_LIMIT: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// When plain HTTP/1 connections idle between requests are parked (see `server::park`),
+/// worked out once per config rather than on every wait.
+///
+/// A connection is parked `after` its idling began, rounded up to a slot of half that (at
+/// most [`PARK_SLOT`]), counted from a fixed instant: the connections of a worker that went
+/// idle within the same slot are parked on one wakeup of its timer rather than one each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Parking {
+    after: Duration,
+    /// The slot, in nanoseconds: this runs on every wait between requests, and a u128
+    /// division is a library call (u64 nanoseconds last 584 years).
+    slot: u64,
+}
+
+impl Parking {
+    /// Parking for connections idle `park` before their `keepalive` ends; `None` when they
+    /// never park: the keep-alive ends first (or within the slot), or is over a year.
+    pub fn new(park: Duration, keepalive: Duration) -> Option<Self> {
+        let slot = PARK_SLOT.min(park / 2);
+        (park + slot < keepalive && keepalive <= PARK_LIMIT).then(|| Self { after: park, slot: nanos(slot).max(1) })
+    }
+
+    /// When a connection idle since `since` is parked.
+    fn at(self, since: Instant) -> Instant {
+        // Only a reference point shared by every connection; which instant it is does not matter.
+        static ORIGIN: std::sync::LazyLock<Instant> = std::sync::LazyLock::new(Instant::now);
+        let origin = *ORIGIN;
+        let after = nanos((since + self.after).saturating_duration_since(origin));
+        origin + Duration::from_nanos(after.div_ceil(self.slot).saturating_mul(self.slot))
+    }
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
 
 /// How a wait for the client's next bytes ended (see [`Guard::poll_read_ready`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,11 +125,11 @@ pub struct GuardSettings {
     pub header: Duration,
     /// Time an idle connection is kept.
     pub keepalive: Duration,
-    /// Time a plain HTTP/1 connection idles between requests before
-    /// [`Guard::poll_read_ready`] says to park it (see `server::park`). Clients sending
-    /// requests back to back never pay for parking (about 20 µs of CPU to park and wake);
-    /// connections arriving faster than they go quiet pile up unparked for this long.
-    pub park: Duration,
+    /// When a plain HTTP/1 connection idle between requests is parked ([`Guard::poll_read_ready`]
+    /// then says so; see `server::park`), if ever. Clients sending requests back to back
+    /// never pay for parking (about 20 µs of CPU to park and wake); connections arriving
+    /// faster than they go quiet pile up unparked for this long.
+    pub park: Option<Parking>,
     /// Pages for the answers the guard gives itself.
     pub answers: Arc<Answers>,
 }
@@ -338,10 +357,12 @@ impl Guard {
         };
         // Only between requests, after the first: a head under way, or a connection that
         // never sent one, keeps its task and its head deadline.
-        let park_after = self.settings.park;
-        let park = may_park && phase == Phase::Idle && !self.first && park_after + PARK_SLOT.min(park_after / 2) < limit && limit <= PARK_LIMIT;
-        if park {
-            ready!(self.poll_timer(cx, park_at(self.since, park_after)));
+        if may_park
+            && phase == Phase::Idle
+            && !self.first
+            && let Some(parking) = self.settings.park
+        {
+            ready!(self.poll_timer(cx, parking.at(self.since)));
             return Poll::Ready(Ok(Quiet::Park));
         }
         ready!(self.poll_timer(cx, self.since + limit));

@@ -11,7 +11,7 @@ mod h2frames;
 mod state;
 mod stream;
 
-pub use guard::{Answers, Guard, GuardSettings};
+pub use guard::{Answers, Guard, GuardSettings, Parking};
 pub(crate) use guard::Waited;
 pub use rawhead::{Finding, Phase, ScanLimits, Scanner, Violation};
 pub use state::{ConnShared, InFlight, Tracked, TunnelGuard, Tunnels};

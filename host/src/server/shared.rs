@@ -16,7 +16,7 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::config::Config;
-use crate::edge::{Answers, GuardSettings, ScanLimits};
+use crate::edge::{Answers, GuardSettings, Parking, ScanLimits};
 use crate::plugin::PluginRuntime;
 use crate::tls::ServerTls;
 use crate::proxy::{SharedProxy, raw_page};
@@ -65,7 +65,7 @@ impl ConnSettings {
             limits: ScanLimits { request_line: limits.request_line, header_size: limits.header_size },
             header: config.timeouts.header,
             keepalive: config.timeouts.keepalive,
-            park: config.timeouts.park,
+            park: Parking::new(config.timeouts.park, config.timeouts.keepalive),
             answers,
         };
         Self { builder, guard, tls, drain: config.server.shutdown_timeout, limits: config.limits, timeouts: config.timeouts }
