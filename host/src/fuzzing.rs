@@ -4,6 +4,7 @@
 
 use std::path::Path;
 
+use crate::codec::lines::HeaderView;
 use crate::config::Limits;
 use crate::edge::{Phase, ScanLimits, Scanner};
 
@@ -56,7 +57,7 @@ pub fn request_head(data: &[u8]) {
     }
     let Ok(request) = builder.body(()) else { return };
     canonical_path(request.uri().path());
-    let verdict = crate::proxy::strict_check(&request, &limits, raw);
+    let verdict = crate::proxy::strict_check(&request, HeaderView::Map(request.headers()), &limits, raw);
     if raw.is_some() {
         assert!(verdict.is_err(), "a scanner finding must refuse the request");
     }
@@ -81,11 +82,14 @@ fn canonical_path(raw: &str) {
 }
 
 /// The fast path's parse of `data`: a request it takes is plain and its head is exactly what
-/// was taken off the buffer; the strict checks still refuse whatever the scanner found.
+/// was taken off the buffer; the strict checks judge its lines as they judge the same head in
+/// a map, and still refuse whatever the scanner found; and a member gets the same head from
+/// its written lines as from its map (see `proxy::headers`), trusted or not, with a request
+/// id or without.
 fn fast_path(data: &[u8], limits: &Limits, raw: Option<crate::edge::Violation>) {
     use crate::server::http1::{Parsed, read_request};
     let mut buf = bytes::BytesMut::from(data);
-    let Parsed::Request(request) = read_request(&mut buf) else {
+    let Parsed::Request(request, lines) = read_request(&mut buf) else {
         assert_eq!(&buf[..], data, "a head the fast path does not take is left whole for hyper");
         return;
     };
@@ -93,14 +97,45 @@ fn fast_path(data: &[u8], limits: &Limits, raw: Option<crate::edge::Violation>) 
     assert_eq!(request.version(), http::Version::HTTP_11);
     assert!(request.uri().path().starts_with('/'));
     assert_ne!(request.method(), http::Method::CONNECT);
-    let headers = request.headers();
-    for name in ["transfer-encoding", "upgrade", "expect"] {
-        assert!(!headers.contains_key(name), "a request with {name} is not plain");
+    assert!(request.headers().is_empty(), "a plain request's fields are its lines");
+    let fields = HeaderView::Lines(&lines);
+    for name in [&http::header::TRANSFER_ENCODING, &http::header::UPGRADE, &http::header::EXPECT] {
+        assert!(!fields.contains(name), "a request with {name} is not plain");
     }
-    assert!(headers.get_all(http::header::CONTENT_LENGTH).iter().all(|v| v.as_bytes().trim_ascii() == b"0"), "a plain request has no body");
+    assert!(fields.get_all(&http::header::CONTENT_LENGTH).all(|v| v.trim_ascii() == b"0"), "a plain request has no body");
+    let map = lines.clone().into_map();
+    assert_eq!(map.len(), lines.len(), "every line the parse took is a valid header");
+    let by_lines = crate::proxy::strict_check(&request, fields, limits, raw);
+    let by_map = crate::proxy::strict_check(&request, HeaderView::Map(&map), limits, raw);
+    // Alike but for the spelling of a header's name in the reason (a map's are lower case).
+    let reason = |e: &dyn std::error::Error| e.to_string().to_ascii_lowercase();
+    assert_eq!(by_lines.map_err(|e| reason(&e)), by_map.map_err(|e| reason(&e)), "the strict checks judge lines and map alike");
     if raw.is_some() {
-        assert!(crate::proxy::strict_check(&request, limits, raw).is_err(), "a scanner finding must refuse the request");
+        assert!(crate::proxy::strict_check(&request, fields, limits, raw).is_err(), "a scanner finding must refuse the request");
     }
+    let peer = http::HeaderValue::from_static("192.0.2.7");
+    let id = http::HeaderValue::from_static("id-1");
+    let host = http::HeaderValue::from_static("member:80");
+    for (trusted, request_id, host) in [(false, None, Some(&host)), (true, Some(&id), None), (true, None, Some(&host)), (false, Some(&id), None)] {
+        let [by_map, by_lines] = crate::proxy::member_heads(request.method(), request.uri(), &lines, &peer, trusted, request_id, host);
+        assert_eq!(head_fields(&by_map), head_fields(&by_lines), "a member's head from the map and from the lines differ (trusted {trusted})");
+    }
+}
+
+/// Field lines as (name, value).
+type NamedValues = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// A request head's request line and its fields as (lower-case name, value), sorted by
+/// name only: a map groups a name's lines, written lines keep the client's order, and both
+/// keep the order of a name's values.
+fn head_fields(head: &[u8]) -> (String, NamedValues) {
+    let mut slots = [httparse::EMPTY_HEADER; 128];
+    let mut parsed = httparse::Request::new(&mut slots);
+    assert!(matches!(parsed.parse(head), Ok(httparse::Status::Complete(n)) if n == head.len()), "a member's head parses whole: {}", String::from_utf8_lossy(head));
+    let line = format!("{:?} {:?}", parsed.method, parsed.path);
+    let mut fields: NamedValues = parsed.headers.iter().map(|h| (h.name.as_bytes().to_ascii_lowercase(), h.value.to_vec())).collect();
+    fields.sort_by(|a, b| a.0.cmp(&b.0));
+    (line, fields)
 }
 
 /// The config loader: any text either loads or yields errors that each name a line within
@@ -119,7 +154,7 @@ pub fn config(data: &[u8]) {
 
 /// The strict checks on a parsed request (for the benchmark); `true` when it passes.
 pub fn strict_check(request: &http::Request<()>, limits: &Limits) -> bool {
-    crate::proxy::strict_check(request, limits, None).is_ok()
+    crate::proxy::strict_check(request, HeaderView::Map(request.headers()), limits, None).is_ok()
 }
 
 /// What a member sends back: the response head parsed (for GET or HEAD, chosen by the

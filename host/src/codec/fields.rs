@@ -4,6 +4,8 @@
 
 use http::header::{self, HeaderMap, HeaderName};
 
+use super::lines::HeaderView;
+
 const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
@@ -42,8 +44,31 @@ pub fn connection_tokens(value: &[u8]) -> impl Iterator<Item = &[u8]> {
 }
 
 /// Whether any Connection header of `headers` names `token` (any case).
-pub fn connection_has(headers: &HeaderMap, token: &[u8]) -> bool {
-    headers.get_all(header::CONNECTION).iter().any(|v| connection_tokens(v.as_bytes()).any(|t| t.eq_ignore_ascii_case(token)))
+pub fn connection_has(headers: HeaderView<'_>, token: &[u8]) -> bool {
+    headers.get_all(&header::CONNECTION).any(|v| connection_tokens(v).any(|t| t.eq_ignore_ascii_case(token)))
+}
+
+/// Whether a Connection token names a header to remove: `close` and `keep-alive` name none
+/// (a Keep-Alive header is hop-by-hop anyway).
+fn names_a_header(token: &[u8]) -> bool {
+    !token.eq_ignore_ascii_case(b"close") && !token.eq_ignore_ascii_case(b"keep-alive")
+}
+
+/// Whether some Connection header of `headers` names a header to remove.
+pub fn names_other_headers(headers: HeaderView<'_>) -> bool {
+    headers.get_all(&header::CONNECTION).flat_map(connection_tokens).any(names_a_header)
+}
+
+/// Whether some Connection header of `headers` names the header `name` (any case), which is
+/// then hop-by-hop.
+pub fn named_by_connection(headers: HeaderView<'_>, name: &[u8]) -> bool {
+    headers.get_all(&header::CONNECTION).flat_map(connection_tokens).any(|token| names_a_header(token) && token.eq_ignore_ascii_case(name))
+}
+
+/// Whether a request header (any case) is one the member exchange writes itself:
+/// Content-Length and Transfer-Encoding (the framing is the proxy's own), and Expect.
+pub fn is_framing_or_expect(name: &[u8]) -> bool {
+    name.eq_ignore_ascii_case(b"content-length") || name.eq_ignore_ascii_case(b"transfer-encoding") || name.eq_ignore_ascii_case(b"expect")
 }
 
 /// Removes hop-by-hop headers, including those named in Connection.
@@ -66,8 +91,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     if present[0] {
         let mut named: Vec<HeaderName> = Vec::new();
         for token in headers.get_all(header::CONNECTION).iter().flat_map(|v| connection_tokens(v.as_bytes())) {
-            // `close` names no header; hop-by-hop names go below anyway.
-            if token.eq_ignore_ascii_case(b"close") || token.eq_ignore_ascii_case(b"keep-alive") {
+            if !names_a_header(token) {
                 continue;
             }
             if let Ok(name) = HeaderName::from_bytes(token)
@@ -116,7 +140,7 @@ mod tests {
         ] {
             h.append(HeaderName::from_bytes(k.as_bytes()).expect("name"), HeaderValue::from_static(v));
         }
-        assert!(connection_has(&h, b"CLOSE"));
+        assert!(connection_has(HeaderView::Map(&h), b"CLOSE"));
         strip_hop_by_hop(&mut h);
         let names: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
         assert_eq!(names, ["accept"]);

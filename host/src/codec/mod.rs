@@ -5,6 +5,7 @@
 //! - [`fields`]: hop-by-hop headers, Connection tokens, writing a field line;
 //! - [`framing`]: what Content-Length, Transfer-Encoding and Connection lines declare, and
 //!   which combinations are refused;
+//! - [`lines`]: header lines kept as they arrived, and one way to read them or a map;
 //! - [`body`]: the body decoder (Content-Length, chunked, until close) and chunk encoding;
 //! - [`response`]: parsing a response head into its status, lines and framing.
 //!
@@ -13,4 +14,5 @@
 pub mod body;
 pub mod fields;
 pub mod framing;
+pub mod lines;
 pub mod response;

@@ -9,13 +9,14 @@
 
 use std::mem::MaybeUninit;
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode};
 
 use super::body::Framing;
 use super::fields::{is_hop_by_hop, strip_hop_by_hop};
 use super::framing::{Declared, FramingFields};
+use super::lines::HeaderLines;
 
 /// Most header lines a response may have.
 const MAX_HEADERS: usize = 128;
@@ -80,7 +81,7 @@ pub fn parse(buf: &mut BytesMut, method: &Method) -> Result<Option<ResponseHead>
 /// [`parse`], keeping the hop-by-hop lines when `keep_hop_by_hop` (a health probe shows its
 /// judge every line the member sent; a 101 always keeps them, for the tunnel to read).
 pub fn parse_with(buf: &mut BytesMut, method: &Method, keep_hop_by_hop: bool) -> Result<Option<ResponseHead>, HeadError> {
-    let (len, code, http11, mut lines) = {
+    let (len, code, http11, lines) = {
         let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
         let mut response = httparse::Response::new(&mut []);
         let len = match httparse::ParserConfig::default().parse_response_with_uninit_headers(&mut response, buf, &mut slots) {
@@ -125,10 +126,11 @@ pub fn parse_with(buf: &mut BytesMut, method: &Method, keep_hop_by_hop: bool) ->
     if status != StatusCode::SWITCHING_PROTOCOLS && !(strip && facts.names_others()) {
         // httparse checked every name (a token) and value (no control bytes but HTAB), the
         // same rules as `HeaderName` and `HeaderValue`: the lines are kept as they are.
+        let mut lines = lines;
         if strip {
             lines.retain(|l| !is_hop_by_hop(&head[name_of(l)]));
         }
-        let raw = RawHeaders { head, lines, has_date, has_length: facts.has_length() };
+        let raw = RawHeaders { lines: HeaderLines::new(head, lines), has_date, has_length: facts.has_length() };
         return Ok(Some(ResponseHead { status, fields: Fields::Raw(raw), framing, keep_alive }));
     }
     let mut headers = HeaderMap::with_capacity(lines.len());
@@ -149,9 +151,7 @@ pub fn parse_with(buf: &mut BytesMut, method: &Method, keep_hop_by_hop: bool) ->
 /// and building a map of them would cost more than the rest of reading the head.
 #[derive(Debug)]
 pub struct RawHeaders {
-    head: Bytes,
-    /// Name offset, name length, value offset, value length, into `head`.
-    lines: Vec<[u32; 4]>,
+    lines: HeaderLines,
     has_date: bool,
     has_length: bool,
 }
@@ -159,13 +159,12 @@ pub struct RawHeaders {
 impl RawHeaders {
     /// The lines, name and value, in the member's order and spelling.
     pub fn lines(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
-        self.lines.iter().map(|&[n, nl, v, vl]| (&self.head[n as usize..(n + nl) as usize], &self.head[v as usize..(v + vl) as usize]))
+        self.lines.iter()
     }
 
-    /// The first value of header `name` (a lower-case name matches any spelling).
-    pub fn get(&self, name: &str) -> Option<HeaderValue> {
-        let (_, value) = self.lines().find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))?;
-        HeaderValue::from_bytes(value).ok()
+    /// The first value of header `name` (in any spelling).
+    pub fn get(&self, name: &HeaderName) -> Option<HeaderValue> {
+        self.lines.value(name)
     }
 
     /// Whether the member sent a Date.
@@ -180,15 +179,7 @@ impl RawHeaders {
 
     /// The lines as a map.
     pub fn into_map(self) -> HeaderMap {
-        let mut map = HeaderMap::with_capacity(self.lines.len());
-        for &[n, nl, v, vl] in &self.lines {
-            let (n, v) = (n as usize, v as usize);
-            // Checked by the parse already (see `parse`): neither can fail.
-            if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(&self.head[n..n + nl as usize]), HeaderValue::from_maybe_shared(self.head.slice(v..v + vl as usize))) {
-                map.append(name, value);
-            }
-        }
-        map
+        self.lines.into_map()
     }
 }
 

@@ -5,21 +5,15 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
-use http::{HeaderName, HeaderValue, Method, Request, Response, Version};
+use http::{HeaderValue, Method, Request, Response, Version};
 
 use super::body::ResponseBody;
+use super::headers::X_REQUEST_ID;
 use super::outcome::Outcome;
 use super::service::ClientBodySource;
 use super::{Proxy, Target};
+use crate::codec::lines::HeaderView;
 use crate::observe::{AccessLog, Entry, PendingEntry, new_request_id};
-
-/// `X-Request-Id`.
-static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-
-/// Sets the request's `X-Request-Id` (once the strict checks passed).
-pub(crate) fn set_request_id<B>(request: &mut Request<B>, id: &HeaderValue) {
-    request.headers_mut().insert(X_REQUEST_ID.clone(), id.clone());
-}
 
 /// What the log keeps of a request from its arrival.
 pub(crate) struct Began {
@@ -34,13 +28,13 @@ pub(crate) struct Began {
 }
 
 impl Began {
-    /// Notes `request` as it arrives and, when the log asks for request ids, picks its id: a
-    /// trusted peer's `X-Request-Id` is kept, anyone else's replaced (the header is set after
-    /// the strict checks, which judge the request as the client sent it; see
-    /// [`set_request_id`]).
-    pub(crate) fn new(log: &Arc<AccessLog>, request: &Request<ClientBodySource>, arrived: Instant, client: SocketAddr, trusted: bool) -> Self {
-        let request_id = log.settings().request_id.then(|| match request.headers().get(&X_REQUEST_ID) {
-            Some(id) if trusted => id.clone(),
+    /// Notes `request`, with its header fields `headers`, as it arrives and, when the log
+    /// asks for request ids, picks its id: a trusted peer's `X-Request-Id` is kept, anyone
+    /// else's replaced (the header is set on the way to the member, see
+    /// [`headers`](super::headers); the strict checks judge the request as the client sent it).
+    pub(crate) fn new(log: &Arc<AccessLog>, request: &Request<ClientBodySource>, headers: HeaderView<'_>, arrived: Instant, client: SocketAddr, trusted: bool) -> Self {
+        let request_id = log.settings().request_id.then(|| match headers.value(&X_REQUEST_ID) {
+            Some(id) if trusted => id,
             _ => new_request_id(),
         });
         Self {
@@ -51,7 +45,7 @@ impl Began {
             target: request.uri().clone(),
             version: request.version(),
             request_id,
-            request_headers: log.request_headers().iter().map(|name| request.headers().get(name).cloned()).collect(),
+            request_headers: log.request_headers().iter().map(|name| headers.value(name)).collect(),
         }
     }
 

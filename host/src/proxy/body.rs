@@ -85,7 +85,7 @@ impl ResponseBody {
     /// body, else in `headers` (what the proxy added, or everything once materialised).
     pub(crate) fn header(&self, headers: &HeaderMap, name: &http::HeaderName) -> Option<HeaderValue> {
         let raw = match self {
-            ResponseBody::Member { head, .. } => head.as_ref().and_then(|raw| raw.get(name.as_str())),
+            ResponseBody::Member { head, .. } => head.as_ref().and_then(|raw| raw.get(name)),
             ResponseBody::Local(_) => None,
         };
         raw.or_else(|| headers.get(name).cloned())

@@ -183,7 +183,7 @@ impl Attempts<'_> {
             };
             let busy = member.busy_guard();
             let sent_at = Instant::now();
-            match upstream::exchange(&member, request, busy).await {
+            match upstream::exchange(&member, request, outgoing.head_fields(&member), busy).await {
                 Ok(answer) => {
                     let mut response = client_response(answer);
                     let head_at = Instant::now();

@@ -11,7 +11,8 @@ use http::{HeaderValue, Method, Request, Response, Uri, Version, header, request
 use hyper::body::{Body, Incoming};
 
 use super::body::{RequestBody, ResponseBody, materialize_headers};
-use crate::codec::fields::strip_hop_by_hop;
+use crate::codec::lines::{HeaderLines, HeaderView};
+use crate::upstream::HeadFields;
 use super::failover::{self, Upstream};
 use super::access;
 use super::limits::ClientBody;
@@ -44,7 +45,9 @@ impl ProxyService {
     }
 
     /// Answers one request (hyper's, or the HTTP/1 fast path's) with whatever proxy is current.
-    pub(crate) fn respond(&self, request: Request<ClientBodySource>) -> impl Future<Output = Response<Tracked<ResponseBody>>> + Send + 'static {
+    /// A fast-path request comes with its header `lines` as the client sent them and its map
+    /// left empty; the request path reads either through a [`HeaderView`].
+    pub(crate) fn respond(&self, request: Request<ClientBodySource>, lines: Option<HeaderLines>) -> impl Future<Output = Response<Tracked<ResponseBody>>> + Send + 'static {
         let proxy = self.proxy.load_full();
         let (flight, raw) = self.conn.begin_request();
         let client = Client { addr: self.peer, forwarded_for: self.peer_value.clone(), raw, conn: Arc::clone(&self.conn), secure: self.secure };
@@ -53,11 +56,14 @@ impl ProxyService {
         let span = tracing::debug_span!("request", method = %request.method(), target = %request.uri(), route = tracing::field::Empty, member = tracing::field::Empty);
         tracing::Instrument::instrument(async move {
             let started = std::time::Instant::now();
-            let began = proxy.access_log.as_ref().map(|log| access::Began::new(log, &request, started, client.addr, proxy.forwarded.trusts(client.addr.ip())));
+            let began = proxy.access_log.as_ref().map(|log| {
+                let headers = HeaderView::of(request.headers(), lines.as_ref());
+                access::Began::new(log, &request, headers, started, client.addr, proxy.forwarded.trusts(client.addr.ip()))
+            });
             let mut outcome = Outcome { logged: began.is_some(), request_id: began.as_ref().and_then(access::Began::request_id), ..Outcome::default() };
             // Errors are answered here. (Not a method of its own: each `async fn` layer moves
             // the request into a future of its own.)
-            let response = match proxy.relay(request, &client, &mut outcome).await {
+            let response = match proxy.relay(request, lines, &client, &mut outcome).await {
                 Ok(response) => response,
                 Err(e) => error_response(&e),
             };
@@ -80,7 +86,7 @@ impl hyper::service::Service<Request<Incoming>> for ProxyService {
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
 
     fn call(&self, request: Request<Incoming>) -> Self::Future {
-        let response = self.respond(request.map(ClientBodySource::Stream));
+        let response = self.respond(request.map(ClientBodySource::Stream), None);
         Box::pin(async move {
             let (mut parts, mut body) = response.await.into_parts();
             materialize_headers(&mut parts.headers, body.inner_mut());
@@ -122,12 +128,16 @@ pub(crate) struct Client {
 }
 
 impl Proxy {
-    /// Relays one request, or says why it cannot; what became of it is left in `outcome`.
-    async fn relay(&self, mut request: Request<ClientBodySource>, client: &Client, outcome: &mut Outcome) -> Result<Response<ResponseBody>, ProxyError> {
-        strict::check(&request, &client.conn.limits, client.raw)?;
-        if let Some(id) = &outcome.request_id {
-            access::set_request_id(&mut request, id);
-        }
+    /// Relays one request (with its header `lines`, see [`ProxyService::respond`]), or says
+    /// why it cannot; what became of it is left in `outcome`.
+    async fn relay(
+        &self,
+        mut request: Request<ClientBodySource>,
+        lines: Option<HeaderLines>,
+        client: &Client,
+        outcome: &mut Outcome,
+    ) -> Result<Response<ResponseBody>, ProxyError> {
+        strict::check(&request, HeaderView::of(request.headers(), lines.as_ref()), &client.conn.limits, client.raw)?;
         if request.method() == Method::CONNECT {
             return Err(ProxyError::MethodNotAllowed { method: Method::CONNECT });
         }
@@ -150,10 +160,11 @@ impl Proxy {
         if path.has_encoded_separator() && !route.target.allow_encoded_slashes {
             return Err(ProxyError::BadRequest { reason: "the path holds an encoded `/` or `\\` and its route does not allow encoded slashes".into() });
         }
+        let headers = HeaderView::of(request.headers(), lines.as_ref());
         let (key, sticky_route) = match &upstream {
             Upstream::Balancer(b) => {
-                let route = b.sticky().and_then(|s| sticky_route(s, &path, &request));
-                (request_key(b.hashkey(), &path, &request, client.addr), route)
+                let route = b.sticky().and_then(|s| sticky_route(s, &path, &request, headers));
+                (request_key(b.hashkey(), &path, headers, outcome.request_id.as_ref(), client.addr), route)
             }
             Upstream::Single(_) => (0, None),
         };
@@ -162,12 +173,15 @@ impl Proxy {
             false => rest,
         }
         .to_string();
-        let upgrade = upgrade::wants_websocket(&request).then_some(route.target.upgrade);
+        let upgrade = upgrade::wants_websocket(&request, headers).then_some(route.target.upgrade);
         let on_upgrade = upgrade.map(|_| hyper::upgrade::on(&mut request));
         let trusted = self.forwarded.trusts(client.addr.ip());
         let (mut parts, body) = request.into_parts();
         let scheme = if client.secure { "https" } else { "http" };
-        let mut outgoing = Outgoing::prepare(&mut parts, rest, body.is_end_stream(), &client.forwarded_for, route.target.preserve_host, trusted, scheme);
+        let way = Way { forwarded_for: &client.forwarded_for, trusted, scheme, request_id: outcome.request_id.as_ref() };
+        // Header rewriters edit a map: a route whose rewriters edit requests gets one.
+        let map_wanted = route.target.rewrite.as_ref().is_some_and(|rw| rw.chain.edits_requests());
+        let mut outgoing = Outgoing::prepare(&mut parts, lines, map_wanted, rest, body.is_end_stream(), route.target.preserve_host, &way);
         outgoing.upgrade = upgrade;
         let body = match body {
             ClientBodySource::Stream(body) => {
@@ -192,8 +206,8 @@ impl Proxy {
 
 /// The route of the request's sticky session, from its URL (canonical path and query) or
 /// its cookies.
-fn sticky_route<B>(sticky: &crate::config::StickySession, path: &CanonPath<'_>, request: &Request<B>) -> Option<String> {
-    let cookies = request.headers().get_all(header::COOKIE).iter().map(HeaderValue::as_bytes);
+fn sticky_route<B>(sticky: &crate::config::StickySession, path: &CanonPath<'_>, request: &Request<B>, headers: HeaderView<'_>) -> Option<String> {
+    let cookies = headers.get_all(&header::COOKIE);
     if path.is_as_sent() {
         let path_and_query = request.uri().path_and_query().map_or("/", |p| p.as_str());
         return sticky::route_of(sticky, path_and_query, cookies).map(str::to_string);
@@ -203,6 +217,18 @@ fn sticky_route<B>(sticky: &crate::config::StickySession, path: &CanonPath<'_>, 
         None => path.as_str().to_string(),
     };
     sticky::route_of(sticky, &path_and_query, cookies).map(str::to_string)
+}
+
+/// Who a request is relayed for, and how: what the forwarding rules need.
+struct Way<'a> {
+    /// The client's X-Forwarded-For entry.
+    forwarded_for: &'a HeaderValue,
+    /// Whether the client is a proxy of ours (its forwarding headers are kept and extended).
+    trusted: bool,
+    /// The public scheme: `https` on a TLS listener.
+    scheme: &'static str,
+    /// The request's `X-Request-Id`, when the access log gives requests one.
+    request_id: Option<&'a HeaderValue>,
 }
 
 /// The request as it goes to members, minus what depends on the member (URI, Host).
@@ -219,32 +245,41 @@ pub(crate) struct Outgoing {
     upgrade: Option<Upgrades>,
     /// The public scheme: `https` on a TLS listener.
     scheme: &'static str,
+    /// A plain request's header lines as every member gets them (Host aside), written once;
+    /// the parts' map is then empty. `None`: the parts' map holds the headers.
+    written: Option<Vec<u8>>,
 }
 
 impl Outgoing {
-    /// Applies the header rules to `parts`; returns what each attempt needs.
-    fn prepare(
-        parts: &mut Parts,
-        rest: String,
-        no_body: bool,
-        forwarded_for: &HeaderValue,
-        preserve_host: bool,
-        trusted: bool,
-        scheme: &'static str,
-    ) -> Self {
+    /// Applies the header rules (see [`headers`]) to the request: to `parts`' map, or, for a
+    /// plain request with its client's `lines`, once into the lines every member gets (into
+    /// the map when `map_wanted`). Returns what each attempt needs.
+    fn prepare(parts: &mut Parts, lines: Option<HeaderLines>, map_wanted: bool, rest: String, no_body: bool, preserve_host: bool, way: &Way<'_>) -> Self {
+        let lines = match lines {
+            Some(lines) if map_wanted => {
+                parts.headers = lines.into_map();
+                None
+            }
+            lines => lines,
+        };
+        let fields = HeaderView::of(&parts.headers, lines.as_ref());
         // An absolute-form target's authority wins over Host (RFC 9112 §3.2.2).
         let client_host = match parts.uri.authority() {
             Some(a) => HeaderValue::from_str(a.as_str()).ok(),
-            None => parts.headers.get(header::HOST).cloned(),
+            None => fields.value(&header::HOST),
+        };
+        let forwarding = headers::Forwarding::decide(fields, way.forwarded_for, client_host.as_ref(), way.scheme, way.trusted);
+        let written = match lines {
+            Some(lines) => Some(headers::write_lines(&lines, &forwarding, way.request_id)),
+            None => {
+                headers::apply(&mut parts.headers, &forwarding, way.request_id);
+                None
+            }
         };
         let query = parts.uri.query().map(str::to_string);
-        strip_hop_by_hop(&mut parts.headers);
-        // The proxy answered any 100-continue itself by reading the body.
-        parts.headers.remove(header::EXPECT);
-        headers::add_forwarded(&mut parts.headers, forwarded_for, client_host.as_ref(), scheme, trusted);
         parts.version = Version::HTTP_11;
         let replayable = is_idempotent(&parts.method) && no_body;
-        Self { rest, query, client_host, preserve_host, replayable, upgrade: None, scheme }
+        Self { rest, query, client_host, preserve_host, replayable, upgrade: None, scheme: way.scheme, written }
     }
 
     /// The host the client asked for, as text (empty when it named none).
@@ -262,7 +297,25 @@ impl Outgoing {
         self.replayable
     }
 
-    /// The request for `member`, with its path and Host.
+    /// The Host `member` gets: the client's with `preserve_host`, else the member's own.
+    fn host_for<'a>(&'a self, member: &'a ProxyMember) -> Option<&'a HeaderValue> {
+        if self.preserve_host { self.client_host.as_ref() } else { member.conn.host_header() }
+    }
+
+    /// Where the head sent to `member` takes its header lines from.
+    pub(crate) fn head_fields<'a>(&'a self, member: &'a ProxyMember) -> HeadFields<'a> {
+        self.head_fields_with(self.host_for(member))
+    }
+
+    /// Where a head takes its header lines from, its member's Host being `host`.
+    fn head_fields_with<'a>(&'a self, host: Option<&'a HeaderValue>) -> HeadFields<'a> {
+        match &self.written {
+            Some(lines) => HeadFields::Written { host, lines },
+            None => HeadFields::Map,
+        }
+    }
+
+    /// The request for `member`, with its path and (in its map) Host.
     pub(crate) fn for_member(&self, mut parts: Parts, body: RequestBody, member: &ProxyMember) -> Result<Request<RequestBody>, ProxyError> {
         let base = &member.config.base_path;
         // The parts' URI is the client's (or the last member's): kept when it is already the
@@ -273,11 +326,9 @@ impl Outgoing {
             let path = forward_path(base, &self.rest, self.query.as_deref());
             parts.uri = path.parse::<Uri>().map_err(|e| ProxyError::BadRequest { reason: format!("path `{path}`: {e}") })?;
         }
-        let host = if self.preserve_host { self.client_host.clone() } else { member.conn.host_header().cloned() };
-        match host {
-            Some(h) => parts.headers.insert(header::HOST, h),
-            None => parts.headers.remove(header::HOST),
-        };
+        if self.written.is_none() {
+            set_host(&mut parts.headers, self.host_for(member));
+        }
         if let Some(route) = self.upgrade {
             if route.union(member.config.upgrade).websocket {
                 upgrade::ask_member(&mut parts.headers);
@@ -291,6 +342,46 @@ impl Outgoing {
     }
 }
 
+/// Sets (or removes) a request map's Host.
+fn set_host(headers: &mut http::HeaderMap, host: Option<&HeaderValue>) {
+    match host {
+        Some(h) => headers.insert(header::HOST, h.clone()),
+        None => headers.remove(header::HOST),
+    };
+}
+
+/// The heads a member gets for a plain request (`method`, `uri`, the client's `lines`) from
+/// `peer`, both ways: through a header map and through written lines, the member's Host
+/// being `host`. For the request-head fuzz target, which holds them equal.
+pub(crate) fn member_heads(
+    method: &Method,
+    uri: &Uri,
+    lines: &HeaderLines,
+    peer: &HeaderValue,
+    trusted: bool,
+    request_id: Option<&HeaderValue>,
+    host: Option<&HeaderValue>,
+) -> [Vec<u8>; 2] {
+    let way = Way { forwarded_for: peer, trusted, scheme: "https", request_id };
+    let parts = || {
+        let (mut parts, ()) = Request::new(()).into_parts();
+        parts.method = method.clone();
+        parts.uri = uri.clone();
+        parts
+    };
+    let framing = crate::upstream::RequestFraming::None;
+    let mut by_map = parts();
+    let outgoing = Outgoing::prepare(&mut by_map, Some(lines.clone()), true, String::new(), true, false, &way);
+    set_host(&mut by_map.headers, host);
+    let mut map_head = Vec::new();
+    crate::upstream::encode_head(&by_map, outgoing.head_fields_with(host), framing, false, &mut map_head);
+    let mut by_lines = parts();
+    let outgoing = Outgoing::prepare(&mut by_lines, Some(lines.clone()), false, String::new(), true, false, &way);
+    let mut lines_head = Vec::new();
+    crate::upstream::encode_head(&by_lines, outgoing.head_fields_with(host), framing, false, &mut lines_head);
+    [map_head, lines_head]
+}
+
 fn is_idempotent(method: &Method) -> bool {
     matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE)
 }
@@ -299,7 +390,9 @@ fn is_idempotent(method: &Method) -> bool {
 /// (the client IP's 4 or 16 address bytes, the canonical path, or the header's or cookie's value bytes),
 /// 0 when there is no source or it is absent. FNV-1a is fixed by its definition, so a key
 /// never changes with a Rust release and plugins can rely on it.
-fn request_key<B>(source: &HashKey, path: &CanonPath<'_>, request: &Request<B>, peer: SocketAddr) -> u64 {
+/// A header source reads the request's `X-Request-Id` as members get it (`request_id`, when
+/// the access log gives requests one).
+fn request_key(source: &HashKey, path: &CanonPath<'_>, headers: HeaderView<'_>, request_id: Option<&HeaderValue>, peer: SocketAddr) -> u64 {
     match source {
         HashKey::None => 0,
         HashKey::ClientIp => match peer.ip() {
@@ -307,11 +400,9 @@ fn request_key<B>(source: &HashKey, path: &CanonPath<'_>, request: &Request<B>, 
             std::net::IpAddr::V6(ip) => fnv1a(&ip.octets()),
         },
         HashKey::Path => fnv1a(path.as_str().as_bytes()),
-        HashKey::Header(name) => request.headers().get(name).map_or(0, |v| fnv1a(v.as_bytes())),
-        HashKey::Cookie(name) => {
-            let lines = request.headers().get_all(header::COOKIE).iter().map(HeaderValue::as_bytes);
-            sticky::cookie(lines, name).map_or(0, |v| fnv1a(v.as_bytes()))
-        }
+        HashKey::Header(name) if *name == headers::X_REQUEST_ID && request_id.is_some() => request_id.map_or(0, |id| fnv1a(id.as_bytes())),
+        HashKey::Header(name) => headers.get(name).map_or(0, fnv1a),
+        HashKey::Cookie(name) => sticky::cookie(headers.get_all(&header::COOKIE), name).map_or(0, |v| fnv1a(v.as_bytes())),
     }
 }
 

@@ -15,16 +15,17 @@
 //!   `transfer_encoding`): some back ends fold `_` into `-` → 400;
 //! - a declared Content-Length over `limits.body` → 413, before a byte of the body is read.
 
-use http::header::{self, HeaderMap};
-use http::{Request, Version};
+use http::{Request, Version, header};
 
 use super::respond::ProxyError;
 use crate::config::Limits;
 use crate::codec::framing::{Declared, FramingFields};
+use crate::codec::lines::HeaderView;
 use crate::edge::Violation;
 
-/// Checks `request` (whose raw head produced `raw`) against the rules above.
-pub(crate) fn check<B>(request: &Request<B>, limits: &Limits, raw: Option<Violation>) -> Result<(), ProxyError> {
+/// Checks `request`, with its header fields `headers` (its map, or the lines of a plain
+/// HTTP/1 request), whose raw head produced `raw`, against the rules above.
+pub(crate) fn check<B>(request: &Request<B>, headers: HeaderView<'_>, limits: &Limits, raw: Option<Violation>) -> Result<(), ProxyError> {
     if let Some(v) = raw {
         return Err(match v {
             Violation::RequestLineTooLong => ProxyError::UriTooLong { len: limits.request_line + 1, limit: limits.request_line },
@@ -36,22 +37,21 @@ pub(crate) fn check<B>(request: &Request<B>, limits: &Limits, raw: Option<Violat
     if line > limits.request_line {
         return Err(ProxyError::UriTooLong { len: line, limit: limits.request_line });
     }
-    let headers = request.headers();
     if headers.len() > limits.header_fields {
         return Err(ProxyError::HeaderTooLarge { reason: format!("{} fields, limit {}", headers.len(), limits.header_fields) });
     }
     let mut size = 0usize;
-    for (name, value) in headers {
+    for (name, value) in headers.iter() {
         // As on the wire: `name: value` and CRLF.
-        size += name.as_str().len() + value.len() + 4;
-        if name.as_str().contains('_') && reads_as_framing(name.as_str()) {
-            return Err(malformed(format!("header `{name}` reads as a framing header")));
+        size += name.len() + value.len() + 4;
+        if name.contains(&b'_') && reads_as_framing(name) {
+            return Err(malformed(format!("header `{}` reads as a framing header", String::from_utf8_lossy(name))));
         }
     }
     if size > limits.header_size {
         return Err(ProxyError::HeaderTooLarge { reason: format!("{size} bytes of header fields, limit {}", limits.header_size) });
     }
-    check_host(request)?;
+    check_host(request, headers)?;
     check_framing(headers, limits)
 }
 
@@ -71,30 +71,30 @@ fn request_line_len<B>(request: &Request<B>) -> usize {
     request.method().as_str().len() + 1 + target + 9
 }
 
-/// `content_length`, `Transfer_Encoding`… with `_` read as `-`.
-fn reads_as_framing(name: &str) -> bool {
+/// `content_length`, `Transfer_Encoding`… with `_` read as `-`, in any case.
+fn reads_as_framing(name: &[u8]) -> bool {
     let folded = |target: &str| {
-        name.len() == target.len() && name.bytes().zip(target.bytes()).all(|(a, b)| a == b || (a == b'_' && b == b'-'))
+        name.len() == target.len() && name.iter().zip(target.bytes()).all(|(a, b)| a.to_ascii_lowercase() == b || (*a == b'_' && b == b'-'))
     };
     folded("content-length") || folded("transfer-encoding") || folded("host") || folded("connection")
 }
 
-fn check_host<B>(request: &Request<B>) -> Result<(), ProxyError> {
-    let mut hosts = request.headers().get_all(header::HOST).iter();
+fn check_host<B>(request: &Request<B>, headers: HeaderView<'_>) -> Result<(), ProxyError> {
+    let mut hosts = headers.get_all(&header::HOST);
     let host = hosts.next();
     if hosts.next().is_some() {
         return Err(malformed("more than one Host"));
     }
     match (request.version(), host) {
         (Version::HTTP_11, None) => return Err(malformed("HTTP/1.1 request without Host")),
-        (_, Some(h)) if !valid_host(h.as_bytes()) => {
-            return Err(malformed(format!("invalid Host `{}`", String::from_utf8_lossy(h.as_bytes()))));
+        (_, Some(h)) if !valid_host(h) => {
+            return Err(malformed(format!("invalid Host `{}`", String::from_utf8_lossy(h))));
         }
         _ => {}
     }
     if request.version() == Version::HTTP_2
         && let (Some(h), Some(authority)) = (host, request.uri().authority())
-        && !h.as_bytes().eq_ignore_ascii_case(authority.as_str().as_bytes())
+        && !h.eq_ignore_ascii_case(authority.as_str().as_bytes())
     {
         return Err(malformed("Host differs from :authority"));
     }
@@ -132,13 +132,13 @@ pub(crate) fn valid_host(host: &[u8]) -> bool {
     name_ok && port_ok
 }
 
-fn check_framing(headers: &HeaderMap, limits: &Limits) -> Result<(), ProxyError> {
+fn check_framing(headers: HeaderView<'_>, limits: &Limits) -> Result<(), ProxyError> {
     let mut framing = FramingFields::default();
-    for value in headers.get_all(header::TRANSFER_ENCODING) {
-        framing.note_transfer_encoding(value.as_bytes());
+    for value in headers.get_all(&header::TRANSFER_ENCODING) {
+        framing.note_transfer_encoding(value);
     }
-    for value in headers.get_all(header::CONTENT_LENGTH) {
-        framing.note_length(value.as_bytes());
+    for value in headers.get_all(&header::CONTENT_LENGTH) {
+        framing.note_length(value);
     }
     match (framing.declared().map_err(|e| malformed(e.to_string()))?, limits.body) {
         (Declared::Length(n), Some(limit)) if n > limit => Err(ProxyError::BodyTooLarge { limit }),
@@ -155,7 +155,7 @@ mod tests {
     }
 
     fn status_of(request: Request<()>) -> u16 {
-        match check(&request, &limits(), None) {
+        match check(&request, HeaderView::Map(request.headers()), &limits(), None) {
             Ok(()) => 200,
             Err(e) => crate::proxy::respond::error_response(&e).status().as_u16(),
         }

@@ -15,6 +15,8 @@ use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 
 use super::body::ResponseBody;
+use crate::codec::fields::connection_has;
+use crate::codec::lines::HeaderView;
 use crate::edge::ConnShared;
 use crate::upstream::{SwitchedResponse, Tunnel};
 
@@ -42,21 +44,15 @@ pub(crate) fn switched_response(switched: SwitchedResponse) -> Response<Response
     response
 }
 
-/// Whether `request` asks for a WebSocket upgrade: HTTP/1.1 GET, `Upgrade: websocket` (that
+/// Whether `request`, with its header fields `headers`, asks for a WebSocket upgrade: HTTP/1.1 GET, `Upgrade: websocket` (that
 /// one protocol) and `upgrade` among the Connection tokens.
-pub(crate) fn wants_websocket<B>(request: &Request<B>) -> bool {
+pub(crate) fn wants_websocket<B>(request: &Request<B>, headers: HeaderView<'_>) -> bool {
     if request.version() != Version::HTTP_11 || request.method() != Method::GET {
         return false;
     }
-    let headers = request.headers();
-    let mut upgrade = headers.get_all(header::UPGRADE).iter();
-    let websocket = matches!((upgrade.next(), upgrade.next()), (Some(v), None) if v.as_bytes().trim_ascii().eq_ignore_ascii_case(b"websocket"));
-    websocket
-        && headers
-            .get_all(header::CONNECTION)
-            .iter()
-            .flat_map(|v| v.as_bytes().split(|&b| b == b','))
-            .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"upgrade"))
+    let mut upgrade = headers.get_all(&header::UPGRADE);
+    let websocket = matches!((upgrade.next(), upgrade.next()), (Some(v), None) if v.trim_ascii().eq_ignore_ascii_case(b"websocket"));
+    websocket && connection_has(headers, b"upgrade")
 }
 
 /// Asks the member for the upgrade (the client's own Upgrade and Connection are gone by now).

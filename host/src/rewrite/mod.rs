@@ -134,6 +134,11 @@ impl RewriteChain {
         &self.stats
     }
 
+    /// Whether some rewriter may edit requests (a request's headers are then a map).
+    pub fn edits_requests(&self) -> bool {
+        self.rewriters.iter().any(|r| !r.interest().request.never())
+    }
+
     /// Lets every rewriter edit a request's headers.
     pub fn on_request(&self, context: &Context<'_>, method: &str, path: &str, headers: &mut HeaderMap) {
         self.run(context, Phase::Request, headers, |r, ctx, seen| r.on_request(ctx, method, path, seen));

@@ -38,6 +38,8 @@ pub(crate) use body::SpliceFailure;
 pub use conn::connect;
 pub use pool::{ConnectError, MemberPool};
 pub use tunnel::Tunnel;
+pub use request::HeadFields;
+pub(crate) use request::{RequestFraming, encode_head};
 
 use crate::balancer::{AttemptOutcome, BusyGuard, Member};
 use crate::codec::response::{Fields, ResponseHead};
@@ -114,12 +116,14 @@ pub enum AttemptError<B: Body> {
     Client(B::Error),
 }
 
-/// Sends `request` to `member` and returns its response, whose body streams from the member.
+/// Sends `request` (its header lines from `fields`) to `member` and returns its response, whose
+/// body streams from the member.
 /// `busy` counts the attempt at the member until the body ends, and reports how it went
 /// when the balancer's method asked to hear.
 pub async fn exchange<B: OutgoingBody>(
     member: &Arc<ProxyMember>,
     request: Request<B>,
+    fields: HeadFields<'_>,
     mut busy: BusyGuard<Arc<MemberPool>>,
 ) -> Result<MemberAnswer, AttemptError<B>> {
     let mut lease = match member.conn.checkout().await {
@@ -134,7 +138,7 @@ pub async fn exchange<B: OutgoingBody>(
     // httpd's `ping`: before sending a body, make sure the member is there to take it.
     let ping = member.config.ping.filter(|_| framing.has_body());
     let mut head = Vec::with_capacity(512);
-    request::encode_head(&parts, framing, ping.is_some(), &mut head);
+    request::encode_head(&parts, fields, framing, ping.is_some(), &mut head);
     member.add_transferred(head.len() as u64);
     if let Err(e) = request::write_within(&mut lease.conn.stream, &head, timeout).await {
         // Nothing of the request was accepted: it may go elsewhere, body untouched.

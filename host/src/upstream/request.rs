@@ -8,11 +8,11 @@
 use std::time::Duration;
 
 use http::request::Parts;
-use http::{Method, header};
+use http::{HeaderValue, Method};
 use http_body::Body;
 use tokio::io::AsyncWriteExt;
 
-use crate::codec::fields::write_field;
+use crate::codec::fields::{is_framing_or_expect, write_field};
 use crate::tls::MemberStream;
 
 /// How the request body is delimited on the wire.
@@ -45,19 +45,43 @@ pub(crate) fn framing<B: Body>(method: &Method, body: &B) -> RequestFraming {
     }
 }
 
-/// Appends the request head to `out`: request line, headers (minus any framing header), the
-/// proxy's framing header, `Expect: 100-continue` when asked, blank line. `parts.uri` must be
-/// in origin form.
-pub(crate) fn encode_head(parts: &Parts, framing: RequestFraming, expect_continue: bool, out: &mut Vec<u8>) {
+/// Where a request's header lines come from.
+#[derive(Debug, Clone, Copy)]
+pub enum HeadFields<'a> {
+    /// The request's header map.
+    Map,
+    /// Lines already written for every member (a plain request's client lines, see
+    /// `proxy::headers`), after this member's Host. The request's map is not read.
+    Written {
+        /// The Host line's value, if the member gets one.
+        host: Option<&'a HeaderValue>,
+        /// Whole field lines, each ended by CRLF, none of them Host or a framing header.
+        lines: &'a [u8],
+    },
+}
+
+/// Appends the request head to `out`: request line, header fields from `fields` (minus any
+/// framing header), the proxy's framing header, `Expect: 100-continue` when asked, blank line.
+/// `parts.uri` must be in origin form.
+pub(crate) fn encode_head(parts: &Parts, fields: HeadFields<'_>, framing: RequestFraming, expect_continue: bool, out: &mut Vec<u8>) {
     out.extend_from_slice(parts.method.as_str().as_bytes());
     out.push(b' ');
     out.extend_from_slice(parts.uri.path_and_query().map_or("/", |p| p.as_str()).as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
-    for (name, value) in &parts.headers {
-        if name == header::CONTENT_LENGTH || name == header::TRANSFER_ENCODING || name == header::EXPECT {
-            continue;
+    match fields {
+        HeadFields::Map => {
+            for (name, value) in &parts.headers {
+                if !is_framing_or_expect(name.as_str().as_bytes()) {
+                    write_field(out, name.as_str().as_bytes(), value.as_bytes());
+                }
+            }
         }
-        write_field(out, name.as_str().as_bytes(), value.as_bytes());
+        HeadFields::Written { host, lines } => {
+            if let Some(host) = host {
+                write_field(out, b"host", host.as_bytes());
+            }
+            out.extend_from_slice(lines);
+        }
     }
     match framing {
         RequestFraming::None => {}
@@ -99,6 +123,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn written_lines_follow_the_members_host() {
+        let (parts, ()) = http::Request::get("/a?b").header("x-ignored", "map").body(()).expect("request").into_parts();
+        let host = HeaderValue::from_static("m:9");
+        let mut out = Vec::new();
+        encode_head(&parts, HeadFields::Written { host: Some(&host), lines: b"User-Agent: u\r\n" }, RequestFraming::None, false, &mut out);
+        assert_eq!(String::from_utf8(out).expect("utf8"), "GET /a?b HTTP/1.1\r\nhost: m:9\r\nUser-Agent: u\r\n\r\n");
+    }
+
+    #[test]
     fn head_is_serialised_by_the_proxy() {
         let mut request = http::Request::post("/upload?x=1")
             .header("host", "m:9")
@@ -111,7 +144,7 @@ mod tests {
         *request.uri_mut() = "/upload?x=1".parse().expect("uri");
         let (parts, ()) = request.into_parts();
         let mut out = Vec::new();
-        encode_head(&parts, RequestFraming::Chunked, true, &mut out);
+        encode_head(&parts, HeadFields::Map, RequestFraming::Chunked, true, &mut out);
         assert_eq!(
             String::from_utf8(out).expect("utf8"),
             "POST /upload?x=1 HTTP/1.1\r\nhost: m:9\r\nx-a: 1\r\ntransfer-encoding: chunked\r\nexpect: 100-continue\r\n\r\n"

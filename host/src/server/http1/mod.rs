@@ -44,6 +44,7 @@ use spare::ReadBuffer;
 use write::write_response;
 
 use crate::codec::fields::connection_has;
+use crate::codec::lines::{HeaderLines, HeaderView};
 use crate::edge::{ClientStream, ConnShared, Guard, GuardSettings, Waited};
 use crate::proxy::{ClientBodySource, ProxyService};
 
@@ -71,10 +72,10 @@ pub(crate) async fn serve(stream: ClientStream, woken: bool, conn: Arc<ConnShare
     let mut io = if woken { Guard::resume(stream, conn, settings) } else { Guard::new(stream, conn, settings) };
     let mut buf = ReadBuffer::default();
     loop {
-        let request = loop {
+        let (request, lines) = loop {
             if !buf.bytes.is_empty() {
                 match read_request(&mut buf.bytes) {
-                    Parsed::Request(request) => break request,
+                    Parsed::Request(request, lines) => break (request, lines),
                     Parsed::Partial if buf.bytes.len() <= MAX_HEAD => {}
                     Parsed::Partial | Parsed::NotPlain => return Outcome::HandOff(Box::new(Prefixed { prefix: buf.bytes.freeze(), io })),
                 }
@@ -112,7 +113,7 @@ pub(crate) async fn serve(stream: ClientStream, woken: bool, conn: Arc<ConnShare
         // Boxed, with everything a request holds while it is answered: the connection's task
         // is as large as its largest state, and an idle keep-alive connection should carry
         // none of a request's (one allocation per request, as the boxed answer was before).
-        match boxed_in_place(|| answer(&mut io, &mut buf, service, request, &stop)).await {
+        match boxed_in_place(|| answer(&mut io, &mut buf, service, request, lines, &stop)).await {
             Answered::Next => {}
             Answered::Close => return close(&mut io).await,
             Answered::Closed => return Outcome::Closed,
@@ -137,15 +138,22 @@ enum Answered {
     Closed,
 }
 
-/// Answers `request` and writes the answer; bytes the client sends meanwhile are kept in `buf`.
-async fn answer(io: &mut Guard, buf: &mut ReadBuffer, service: &ProxyService, request: Request<ClientBodySource>, stop: &watch::Receiver<bool>) -> Answered {
+/// Answers `request` (its header `lines` beside it) and writes the answer; bytes the client sends meanwhile are kept in `buf`.
+async fn answer(
+    io: &mut Guard,
+    buf: &mut ReadBuffer,
+    service: &ProxyService,
+    request: Request<ClientBodySource>,
+    lines: HeaderLines,
+    stop: &watch::Receiver<bool>,
+) -> Answered {
     let head_only = request.method() == Method::HEAD;
-    let client_close = connection_has(request.headers(), b"close");
+    let client_close = connection_has(HeaderView::Lines(&lines), b"close");
     // While the answer is awaited the socket is still read, as hyper does: bytes of a
     // pipelined request are kept, and a client that closes its side gives the request
     // up (its member exchange is dropped instead of running to its timeout).
     let response = {
-        let mut respond = std::pin::pin!(service.respond(request));
+        let mut respond = std::pin::pin!(service.respond(request, Some(lines)));
         loop {
             tokio::select! {
                 biased;

@@ -3,25 +3,23 @@
 
 use std::mem::MaybeUninit;
 
-use bytes::{Bytes, BytesMut};
-use http::header::{HeaderMap, HeaderName, HeaderValue};
+use bytes::BytesMut;
 use http::{Method, Request, Uri, Version};
 
 use crate::codec::fields::connection_tokens;
+use crate::codec::lines::HeaderLines;
 use crate::proxy::ClientBodySource;
 
 /// Most header lines a fast-path request may have (hyper's own limit is 100; more goes to it).
 const MAX_HEADERS: usize = 100;
 
-/// Header lines whose places are noted on the stack; a head with more notes them in a Vec.
-const INLINE_SPANS: usize = 16;
-
 /// What the bytes at the start of the buffer are.
 // The large variant is the common one: boxing it would allocate on every request.
 #[allow(clippy::large_enum_variant)]
 pub(crate) enum Parsed {
-    /// A plain request; its head was taken off the buffer.
-    Request(Request<ClientBodySource>),
+    /// A plain request, its header map left empty: its header lines, as the client sent
+    /// them, come beside it. Its head was taken off the buffer.
+    Request(Request<ClientBodySource>, HeaderLines),
     /// Not a whole head yet.
     Partial,
     /// Something for hyper: not a plain HTTP/1.1 request without a body, or not valid.
@@ -45,61 +43,30 @@ pub(crate) fn read_request(buf: &mut BytesMut) -> Parsed {
     if method == Method::CONNECT || !parsed.headers.iter().all(|h| plain_header(h.name.as_bytes(), h.value)) {
         return Parsed::NotPlain;
     }
-    // Where each part sits, so the request can slice the head without copying once it is
-    // taken off the buffer. On the stack for a usual head (zeroing room for the most headers
-    // would cost more than the parse), in a Vec beyond that.
+    // Where each line sits, so the request can read the head in place once it is taken off
+    // the buffer: no `HeaderMap` is built for a plain request (see `codec::lines`). httparse
+    // checked every name and value by the rules `HeaderName` and `HeaderValue` apply.
     let base = buf.as_ptr() as usize;
-    let at = |part: &[u8]| (part.as_ptr() as usize - base, part.len());
-    let span = |h: &httparse::Header<'_>| (at(h.name.as_bytes()), at(h.value));
-    let mut inline = [((0, 0), (0, 0)); INLINE_SPANS];
-    let spilled: Vec<(Span, Span)>;
-    let spans = if parsed.headers.len() <= INLINE_SPANS {
-        for (slot, header) in inline.iter_mut().zip(parsed.headers.iter()) {
-            *slot = span(header);
-        }
-        &inline[..parsed.headers.len()]
-    } else {
-        spilled = parsed.headers.iter().map(span).collect();
-        &spilled[..]
-    };
-    let path = parsed.path.map(|p| at(p.as_bytes()));
+    // Offsets fit: the head is at most `MAX_HEAD` (64 KiB) and a little more long.
+    let at = |part: &[u8]| (part.as_ptr() as usize - base) as u32;
+    let lines: Vec<[u32; 4]> = parsed.headers.iter().map(|h| [at(h.name.as_bytes()), h.name.len() as u32, at(h.value), h.value.len() as u32]).collect();
+    let path = parsed.path.map(|p| (at(p.as_bytes()) as usize, p.len()));
     let head = buf.split_to(len).freeze();
-    match build_request(method, &head, path, spans) {
-        Some(request) => Parsed::Request(request),
-        None => {
-            // Not valid as a URI or header for `http` (hyper answers it): the head goes back
-            // in front of the bytes behind it, for hyper to read.
-            let mut whole = BytesMut::with_capacity(head.len() + buf.len());
-            whole.extend_from_slice(&head);
-            whole.extend_from_slice(buf);
-            *buf = whole;
-            Parsed::NotPlain
-        }
-    }
-}
-
-/// Offset and length of a part of a head.
-type Span = (usize, usize);
-
-/// The request from a parsed head's parts (offsets into `head`); `None` when `http` refuses a
-/// part.
-fn build_request(method: Method, head: &Bytes, path: Option<Span>, spans: &[(Span, Span)]) -> Option<Request<ClientBodySource>> {
-    let (at, n) = path?;
-    let uri = Uri::from_maybe_shared(head.slice(at..at + n)).ok()?;
-    // Room for what the proxy adds on the way out (Host, X-Forwarded-*), so the map is not
-    // grown and rehashed on every request.
-    let mut headers = HeaderMap::with_capacity(spans.len() + 4);
-    for &((name_at, name_len), (value_at, value_len)) in spans {
-        let name = HeaderName::from_bytes(&head[name_at..name_at + name_len]).ok()?;
-        let value = HeaderValue::from_maybe_shared(head.slice(value_at..value_at + value_len)).ok()?;
-        headers.append(name, value);
-    }
+    let uri = path.and_then(|(at, n)| Uri::from_maybe_shared(head.slice(at..at + n)).ok());
+    let Some(uri) = uri else {
+        // Not valid as a URI for `http` (hyper answers it): the head goes back in front of
+        // the bytes behind it, for hyper to read.
+        let mut whole = BytesMut::with_capacity(head.len() + buf.len());
+        whole.extend_from_slice(&head);
+        whole.extend_from_slice(buf);
+        *buf = whole;
+        return Parsed::NotPlain;
+    };
     let mut request = Request::new(ClientBodySource::None);
     *request.method_mut() = method;
     *request.uri_mut() = uri;
     *request.version_mut() = Version::HTTP_11;
-    *request.headers_mut() = headers;
-    Some(request)
+    Parsed::Request(request, HeaderLines::new(head, lines))
 }
 
 /// Whether a request header keeps the request plain: no body, no upgrade, no `Expect`, and a

@@ -13,6 +13,7 @@ use tokio::io::AsyncWriteExt;
 
 use crate::codec::body::{LAST_CHUNK, write_chunk_size};
 use crate::codec::fields::{connection_has, write_field};
+use crate::codec::lines::HeaderView;
 use crate::edge::{Guard, Tracked};
 use crate::proxy::ResponseBody;
 use crate::splice::{self, Pipe};
@@ -24,7 +25,7 @@ pub(super) async fn write_response(io: &mut Guard, response: Response<Tracked<Re
     let member_headers = body.inner_mut().take_member_headers();
     let status = parts.status;
     let bodiless = head_only || status.is_informational() || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED;
-    let close = close || connection_has(&parts.headers, b"close");
+    let close = close || connection_has(HeaderView::Map(&parts.headers), b"close");
     let mut out = Vec::with_capacity(512);
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(status.as_str().as_bytes());

@@ -1,0 +1,206 @@
+//! Header lines kept as they arrived: a parsed head's bytes and where each line sits in them,
+//! read in place until something needs a `HeaderMap`. Building a map of a usual head costs
+//! more than the rest of parsing it, and most heads cross the proxy without one: a member's
+//! answer to an HTTP/1 client, a plain client request to a member.
+//!
+//! [`HeaderView`] reads either form the same way, so a rule that only reads headers (the
+//! strict checks, sticky routes, request keys, the access log) is written once for both.
+
+use bytes::Bytes;
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+
+/// A head's header lines in the sender's order and spelling.
+#[derive(Debug, Clone)]
+pub struct HeaderLines {
+    head: Bytes,
+    /// Name offset, name length, value offset, value length, into `head`.
+    lines: Vec<[u32; 4]>,
+}
+
+impl HeaderLines {
+    /// Lines at the given places of `head`. Every name must already be a valid header name
+    /// and every value a valid header value (httparse checks both, by the rules `HeaderName`
+    /// and `HeaderValue` apply), and `head` at most 4 GiB.
+    pub fn new(head: Bytes, lines: Vec<[u32; 4]>) -> Self {
+        Self { head, lines }
+    }
+
+    /// The lines, name and value.
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.lines.iter().map(|&[n, nl, v, vl]| (&self.head[n as usize..(n + nl) as usize], &self.head[v as usize..(v + vl) as usize]))
+    }
+
+    /// How many lines there are.
+    pub fn len(&self) -> usize {
+        self.lines.len()
+    }
+
+    /// Whether there is no line.
+    pub fn is_empty(&self) -> bool {
+        self.lines.is_empty()
+    }
+
+    /// The values of header `name` (any spelling), in order.
+    pub fn get_all<'a>(&'a self, name: &'a HeaderName) -> LineValues<'a> {
+        LineValues { head: &self.head, lines: self.lines.iter(), name: name.as_str().as_bytes() }
+    }
+
+    /// The first value of header `name` as a `HeaderValue` sharing the head's bytes.
+    pub fn value(&self, name: &HeaderName) -> Option<HeaderValue> {
+        let name = name.as_str().as_bytes();
+        let &[_, _, v, vl] = self.lines.iter().find(|&&[n, nl, _, _]| self.head[n as usize..(n + nl) as usize].eq_ignore_ascii_case(name))?;
+        HeaderValue::from_maybe_shared(self.head.slice(v as usize..(v + vl) as usize)).ok()
+    }
+
+    /// The lines as a map.
+    pub fn into_map(self) -> HeaderMap {
+        let mut map = HeaderMap::with_capacity(self.lines.len());
+        for &[n, nl, v, vl] in &self.lines {
+            let (n, v) = (n as usize, v as usize);
+            // Checked when the head was parsed (see `new`): neither can fail.
+            if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(&self.head[n..n + nl as usize]), HeaderValue::from_maybe_shared(self.head.slice(v..v + vl as usize))) {
+                map.append(name, value);
+            }
+        }
+        map
+    }
+}
+
+/// A head's header fields as a map or as kept lines, read the same way. Names compare in
+/// any spelling; a map's are lower case, kept lines keep the sender's.
+#[derive(Debug, Clone, Copy)]
+pub enum HeaderView<'a> {
+    /// Fields in a map (hyper's requests, HTTP/2, or lines a rule needed as a map).
+    Map(&'a HeaderMap),
+    /// Lines as they arrived.
+    Lines(&'a HeaderLines),
+}
+
+impl<'a> HeaderView<'a> {
+    /// The lines of `lines` when there are some, else the map.
+    pub fn of(map: &'a HeaderMap, lines: Option<&'a HeaderLines>) -> Self {
+        match lines {
+            Some(lines) => HeaderView::Lines(lines),
+            None => HeaderView::Map(map),
+        }
+    }
+
+    /// How many field lines there are.
+    pub fn len(self) -> usize {
+        match self {
+            HeaderView::Map(map) => map.len(),
+            HeaderView::Lines(lines) => lines.len(),
+        }
+    }
+
+    /// Whether there is no field.
+    pub fn is_empty(self) -> bool {
+        self.len() == 0
+    }
+
+    /// Every field line, name and value.
+    pub fn iter(self) -> impl Iterator<Item = (&'a [u8], &'a [u8])> {
+        let (map, lines) = match self {
+            HeaderView::Map(map) => (Some(map), None),
+            HeaderView::Lines(lines) => (None, Some(lines)),
+        };
+        let from_map = map.into_iter().flat_map(|m| m.iter().map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes())));
+        from_map.chain(lines.into_iter().flat_map(HeaderLines::iter))
+    }
+
+    /// The values of header `name`, in order.
+    pub fn get_all(self, name: &'a HeaderName) -> Values<'a> {
+        match self {
+            HeaderView::Map(map) => Values::Map(map.get_all(name).iter()),
+            HeaderView::Lines(lines) => Values::Lines(lines.get_all(name)),
+        }
+    }
+
+    /// The first value of header `name`.
+    pub fn get(self, name: &'a HeaderName) -> Option<&'a [u8]> {
+        self.get_all(name).next()
+    }
+
+    /// Whether there is a header `name`.
+    pub fn contains(self, name: &'a HeaderName) -> bool {
+        self.get(name).is_some()
+    }
+
+    /// The first value of header `name` as a `HeaderValue` (kept lines share their head's
+    /// bytes).
+    pub fn value(self, name: &HeaderName) -> Option<HeaderValue> {
+        match self {
+            HeaderView::Map(map) => map.get(name).cloned(),
+            HeaderView::Lines(lines) => lines.value(name),
+        }
+    }
+}
+
+/// The values of one header name in kept lines.
+#[derive(Debug, Clone)]
+pub struct LineValues<'a> {
+    head: &'a [u8],
+    lines: std::slice::Iter<'a, [u32; 4]>,
+    name: &'a [u8],
+}
+
+impl<'a> Iterator for LineValues<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        let head = self.head;
+        self.lines.by_ref().find(|&&[n, nl, _, _]| head[n as usize..(n + nl) as usize].eq_ignore_ascii_case(self.name)).map(|&[_, _, v, vl]| &head[v as usize..(v + vl) as usize])
+    }
+}
+
+/// The values of one header name in a [`HeaderView`].
+#[derive(Debug)]
+pub enum Values<'a> {
+    /// From a map.
+    Map(http::header::ValueIter<'a, HeaderValue>),
+    /// From kept lines.
+    Lines(LineValues<'a>),
+}
+
+impl<'a> Iterator for Values<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        match self {
+            Values::Map(values) => values.next().map(HeaderValue::as_bytes),
+            Values::Lines(values) => values.next(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(head: &'static [u8]) -> HeaderLines {
+        let mut slots = [httparse::EMPTY_HEADER; 16];
+        let mut parsed = httparse::Request::new(&mut slots);
+        assert!(parsed.parse(head).expect("parse").is_complete());
+        let base = head.as_ptr() as usize;
+        let at = |p: &[u8]| (p.as_ptr() as usize - base) as u32;
+        let spans = parsed.headers.iter().map(|h| [at(h.name.as_bytes()), h.name.len() as u32, at(h.value), h.value.len() as u32]).collect();
+        HeaderLines::new(Bytes::from_static(head), spans)
+    }
+
+    #[test]
+    fn lines_and_their_map_read_alike() {
+        let kept = lines(b"GET / HTTP/1.1\r\nHost: a\r\nCookie: x=1\r\nX-Y: 2\r\ncookie: z=3\r\n\r\n");
+        let map = kept.clone().into_map();
+        let (x_y, x_z) = (HeaderName::from_static("x-y"), HeaderName::from_static("x-z"));
+        for view in [HeaderView::Lines(&kept), HeaderView::Map(&map)] {
+            assert_eq!(view.len(), 4);
+            assert_eq!(view.get_all(&http::header::COOKIE).collect::<Vec<_>>(), [&b"x=1"[..], b"z=3"]);
+            assert_eq!(view.get(&x_y), Some(&b"2"[..]));
+            assert!(!view.contains(&x_z));
+            assert_eq!(view.value(&http::header::HOST).expect("host"), "a");
+            let names: Vec<String> = view.iter().map(|(n, _)| String::from_utf8_lossy(n).to_ascii_lowercase()).collect();
+            assert_eq!(names.len(), 4);
+        }
+        assert_eq!(kept.iter().map(|(n, _)| n).collect::<Vec<_>>(), [&b"Host"[..], b"Cookie", b"X-Y", b"cookie"]);
+    }
+}
