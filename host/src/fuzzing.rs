@@ -9,7 +9,8 @@ use crate::config::Limits;
 use crate::edge::{Phase, ScanLimits, Scanner};
 
 /// The request-head path: the raw-head scanner (fed whole and in pieces, which must agree),
-/// the HTTP/1 fast path's parse (it takes only plain requests, and exactly their head), then,
+/// the HTTP/1 fast path's parse (it takes only plain requests, and exactly their head, and its
+/// lines are judged and relayed as the same head in a map would be), then,
 /// for a head that httparse completes (as hyper would), the strict checks on the parsed
 /// request and the canonical form of its path.
 pub fn request_head(data: &[u8]) {
