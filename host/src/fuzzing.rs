@@ -108,9 +108,12 @@ fn fast_path(data: &[u8], limits: &Limits, raw: Option<crate::edge::Violation>) 
     assert_eq!(map.len(), lines.len(), "every line the parse took is a valid header");
     let by_lines = crate::proxy::strict_check(&request, fields, limits, raw);
     let by_map = crate::proxy::strict_check(&request, HeaderView::Map(&map), limits, raw);
-    // Alike but for the spelling of a header's name in the reason (a map's are lower case).
-    let reason = |e: &dyn std::error::Error| e.to_string().to_ascii_lowercase();
-    assert_eq!(by_lines.map_err(|e| reason(&e)), by_map.map_err(|e| reason(&e)), "the strict checks judge lines and map alike");
+    // The same error, its reason alike but for the spelling of a header's name in it (a
+    // map's names are lower case).
+    fn verdict<E: std::fmt::Debug + std::fmt::Display>(r: Result<(), E>) -> Result<(), (String, String)> {
+        r.map_err(|e| (format!("{e:?}").split([' ', '{', '(']).next().unwrap_or_default().to_string(), e.to_string().to_ascii_lowercase()))
+    }
+    assert_eq!(verdict(by_lines), verdict(by_map), "the strict checks judge lines and map alike");
     if raw.is_some() {
         assert!(crate::proxy::strict_check(&request, fields, limits, raw).is_err(), "a scanner finding must refuse the request");
     }
@@ -119,7 +122,27 @@ fn fast_path(data: &[u8], limits: &Limits, raw: Option<crate::edge::Violation>) 
     let host = http::HeaderValue::from_static("member:80");
     for (trusted, request_id, host) in [(false, None, Some(&host)), (true, Some(&id), None), (true, None, Some(&host)), (false, Some(&id), None)] {
         let [by_map, by_lines] = crate::proxy::member_heads(request.method(), request.uri(), &lines, &peer, trusted, request_id, host);
-        assert_eq!(head_fields(&by_map), head_fields(&by_lines), "a member's head from the map and from the lines differ (trusted {trusted})");
+        let (line, fields) = head_fields(&by_lines);
+        assert_eq!(head_fields(&by_map), (line, fields.clone()), "a member's head from the map and from the lines differ (trusted {trusted})");
+        // And what both must hold, whatever the client sent: one Host, the member's; no
+        // framing header on a request without a body; the request id, when there is one,
+        // the proxy's; from an untrusted client, the proxy's forwarding headers alone.
+        let values = |name: &str| fields.iter().filter(|(n, _)| n == name.as_bytes()).map(|(_, v)| v.clone()).collect::<Vec<_>>();
+        assert_eq!(values("host"), host.map(|h| h.as_bytes().to_vec()).into_iter().collect::<Vec<_>>(), "the member's Host alone");
+        for framing in ["content-length", "transfer-encoding", "expect", "connection", "te", "keep-alive", "upgrade"] {
+            assert!(values(framing).is_empty(), "{framing} reached the member");
+        }
+        if let Some(id) = request_id {
+            assert_eq!(values("x-request-id"), [id.as_bytes().to_vec()], "the proxy's request id alone");
+        }
+        if !trusted {
+            assert_eq!(values("x-forwarded-for"), [peer.as_bytes().to_vec()], "an untrusted client's chain is replaced");
+            assert_eq!(values("x-forwarded-proto"), [b"https".to_vec()]);
+            let chain = fields.iter().filter(|(n, _)| n.starts_with(b"x-forwarded-") || n == b"forwarded").count();
+            assert_eq!(chain, 2 + values("x-forwarded-host").len(), "only the proxy's forwarding headers");
+            let client_host = HeaderView::Lines(&lines).get(&http::header::HOST).map(<[u8]>::to_vec);
+            assert_eq!(values("x-forwarded-host"), client_host.into_iter().collect::<Vec<_>>(), "X-Forwarded-Host is the Host the client asked for");
+        }
     }
 }
 

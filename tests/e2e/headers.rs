@@ -126,3 +126,41 @@ async fn forwarding_headers_from_an_untrusted_client_are_replaced() {
     assert!(reply.seen("forwarded").is_empty());
     proxy.stop().await;
 }
+
+/// The same head, in capitals, repeated and spoofed as a client that normalises nothing would
+/// send it, to both HTTP/1 parsers: the fast path relays its lines as they came, hyper's path
+/// a map of them, and the member sees the same headers either way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raw_heads_reach_the_member_alike_on_both_http1_parsers() {
+    let m = Member::start("m").await;
+    let toml = format!("[[route]]\npath = \"/api/\"\nbackend = \"{}/echo/\"\n", m.url());
+    let proxy = TestProxy::start(&config(&toml)).await;
+    let head = "HOST: public.example:8443\r\nX-FORWARDED-FOR: 203.0.113.9\r\nx-Forwarded-Proto: https\r\nX-Forwarded-Prefix: /admin\r\n\
+                Forwarded: for=203.0.113.9\r\nTE: trailers\r\nKeep-Alive: timeout=5\r\nX-Kept: one\r\nx-kept: two\r\nConnection: close\r\n";
+    let mut seen_by_parser = Vec::new();
+    for (request, parser) in [
+        (format!("GET /api/v1 HTTP/1.1\r\n{head}Content-Length: 0\r\n\r\n"), "fast path"),
+        (format!("POST /api/v1 HTTP/1.1\r\n{head}Content-Length: 2\r\n\r\nhi"), "hyper"),
+    ] {
+        let answer = switchyard_tests::client::raw_exchange(proxy.addr, request.as_bytes()).await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{parser}: {answer}");
+        let json = answer.lines().find_map(|l| l.strip_prefix("x-seen-headers: ")).unwrap_or_else(|| panic!("{parser}: {answer}"));
+        let mut seen: Vec<(String, String)> = serde_json::from_str(json).expect("x-seen-headers is JSON");
+        seen.retain(|(name, _)| name != "content-length");
+        let values = |name: &str| seen.iter().filter(|(n, _)| n == name).map(|(_, v)| v.as_str()).collect::<Vec<_>>();
+        assert_eq!(values("host"), [m.addr.to_string()], "{parser}");
+        assert_eq!(values("x-forwarded-for"), ["127.0.0.1"], "{parser}: an untrusted client's chain is replaced");
+        assert_eq!(values("x-forwarded-proto"), ["http"], "{parser}");
+        assert_eq!(values("x-forwarded-host"), ["public.example:8443"], "{parser}");
+        assert_eq!(values("x-kept"), ["one", "two"], "{parser}: repeated lines kept in order");
+        for gone in ["x-forwarded-prefix", "forwarded", "te", "keep-alive"] {
+            assert!(values(gone).is_empty(), "{parser}: {gone} reached the member: {seen:?}");
+        }
+        seen.retain(|(name, _)| name != "connection");
+        seen.sort();
+        seen_by_parser.push(seen);
+    }
+    assert_eq!(seen_by_parser[0], seen_by_parser[1], "the member sees the same headers from both parsers");
+    assert_eq!(m.requests(), 2);
+    proxy.stop().await;
+}

@@ -1,6 +1,7 @@
 //! Header lines on the wire: which headers are hop-by-hop (they describe one connection, not
-//! the message, so they never cross the proxy), the tokens of a Connection header, and how a
-//! field line is written.
+//! the message, so they never cross the proxy: the fixed list, and those a Connection header
+//! names), the tokens of a Connection header, which request headers the member exchange
+//! writes itself (framing, Expect), and how a field line is written.
 
 use http::header::{self, HeaderMap, HeaderName};
 

@@ -20,8 +20,12 @@ pub struct HeaderLines {
 impl HeaderLines {
     /// Lines at the given places of `head`. Every name must already be a valid header name
     /// and every value a valid header value (httparse checks both, by the rules `HeaderName`
-    /// and `HeaderValue` apply), and `head` at most 4 GiB.
-    pub fn new(head: Bytes, lines: Vec<[u32; 4]>) -> Self {
+    /// and `HeaderValue` apply), and every place within `head`.
+    pub(crate) fn new(head: Bytes, lines: Vec<[u32; 4]>) -> Self {
+        debug_assert!(lines.iter().all(|&[n, nl, v, vl]| {
+            let within = |at: u32, len: u32| at.checked_add(len).is_some_and(|end| end as usize <= head.len());
+            within(n, nl) && within(v, vl)
+        }));
         Self { head, lines }
     }
 
@@ -77,8 +81,10 @@ pub enum HeaderView<'a> {
 }
 
 impl<'a> HeaderView<'a> {
-    /// The lines of `lines` when there are some, else the map.
+    /// The lines of `lines` when there are some, else the map. A request with lines keeps its
+    /// map empty: the map is not read then.
     pub fn of(map: &'a HeaderMap, lines: Option<&'a HeaderLines>) -> Self {
+        debug_assert!(lines.is_none() || map.is_empty(), "a head's fields are in its lines or in its map, not both");
         match lines {
             Some(lines) => HeaderView::Lines(lines),
             None => HeaderView::Map(map),

@@ -162,9 +162,11 @@ impl RawHeaders {
         self.lines.iter()
     }
 
-    /// The first value of header `name` (in any spelling).
+    /// The first value of header `name` (in any spelling), copied: whoever keeps it (the
+    /// access log) does not keep the member connection's read buffer with it.
     pub fn get(&self, name: &HeaderName) -> Option<HeaderValue> {
-        self.lines.value(name)
+        let value = self.lines.get_all(name).next()?;
+        HeaderValue::from_bytes(value).ok()
     }
 
     /// Whether the member sent a Date.

@@ -1,5 +1,6 @@
 //! Request checks made before anything is forwarded, on the head hyper parsed (HTTP/1 and
-//! HTTP/2 alike) plus what the raw-head scanner found on an HTTP/1 connection.
+//! HTTP/2 alike) or the fast path's header lines (read the same way through a
+//! [`HeaderView`]), plus what the raw-head scanner found on an HTTP/1 connection.
 //!
 //! The rules (RFC 9110, RFC 9112, RFC 9113), each answered with its own status and, for
 //! everything that leaves the body unread or the framing in doubt, `Connection: close`:

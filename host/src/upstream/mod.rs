@@ -38,8 +38,7 @@ pub(crate) use body::SpliceFailure;
 pub use conn::connect;
 pub use pool::{ConnectError, MemberPool};
 pub use tunnel::Tunnel;
-pub use request::HeadFields;
-pub(crate) use request::{RequestFraming, encode_head};
+pub(crate) use request::{HeadFields, RequestFraming, encode_head};
 
 use crate::balancer::{AttemptOutcome, BusyGuard, Member};
 use crate::codec::response::{Fields, ResponseHead};
@@ -120,7 +119,7 @@ pub enum AttemptError<B: Body> {
 /// body streams from the member.
 /// `busy` counts the attempt at the member until the body ends, and reports how it went
 /// when the balancer's method asked to hear.
-pub async fn exchange<B: OutgoingBody>(
+pub(crate) async fn exchange<B: OutgoingBody>(
     member: &Arc<ProxyMember>,
     request: Request<B>,
     fields: HeadFields<'_>,

@@ -1,8 +1,10 @@
 //! The HTTP/1.1 fast path: a client connection's plain requests served without hyper's server.
 //!
 //! Through hyper's server a small proxied request cost about 40,000 user-space instructions;
-//! here about 34,000 (callgrind, `host/benches/instructions_per_request.py`): no second parse
-//! of a head the guard already scanned, no `HeaderMap` of the member's answer (its lines are
+//! here it cost about 34,000 when this loop was written (callgrind,
+//! `host/benches/instructions_per_request.py`; the README has the figure now): no second
+//! parse of a head the guard already scanned, no `HeaderMap` of the request (its lines are
+//! read in place and relayed, see `codec::lines`) nor of the member's answer (its lines are
 //! written as they came, see `RawHeaders`), no dispatch through hyper's connection state.
 //! Most requests a proxy sees are plain: HTTP/1.1, no body, no upgrade, no `Expect`. This loop
 //! reads those heads, hands each to the same [`ProxyService`] hyper would call, and writes the

@@ -47,7 +47,7 @@ pub(crate) fn read_request(buf: &mut BytesMut) -> Parsed {
     // the buffer: no `HeaderMap` is built for a plain request (see `codec::lines`). httparse
     // checked every name and value by the rules `HeaderName` and `HeaderValue` apply.
     let base = buf.as_ptr() as usize;
-    // Offsets fit: the head is at most `MAX_HEAD` (64 KiB) and a little more long.
+    // Offsets fit: the head is at most `MAX_HEAD` (64 KiB) plus one read long.
     let at = |part: &[u8]| (part.as_ptr() as usize - base) as u32;
     let lines: Vec<[u32; 4]> = parsed.headers.iter().map(|h| [at(h.name.as_bytes()), h.name.len() as u32, at(h.value), h.value.len() as u32]).collect();
     let path = parsed.path.map(|p| (at(p.as_bytes()) as usize, p.len()));
