@@ -180,6 +180,16 @@ async fn plugins_that_cannot_load_are_refused_with_their_reason() {
     .expect("refused");
     assert!(traps.contains("failed its self-test") && traps.contains("configure trapped"), "{traps}");
 
+    // Loading runs under the setup deadline (the per-call deadline plus a second, so a busy
+    // machine does not refuse a reload): a plugin that runs away there is still stopped.
+    let runaway = TestProxy::try_start(&with(format!(
+        "{{ path = \"{GUEST_MISBEHAVE}\", config = {{ mode = \"loop\", at = \"configure\" }} }}"
+    )))
+    .await
+    .err()
+    .expect("refused");
+    assert!(runaway.contains("failed its self-test") && runaway.contains("configure trapped"), "{runaway}");
+
     let dir = std::env::temp_dir().join(format!("switchyard-e2e-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
     let garbage = dir.join("garbage.wasm");

@@ -98,7 +98,7 @@ impl WasmHealthCheck {
         let target = Target { url: "http://127.0.0.1:8080".into(), host: "127.0.0.1".into(), port: 8080, base_path: String::new() };
         check
             .instances
-            .run(&mut instance, false, |b, store| b.describe_probe(store, &target))
+            .run(&mut instance, true, |b, store| b.describe_probe(store, &target))
             .map_err(|e| PluginError::SelfTest { plugin: check.instances.name.clone(), reason: format!("describe-probe trapped: {e:#}") })?;
         check.instances.checkin(instance);
         Ok(Arc::new(check))

@@ -22,8 +22,9 @@ use super::engine::EpochTicker;
 use super::state::PluginState;
 use crate::config::PluginLimits;
 
-/// Setup calls (instantiation, `configure`, `reset`) may parse config or start a language
-/// runtime, so they get this much on top of the per-call deadline.
+/// Setup calls (instantiation, `configure`, `reset`, and a plugin's self-test when it is
+/// loaded) may parse config or start a language runtime, and run wherever a reload runs, so
+/// they get this much on top of the per-call deadline.
 pub(crate) const SETUP_ALLOWANCE: Duration = Duration::from_secs(1);
 
 /// What the pool needs to know about a plugin world's generated bindings.

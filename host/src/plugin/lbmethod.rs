@@ -212,7 +212,11 @@ impl WasmLbMethod {
     /// Hands over three synthetic members, picks over them (with one synthetic completion,
     /// for a method that wants them) and checks the answers, so a plugin that cannot do its
     /// one job is refused before it serves a request. `instance` is the first one made; it is
-    /// kept (it gets the real members before its first real call).
+    /// kept (it gets the real members before its first real call). Its calls run under the
+    /// setup deadline: they check what the answers are, not how fast they come, and a load
+    /// runs on every reload and manager edit, where a machine busy enough to deschedule the
+    /// thread for the per-call deadline's 10 ms must not refuse the change. A runaway plugin
+    /// is still refused, a second later.
     fn self_test(&self, mut instance: Instance<LbWorld>) -> Result<(), PluginError> {
         let name = &self.instances.name;
         let refuse = |reason: String| PluginError::SelfTest { plugin: name.clone(), reason };
@@ -230,7 +234,7 @@ impl WasmLbMethod {
         let feedback = self.wants_completions.then_some(Feedback { taken, values: &cursor.values });
         let decision = self
             .instances
-            .run(&mut instance, false, |b, store| b.pick(store, 0, table, feedback))
+            .run(&mut instance, true, |b, store| b.pick(store, 0, table, feedback))
             .map_err(|e| refuse(format!("pick trapped: {e:#}")))?;
         if let Some(d) = &decision {
             if d.chosen >= 3 {
@@ -242,7 +246,7 @@ impl WasmLbMethod {
         }
         let deltas = self
             .instances
-            .run(&mut instance, false, |b, store| b.sticky_hit(store, table, 1))
+            .run(&mut instance, true, |b, store| b.sticky_hit(store, table, 1))
             .map_err(|e| refuse(format!("sticky-hit trapped: {e:#}")))?;
         if !matches!(deltas.len(), 0 | 3) {
             return Err(refuse(format!("sticky-hit returned {} lbstatus deltas for 3 members", deltas.len())));
@@ -250,7 +254,7 @@ impl WasmLbMethod {
         if self.plannable {
             let plan = self
                 .instances
-                .run(&mut instance, false, |b, store| b.plan(store, table, 4))
+                .run(&mut instance, true, |b, store| b.plan(store, table, 4))
                 .map_err(|e| refuse(format!("plan trapped: {e:#}")))?;
             if let Err(reason) = plan.check(3, 4) {
                 return Err(refuse(format!("plan: {reason}")));
