@@ -157,44 +157,30 @@ async fn plugins_that_cannot_load_are_refused_with_their_reason() {
     let with = |lbmethod: String| {
         config(&format!("[balancer.b]\nlbmethod = {lbmethod}\n[[balancer.b.member]]\nurl = \"{}\"\n", member.url()))
     };
-    let refused = TestProxy::try_start(&with(format!(
-        "{{ path = \"{GUEST_MISBEHAVE}\", config = {{ mode = \"refuse-config\" }} }}"
-    )))
-    .await
-    .err()
-    .expect("refused");
+    // The misbehaving guest with `settings` as its config, and what a start with it says.
+    let misbehave = |settings: &str| with(format!("{{ path = \"{GUEST_MISBEHAVE}\", config = {{ {settings} }} }}"));
+    let refusal = |toml: String| async move { TestProxy::try_start(&toml).await.err().expect("refused") };
+
+    let refused = refusal(misbehave(r#"mode = "refuse-config""#)).await;
     assert!(refused.starts_with("test.toml:5: balancer.b.lbmethod: "), "{refused}");
     assert!(refused.contains("refused its config: misbehave: this config is refused on purpose"), "{refused}");
 
-    let unknown_key = TestProxy::try_start(&with(format!("{{ path = \"{GUEST_MISBEHAVE}\", config = {{ mood = \"x\" }} }}")))
-        .await
-        .err()
-        .expect("refused");
+    let unknown_key = refusal(misbehave(r#"mood = "x""#)).await;
     assert!(unknown_key.contains("unknown field `mood`"), "{unknown_key}");
 
-    let traps = TestProxy::try_start(&with(format!(
-        "{{ path = \"{GUEST_MISBEHAVE}\", config = {{ mode = \"panic\", at = \"configure\" }} }}"
-    )))
-    .await
-    .err()
-    .expect("refused");
+    let traps = refusal(misbehave(r#"mode = "panic", at = "configure""#)).await;
     assert!(traps.contains("failed its self-test") && traps.contains("configure trapped"), "{traps}");
 
     // Loading runs under the setup deadline (the per-call deadline plus a second, so a busy
     // machine does not refuse a reload): a plugin that runs away there is still stopped.
-    let runaway = TestProxy::try_start(&with(format!(
-        "{{ path = \"{GUEST_MISBEHAVE}\", config = {{ mode = \"loop\", at = \"configure\" }} }}"
-    )))
-    .await
-    .err()
-    .expect("refused");
+    let runaway = refusal(misbehave(r#"mode = "loop", at = "configure""#)).await;
     assert!(runaway.contains("failed its self-test") && runaway.contains("configure trapped"), "{runaway}");
 
     let dir = std::env::temp_dir().join(format!("switchyard-e2e-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
     let garbage = dir.join("garbage.wasm");
     std::fs::write(&garbage, b"\0asm definitely not a component").expect("write");
-    let bad = TestProxy::try_start(&with(format!("{{ path = \"{}\" }}", garbage.display()))).await.err().expect("refused");
+    let bad = refusal(with(format!("{{ path = \"{}\" }}", garbage.display()))).await;
     assert!(bad.contains("does not compile"), "{bad}");
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -37,55 +37,13 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
 
+use super::parking::Parking;
 use super::rawhead::{Phase, ScanLimits, Scanner, Violation};
 use super::state::ConnShared;
 use super::stream::ClientStream;
 
 /// Longest a closing connection keeps reading (and dropping) what the client still sends.
 pub(crate) const LINGER: Duration = Duration::from_secs(2);
-
-/// The longest slot parking times are rounded to (see [`Parking`]).
-const PARK_SLOT: Duration = Duration::from_millis(100);
-
-/// The longest keep-alive a parked connection may have; a connection kept longer idles as a
-/// task (a year is "for ever" here, and keeps deadlines far from any clock's range).
-const PARK_LIMIT: Duration = Duration::from_secs(365 * 24 * 3600);
-
-/// When plain HTTP/1 connections idle between requests are parked (see `server::park`),
-/// worked out once per config rather than on every wait.
-///
-/// A connection is parked `after` its idling began, rounded up to a slot of half that (at
-/// most [`PARK_SLOT`]), counted from a fixed instant: the connections of a worker that went
-/// idle within the same slot are parked on one wakeup of its timer rather than one each.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Parking {
-    after: Duration,
-    /// The slot, in nanoseconds: this runs on every wait between requests, and a u128
-    /// division is a library call (u64 nanoseconds last 584 years).
-    slot: u64,
-}
-
-impl Parking {
-    /// Parking for connections idle `park` before their `keepalive` ends; `None` when they
-    /// never park: the keep-alive ends first (or within the slot), or is over a year.
-    pub fn new(park: Duration, keepalive: Duration) -> Option<Self> {
-        let slot = PARK_SLOT.min(park / 2);
-        (park + slot < keepalive && keepalive <= PARK_LIMIT).then(|| Self { after: park, slot: nanos(slot).max(1) })
-    }
-
-    /// When a connection idle since `since` is parked.
-    fn at(self, since: Instant) -> Instant {
-        // Only a reference point shared by every connection; which instant it is does not matter.
-        static ORIGIN: std::sync::LazyLock<Instant> = std::sync::LazyLock::new(Instant::now);
-        let origin = *ORIGIN;
-        let after = nanos((since + self.after).saturating_duration_since(origin));
-        origin + Duration::from_nanos(after.div_ceil(self.slot).saturating_mul(self.slot))
-    }
-}
-
-fn nanos(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
-}
 
 /// How a wait for the client's next bytes ended (see [`Guard::poll_read_ready`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

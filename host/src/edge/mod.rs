@@ -1,6 +1,7 @@
 //! The client edge of a connection, below HTTP: the raw bytes a client sends are scanned for
 //! what the HTTP parser would normalise away ([`rawhead`]), and head and idle deadlines are
-//! kept where the bytes arrive ([`Guard`]). What the guard finds reaches the request
+//! kept where the bytes arrive ([`Guard`]), with when an idle connection is parked
+//! ([`Parking`]). What the guard finds reaches the request
 //! service through [`ConnShared`].
 //!
 //! Nothing here knows the proxy: answers the guard writes itself are handed to it ready-made.
@@ -8,10 +9,12 @@
 pub mod rawhead;
 mod guard;
 mod h2frames;
+mod parking;
 mod state;
 mod stream;
 
-pub use guard::{Answers, Guard, GuardSettings, Parking};
+pub use guard::{Answers, Guard, GuardSettings};
+pub use parking::Parking;
 pub(crate) use guard::Waited;
 pub use rawhead::{Finding, Phase, ScanLimits, Scanner, Violation};
 pub use state::{ConnShared, InFlight, Tracked, TunnelGuard, Tunnels};
