@@ -88,7 +88,9 @@ pub enum CallError {
     },
 }
 
-/// One live instance.
+/// One live instance. The pool hands instances out boxed: a store, its bindings and the
+/// world's local state come to several hundred bytes, and an instance moves out of the pool
+/// and back on every call.
 pub(crate) struct Instance<W: World> {
     pub(crate) store: Store<PluginState>,
     pub(crate) bindings: W::Bindings,
@@ -124,7 +126,7 @@ pub(crate) struct Instances<W: World> {
     factory: Arc<Factory<W>>,
     pub(crate) limits: PluginLimits,
     call_ticks: u64,
-    idle: Arc<Mutex<Vec<Instance<W>>>>,
+    idle: Arc<Mutex<Vec<Box<Instance<W>>>>>,
     max_idle: usize,
     /// How many instances the pool keeps ready: one per thread that may call at once.
     ready: usize,
@@ -148,7 +150,7 @@ struct Factory<W: World> {
 
 impl<W: World> Factory<W> {
     /// Makes and configures a fresh instance.
-    fn make(&self) -> Result<Instance<W>, SetupError> {
+    fn make(&self) -> Result<Box<Instance<W>>, SetupError> {
         self.stats.instances.fetch_add(1, Ordering::Relaxed);
         let mut store = Store::new(&self.engine, PluginState::new(Arc::clone(&self.label), self.limits.memory_limit));
         store.limiter(|s| s.limiter());
@@ -159,7 +161,7 @@ impl<W: World> Factory<W> {
         guarded(|| W::configure(&bindings, &mut store, &self.config_json))
             .map_err(|e| SetupError::Trap(format!("configure trapped: {e:#}")))?
             .map_err(SetupError::Configure)?;
-        Ok(Instance { store, bindings, local: W::Local::default() })
+        Ok(Box::new(Instance { store, bindings, local: W::Local::default() }))
     }
 }
 
@@ -193,7 +195,7 @@ impl<W: World> Instances<W> {
     }
 
     /// Makes and configures a fresh instance (for the load-time self-test, or the pool).
-    pub(crate) fn make_instance(&self) -> Result<Instance<W>, SetupError> {
+    pub(crate) fn make_instance(&self) -> Result<Box<Instance<W>>, SetupError> {
         self.factory.make()
     }
 
@@ -237,7 +239,7 @@ impl<W: World> Instances<W> {
     }
 
     /// A fresh instance for loading: a refused config or a trap becomes the load error.
-    pub(crate) fn first_instance(&self) -> Result<Instance<W>, PluginError> {
+    pub(crate) fn first_instance(&self) -> Result<Box<Instance<W>>, PluginError> {
         self.make_instance().map_err(|e| match e {
             SetupError::Configure(message) => PluginError::Configure { plugin: self.name.clone(), message },
             SetupError::Trap(reason) => PluginError::SelfTest { plugin: self.name.clone(), reason },
@@ -247,7 +249,7 @@ impl<W: World> Instances<W> {
     /// An idle instance; when there is none, a world whose callers can fall back
     /// ([`World::READY_ONLY`]) is told so at once while the pool is refilled in the
     /// background, and the others get a new instance made now.
-    pub(crate) fn checkout(&self) -> Result<Instance<W>, CallError> {
+    pub(crate) fn checkout(&self) -> Result<Box<Instance<W>>, CallError> {
         if self.breaker.is_open(Instant::now) {
             return Err(CallError::CircuitOpen { plugin: self.name.clone() });
         }
@@ -270,7 +272,7 @@ impl<W: World> Instances<W> {
     }
 
     /// Returns an instance whose last call returned normally to the pool.
-    pub(crate) fn checkin(&self, instance: Instance<W>) {
+    pub(crate) fn checkin(&self, instance: Box<Instance<W>>) {
         if let Ok(mut idle) = self.idle.lock()
             && idle.len() < self.max_idle
         {
@@ -303,7 +305,7 @@ impl<W: World> Instances<W> {
     }
 
     /// Returns the instance to the pool after a normal return; counts and logs a trap.
-    pub(crate) fn finish<R>(&self, result: wasmtime::Result<R>, instance: Instance<W>) -> Result<R, CallError> {
+    pub(crate) fn finish<R>(&self, result: wasmtime::Result<R>, instance: Box<Instance<W>>) -> Result<R, CallError> {
         match result {
             Ok(value) => {
                 self.breaker.success();

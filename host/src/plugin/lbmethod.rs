@@ -217,7 +217,7 @@ impl WasmLbMethod {
     /// runs on every reload and manager edit, where a machine busy enough to deschedule the
     /// thread for the per-call deadline's 10 ms must not refuse the change. A runaway plugin
     /// is still refused, a second later.
-    fn self_test(&self, mut instance: Instance<LbWorld>) -> Result<(), PluginError> {
+    fn self_test(&self, mut instance: Box<Instance<LbWorld>>) -> Result<(), PluginError> {
         let name = &self.instances.name;
         let refuse = |reason: String| PluginError::SelfTest { plugin: name.clone(), reason };
         let infos: Vec<MemberInfo> =
@@ -265,7 +265,7 @@ impl WasmLbMethod {
     }
 
     /// An instance brought up to date with the member list.
-    fn checkout(&self) -> Result<Instance<LbWorld>, CallError> {
+    fn checkout(&self) -> Result<Box<Instance<LbWorld>>, CallError> {
         let mut instance = self.instances.checkout()?;
         if instance.local.generation != self.generation.load(Ordering::Acquire) {
             let members = self.members.load();

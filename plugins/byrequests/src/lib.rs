@@ -53,22 +53,20 @@ impl LbMethod for ByRequests {
     }
 
     fn pick(&mut self, _request: Request, candidates: &Candidates<'_>) -> Option<Decision> {
-        let lbfactors = candidates.lbfactors();
-        let lbstatuses = candidates.lbstatuses();
-        let mut deltas = Vec::with_capacity(lbfactors.len());
-        let mut total: i64 = 0;
-        let mut best: Option<(usize, i64)> = None;
-        for (i, (&factor, &status)) in lbfactors.iter().zip(lbstatuses).enumerate() {
+        let factors = candidates.lbfactors();
+        let statuses = candidates.lbstatuses();
+        // The highest lbstatus after each gains its lbfactor, ties to the first (a strict `>`).
+        let mut best = (0, statuses.first()?.wrapping_add(*factors.first()?));
+        for (i, (&factor, &status)) in factors.iter().zip(statuses).enumerate().skip(1) {
             let status = status.wrapping_add(factor);
-            deltas.push(factor);
-            total += factor;
-            if best.is_none_or(|(_, best_status)| status > best_status) {
-                best = Some((i, status));
+            if status > best.1 {
+                best = (i, status);
             }
         }
-        let (chosen, _) = best?;
-        deltas[chosen] -= total;
-        Some(Decision::to(chosen).with_lbstatus_delta(deltas))
+        let total: i64 = factors.iter().sum();
+        let mut deltas = factors.to_vec();
+        deltas[best.0] -= total;
+        Some(Decision::to(best.0).with_lbstatus_delta(deltas))
     }
 }
 
