@@ -81,7 +81,10 @@ pub fn parse(buf: &mut BytesMut, method: &Method) -> Result<Option<ResponseHead>
 /// [`parse`], keeping the hop-by-hop lines when `keep_hop_by_hop` (a health probe shows its
 /// judge every line the member sent; a 101 always keeps them, for the tunnel to read).
 pub fn parse_with(buf: &mut BytesMut, method: &Method, keep_hop_by_hop: bool) -> Result<Option<ResponseHead>, HeadError> {
-    let (len, code, http11, lines) = {
+    // One pass over the lines notes the framing and connection facts (so no map is ever
+    // searched for them) and keeps each line's place, leaving out the hop-by-hop ones unless
+    // they are wanted: a 101 keeps them (the tunnel reads its Upgrade), and so does a probe.
+    let (len, code, http11, lines, facts, has_date) = {
         let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
         let mut response = httparse::Response::new(&mut []);
         let len = match httparse::ParserConfig::default().parse_response_with_uninit_headers(&mut response, buf, &mut slots) {
@@ -95,9 +98,25 @@ pub fn parse_with(buf: &mut BytesMut, method: &Method, keep_hop_by_hop: bool) ->
         let base = buf.as_ptr() as usize;
         // Offsets fit: the head is at most MAX_HEAD_BYTES long.
         let offset = |part: &[u8]| (part.as_ptr() as usize - base) as u32;
-        let lines: Vec<[u32; 4]> =
-            response.headers.iter().map(|h| [offset(h.name.as_bytes()), h.name.len() as u32, offset(h.value), h.value.len() as u32]).collect();
-        (len, response.code, response.version == Some(1), lines)
+        let place = |h: &httparse::Header<'_>| [offset(h.name.as_bytes()), h.name.len() as u32, offset(h.value), h.value.len() as u32];
+        let strip = !keep_hop_by_hop && response.code != Some(101);
+        let mut facts = FramingFields::default();
+        let mut has_date = false;
+        let mut lines: Vec<[u32; 4]> = Vec::with_capacity(response.headers.len());
+        for h in response.headers.iter() {
+            let name = h.name.as_bytes();
+            facts.note(name, h.value);
+            has_date |= name.eq_ignore_ascii_case(b"date");
+            if !(strip && is_hop_by_hop(name)) {
+                lines.push(place(h));
+            }
+        }
+        if strip && facts.names_others() {
+            // Rare: a Connection header naming other headers takes the general removal of a
+            // map, which wants every line.
+            lines = response.headers.iter().map(place).collect();
+        }
+        (len, response.code, response.version == Some(1), lines, facts, has_date)
     };
     // httparse takes a bare LF for a line end; a member that sends one is out of step.
     if memchr::memchr_iter(b'\n', &buf[..len]).any(|i| i == 0 || buf[i - 1] != b'\r') {
@@ -106,33 +125,17 @@ pub fn parse_with(buf: &mut BytesMut, method: &Method, keep_hop_by_hop: bool) ->
     let code = code.ok_or_else(|| HeadError::Invalid("no status code".into()))?;
     let status = StatusCode::from_u16(code).map_err(|_| HeadError::Invalid(format!("status {code}")))?;
     let head = buf.split_to(len).freeze();
-
-    // Framing and connection facts come from the raw lines, so the header map never has to
-    // be searched; hop-by-hop headers are left out as the lines are kept (a 101 keeps them:
-    // the tunnel reads its Upgrade). A Connection header naming other headers is rare and
-    // takes the general removal of a map.
-    let name_of = |&[name_at, name_len, _, _]: &[u32; 4]| name_at as usize..(name_at + name_len) as usize;
-    let value_of = |&[_, _, value_at, value_len]: &[u32; 4]| value_at as usize..(value_at + value_len) as usize;
-    let mut facts = FramingFields::default();
-    let mut has_date = false;
-    for l in &lines {
-        let name = &head[name_of(l)];
-        facts.note(name, &head[value_of(l)]);
-        has_date |= name.eq_ignore_ascii_case(b"date");
-    }
     let framing = framing(&facts, status, method)?;
     let keep_alive = !facts.close() && (http11 || facts.keep_alive()) && framing != Framing::UntilClose;
     let strip = !keep_hop_by_hop && status != StatusCode::SWITCHING_PROTOCOLS;
     if status != StatusCode::SWITCHING_PROTOCOLS && !(strip && facts.names_others()) {
         // httparse checked every name (a token) and value (no control bytes but HTAB), the
         // same rules as `HeaderName` and `HeaderValue`: the lines are kept as they are.
-        let mut lines = lines;
-        if strip {
-            lines.retain(|l| !is_hop_by_hop(&head[name_of(l)]));
-        }
         let raw = RawHeaders { lines: HeaderLines::new(head, lines), has_date, has_length: facts.has_length() };
         return Ok(Some(ResponseHead { status, fields: Fields::Raw(raw), framing, keep_alive }));
     }
+    let name_of = |&[name_at, name_len, _, _]: &[u32; 4]| name_at as usize..(name_at + name_len) as usize;
+    let value_of = |&[_, _, value_at, value_len]: &[u32; 4]| value_at as usize..(value_at + value_len) as usize;
     let mut headers = HeaderMap::with_capacity(lines.len());
     for l in &lines {
         let (name, value) = (&head[name_of(l)], value_of(l));

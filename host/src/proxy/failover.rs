@@ -188,15 +188,15 @@ impl Attempts<'_> {
                     let mut response = client_response(answer);
                     let head_at = Instant::now();
                     member.record_response(head_at.saturating_duration_since(sent_at));
-                    if outcome.logged {
-                        outcome.head_at = Some(head_at);
-                    }
+                    outcome.head_at = Some(head_at);
+                    outcome.ready_at = Some(head_at);
                     if let Some(rw) = rewrite {
                         let (mut parts, mut body) = response.into_parts();
                         materialize_headers(&mut parts.headers, &mut body);
                         response = Response::from_parts(parts, body);
                         let status = response.status().as_u16();
                         rw.chain.on_response(&self.context(rw, &member), status, response.headers_mut());
+                        outcome.ready_at = Some(Instant::now());
                     }
                     upstream.after_response(&member, route, &mut response);
                     return Ok(response);

@@ -67,7 +67,10 @@ impl ProxyService {
                 Ok(response) => response,
                 Err(e) => error_response(&e),
             };
-            proxy.count(outcome.route, response.status().as_u16(), started.elapsed());
+            // A member's answer is timed to when its head was ready (noted on the way); the
+            // proxy's own answers (errors) to now.
+            let answered = outcome.ready_at.unwrap_or_else(std::time::Instant::now);
+            proxy.count(outcome.route, response.status().as_u16(), answered.saturating_duration_since(started));
             let entry = began.map(|b| b.answered(&proxy, &outcome, &response));
             response.map(|body| {
                 let body = Tracked::new(body, flight);

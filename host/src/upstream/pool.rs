@@ -173,11 +173,14 @@ impl MemberPool {
     /// A connection for this worker: an idle one that is still open, else a new one.
     pub(crate) async fn checkout(self: &Arc<Self>) -> Result<Lease, ConnectError> {
         let slot = worker::current() % self.slots.len();
-        let deadline = Instant::now() + self.settings.acquire_timeout;
+        // One reading of the clock serves the idle connections' ages and, only when the slot
+        // is full, the wait's deadline.
+        let mut now = Instant::now();
+        let deadline = now + self.settings.acquire_timeout;
         loop {
             // Registered before looking, so a connection freed in between still wakes us.
             let freed = self.slots[slot].freed.notified();
-            match self.take(slot) {
+            match self.take(slot, now) {
                 Taken::Idle(conn) => return Ok(self.lease(conn, slot)),
                 Taken::Reserved => break,
                 Taken::Full => {}
@@ -189,6 +192,7 @@ impl MemberPool {
                     waited: self.settings.acquire_timeout,
                 });
             }
+            now = Instant::now();
         }
         // Boxed: a TLS handshake's state is large, and most checkouts find an idle connection;
         // every layer of the request path above holds (and moves) this future.
@@ -206,10 +210,9 @@ impl MemberPool {
     }
 
     /// Pops a live idle connection, or reserves room for a new one. Idle connections that died
-    /// or outlived `ttl` are dropped on the way.
-    fn take(&self, slot: usize) -> Taken {
+    /// or outlived `ttl` by `now` are dropped on the way.
+    fn take(&self, slot: usize, now: Instant) -> Taken {
         let Ok(mut state) = self.slots[slot].state.lock() else { return Taken::Full };
-        let now = Instant::now();
         while let Some(mut conn) = state.idle.pop() {
             if now.duration_since(conn.idle_since) < self.settings.idle_timeout && conn.still_open() {
                 conn.reused = true;
