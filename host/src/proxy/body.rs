@@ -68,8 +68,8 @@ pub enum ResponseBody {
     Member {
         /// The member's header lines, while they are kept raw.
         head: Option<RawHeaders>,
-        /// The body.
-        body: MemberBody,
+        /// The body (boxed as the member's answer brought it).
+        body: Box<MemberBody>,
     },
     /// A body the proxy made itself (error pages).
     Local(Option<Bytes>),
@@ -94,7 +94,7 @@ impl ResponseBody {
     /// The member's body, when this is one.
     pub(crate) fn member_mut(&mut self) -> Option<&mut MemberBody> {
         match self {
-            ResponseBody::Member { body, .. } => Some(body),
+            ResponseBody::Member { body, .. } => Some(&mut **body),
             ResponseBody::Local(_) => None,
         }
     }

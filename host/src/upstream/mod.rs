@@ -72,8 +72,10 @@ pub struct MemberResponse {
     /// The member's header lines, hop-by-hop ones left out: raw, as sent (the usual case),
     /// or a map.
     pub head: Fields,
-    /// The body, read off the member connection as it is consumed.
-    pub body: MemberBody,
+    /// The body, read off the member connection as it is consumed. Boxed: it is a few
+    /// hundred bytes, and the answer moves up through every layer of the request's future
+    /// (each move of it inline was a copy).
+    pub body: Box<MemberBody>,
 }
 
 /// A member's 101: its headers (hop-by-hop ones left out) and the connection, ready to be
@@ -184,7 +186,7 @@ pub(crate) async fn exchange<B: OutgoingBody>(
     if status == StatusCode::SWITCHING_PROTOCOLS {
         return tunnel::switched(lease, busy, Arc::clone(member), fields.into_map()).map(MemberAnswer::Switched).map_err(|reason| broken(reason, parts));
     }
-    let body = MemberBody::new(lease, framing, keep_alive, Arc::clone(member), busy, upload);
+    let body = Box::new(MemberBody::new(lease, framing, keep_alive, Arc::clone(member), busy, upload));
     Ok(MemberAnswer::Response(MemberResponse { status, head: fields, body }))
 }
 
