@@ -145,7 +145,7 @@ async fn answer(
     io: &mut Guard,
     buf: &mut ReadBuffer,
     service: &ProxyService,
-    request: Request<ClientBodySource>,
+    request: Box<Request<ClientBodySource>>,
     lines: HeaderLines,
     stop: &watch::Receiver<bool>,
 ) -> Answered {

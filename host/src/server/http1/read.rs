@@ -18,8 +18,10 @@ const MAX_HEADERS: usize = 100;
 #[allow(clippy::large_enum_variant)]
 pub(crate) enum Parsed {
     /// A plain request, its header map left empty: its header lines, as the client sent
-    /// them, come beside it. Its head was taken off the buffer.
-    Request(Request<ClientBodySource>, HeaderLines),
+    /// them, come beside it. Its head was taken off the buffer. Boxed: a request is a few
+    /// hundred bytes and goes down through every layer of its answering's future before it
+    /// is split (each move of it inline was a copy).
+    Request(Box<Request<ClientBodySource>>, HeaderLines),
     /// Not a whole head yet.
     Partial,
     /// Something for hyper: not a plain HTTP/1.1 request without a body, or not valid.
@@ -62,7 +64,7 @@ pub(crate) fn read_request(buf: &mut BytesMut) -> Parsed {
         *buf = whole;
         return Parsed::NotPlain;
     };
-    let mut request = Request::new(ClientBodySource::None);
+    let mut request = Box::new(Request::new(ClientBodySource::None));
     *request.method_mut() = method;
     *request.uri_mut() = uri;
     *request.version_mut() = Version::HTTP_11;
