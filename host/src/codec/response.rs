@@ -84,7 +84,7 @@ pub fn parse_with(buf: &mut BytesMut, method: &Method, keep_hop_by_hop: bool) ->
     // One pass over the lines notes the framing and connection facts (so no map is ever
     // searched for them) and keeps each line's place, leaving out the hop-by-hop ones unless
     // they are wanted: a 101 keeps them (the tunnel reads its Upgrade), and so does a probe.
-    let (len, code, http11, lines, facts, has_date) = {
+    let (len, code, http11, lines, facts, has_date, strip) = {
         let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
         let mut response = httparse::Response::new(&mut []);
         let len = match httparse::ParserConfig::default().parse_response_with_uninit_headers(&mut response, buf, &mut slots) {
@@ -116,7 +116,7 @@ pub fn parse_with(buf: &mut BytesMut, method: &Method, keep_hop_by_hop: bool) ->
             // map, which wants every line.
             lines = response.headers.iter().map(place).collect();
         }
-        (len, response.code, response.version == Some(1), lines, facts, has_date)
+        (len, response.code, response.version == Some(1), lines, facts, has_date, strip)
     };
     // httparse takes a bare LF for a line end; a member that sends one is out of step.
     if memchr::memchr_iter(b'\n', &buf[..len]).any(|i| i == 0 || buf[i - 1] != b'\r') {
@@ -127,7 +127,6 @@ pub fn parse_with(buf: &mut BytesMut, method: &Method, keep_hop_by_hop: bool) ->
     let head = buf.split_to(len).freeze();
     let framing = framing(&facts, status, method)?;
     let keep_alive = !facts.close() && (http11 || facts.keep_alive()) && framing != Framing::UntilClose;
-    let strip = !keep_hop_by_hop && status != StatusCode::SWITCHING_PROTOCOLS;
     if status != StatusCode::SWITCHING_PROTOCOLS && !(strip && facts.names_others()) {
         // httparse checked every name (a token) and value (no control bytes but HTAB), the
         // same rules as `HeaderName` and `HeaderValue`: the lines are kept as they are.

@@ -173,8 +173,8 @@ impl MemberPool {
     /// A connection for this worker: an idle one that is still open, else a new one.
     pub(crate) async fn checkout(self: &Arc<Self>) -> Result<Lease, ConnectError> {
         let slot = worker::current() % self.slots.len();
-        // One reading of the clock serves the idle connections' ages and, only when the slot
-        // is full, the wait's deadline.
+        // One reading of the clock serves the idle connections' ages and the deadline of a
+        // wait for a full slot (read again after each wait).
         let mut now = Instant::now();
         let deadline = now + self.settings.acquire_timeout;
         loop {
