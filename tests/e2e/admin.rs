@@ -255,6 +255,7 @@ async fn metrics_count_what_the_members_served() {
     }
     assert!(text.contains("switchyard_member_flag{") && text.trim_end().ends_with("# EOF"), "{text}");
     assert!(text.contains("# TYPE switchyard_parked_connections gauge\nswitchyard_parked_connections "), "{text}");
+    assert!(text.contains("# TYPE switchyard_memory_trims counter\nswitchyard_memory_trims_total "), "{text}");
     // A large answer from a plain member to a plain client moves socket to socket. (The
     // count is the process's: other tests may add to it, never take from it.)
     let spliced = |text: &str| -> f64 {

@@ -100,3 +100,39 @@ async fn a_parked_connection_keeps_its_slot_under_the_connection_cap() {
     assert_eq!(status_of(&reply), 200, "{reply}");
     proxy.stop().await;
 }
+
+/// A burst of connections that park ends as many tasks at once: what they freed is handed
+/// back to the system (glibc's `malloc_trim`) within a second or two. Fewer than that never
+/// trim.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_connections_that_park_hands_freed_memory_back() {
+    let (proxy, _m) = setup("[timeouts]\nkeepalive = \"60s\"\npark = \"10ms\"\n").await;
+    let mut conns = Vec::new();
+    for _ in 0..100 {
+        let mut conn = RawConn::connect(proxy.addr).await;
+        assert!(conn.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n").await);
+        assert_eq!(conn.response().await.as_deref().map(status_of), Some(200));
+        conns.push(conn);
+    }
+    assert!(parked_becomes(&proxy, 100).await);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(proxy.running.memory_trims(), 0, "100 ended tasks are too few to trim for");
+    for _ in 0..200 {
+        let mut conn = RawConn::connect(proxy.addr).await;
+        assert!(conn.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n").await);
+        assert_eq!(conn.response().await.as_deref().map(status_of), Some(200));
+        conns.push(conn);
+    }
+    assert!(parked_becomes(&proxy, 300).await);
+    let mut trimmed = false;
+    for _ in 0..250 {
+        if proxy.running.memory_trims() > 0 {
+            trimmed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(trimmed, "300 ended tasks: freed memory handed back");
+    drop(conns);
+    proxy.stop().await;
+}

@@ -231,6 +231,9 @@ pub(super) fn render(control: &Control) -> Response<Full<Bytes>> {
     let parked = Gauge::<i64>::default();
     parked.set(i64::try_from(control.parked_connections()).unwrap_or(i64::MAX));
     registry.register("parked_connections", "Idle HTTP/1 keep-alive client connections parked (held as a bare socket, without a task)", parked);
+    let trims = Counter::<u64>::default();
+    trims.inc_by(control.memory_trims());
+    registry.register("memory_trims", "Times memory freed by many ended connection tasks was handed back to the system (glibc's malloc_trim)", trims);
     if let Some(log) = proxy.access_log() {
         let dropped = Counter::<u64>::default();
         dropped.inc_by(log.dropped());

@@ -181,6 +181,11 @@ impl Control {
         self.reloader.parked_connections()
     }
 
+    /// How many times memory freed by ended connection tasks was handed back to the system.
+    pub fn memory_trims(&self) -> u64 {
+        self.reloader.memory_trims()
+    }
+
     /// The access log in service opens its file again (SIGUSR1).
     pub fn reopen_logs(&self) {
         self.reloader.reopen_logs();

@@ -24,6 +24,7 @@
 //! - `shared`: what the workers share and a reload swaps.
 //! - `http1`: the HTTP/1.1 fast path a connection starts on.
 //! - `park`: idle keep-alive connections held as bare sockets, without a task.
+//! - `trim`: memory that ended connection tasks freed, handed back to the system.
 //! - `workers`: one worker's event loop (accept, serve, commands, eviction, drain), using
 //!   the three above.
 
@@ -31,6 +32,7 @@ pub(crate) mod http1;
 mod park;
 mod reload;
 mod shared;
+mod trim;
 mod workers;
 
 use std::collections::HashMap;
@@ -162,6 +164,12 @@ impl Running {
         self.shared.parked.load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// How many times memory freed by ended connection tasks was handed back to the system
+    /// (see the README's Performance section).
+    pub fn memory_trims(&self) -> u64 {
+        self.shared.trim.trims()
+    }
+
     /// A handle for reloading from elsewhere (a signal handler).
     pub fn reloader(&self) -> Reloader {
         Reloader { shared: Arc::clone(&self.shared) }
@@ -198,6 +206,11 @@ impl Reloader {
     /// See [`Running::parked_connections`].
     pub fn parked_connections(&self) -> usize {
         self.shared.parked.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// See [`Running::memory_trims`].
+    pub fn memory_trims(&self) -> u64 {
+        self.shared.trim.trims()
     }
 
     /// Makes the access log in service open its file again by name (SIGUSR1, logrotate).
@@ -304,6 +317,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         reloading: tokio::sync::Mutex::new(()),
         health_checks: std::sync::Mutex::new(Vec::new()),
         parked: Arc::new(AtomicUsize::new(0)),
+        trim: trim::Trim::default(),
     });
     let mut done = Vec::with_capacity(workers);
     let mut listening = Vec::with_capacity(workers);
@@ -329,6 +343,10 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         listening.push(ready_rx);
     }
     start_health_checks(&shared);
+    tokio::spawn({
+        let (shared, stop) = (Arc::clone(&shared), stop.clone());
+        async move { shared.trim.run(stop).await }
+    });
     let running = Running { addrs, proxy, shared, shutdown, workers: done };
     // Return only once every worker listens, so a client may connect as soon as we return.
     for (index, ready) in listening.into_iter().enumerate() {

@@ -96,6 +96,8 @@ pub(crate) struct Shared {
     pub(crate) health_checks: std::sync::Mutex<Vec<JoinHandle<()>>>,
     /// Idle client connections parked now, over the workers (see `park`).
     pub(crate) parked: Arc<AtomicUsize>,
+    /// Connection tasks ended, and freed memory handed back (see `trim`).
+    pub(crate) trim: super::trim::Trim,
 }
 
 impl Shared {

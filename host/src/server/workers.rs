@@ -210,6 +210,7 @@ fn serve_client(clients: &Arc<Clients>, start: Start, client: Client) {
     let clients = Arc::clone(clients);
     tokio::spawn(tracing::Instrument::instrument(
         async move {
+            let _ended = clients.shared.trim.task_end();
             let peer = client.peer;
             let settings = &client.settings;
             let conn = ConnShared::new(&clients.tunnels, settings.limits, settings.timeouts);
