@@ -11,6 +11,7 @@
 //! - `splice`: bytes moved from one TCP socket to another through a pipe, never copied
 //!   through user space (large answers from plain members to plain clients).
 //! - [`worker`]: which worker thread this is (per-worker state is indexed by it).
+//! - `head_buffer`: buffers that heads are written into, kept by each thread between uses.
 //! - `deadline`: a deadline that arms no timer when the work finishes at once.
 //! - [`durable`]: directories opened once as capabilities, files replaced atomically.
 //! - [`config`]: the TOML file, checked into a typed model.
@@ -47,8 +48,10 @@
 //!
 //! A test (`layout`) holds every `crate::` path in the sources to this order.
 
-// One `unsafe` call in the whole crate: loading a compiled plugin from the cache on disk
-// (`plugin::cache`, where its safety argument is written down).
+// Three `unsafe` calls in the whole crate, each with its safety argument written down where
+// it is: loading a compiled plugin from the cache on disk (`plugin::cache`), registering the
+// parked connections' epoll set with tokio (`server::park`), and glibc's `malloc_trim`
+// (`server::trim`).
 #![deny(unsafe_code)]
 
 pub mod admin;
@@ -62,6 +65,7 @@ pub mod durable;
 pub mod edge;
 #[doc(hidden)]
 pub mod fuzzing;
+mod head_buffer;
 pub mod health;
 pub mod import;
 #[cfg(test)]

@@ -17,6 +17,7 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 use crate::codec::fields::{is_framing_or_expect, is_hop_by_hop, named_by_connection, names_other_headers, strip_hop_by_hop, write_field};
 use crate::codec::lines::{HeaderLines, HeaderView};
+use crate::head_buffer::HeadBuffer;
 
 // Statics, not consts: a const `HeaderName` would be built and dropped at every use.
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -127,11 +128,11 @@ pub(crate) fn apply(headers: &mut HeaderMap, forwarding: &Forwarding, request_id
 /// member's is written with the request line), framing and Expect (the member exchange
 /// writes its own), and what the rules replace; then the forwarding headers and
 /// `request_id`. The same head, once parsed, as [`apply`] gives a map.
-pub(crate) fn write_lines(lines: &HeaderLines, forwarding: &Forwarding, request_id: Option<&HeaderValue>) -> Vec<u8> {
+pub(crate) fn write_lines(lines: &HeaderLines, forwarding: &Forwarding, request_id: Option<&HeaderValue>) -> HeadBuffer {
     let view = HeaderView::Lines(lines);
     // Usually Connection names nothing but `close` or `keep-alive`: then no line is looked up.
     let names_others = names_other_headers(view);
-    let mut out = Vec::with_capacity(256);
+    let mut out = HeadBuffer::take();
     for (name, value) in lines.iter() {
         let dropped = is_hop_by_hop(name)
             || name.eq_ignore_ascii_case(b"host")
@@ -215,7 +216,7 @@ mod tests {
                 map.remove(header::CONTENT_LENGTH);
                 let from_map = normalised(map.iter().map(|(n, v)| (n.as_str().as_bytes().to_vec(), v.as_bytes().to_vec())));
                 let mut slots = [httparse::EMPTY_HEADER; 32];
-                let whole = [&b"GET / HTTP/1.1\r\n"[..], &written, b"\r\n"].concat();
+                let whole = [&b"GET / HTTP/1.1\r\n"[..], &written[..], b"\r\n"].concat();
                 let mut parsed = httparse::Request::new(&mut slots);
                 assert!(parsed.parse(&whole).expect("written lines parse").is_complete());
                 let from_lines = normalised(parsed.headers.iter().map(|h| (h.name.as_bytes().to_vec(), h.value.to_vec())));

@@ -12,6 +12,7 @@ use hyper::body::{Body, Incoming};
 
 use super::body::{RequestBody, ResponseBody, materialize_headers};
 use crate::codec::lines::{HeaderLines, HeaderView};
+use crate::head_buffer::HeadBuffer;
 use crate::upstream::HeadFields;
 use super::failover::{self, Upstream};
 use super::access;
@@ -250,7 +251,7 @@ pub(crate) struct Outgoing {
     scheme: &'static str,
     /// A plain request's header lines as every member gets them (Host aside), written once;
     /// the parts' map is then empty. `None`: the parts' map holds the headers.
-    written: Option<Vec<u8>>,
+    written: Option<HeadBuffer>,
 }
 
 impl Outgoing {

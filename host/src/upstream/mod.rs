@@ -138,7 +138,7 @@ pub(crate) async fn exchange<B: OutgoingBody>(
     let framing = request::framing(&parts.method, &body);
     // httpd's `ping`: before sending a body, make sure the member is there to take it.
     let ping = member.config.ping.filter(|_| framing.has_body());
-    let mut head = Vec::with_capacity(512);
+    let mut head = crate::head_buffer::HeadBuffer::take();
     request::encode_head(&parts, fields, framing, ping.is_some(), &mut head);
     member.add_transferred(head.len() as u64);
     if let Err(e) = request::write_within(&mut lease.conn.stream, &head, timeout).await {
@@ -146,6 +146,8 @@ pub(crate) async fn exchange<B: OutgoingBody>(
         let cause = ConnectError::Failed { member: member.config.authority.clone(), source: std::io::Error::other(e.to_string()) };
         return Err(failed(busy, AttemptError::NotSent { request: Box::new(Request::from_parts(parts, body)), cause }));
     }
+    // Back to the spares now: the answer's head, written next, takes it again.
+    drop(head);
     let broken = |reason: String, parts: Parts| AttemptError::Broken { reason, fresh_connection, parts: Box::new(parts) };
     let mut early_answer = None;
     if let Some(ping) = ping {

@@ -15,6 +15,7 @@ use crate::codec::body::{LAST_CHUNK, write_chunk_size};
 use crate::codec::fields::{connection_has, write_field};
 use crate::codec::lines::HeaderView;
 use crate::edge::{Guard, Tracked};
+use crate::head_buffer::HeadBuffer;
 use crate::proxy::ResponseBody;
 use crate::splice::{self, Pipe};
 use crate::upstream::SpliceFailure;
@@ -26,7 +27,7 @@ pub(super) async fn write_response(io: &mut Guard, response: Response<Tracked<Re
     let status = parts.status;
     let bodiless = head_only || status.is_informational() || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED;
     let close = close || connection_has(HeaderView::Map(&parts.headers), b"close");
-    let mut out = Vec::with_capacity(512);
+    let mut out = HeadBuffer::take();
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(status.as_str().as_bytes());
     out.push(b' ');
