@@ -30,7 +30,7 @@ pub use body::ResponseBody;
 pub use respond::raw_page;
 pub use service::{ClientBodySource, ProxyService};
 pub(crate) use strict::check as strict_check;
-pub(crate) use service::member_heads;
+pub(crate) use service::{boxed_in_place, member_heads};
 pub use crate::upstream::ProxyMember;
 
 use crate::balancer::Balancer;

@@ -91,12 +91,19 @@ impl hyper::service::Service<Request<Incoming>> for ProxyService {
 
     fn call(&self, request: Request<Incoming>) -> Self::Future {
         let response = self.respond(Box::new(request.map(ClientBodySource::Stream)), None);
-        Box::pin(async move {
+        boxed_in_place(move || async move {
             let (mut parts, mut body) = response.await.into_parts();
             materialize_headers(&mut parts.headers, body.inner_mut());
             Ok(Response::from_parts(parts, body))
         })
     }
+}
+
+/// `make()`'s future in a box, written straight into it: `Box::pin(future)` builds the future
+/// on the stack and copies all of it into the box (7 KB for a request's answering, though a
+/// future not yet polled holds only its arguments), on every request.
+pub(crate) fn boxed_in_place<F: Future>(make: impl FnOnce() -> F) -> Pin<Box<F>> {
+    Box::into_pin(Box::write(Box::new_uninit(), make()))
 }
 
 /// A client request's body as it arrives.

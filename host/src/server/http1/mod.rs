@@ -28,7 +28,6 @@ mod read;
 mod spare;
 mod write;
 
-use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -48,7 +47,7 @@ use write::write_response;
 use crate::codec::fields::connection_has;
 use crate::codec::lines::{HeaderLines, HeaderView};
 use crate::edge::{ClientStream, ConnShared, Guard, GuardSettings, Waited};
-use crate::proxy::{ClientBodySource, ProxyService};
+use crate::proxy::{ClientBodySource, ProxyService, boxed_in_place};
 
 /// A head not complete within this many bytes goes to hyper (the guard's limits apply first).
 const MAX_HEAD: usize = 64 * 1024;
@@ -121,13 +120,6 @@ pub(crate) async fn serve(stream: ClientStream, woken: bool, conn: Arc<ConnShare
             Answered::Closed => return Outcome::Closed,
         }
     }
-}
-
-/// `make()`'s future in a box, written straight into it: `Box::pin(future)` builds the future
-/// on the stack and copies all of it (7 KB for `answer`'s, though a future not yet polled
-/// holds only its arguments) into the box, on every request.
-fn boxed_in_place<F: Future>(make: impl FnOnce() -> F) -> Pin<Box<F>> {
-    Box::into_pin(Box::write(Box::new_uninit(), make()))
 }
 
 /// How answering one request left the connection.
