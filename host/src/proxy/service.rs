@@ -90,12 +90,28 @@ impl hyper::service::Service<Request<Incoming>> for ProxyService {
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
 
     fn call(&self, request: Request<Incoming>) -> Self::Future {
-        let response = self.respond(Box::new(request.map(ClientBodySource::Stream)), None);
-        boxed_in_place(move || async move {
-            let (mut parts, mut body) = response.await.into_parts();
-            materialize_headers(&mut parts.headers, body.inner_mut());
-            Ok(Response::from_parts(parts, body))
-        })
+        // The answering is made straight into the box: held by an async block instead, it
+        // was copied (about 7 KB) into the block and again into the box.
+        boxed_in_place(|| HyperAnswer { answering: self.respond(Box::new(request.map(ClientBodySource::Stream)), None) })
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A request's answering for hyper: the answer with the member's header lines in its map
+    /// (hyper writes heads from maps).
+    struct HyperAnswer<F> {
+        #[pin]
+        answering: F,
+    }
+}
+
+impl<F: Future<Output = Response<Tracked<ResponseBody>>>> Future for HyperAnswer<F> {
+    type Output = Result<Response<Tracked<ResponseBody>>, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
+        let (mut parts, mut body) = std::task::ready!(self.project().answering.poll(cx)).into_parts();
+        materialize_headers(&mut parts.headers, body.inner_mut());
+        std::task::Poll::Ready(Ok(Response::from_parts(parts, body)))
     }
 }
 
