@@ -5,23 +5,68 @@
 //!
 //! [`HeaderView`] reads either form the same way, so a rule that only reads headers (the
 //! strict checks, sticky routes, request keys, the access log) is written once for both.
+//!
+//! Where the lines sit is a small `Vec` per head, two per proxied request (the client's
+//! request, the member's answer). Each thread keeps a few of them between heads
+//! ([`Places`]): a head takes one and its [`HeaderLines`] gives it back when dropped, so
+//! neither head allocates (about 130 instructions each). Bounded: at most [`KEPT_PLACES`]
+//! per thread, none with room for more than [`LARGEST_KEPT_PLACES`] lines.
+
+use std::cell::RefCell;
 
 use bytes::Bytes;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
+
+/// Name offset, name length, value offset, value length of one line, into its head.
+pub(crate) type Place = [u32; 4];
+
+/// Vectors of places kept per thread.
+const KEPT_PLACES: usize = 16;
+/// Vectors with room for more lines than this are not kept.
+const LARGEST_KEPT_PLACES: usize = 64;
+
+thread_local! {
+    static SPARE_PLACES: RefCell<Vec<Vec<Place>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// An empty vector of places with room for `lines`: one of this thread's spares, or a new one.
+pub(crate) fn places(lines: usize) -> Vec<Place> {
+    let mut places = SPARE_PLACES.with_borrow_mut(Vec::pop).unwrap_or_default();
+    places.reserve(lines);
+    places
+}
 
 /// A head's header lines in the sender's order and spelling.
 #[derive(Debug, Clone)]
 pub struct HeaderLines {
     head: Bytes,
-    /// Name offset, name length, value offset, value length, into `head`.
-    lines: Vec<[u32; 4]>,
+    /// Where each line sits in `head`; given back to the thread's spares when dropped.
+    lines: Vec<Place>,
+}
+
+impl Drop for HeaderLines {
+    fn drop(&mut self) {
+        if self.lines.capacity() > LARGEST_KEPT_PLACES {
+            return;
+        }
+        let mut lines = std::mem::take(&mut self.lines);
+        lines.clear();
+        // At thread exit the spares may be gone already: the vector is then simply freed.
+        let _ = SPARE_PLACES.try_with(|spares| {
+            if let Ok(mut spares) = spares.try_borrow_mut()
+                && spares.len() < KEPT_PLACES
+            {
+                spares.push(lines);
+            }
+        });
+    }
 }
 
 impl HeaderLines {
     /// Lines at the given places of `head`. Every name must already be a valid header name
     /// and every value a valid header value (httparse checks both, by the rules `HeaderName`
     /// and `HeaderValue` apply), and every place within `head`.
-    pub(crate) fn new(head: Bytes, lines: Vec<[u32; 4]>) -> Self {
+    pub(crate) fn new(head: Bytes, lines: Vec<Place>) -> Self {
         debug_assert!(lines.iter().all(|&[n, nl, v, vl]| {
             let within = |at: u32, len: u32| at.checked_add(len).is_some_and(|end| end as usize <= head.len());
             within(n, nl) && within(v, vl)
@@ -191,6 +236,27 @@ mod tests {
         let at = |p: &[u8]| (p.as_ptr() as usize - base) as u32;
         let spans = parsed.headers.iter().map(|h| [at(h.name.as_bytes()), h.name.len() as u32, at(h.value), h.value.len() as u32]).collect();
         HeaderLines::new(Bytes::from_static(head), spans)
+    }
+
+    #[test]
+    fn where_lines_sit_is_kept_for_the_next_head_unless_it_grew_large() {
+        // Each test runs on a thread of its own: the spares start empty.
+        let head = lines(b"GET / HTTP/1.1\r\nHost: a\r\nX-Y: z\r\n\r\n");
+        let at = head.lines.as_ptr();
+        drop(head);
+        let again = places(2);
+        assert_eq!(again.as_ptr(), at, "the same vector again");
+        assert!(again.is_empty() && again.capacity() >= 2);
+        drop(again);
+
+        let mut many = places(LARGEST_KEPT_PLACES + 1);
+        many.push([0; 4]);
+        drop(HeaderLines::new(Bytes::from_static(b"x: y"), many.iter().map(|_| [0, 1, 3, 1]).collect()));
+        drop(HeaderLines::new(Bytes::from_static(b"x: y"), many));
+        assert_eq!(SPARE_PLACES.with_borrow(Vec::len), 1, "a short one kept, the grown one freed");
+        let kept: Vec<HeaderLines> = (0..KEPT_PLACES + 3).map(|_| HeaderLines::new(Bytes::new(), places(1))).collect();
+        drop(kept);
+        assert_eq!(SPARE_PLACES.with_borrow(Vec::len), KEPT_PLACES, "at most KEPT_PLACES spares");
     }
 
     #[test]

@@ -102,7 +102,7 @@ pub fn parse_with(buf: &mut BytesMut, method: &Method, keep_hop_by_hop: bool) ->
         let strip = !keep_hop_by_hop && response.code != Some(101);
         let mut facts = FramingFields::default();
         let mut has_date = false;
-        let mut lines: Vec<[u32; 4]> = Vec::with_capacity(response.headers.len());
+        let mut lines = super::lines::places(response.headers.len());
         for h in response.headers.iter() {
             let name = h.name.as_bytes();
             facts.note(name, h.value);
@@ -114,7 +114,8 @@ pub fn parse_with(buf: &mut BytesMut, method: &Method, keep_hop_by_hop: bool) ->
         if strip && facts.names_others() {
             // Rare: a Connection header naming other headers takes the general removal of a
             // map, which wants every line.
-            lines = response.headers.iter().map(place).collect();
+            lines.clear();
+            lines.extend(response.headers.iter().map(place));
         }
         (len, response.code, response.version == Some(1), lines, facts, has_date, strip)
     };

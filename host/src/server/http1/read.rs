@@ -7,7 +7,7 @@ use bytes::BytesMut;
 use http::{Method, Request, Uri, Version};
 
 use crate::codec::fields::connection_tokens;
-use crate::codec::lines::HeaderLines;
+use crate::codec::lines::{HeaderLines, places};
 use crate::proxy::ClientBodySource;
 
 /// Most header lines a fast-path request may have (hyper's own limit is 100; more goes to it).
@@ -51,7 +51,8 @@ pub(crate) fn read_request(buf: &mut BytesMut) -> Parsed {
     let base = buf.as_ptr() as usize;
     // Offsets fit: the head is at most `MAX_HEAD` (64 KiB) plus one read long.
     let at = |part: &[u8]| (part.as_ptr() as usize - base) as u32;
-    let lines: Vec<[u32; 4]> = parsed.headers.iter().map(|h| [at(h.name.as_bytes()), h.name.len() as u32, at(h.value), h.value.len() as u32]).collect();
+    let mut lines = places(parsed.headers.len());
+    lines.extend(parsed.headers.iter().map(|h| [at(h.name.as_bytes()), h.name.len() as u32, at(h.value), h.value.len() as u32]));
     let path = parsed.path.map(|p| (at(p.as_bytes()) as usize, p.len()));
     let head = buf.split_to(len).freeze();
     let uri = path.and_then(|(at, n)| Uri::from_maybe_shared(head.slice(at..at + n)).ok());
