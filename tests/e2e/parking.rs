@@ -101,6 +101,16 @@ async fn a_parked_connection_keeps_its_slot_under_the_connection_cap() {
     proxy.stop().await;
 }
 
+/// Opens `n` connections to `proxy`, each answered once, into `conns`.
+async fn open_answered(proxy: &TestProxy, n: usize, conns: &mut Vec<RawConn>) {
+    for _ in 0..n {
+        let mut conn = RawConn::connect(proxy.addr).await;
+        assert!(conn.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n").await);
+        assert_eq!(conn.response().await.as_deref().map(status_of), Some(200));
+        conns.push(conn);
+    }
+}
+
 /// A burst of connections that park ends as many tasks at once: what they freed is handed
 /// back to the system (glibc's `malloc_trim`) within a second or two. Fewer than that never
 /// trim.
@@ -108,21 +118,11 @@ async fn a_parked_connection_keeps_its_slot_under_the_connection_cap() {
 async fn a_burst_of_connections_that_park_hands_freed_memory_back() {
     let (proxy, _m) = setup("[timeouts]\nkeepalive = \"60s\"\npark = \"10ms\"\n").await;
     let mut conns = Vec::new();
-    for _ in 0..100 {
-        let mut conn = RawConn::connect(proxy.addr).await;
-        assert!(conn.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n").await);
-        assert_eq!(conn.response().await.as_deref().map(status_of), Some(200));
-        conns.push(conn);
-    }
+    open_answered(&proxy, 100, &mut conns).await;
     assert!(parked_becomes(&proxy, 100).await);
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(proxy.running.memory_trims(), 0, "100 ended tasks are too few to trim for");
-    for _ in 0..200 {
-        let mut conn = RawConn::connect(proxy.addr).await;
-        assert!(conn.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n").await);
-        assert_eq!(conn.response().await.as_deref().map(status_of), Some(200));
-        conns.push(conn);
-    }
+    open_answered(&proxy, 200, &mut conns).await;
     assert!(parked_becomes(&proxy, 300).await);
     let mut trimmed = false;
     for _ in 0..250 {
