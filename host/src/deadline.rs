@@ -65,9 +65,8 @@ pub(crate) struct KeptTimer {
 }
 
 impl KeptTimer {
-    /// Sets the timer to fire `limit` from now.
-    fn arm(&mut self, limit: Duration) {
-        let deadline = Instant::now() + limit;
+    /// Sets the timer to fire at `deadline`.
+    fn arm(&mut self, deadline: Instant) {
         let here = Handle::try_current().ok().map(|h| h.id());
         match &mut self.timer {
             Some((made_on, timer)) if *made_on == here => timer.as_mut().reset(deadline),
@@ -89,15 +88,17 @@ pin_project_lite::pin_project! {
     pub(crate) struct WithinKept<'t, F> {
         #[pin]
         future: F,
-        limit: Duration,
+        deadline: Instant,
         timer: &'t mut KeptTimer,
         armed: bool,
     }
 }
 
-/// Runs `future` for at most `limit`, as [`within`] does, timed by `timer`.
-pub(crate) fn within_kept<F: Future>(limit: Duration, timer: &mut KeptTimer, future: F) -> WithinKept<'_, F> {
-    WithinKept { future, limit, timer, armed: false }
+/// Runs `future` until `deadline` at most, timed by `timer`. Nothing is armed when it is
+/// ready at once (as with [`within`]); the caller's reading of the clock makes the deadline, so
+/// there is no second reading here.
+pub(crate) fn within_kept<F: Future>(deadline: Instant, timer: &mut KeptTimer, future: F) -> WithinKept<'_, F> {
+    WithinKept { future, deadline, timer, armed: false }
 }
 
 impl<F: Future> Future for WithinKept<'_, F> {
@@ -109,7 +110,7 @@ impl<F: Future> Future for WithinKept<'_, F> {
             return Poll::Ready(Some(output));
         }
         if !*this.armed {
-            this.timer.arm(*this.limit);
+            this.timer.arm(*this.deadline);
             *this.armed = true;
         }
         match this.timer.poll(cx) {
@@ -137,10 +138,10 @@ mod tests {
     #[tokio::test]
     async fn a_kept_timer_times_each_use_from_its_own_start() {
         let mut timer = KeptTimer::default();
-        assert_eq!(within_kept(Duration::from_millis(10), &mut timer, async { 1 }).await, Some(1), "ready at once: not armed");
+        assert_eq!(within_kept(Instant::now() + Duration::from_millis(10), &mut timer, async { 1 }).await, Some(1), "ready at once: not armed");
         assert!(timer.timer.is_none());
         let slow = tokio::time::sleep(Duration::from_secs(60));
-        assert_eq!(within_kept(Duration::from_millis(20), &mut timer, slow).await, None, "cut at the limit");
+        assert_eq!(within_kept(Instant::now() + Duration::from_millis(20), &mut timer, slow).await, None, "cut at the limit");
         // Armed again after it fired (registered anew), it times the next use: one within
         // its limit finishes, one beyond it is cut.
         tokio::time::sleep(Duration::from_millis(30)).await;
@@ -148,9 +149,9 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(30)).await;
             "done"
         };
-        assert_eq!(within_kept(Duration::from_secs(5), &mut timer, waits).await, Some("done"));
+        assert_eq!(within_kept(Instant::now() + Duration::from_secs(5), &mut timer, waits).await, Some("done"));
         let slow = tokio::time::sleep(Duration::from_secs(60));
-        assert_eq!(within_kept(Duration::from_millis(20), &mut timer, slow).await, None, "and cut again after re-arming");
+        assert_eq!(within_kept(Instant::now() + Duration::from_millis(20), &mut timer, slow).await, None, "and cut again after re-arming");
     }
 
     #[tokio::test]
@@ -159,12 +160,12 @@ mod tests {
         // registered, is moved to the next use's later deadline.
         let mut timer = KeptTimer::default();
         let quick = tokio::time::sleep(Duration::from_millis(300));
-        assert_eq!(within_kept(Duration::from_millis(1000), &mut timer, quick).await, Some(()));
+        assert_eq!(within_kept(Instant::now() + Duration::from_millis(1000), &mut timer, quick).await, Some(()));
         // Started 300 ms after the first, this use ends past the first deadline (1,000 ms)
         // and before its own (1,300 ms). (The future is polled before the timer, so a late
         // turn of the runtime cannot make this fail; it could only hide a fault.)
         let longer = tokio::time::sleep(Duration::from_millis(900));
-        assert_eq!(within_kept(Duration::from_millis(1000), &mut timer, longer).await, Some(()));
+        assert_eq!(within_kept(Instant::now() + Duration::from_millis(1000), &mut timer, longer).await, Some(()));
     }
 
     #[test]
@@ -172,10 +173,10 @@ mod tests {
         let mut timer = KeptTimer::default();
         let first = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
         let slow = || tokio::time::sleep(Duration::from_secs(60));
-        assert_eq!(first.block_on(async { within_kept(Duration::from_millis(10), &mut timer, slow()).await }), None);
+        assert_eq!(first.block_on(async { within_kept(Instant::now() + Duration::from_millis(10), &mut timer, slow()).await }), None);
         drop(first);
         // The first runtime is gone: polling its timer would panic.
         let second = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-        assert_eq!(second.block_on(async { within_kept(Duration::from_millis(10), &mut timer, slow()).await }), None);
+        assert_eq!(second.block_on(async { within_kept(Instant::now() + Duration::from_millis(10), &mut timer, slow()).await }), None);
     }
 }

@@ -62,11 +62,11 @@ impl Upstream<'_> {
         }
     }
 
-    fn next(&self, request: &PickRequest<'_>) -> Result<Chosen, NoMember> {
+    fn next(&self, request: &PickRequest<'_>, now: Instant) -> Result<Chosen, NoMember> {
         match self {
             Upstream::Single(m) if request.tried.is_empty() => Ok(Chosen { member: Arc::clone(m), index: 0 }),
             Upstream::Single(_) => Err(NoMember::NoneUsable),
-            Upstream::Balancer(b) => b.pick(request, Instant::now()).map(|p| Chosen { member: p.member, index: p.index }),
+            Upstream::Balancer(b) => b.pick(request, now).map(|p| Chosen { member: p.member, index: p.index }),
         }
     }
 
@@ -146,10 +146,14 @@ impl Attempts<'_> {
         let mut last_error: Option<ProxyError> = None;
         let mut waiting_since: Option<Instant> = None;
         while attempts_left > 0 {
-            let chosen = match upstream.next(&PickRequest { key, route, tried: &tried }) {
+            // One reading of the clock for the pick (members' retry times), the member pool
+            // (idle connections' ages) and the member's timeout: they follow within
+            // microseconds, unless a header rewriter runs between (then read again below).
+            let now = Instant::now();
+            let chosen = match upstream.next(&PickRequest { key, route, tried: &tried }, now) {
                 Ok(chosen) => chosen,
                 Err(NoMember::NoneUsable) => {
-                    let since = *waiting_since.get_or_insert_with(Instant::now);
+                    let since = *waiting_since.get_or_insert(now);
                     if let Some(pause) = upstream.wait_for_member(&tried, since) {
                         tokio::time::sleep(pause).await;
                         continue;
@@ -182,8 +186,8 @@ impl Attempts<'_> {
                 parts
             };
             let busy = member.busy_guard();
-            let sent_at = Instant::now();
-            match upstream::exchange(&member, request, outgoing.head_fields(&member), busy).await {
+            let sent_at = if unedited.is_some() { Instant::now() } else { now };
+            match upstream::exchange(&member, request, outgoing.head_fields(&member), busy, sent_at).await {
                 Ok(answer) => {
                     let mut response = client_response(answer);
                     let head_at = Instant::now();

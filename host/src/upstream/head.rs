@@ -51,7 +51,7 @@ pub(super) async fn await_continue(lease: &mut Lease, ping: Duration, member: &P
 }
 
 /// Reads the response head (skipping 100 Continue and other interim responses) within
-/// `timeout`.
+/// `timeout` of the lease's taking.
 pub(super) async fn read_head(
     lease: &mut Lease,
     method: &Method,
@@ -61,7 +61,7 @@ pub(super) async fn read_head(
 ) -> Result<ResponseHead, HeadFailure> {
     let conn = &mut lease.conn;
     let read = read_head_from(&mut conn.stream, &mut conn.buf, method, upgrading, member);
-    match crate::deadline::within_kept(timeout, &mut conn.timer, read).await {
+    match crate::deadline::within_kept((lease.taken_at + timeout).into(), &mut conn.timer, read).await {
         Some(Ok(head)) => Ok(head),
         Some(Err(reason)) => Err(HeadFailure::Broken(reason)),
         None => Err(HeadFailure::Timeout),

@@ -120,14 +120,16 @@ pub enum AttemptError<B: Body> {
 /// Sends `request` (its header lines from `fields`) to `member` and returns its response, whose
 /// body streams from the member.
 /// `busy` counts the attempt at the member until the body ends, and reports how it went
-/// when the balancer's method asked to hear.
+/// when the balancer's method asked to hear. `now` is the caller's reading of the clock, just
+/// before (see [`MemberPool::checkout`]).
 pub(crate) async fn exchange<B: OutgoingBody>(
     member: &Arc<ProxyMember>,
     request: Request<B>,
     fields: HeadFields<'_>,
     mut busy: BusyGuard<Arc<MemberPool>>,
+    now: std::time::Instant,
 ) -> Result<MemberAnswer, AttemptError<B>> {
-    let mut lease = match member.conn.checkout().await {
+    let mut lease = match member.conn.checkout(now).await {
         Ok(lease) => lease,
         Err(cause) => return Err(failed(busy, AttemptError::NotSent { request: Box::new(request), cause })),
     };

@@ -102,6 +102,9 @@ struct SlotState {
 pub(crate) struct Lease {
     pub(crate) conn: MemberConn,
     open: OpenToken,
+    /// When it was taken (the caller's clock reading, or after the wait or connect that gave
+    /// it): the member's `timeout` for the answer's head runs from here.
+    pub(crate) taken_at: Instant,
 }
 
 /// Counts one open connection in a slot; dropping it (armed) uncounts it and wakes a waiter.
@@ -170,18 +173,18 @@ impl MemberPool {
         self.slots.iter().map(|s| s.state.lock().map_or(0, |st| st.idle.len())).sum()
     }
 
-    /// A connection for this worker: an idle one that is still open, else a new one.
-    pub(crate) async fn checkout(self: &Arc<Self>) -> Result<Lease, ConnectError> {
+    /// A connection for this worker: an idle one that is still open, else a new one. `now` is
+    /// the caller's reading of the clock: it serves the idle connections' ages, the deadline
+    /// of a wait for a full slot and the lease's `taken_at` (read again after a wait or a
+    /// connect).
+    pub(crate) async fn checkout(self: &Arc<Self>, mut now: Instant) -> Result<Lease, ConnectError> {
         let slot = worker::current() % self.slots.len();
-        // One reading of the clock serves the idle connections' ages and the deadline of a
-        // wait for a full slot (read again after each wait).
-        let mut now = Instant::now();
         let deadline = now + self.settings.acquire_timeout;
         loop {
             // Registered before looking, so a connection freed in between still wakes us.
             let freed = self.slots[slot].freed.notified();
             match self.take(slot, now) {
-                Taken::Idle(conn) => return Ok(self.lease(conn, slot)),
+                Taken::Idle(conn) => return Ok(self.lease(conn, slot, now)),
                 Taken::Reserved => break,
                 Taken::Full => {}
             }
@@ -197,7 +200,7 @@ impl MemberPool {
         // Boxed: a TLS handshake's state is large, and most checkouts find an idle connection;
         // every layer of the request path above holds (and moves) this future.
         match Box::pin(MemberConn::connect(&self.authority, self.settings.connect_timeout, self.tls.as_deref())).await {
-            Ok(conn) => Ok(self.lease(conn, slot)),
+            Ok(conn) => Ok(self.lease(conn, slot, Instant::now())),
             Err(e) => {
                 self.closed(slot);
                 Err(e)
@@ -205,8 +208,8 @@ impl MemberPool {
         }
     }
 
-    fn lease(self: &Arc<Self>, conn: MemberConn, slot: usize) -> Lease {
-        Lease { conn, open: OpenToken { pool: Arc::clone(self), slot, armed: true } }
+    fn lease(self: &Arc<Self>, conn: MemberConn, slot: usize, taken_at: Instant) -> Lease {
+        Lease { conn, open: OpenToken { pool: Arc::clone(self), slot, armed: true }, taken_at }
     }
 
     /// Pops a live idle connection, or reserves room for a new one. Idle connections that died
@@ -249,7 +252,7 @@ impl MemberPool {
 impl Lease {
     /// Returns the connection to its worker's pool after an exchange that ended cleanly.
     pub(crate) fn release(self) {
-        let Lease { mut conn, mut open } = self;
+        let Lease { mut conn, mut open, .. } = self;
         conn.idle_since = Instant::now();
         // Still counted as open, now idle: disarm so dropping the token does not uncount it.
         open.armed = false;
