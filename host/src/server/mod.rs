@@ -26,7 +26,7 @@
 //! - `park`: idle keep-alive connections held as bare sockets, without a task.
 //! - `trim`: memory that ended connection tasks freed, handed back to the system.
 //! - `workers`: one worker's event loop (accept, serve, commands, eviction, drain), using
-//!   the three above.
+//!   the four above.
 
 pub(crate) mod http1;
 mod park;
