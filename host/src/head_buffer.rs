@@ -5,15 +5,13 @@
 //! the client (with a small body behind it). Each was a fresh `Vec` of 512 bytes: two
 //! allocations and their frees per request, about 260 instructions of a small request's
 //! 24,000. A [`HeadBuffer`] is taken from its thread's spares instead and goes back to them
-//! when dropped, empty.
-//!
-//! Bounded both ways: a thread keeps at most [`KEPT`] spares, and a buffer that grew past
-//! [`LARGEST_KEPT`] (a long head, or a chunked body's pieces copied behind it) is freed as
-//! before. Thread-local because a worker is one thread running one current-thread runtime;
-//! a buffer dropped on another thread joins that thread's spares, under the same bounds.
+//! when dropped, empty (see [`crate::spare`]): at most [`KEPT`] per thread, none that grew
+//! past [`LARGEST_KEPT`] (a long head, or a chunked body's pieces copied behind it).
 
 use std::cell::RefCell;
 use std::ops::{Deref, DerefMut};
+
+use crate::spare;
 
 /// The room a new buffer starts with: a usual head fits.
 const FIRST: usize = 512;
@@ -32,7 +30,7 @@ pub(crate) struct HeadBuffer(Vec<u8>);
 impl HeadBuffer {
     /// A spare of this thread's, or a new buffer of [`FIRST`] bytes.
     pub(crate) fn take() -> Self {
-        Self(SPARES.with_borrow_mut(Vec::pop).unwrap_or_else(|| Vec::with_capacity(FIRST)))
+        Self(spare::take(&SPARES, FIRST))
     }
 }
 
@@ -52,19 +50,7 @@ impl DerefMut for HeadBuffer {
 
 impl Drop for HeadBuffer {
     fn drop(&mut self) {
-        if self.0.capacity() > LARGEST_KEPT {
-            return;
-        }
-        let mut buf = std::mem::take(&mut self.0);
-        buf.clear();
-        // At thread exit the spares may be gone already: the buffer is then simply freed.
-        let _ = SPARES.try_with(|spares| {
-            if let Ok(mut spares) = spares.try_borrow_mut()
-                && spares.len() < KEPT
-            {
-                spares.push(buf);
-            }
-        });
+        spare::keep(&SPARES, std::mem::take(&mut self.0), KEPT, LARGEST_KEPT);
     }
 }
 

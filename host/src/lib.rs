@@ -6,8 +6,9 @@
 //! Dependencies point one way, top to bottom:
 //! - [`canon`]: the canonical request path (decoded, dot segments resolved, slashes merged);
 //!   depends on nothing.
+//! - `spare`: small vectors kept by each thread between uses; depends on nothing.
 //! - [`codec`]: HTTP/1 on the wire, once — framing rules, the body decoder, chunk encoding,
-//!   response heads, hop-by-hop headers; depends on nothing.
+//!   response heads, hop-by-hop headers; depends on nothing but `spare`.
 //! - `splice`: bytes moved from one TCP socket to another through a pipe, never copied
 //!   through user space (large answers from plain members to plain clients).
 //! - [`worker`]: which worker thread this is (per-worker state is indexed by it).
@@ -76,6 +77,7 @@ pub mod proxy;
 pub mod rewrite;
 pub mod scaffold;
 pub mod server;
+mod spare;
 mod splice;
 pub mod tls;
 pub mod trace;

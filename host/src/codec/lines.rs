@@ -7,8 +7,8 @@
 //! strict checks, sticky routes, request keys, the access log) is written once for both.
 //!
 //! Where the lines sit is a small `Vec` per head, two per proxied request (the client's
-//! request, the member's answer). Each thread keeps a few of them between heads
-//! ([`Places`]): a head takes one and its [`HeaderLines`] gives it back when dropped, so
+//! request, the member's answer). Each thread keeps a few of them between heads (see
+//! [`crate::spare`]): a head takes one and its [`HeaderLines`] gives it back when dropped, so
 //! neither head allocates (about 130 instructions each). Bounded: at most [`KEPT_PLACES`]
 //! per thread, none with room for more than [`LARGEST_KEPT_PLACES`] lines.
 
@@ -16,6 +16,8 @@ use std::cell::RefCell;
 
 use bytes::Bytes;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
+
+use crate::spare;
 
 /// Name offset, name length, value offset, value length of one line, into its head.
 pub(crate) type Place = [u32; 4];
@@ -31,9 +33,7 @@ thread_local! {
 
 /// An empty vector of places with room for `lines`: one of this thread's spares, or a new one.
 pub(crate) fn places(lines: usize) -> Vec<Place> {
-    let mut places = SPARE_PLACES.with_borrow_mut(Vec::pop).unwrap_or_default();
-    places.reserve(lines);
-    places
+    spare::take(&SPARE_PLACES, lines)
 }
 
 /// A head's header lines in the sender's order and spelling.
@@ -46,19 +46,7 @@ pub struct HeaderLines {
 
 impl Drop for HeaderLines {
     fn drop(&mut self) {
-        if self.lines.capacity() > LARGEST_KEPT_PLACES {
-            return;
-        }
-        let mut lines = std::mem::take(&mut self.lines);
-        lines.clear();
-        // At thread exit the spares may be gone already: the vector is then simply freed.
-        let _ = SPARE_PLACES.try_with(|spares| {
-            if let Ok(mut spares) = spares.try_borrow_mut()
-                && spares.len() < KEPT_PLACES
-            {
-                spares.push(lines);
-            }
-        });
+        spare::keep(&SPARE_PLACES, std::mem::take(&mut self.lines), KEPT_PLACES, LARGEST_KEPT_PLACES);
     }
 }
 
