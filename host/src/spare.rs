@@ -1,5 +1,5 @@
 //! Vectors kept by each thread between uses, for the small scratch vectors every request
-//! would otherwise allocate and free (a head's bytes, where its lines sit, a pick's tier).
+//! would otherwise allocate and free (a head's bytes, where its lines sit).
 //!
 //! Each kind has a thread-local stack of spares of its own ([`Stack`]): [`take`] pops one
 //! (or makes one) and [`keep`] pushes one back, emptied. Bounded both ways: a stack holds

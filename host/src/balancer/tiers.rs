@@ -6,57 +6,16 @@
 //! members; if that is empty, the usable hot standbys (H); only then the next lbset. Members
 //! already tried by this request count as unusable.
 
-use std::cell::RefCell;
-use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Instant;
 
 use super::lbmethod::Candidate;
 use super::member::Member;
 use crate::config::StatusFlags;
-use crate::spare;
-
-/// Tiers' vectors kept per thread between picks (see [`crate::spare`]): a pick on every
-/// request allocated one.
-const KEPT_TIERS: usize = 8;
-/// Vectors with room for more members than this are not kept.
-const LARGEST_KEPT_TIER: usize = 1024;
-
-thread_local! {
-    static SPARE_TIERS: RefCell<Vec<Vec<usize>>> = const { RefCell::new(Vec::new()) };
-}
-
-/// Indices (into a balancer's members) of one tier, in order; its vector goes back to the
-/// thread's spares when dropped.
-pub(crate) struct Tier(Vec<usize>);
-
-impl Tier {
-    /// The indices as a vector of their own (for a shadow method, which keeps them).
-    pub(crate) fn into_vec(mut self) -> Vec<usize> {
-        std::mem::take(&mut self.0)
-    }
-}
-
-impl Deref for Tier {
-    type Target = [usize];
-
-    fn deref(&self) -> &[usize] {
-        &self.0
-    }
-}
-
-impl Drop for Tier {
-    fn drop(&mut self) {
-        spare::keep(&SPARE_TIERS, std::mem::take(&mut self.0), KEPT_TIERS, LARGEST_KEPT_TIER);
-    }
-}
 
 /// Indices (into `members`) of the first non-empty tier; empty when no member is usable.
-pub(crate) fn first_tier<C>(members: &[Arc<Member<C>>], tried: &[usize], now: Instant) -> Tier {
-    Tier(first_tier_into(spare::take(&SPARE_TIERS, members.len()), members, tried, now))
-}
-
-fn first_tier_into<C>(mut candidates: Vec<usize>, members: &[Arc<Member<C>>], tried: &[usize], now: Instant) -> Vec<usize> {
+pub(crate) fn first_tier<C>(members: &[Arc<Member<C>>], tried: &[usize], now: Instant) -> Vec<usize> {
+    let mut candidates = Vec::with_capacity(members.len());
     let Some(mut lbset) = members.iter().map(|m| m.config.lbset).min() else {
         return candidates;
     };
