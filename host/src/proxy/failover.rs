@@ -22,7 +22,7 @@ use http::Response;
 use super::body::{RequestBody, ResponseBody, materialize_headers};
 use super::outcome::Outcome;
 use super::respond::ProxyError;
-use super::service::Outgoing;
+use super::outgoing::Outgoing;
 use super::upgrade;
 use super::{ProxyBalancer, ProxyMember, RouteRewrite};
 use crate::codec::response::Fields;

@@ -6,7 +6,8 @@
 //! member, a backend route has its one member. The member client ([`crate::upstream`]) makes
 //! one attempt over a pooled HTTP/1.1 connection, inside the request's task; `failover`
 //! decides whether a failed attempt may go to another member and turns the member's answer
-//! into the client's; `respond` answers errors. The proxy runs one single-threaded runtime
+//! into the client's; `outgoing` is the request as every member gets it; `respond` answers
+//! errors. The proxy runs one single-threaded runtime
 //! per worker thread ([`crate::worker`]); member connections are pooled per worker.
 
 mod access;
@@ -16,6 +17,7 @@ mod failover;
 pub(crate) mod headers;
 mod limits;
 mod outcome;
+mod outgoing;
 mod rebuild;
 mod respond;
 mod route;
@@ -30,7 +32,8 @@ pub use body::ResponseBody;
 pub use respond::raw_page;
 pub use service::{ClientBodySource, ProxyService};
 pub(crate) use strict::check as strict_check;
-pub(crate) use service::{boxed_in_place, member_heads};
+pub(crate) use outgoing::member_heads;
+pub(crate) use service::boxed_in_place;
 pub use crate::upstream::ProxyMember;
 
 use crate::balancer::Balancer;
