@@ -55,18 +55,19 @@ impl LbMethod for ByRequests {
     fn pick(&mut self, _request: Request, candidates: &Candidates<'_>) -> Option<Decision> {
         let factors = candidates.lbfactors();
         let statuses = candidates.lbstatuses();
-        // The highest lbstatus after each gains its lbfactor, ties to the first (a strict `>`).
-        let mut best = (0, statuses.first()?.wrapping_add(*factors.first()?));
-        for (i, (&factor, &status)) in factors.iter().zip(statuses).enumerate().skip(1) {
+        // The highest lbstatus after each gains its lbfactor, ties to the first (a strict `>`),
+        // and the total, in one pass.
+        let (mut best, mut best_status, mut total) = (0, i64::MIN, 0i64);
+        for (i, (&factor, &status)) in factors.iter().zip(statuses).enumerate() {
             let status = status.wrapping_add(factor);
-            if status > best.1 {
-                best = (i, status);
+            if i == 0 || status > best_status {
+                (best, best_status) = (i, status);
             }
+            total = total.wrapping_add(factor);
         }
-        let total: i64 = factors.iter().sum();
         let mut deltas = factors.to_vec();
-        deltas[best.0] -= total;
-        Some(Decision::to(best.0).with_lbstatus_delta(deltas))
+        *deltas.get_mut(best)? -= total;
+        Some(Decision::to(best).with_lbstatus_delta(deltas))
     }
 }
 
