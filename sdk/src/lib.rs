@@ -80,6 +80,8 @@
 //! - [`config`]: [`Config`], the plugin's own TOML table, ready to deserialize.
 //! - [`log`]: lines to the proxy's log, from any kind of plugin.
 //! - [`rules`]: the checks the host applies to plugins' answers.
+//! - [`alloc`]: [`Recycling`], a global allocator a plugin may opt into, which hands the
+//!   blocks one call freed to the next.
 //! - [`testing`]: native stand-ins for the host, one per kind, so a plugin's tests run
 //!   without Wasm and refuse what the host would refuse.
 //! - [`export_lbmethod!`], [`export_health_check!`], [`export_header_rewrite!`]: turn a type
@@ -91,6 +93,7 @@
 #![deny(unsafe_code)] // only the generated bindings in `wit` use it
 #![deny(missing_docs)]
 
+pub mod alloc;
 pub mod completion;
 pub mod config;
 mod export;
@@ -102,6 +105,7 @@ pub mod log;
 pub mod rules;
 pub mod testing;
 
+pub use alloc::Recycling;
 pub use completion::{AttemptOutcome, Completion, Completions};
 pub use config::Config;
 pub use header::Header;

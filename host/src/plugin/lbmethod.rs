@@ -376,3 +376,43 @@ fn synthetic_completion() -> Completion {
         finished: Instant::now(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{PluginLimits, PluginSource, PluginSpec};
+    use crate::plugin::PluginRuntime;
+
+    #[test]
+    fn each_calling_thread_keeps_its_instance_and_the_pool_serves_the_others() {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        let plugins = PluginRuntime::new(PluginLimits::default()).expect("runtime").calling_threads(3);
+        let spec = PluginSpec { source: PluginSource::Builtin("byrequests".into()), config_json: "{}".into(), origin: "test".into() };
+        let method = rt.block_on(plugins.lbmethod(&spec, "test")).expect("load");
+        let ready = method.instances.pooled();
+        assert!(ready >= 3, "one ready per calling thread: {ready}");
+        let made = method.stats().instances.load(Ordering::Relaxed);
+        let table = synthetic_candidates(3);
+        let picks = || {
+            for _ in 0..20 {
+                method.pick(0, &table, Instant::now()).expect("a ready instance").expect("a member");
+            }
+        };
+        picks();
+        assert_eq!(method.instances.pooled(), ready - 1, "this thread keeps the one it took");
+        // Both alive at once: a thread that ended leaves its instance to the next new thread.
+        let both = std::sync::Barrier::new(2);
+        std::thread::scope(|s| {
+            for _ in 0..2 {
+                s.spawn(|| {
+                    picks();
+                    both.wait();
+                });
+            }
+        });
+        assert_eq!(method.instances.pooled(), ready - 3, "so does every other thread that called");
+        picks();
+        assert_eq!(method.instances.pooled(), ready - 3, "and takes it back, not another");
+        assert_eq!(method.stats().instances.load(Ordering::Relaxed), made, "no instance made on a call");
+    }
+}

@@ -106,6 +106,9 @@ pub struct PluginRuntime {
     compiled: Mutex<HashMap<String, Component>>,
     /// Compiled components on disk, when a cache directory is configured.
     disk: Option<Arc<CompiledCache>>,
+    /// How many threads call plugins at once (the proxy's workers): each keeps an instance
+    /// of every plugin it calls, so each plugin keeps this many ready.
+    callers: usize,
 }
 
 impl PluginRuntime {
@@ -126,7 +129,15 @@ impl PluginRuntime {
         let (lbmethod_linker, health_linker, rewrite_linker) = (linker()?, linker()?, linker()?);
         let ticker = Arc::new(EpochTicker::start(&engine, limits.deadline)?);
         let disk = cache.map(|dir| CompiledCache::open(dir, &engine).map(Arc::new)).transpose()?;
-        Ok(Self { engine, lbmethod_linker, health_linker, rewrite_linker, limits, ticker, compiled: Mutex::new(HashMap::new()), disk })
+        let callers = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Ok(Self { engine, lbmethod_linker, health_linker, rewrite_linker, limits, ticker, compiled: Mutex::new(HashMap::new()), disk, callers })
+    }
+
+    /// Plugins loaded from now on keep an instance ready for each of `threads` calling threads
+    /// (the proxy's workers), when that is more than one per CPU, the default.
+    pub fn calling_threads(mut self, threads: usize) -> Self {
+        self.callers = self.callers.max(threads);
+        self
     }
 
     /// Loads the lbmethod `spec` for balancer `balancer`: compiles (or reuses) the component,
@@ -162,6 +173,7 @@ impl PluginRuntime {
             call_ticks: self.ticker.ticks_for(self.limits.deadline),
             setup_ticks: self.ticker.ticks_for(self.limits.deadline + SETUP_ALLOWANCE),
             ticker: Arc::clone(&self.ticker),
+            callers: self.callers,
         }
     }
 

@@ -63,6 +63,10 @@ impl LbMethod for {ty} {{
 }}
 
 switchyard_sdk::export_lbmethod!({ty});
+
+// Each call gets the blocks the last one freed instead of going to dlmalloc for them.
+#[global_allocator]
+static ALLOCATOR: switchyard_sdk::Recycling = switchyard_sdk::Recycling::new();
 #[cfg(test)]
 mod tests {{
     use super::*;
@@ -97,6 +101,10 @@ impl HealthCheck for {ty} {{
 }}
 
 switchyard_sdk::export_health_check!({ty});
+
+// Each call gets the blocks the last one freed instead of going to dlmalloc for them.
+#[global_allocator]
+static ALLOCATOR: switchyard_sdk::Recycling = switchyard_sdk::Recycling::new();
 
 #[cfg(test)]
 mod tests {{
@@ -136,6 +144,10 @@ impl HeaderRewrite for {ty} {{
 }}
 
 switchyard_sdk::export_header_rewrite!({ty});
+
+// Each call gets the blocks the last one freed instead of going to dlmalloc for them.
+#[global_allocator]
+static ALLOCATOR: switchyard_sdk::Recycling = switchyard_sdk::Recycling::new();
 
 #[cfg(test)]
 mod tests {{

@@ -231,7 +231,7 @@ pub fn worker_count(config: &Config) -> usize {
 pub async fn build(config: &Config) -> Result<(Arc<PluginRuntime>, Arc<Proxy>), StartError> {
     // Certificates first: a bad one is the cheapest thing to find.
     listener_tls(config)?;
-    let plugins = Arc::new(PluginRuntime::with_cache(config.plugins, config.plugin_cache.as_deref())?);
+    let plugins = Arc::new(PluginRuntime::with_cache(config.plugins, config.plugin_cache.as_deref())?.calling_threads(worker_count(config)));
     let mut proxy = Proxy::build(config, &plugins, worker_count(config)).await?;
     proxy.set_access_log(access_log(config, None)?);
     Ok((plugins, Arc::new(proxy)))

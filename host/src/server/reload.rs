@@ -95,7 +95,7 @@ pub(crate) async fn prepare(shared: &Shared, config: Config) -> Result<Prepared<
     let plugins = if config.plugins == old_config.plugins && config.plugin_cache == old_config.plugin_cache {
         shared.plugins.load_full()
     } else {
-        Arc::new(PluginRuntime::with_cache(config.plugins, config.plugin_cache.as_deref()).map_err(StartError::from)?)
+        Arc::new(PluginRuntime::with_cache(config.plugins, config.plugin_cache.as_deref()).map_err(StartError::from)?.calling_threads(workers))
     };
     let old = shared.proxy.load_full();
     let (mut proxy, carried) = Proxy::rebuild(&config, &plugins, workers, &old).await.map_err(StartError::from)?;
