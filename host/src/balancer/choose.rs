@@ -54,11 +54,12 @@ impl<C> Balancer<C> {
         if candidates.is_empty() {
             return Err(NoMember::NoneUsable);
         }
-        let method = self.lbmethod();
+        let current = self.lbmethod.current();
+        let method: &Arc<dyn LbMethod> = &current;
         // A plannable method's picks come from its plan (unless each pick's table is wanted:
         // a recorder or a shadow sees every one).
         if self.shadow.is_none() && self.lbmethod.observer().is_none() && method.plannable() {
-            match self.planned(&method, &candidates) {
+            match self.planned(method, &candidates) {
                 Some(plan::Planned::Chosen(index)) => return Ok(self.elect(index, false)),
                 Some(plan::Planned::Refused) => return Err(NoMember::Refused),
                 None => {}
@@ -69,7 +70,7 @@ impl<C> Balancer<C> {
         let answer = method.pick(key, &table, now);
         self.stats.picks.record(called.elapsed());
         let chosen = match answer {
-            Ok(Some(decision)) => self.accept(&method, &candidates, decision),
+            Ok(Some(decision)) => self.accept(method, &candidates, decision),
             Ok(None) => return Err(NoMember::Refused),
             Err(e) => {
                 self.stats.method_failures.fetch_add(1, Ordering::Relaxed);
@@ -141,7 +142,8 @@ impl<C> Balancer<C> {
             (0..self.members.len()).filter(|&i| i == index || (!tried.contains(&i) && self.members[i].usable(now))).collect();
         let position = usable.iter().position(|&i| i == index).unwrap_or(0);
         let table = tiers::table(&self.members, &usable);
-        let method = self.lbmethod();
+        let current = self.lbmethod.current();
+        let method: &Arc<dyn LbMethod> = &current;
         match method.sticky_hit(&table, position) {
             Ok(deltas) if deltas.is_empty() || deltas.len() == usable.len() => self.apply(&usable, &deltas),
             Ok(deltas) => {

@@ -179,6 +179,12 @@ impl MethodSlot {
         Arc::clone(&self.method.load())
     }
 
+    /// The current method for the length of one pick, without a new reference: cloning the
+    /// `Arc` is two atomic read-modify-writes of a count every worker shares, on every request.
+    pub(crate) fn current(&self) -> arc_swap::Guard<Arc<Arc<dyn LbMethod>>> {
+        self.method.load()
+    }
+
     pub(crate) fn store(&self, method: Arc<dyn LbMethod>) {
         self.wants.store(method.wants_completions(), Ordering::Relaxed);
         self.method.store(Arc::new(method));
