@@ -4,9 +4,10 @@
 //! Every proxied request writes two heads: the request's to its member and the answer's to
 //! the client (with a small body behind it); a plain request also has the header lines every
 //! member gets written once. Each was a fresh `Vec`: up to three allocations and their frees
-//! per request, about 190 instructions of a small request's 24,000 as measured. A [`HeadBuffer`] is taken from its thread's spares instead and goes back to them
-//! when dropped, empty (see [`crate::spare`]): at most [`KEPT`] per thread, none that grew
-//! past [`LARGEST_KEPT`] (a long head, or a chunked body's pieces copied behind it).
+//! per request, about 190 instructions of a small request's 24,000 as measured. A
+//! [`HeadBuffer`] is taken from its thread's spares instead and goes back to them when
+//! dropped, empty (see [`crate::spare`]): at most [`KEPT`] per thread, none that grew past
+//! [`LARGEST_KEPT`] (a long head, or a chunked body's pieces copied behind it).
 
 use std::cell::RefCell;
 use std::ops::{Deref, DerefMut};
