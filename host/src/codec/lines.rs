@@ -67,6 +67,38 @@ impl HeaderLines {
         self.lines.iter().map(|&[n, nl, v, vl]| (&self.head[n as usize..(n + nl) as usize], &self.head[v as usize..(v + vl) as usize]))
     }
 
+    /// Appends the lines `keep` accepts (given each name and value) to `out`, each ended by
+    /// CRLF and spelled as the sender spelled it, from the name through the value (whitespace
+    /// after a value is left out). Kept lines that sat next to each other in the head go out
+    /// in one copy: writing each line's four pieces cost more than the rest of writing the
+    /// head.
+    pub fn write_where(&self, out: &mut Vec<u8>, mut keep: impl FnMut(&[u8], &[u8]) -> bool) {
+        let head = &self.head[..];
+        // The run of adjacent kept lines not yet written: where it starts and ends.
+        let mut run: Option<(usize, usize)> = None;
+        for &[n, nl, v, vl] in &self.lines {
+            let (name, value) = (&head[n as usize..(n + nl) as usize], &head[v as usize..(v + vl) as usize]);
+            if !keep(name, value) {
+                continue;
+            }
+            // An empty value may sit anywhere after the colon: the line runs at least to it.
+            let (start, end) = (n as usize, (v + vl).max(n + nl + 1) as usize);
+            run = match run {
+                Some((from, to)) if to + 2 == start && &head[to..start] == b"\r\n" => Some((from, end)),
+                Some((from, to)) => {
+                    out.extend_from_slice(&head[from..to]);
+                    out.extend_from_slice(b"\r\n");
+                    Some((start, end))
+                }
+                None => Some((start, end)),
+            };
+        }
+        if let Some((from, to)) = run {
+            out.extend_from_slice(&head[from..to]);
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+
     /// How many lines there are.
     pub fn len(&self) -> usize {
         self.lines.len()
@@ -262,5 +294,19 @@ mod tests {
             assert_eq!(names.len(), 4);
         }
         assert_eq!(kept.iter().map(|(n, _)| n).collect::<Vec<_>>(), [&b"Host"[..], b"Cookie", b"X-Y", b"cookie"]);
+    }
+
+    #[test]
+    fn kept_lines_are_written_as_sent_in_runs() {
+        let kept = lines(b"GET / HTTP/1.1\r\nHost: a\r\nX-A:1\r\nX-Drop: d\r\nX-B: 2  \r\nX-E:\r\nX-C:\t3\r\n\r\n");
+        let written = |keep: &dyn Fn(&[u8]) -> bool| {
+            let mut out = b"^".to_vec();
+            kept.write_where(&mut out, |name, _| keep(name));
+            String::from_utf8(out).expect("utf8")
+        };
+        assert_eq!(written(&|_| true), "^Host: a\r\nX-A:1\r\nX-Drop: d\r\nX-B: 2\r\nX-E:\r\nX-C:\t3\r\n", "the sender's spelling, trailing whitespace left out");
+        assert_eq!(written(&|n| n != b"X-Drop"), "^Host: a\r\nX-A:1\r\nX-B: 2\r\nX-E:\r\nX-C:\t3\r\n");
+        assert_eq!(written(&|n| n == b"X-E" || n == b"Host"), "^Host: a\r\nX-E:\r\n");
+        assert_eq!(written(&|_| false), "^");
     }
 }

@@ -103,8 +103,14 @@ pub fn parse_with(buf: &mut BytesMut, method: &Method, keep_hop_by_hop: bool) ->
         let mut facts = FramingFields::default();
         let mut has_date = false;
         let mut lines = super::lines::places(response.headers.len());
+        // httparse takes a bare LF for a line end; a member that sends one is out of step.
+        // Every LF of a head that parsed ends a line (values hold none, obs-fold was refused),
+        // and each line ends just before the next line's name or the head's last CRLF: so
+        // looking there finds every bare LF, without a scan of the head.
+        let mut bare_lf = !buf[..len].ends_with(b"\r\n\r\n");
         for h in response.headers.iter() {
             let name = h.name.as_bytes();
+            bare_lf |= !buf[..offset(name) as usize].ends_with(b"\r\n");
             facts.note(name, h.value);
             has_date |= name.eq_ignore_ascii_case(b"date");
             if !(strip && is_hop_by_hop(name)) {
@@ -117,12 +123,11 @@ pub fn parse_with(buf: &mut BytesMut, method: &Method, keep_hop_by_hop: bool) ->
             lines.clear();
             lines.extend(response.headers.iter().map(place));
         }
+        if bare_lf {
+            return Err(HeadError::Invalid("a line ends in LF without CR".into()));
+        }
         (len, response.code, response.version == Some(1), lines, facts, has_date, strip)
     };
-    // httparse takes a bare LF for a line end; a member that sends one is out of step.
-    if memchr::memchr_iter(b'\n', &buf[..len]).any(|i| i == 0 || buf[i - 1] != b'\r') {
-        return Err(HeadError::Invalid("a line ends in LF without CR".into()));
-    }
     let code = code.ok_or_else(|| HeadError::Invalid("no status code".into()))?;
     let status = StatusCode::from_u16(code).map_err(|_| HeadError::Invalid(format!("status {code}")))?;
     let head = buf.split_to(len).freeze();
@@ -163,6 +168,12 @@ impl RawHeaders {
     /// The lines, name and value, in the member's order and spelling.
     pub fn lines(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
         self.lines.iter()
+    }
+
+    /// Appends the lines to `out` as the member spelled them, each ended by CRLF (see
+    /// [`HeaderLines::write_where`]).
+    pub fn write_to(&self, out: &mut Vec<u8>) {
+        self.lines.write_where(out, |_, _| true);
     }
 
     /// The first value of header `name` (in any spelling), copied: whoever keeps it (the
@@ -282,6 +293,22 @@ mod tests {
         assert!(invalid("HTTP/1.1 200 OK\nContent-Length: 0\r\n\r\n"), "bare LF");
         assert!(invalid("HTTP/1.1 200 OK\r\nContent-Length: 0\n\n"), "bare LFs ending the head");
         assert!(invalid("HTTP/1.1 200 OK\r\nBad Name: x\r\n\r\n"));
+        // Every line end of a head made bare in turn, alone and with the others: refused
+        // whenever some LF has no CR before it, as a scan of the whole head finds.
+        let whole = "HTTP/1.1 200 OK\r\nDate: d\r\nX-E:\r\nX-Sp: v \r\nContent-Length: 0\r\n\r\n";
+        let ends: Vec<usize> = whole.match_indices("\r\n").map(|(i, _)| i).collect();
+        for mask in 0..1u32 << ends.len() {
+            let mut raw = whole.as_bytes().to_vec();
+            for (k, &i) in ends.iter().enumerate().rev() {
+                if mask & 1 << k != 0 {
+                    raw.remove(i);
+                }
+            }
+            let scanned = raw.iter().enumerate().any(|(i, &b)| b == b'\n' && (i == 0 || raw[i - 1] != b'\r'));
+            let parsed = parse(&mut BytesMut::from(&raw[..]), &Method::GET);
+            assert_eq!(matches!(parsed, Err(HeadError::Invalid(_))), scanned, "{:?}", String::from_utf8_lossy(&raw));
+            assert!(scanned || matches!(parsed, Ok(Some(_))));
+        }
         assert!(invalid("HTTP/1.1 2000 OK\r\n\r\n"));
         assert!(head("HTTP/1.1 200 OK\r\nContent-Le").expect("partial").is_none());
         let huge = format!("HTTP/1.1 200 OK\r\nX: {}", "a".repeat(MAX_HEAD_BYTES + 1));

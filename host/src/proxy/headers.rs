@@ -133,17 +133,15 @@ pub(crate) fn write_lines(lines: &HeaderLines, forwarding: &Forwarding, request_
     // Usually Connection names nothing but `close` or `keep-alive`: then no line is looked up.
     let names_others = names_other_headers(view);
     let mut out = HeadBuffer::take();
-    for (name, value) in lines.iter() {
+    lines.write_where(&mut out, |name, _| {
         let dropped = is_hop_by_hop(name)
             || name.eq_ignore_ascii_case(b"host")
             || is_framing_or_expect(name)
             || forwarding.drops(name)
             || (request_id.is_some() && name.eq_ignore_ascii_case(b"x-request-id"))
             || (names_others && named_by_connection(view, name));
-        if !dropped {
-            write_field(&mut out, name, value);
-        }
-    }
+        !dropped
+    });
     for (name, value) in forwarding.set() {
         write_field(&mut out, name.as_str().as_bytes(), value.as_bytes());
     }

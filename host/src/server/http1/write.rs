@@ -35,8 +35,8 @@ pub(super) async fn write_response(io: &mut Guard, response: Response<Tracked<Re
     out.extend_from_slice(b"\r\n");
     // The member's lines as it sent them (its spelling too, as nginx and httpd pass them),
     // then what the proxy added.
-    for (name, value) in member_headers.iter().flat_map(|raw| raw.lines()) {
-        write_field(&mut out, name, value);
+    if let Some(raw) = &member_headers {
+        raw.write_to(&mut out);
     }
     for (name, value) in &parts.headers {
         write_field(&mut out, name.as_str().as_bytes(), value.as_bytes());
