@@ -7,6 +7,8 @@
 //! - [`canon`]: the canonical request path (decoded, dot segments resolved, slashes merged);
 //!   depends on nothing.
 //! - `spare`: small vectors kept by each thread between uses; depends on nothing.
+//! - `spare_box`: boxes whose memory each thread keeps for the next box of the same size (a
+//!   request's answering future); depends on nothing.
 //! - [`codec`]: HTTP/1 on the wire, once — framing rules, the body decoder, chunk encoding,
 //!   response heads, hop-by-hop headers; depends on nothing but `spare`.
 //! - `splice`: bytes moved from one TCP socket to another through a pipe, never copied
@@ -49,10 +51,11 @@
 //!
 //! A test (`layout`) holds every `crate::` path in the sources to this order.
 
-// Three `unsafe` calls in the whole crate, each with its safety argument written down where
+// Few `unsafe` places in the whole crate, each with its safety argument written down where
 // it is: loading a compiled plugin from the cache on disk (`plugin::cache`), registering the
-// parked connections' epoll set with tokio (`server::park`), and glibc's `malloc_trim`
-// (`server::trim`).
+// parked connections' epoll set with tokio (`server::park`), glibc's `malloc_trim`
+// (`server::trim`), and the kept blocks of `spare_box` (a box's raw memory, as `Box` holds
+// it inside; tested there).
 #![deny(unsafe_code)]
 
 pub mod admin;
@@ -78,6 +81,7 @@ pub mod rewrite;
 pub mod scaffold;
 pub mod server;
 mod spare;
+mod spare_box;
 mod splice;
 pub mod tls;
 pub mod trace;

@@ -33,7 +33,6 @@ pub use respond::raw_page;
 pub use service::{ClientBodySource, ProxyService};
 pub(crate) use strict::check as strict_check;
 pub(crate) use outgoing::member_heads;
-pub(crate) use service::boxed_in_place;
 pub use crate::upstream::ProxyMember;
 
 use crate::balancer::Balancer;

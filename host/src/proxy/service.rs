@@ -24,6 +24,7 @@ use crate::balancer::sticky;
 use crate::canon::{self, CanonPath};
 use crate::config::HashKey;
 use crate::edge::{ConnShared, Tracked, Violation};
+use crate::spare_box::SpareBox;
 
 /// The hyper service for one client connection.
 #[derive(Clone)]
@@ -89,9 +90,10 @@ impl hyper::service::Service<Request<Incoming>> for ProxyService {
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
 
     fn call(&self, request: Request<Incoming>) -> Self::Future {
-        // The answering is made straight into the box: held by an async block instead, it
-        // was copied (about 7 KB) into the block and again into the box.
-        boxed_in_place(|| HyperAnswer { answering: self.respond(Box::new(request.map(ClientBodySource::Stream)), None) })
+        // The answering is made straight into a block the worker keeps (see `spare_box`):
+        // held by an async block instead, it was copied (about 7 KB) into the block and again
+        // into the box. The box hyper wants holds only the pointer to it.
+        Box::pin(SpareBox::new(|| HyperAnswer { answering: self.respond(Box::new(request.map(ClientBodySource::Stream)), None) }))
     }
 }
 
@@ -112,13 +114,6 @@ impl<F: Future<Output = Response<Tracked<ResponseBody>>>> Future for HyperAnswer
         materialize_headers(&mut parts.headers, body.inner_mut());
         std::task::Poll::Ready(Ok(Response::from_parts(parts, body)))
     }
-}
-
-/// `make()`'s future in a box, written straight into it: `Box::pin(future)` builds the future
-/// on the stack and copies all of it into the box (7 KB for a request's answering, though a
-/// future not yet polled holds only its arguments), on every request.
-pub(crate) fn boxed_in_place<F: Future>(make: impl FnOnce() -> F) -> Pin<Box<F>> {
-    Box::into_pin(Box::write(Box::new_uninit(), make()))
 }
 
 /// A client request's body as it arrives.

@@ -47,7 +47,8 @@ use write::write_response;
 use crate::codec::fields::connection_has;
 use crate::codec::lines::{HeaderLines, HeaderView};
 use crate::edge::{ClientStream, ConnShared, Guard, GuardSettings, Waited};
-use crate::proxy::{ClientBodySource, ProxyService, boxed_in_place};
+use crate::proxy::{ClientBodySource, ProxyService};
+use crate::spare_box::SpareBox;
 
 /// A head not complete within this many bytes goes to hyper (the guard's limits apply first).
 const MAX_HEAD: usize = 64 * 1024;
@@ -113,8 +114,9 @@ pub(crate) async fn serve(stream: ClientStream, woken: bool, conn: Arc<ConnShare
         };
         // Boxed, with everything a request holds while it is answered: the connection's task
         // is as large as its largest state, and an idle keep-alive connection should carry
-        // none of a request's (one allocation per request, as the boxed answer was before).
-        match boxed_in_place(|| answer(&mut io, &mut buf, service, request, lines, &stop)).await {
+        // none of a request's. The box's memory is the worker's, kept from one request's
+        // answering to the next (see `spare_box`).
+        match SpareBox::new(|| answer(&mut io, &mut buf, service, request, lines, &stop)).await {
             Answered::Next => {}
             Answered::Close => return close(&mut io).await,
             Answered::Closed => return Outcome::Closed,
