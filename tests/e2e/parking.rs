@@ -84,6 +84,30 @@ async fn a_parked_connection_closes_at_its_keepalive_deadline_and_at_shutdown() 
     tokio::time::timeout(Duration::from_secs(10), stopping).await.expect("shutdown does not wait for parked connections").expect("stopped");
 }
 
+/// A keep-alive connection idle between requests but never parked (its `park` time is its
+/// keep-alive) is closed by a shutdown at once, not at the drain's end: after its first idle
+/// wait as after later ones (the wait for the shutdown is made once per connection).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_connection_that_is_not_parked_closes_at_shutdown() {
+    let (proxy, _m) = setup("[server]\nshutdown_timeout = 60\n[timeouts]\nkeepalive = \"60s\"\npark = \"60s\"\n").await;
+    let mut conns = Vec::new();
+    for requests in 1..=3 {
+        let mut conn = RawConn::connect(proxy.addr).await;
+        for _ in 0..requests {
+            assert!(conn.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n").await);
+            assert_eq!(conn.response().await.as_deref().map(status_of), Some(200));
+            assert!(conn.quiet_for(Duration::from_millis(50)).await, "idle between requests");
+        }
+        conns.push(conn);
+    }
+    assert_eq!(proxy.running.parked_connections(), 0, "none parked");
+    let stopping = tokio::spawn(proxy.stop());
+    for conn in &mut conns {
+        assert_eq!(conn.closed_within(Duration::from_secs(10)).await.as_deref(), Some(""), "shutdown closes idle connections");
+    }
+    tokio::time::timeout(Duration::from_secs(10), stopping).await.expect("shutdown does not wait for idle connections").expect("stopped");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_parked_connection_keeps_its_slot_under_the_connection_cap() {
     let (proxy, _m) = setup("[server]\nworkers = 1\n[limits]\nconnections = 1\n[timeouts]\nkeepalive = \"60s\"\n").await;

@@ -31,7 +31,7 @@ mod write;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
 use http::{Method, Request};
@@ -68,11 +68,18 @@ pub(crate) enum Outcome {
 /// `settings`; `woken` for a parked connection served again) until the client closes, the
 /// connection must close or idles long enough to park, `stop` is set while no request is
 /// under way, or a request needs hyper.
-pub(crate) async fn serve(stream: ClientStream, woken: bool, conn: Arc<ConnShared>, settings: GuardSettings, service: &ProxyService, mut stop: watch::Receiver<bool>) -> Outcome {
+pub(crate) async fn serve(stream: ClientStream, woken: bool, conn: Arc<ConnShared>, settings: GuardSettings, service: &ProxyService, stop: watch::Receiver<bool>) -> Outcome {
     // The guard is made here, not passed in: an async fn keeps its arguments beside the
     // locals they move into, and every idle connection's task would hold room for two.
     let mut io = if woken { Guard::resume(stream, conn, settings) } else { Guard::new(stream, conn, settings) };
     let mut buf = ReadBuffer::default();
+    // The wait for a shutdown, made once for the connection: made afresh for each idle wait,
+    // it joined the server-wide watch's list of waiters and left it again on every request
+    // (turns of a lock all workers share, about 450 instructions of a small request). Once
+    // it waits, it holds the waker it was polled with; it is polled again only when `stop`
+    // changed (one atomic load to see) or the waker did.
+    let mut shutdown = std::pin::pin!(shutdown(stop.clone()));
+    let mut watching: Option<Waker> = None;
     loop {
         let (request, lines) = loop {
             if !buf.bytes.is_empty() {
@@ -88,10 +95,20 @@ pub(crate) async fn serve(stream: ClientStream, woken: bool, conn: Arc<ConnShare
                 // readable. A shutdown closes the connection; the guard's idle deadline runs
                 // meanwhile.
                 buf.release();
-                let ready = tokio::select! {
-                    ready = std::future::poll_fn(|cx| io.poll_read_ready(cx)) => Some(ready),
-                    _ = stop.wait_for(|stopped| *stopped) => None,
-                };
+                // The socket first: the shutdown's wait matters only when the connection is
+                // about to sleep.
+                let ready = std::future::poll_fn(|cx| match io.poll_read_ready(cx) {
+                    Poll::Ready(ready) => Poll::Ready(Some(ready)),
+                    Poll::Pending => {
+                        let waiting = watching.as_ref().is_some_and(|w| w.will_wake(cx.waker()));
+                        if waiting && !stop.has_changed().unwrap_or(true) {
+                            return Poll::Pending;
+                        }
+                        watching = Some(cx.waker().clone());
+                        shutdown.as_mut().poll(cx).map(|()| None)
+                    }
+                })
+                .await;
                 match ready {
                     None => return close(&mut io).await,
                     Some(Err(_)) => return Outcome::Closed,
@@ -122,6 +139,11 @@ pub(crate) async fn serve(stream: ClientStream, woken: bool, conn: Arc<ConnShare
             Answered::Closed => return Outcome::Closed,
         }
     }
+}
+
+/// Returns once `stop` is set (or its sender is gone: the server is ending either way).
+async fn shutdown(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stopped| *stopped).await;
 }
 
 /// How answering one request left the connection.
