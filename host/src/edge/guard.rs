@@ -110,6 +110,11 @@ pub struct Guard {
     timer: Option<Pin<Box<Sleep>>>,
     /// Whether a write is waiting for the client to read (then the guard never writes).
     write_blocked: bool,
+    /// Whether the task reading through the guard is itself answering the request in flight
+    /// (the HTTP/1 fast path): it reads again once the answer is written, so a wait need not
+    /// be woken when the request ends (that wake-up was a whole extra turn of the task for
+    /// every request).
+    answering: bool,
     /// Set once the connection is ending: reads fail (or linger, see `lingering`).
     done: bool,
     /// Until when a closing connection drains the client's bytes.
@@ -157,10 +162,18 @@ impl Guard {
             restamp: false,
             timer: None,
             write_blocked: false,
+            answering: false,
             done: false,
             lingering: None,
             deferred: None,
         }
+    }
+
+    /// Says whether the task reading through the guard is answering a request itself, and
+    /// reads again once the answer is written: until then the idle and head deadlines wait,
+    /// without asking to be woken when the request ends.
+    pub(crate) fn set_answering(&mut self, answering: bool) {
+        self.answering = answering;
     }
 
     /// The socket of a connection [`Waited::Park`] was said of, and when its idling began;
@@ -297,7 +310,7 @@ impl Guard {
             self.restamp = true;
             return Poll::Pending;
         }
-        if self.shared.busy_or_wake(cx.waker()) {
+        if self.answering || self.shared.busy_or_wake(cx.waker()) {
             self.restamp = true;
             return Poll::Pending;
         }

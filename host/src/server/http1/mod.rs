@@ -133,7 +133,10 @@ pub(crate) async fn serve(stream: ClientStream, woken: bool, conn: Arc<ConnShare
         // is as large as its largest state, and an idle keep-alive connection should carry
         // none of a request's. The box's memory is the worker's, kept from one request's
         // answering to the next (see `spare_box`).
-        match SpareBox::new(|| answer(&mut io, &mut buf, service, request, lines, &stop)).await {
+        io.set_answering(true);
+        let answered = SpareBox::new(|| answer(&mut io, &mut buf, service, request, lines, &stop)).await;
+        io.set_answering(false);
+        match answered {
             Answered::Next => {}
             Answered::Close => return close(&mut io).await,
             Answered::Closed => return Outcome::Closed,
