@@ -87,6 +87,15 @@ impl FramingFields {
 
     /// Notes a Connection value.
     pub fn note_connection(&mut self, value: &[u8]) {
+        // Most members and clients send the one token alone: no list to split.
+        if value.eq_ignore_ascii_case(b"keep-alive") {
+            self.keep_alive = true;
+            return;
+        }
+        if value.eq_ignore_ascii_case(b"close") {
+            self.close = true;
+            return;
+        }
         for token in connection_tokens(value) {
             if token.eq_ignore_ascii_case(b"close") {
                 self.close = true;

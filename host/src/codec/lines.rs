@@ -219,8 +219,12 @@ impl<'a> Iterator for LineValues<'a> {
     type Item = &'a [u8];
 
     fn next(&mut self) -> Option<&'a [u8]> {
-        let head = self.head;
-        self.lines.by_ref().find(|&&[n, nl, _, _]| head[n as usize..(n + nl) as usize].eq_ignore_ascii_case(self.name)).map(|&[_, _, v, vl]| &head[v as usize..(v + vl) as usize])
+        let (head, name) = (self.head, self.name);
+        // The length first: most lines differ in it, and then no slice of the head is made.
+        self.lines
+            .by_ref()
+            .find(|&&[n, nl, _, _]| nl as usize == name.len() && head[n as usize..(n + nl) as usize].eq_ignore_ascii_case(name))
+            .map(|&[_, _, v, vl]| &head[v as usize..(v + vl) as usize])
     }
 }
 

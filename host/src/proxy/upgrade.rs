@@ -51,7 +51,8 @@ pub(crate) fn wants_websocket<B>(request: &Request<B>, headers: HeaderView<'_>) 
         return false;
     }
     let mut upgrade = headers.get_all(&header::UPGRADE);
-    let websocket = matches!((upgrade.next(), upgrade.next()), (Some(v), None) if v.trim_ascii().eq_ignore_ascii_case(b"websocket"));
+    let Some(first) = upgrade.next() else { return false };
+    let websocket = first.trim_ascii().eq_ignore_ascii_case(b"websocket") && upgrade.next().is_none();
     websocket && connection_has(headers, b"upgrade")
 }
 
