@@ -59,27 +59,44 @@ impl<F: Future> Future for Within<F> {
 /// A timer kept from one deadline to the next (see [`within_kept`]). Made on first use, on
 /// the runtime of that use; used on another runtime it is made anew there, since a timer
 /// belongs to the runtime that drives it.
+///
+/// Armed for a later deadline than the one it is set to, it is left as it is: when it fires
+/// early, [`KeptTimer::poll`] sees the deadline has not come and moves it on then. A member
+/// connection's deadlines move later with every request, and moving the registered timer each
+/// time cost a conversion of the deadline and, at times, a turn of the timer wheel's lock;
+/// this way it moves about once per timeout.
 #[derive(Debug, Default)]
 pub(crate) struct KeptTimer {
     timer: Option<(Option<runtime::Id>, Pin<Box<Sleep>>)>,
+    /// The deadline of the current use (the timer may be set earlier).
+    deadline: Option<Instant>,
 }
 
 impl KeptTimer {
-    /// Sets the timer to fire at `deadline`.
+    /// Makes the timer fire at `deadline` (see the type's header).
     fn arm(&mut self, deadline: Instant) {
+        self.deadline = Some(deadline);
         let here = Handle::try_current().ok().map(|h| h.id());
         match &mut self.timer {
-            Some((made_on, timer)) if *made_on == here => timer.as_mut().reset(deadline),
+            Some((made_on, timer)) if *made_on == here => {
+                if timer.deadline() > deadline {
+                    timer.as_mut().reset(deadline);
+                }
+            }
             kept => *kept = Some((here, Box::pin(tokio::time::sleep_until(deadline)))),
         }
     }
 
     /// Whether the deadline it was last armed for has passed (never, when never armed).
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        match &mut self.timer {
-            Some((_, timer)) => timer.as_mut().poll(cx),
-            None => Poll::Pending,
+        let (Some((_, timer)), Some(deadline)) = (&mut self.timer, self.deadline) else { return Poll::Pending };
+        std::task::ready!(timer.as_mut().poll(cx));
+        if timer.deadline() >= deadline {
+            return Poll::Ready(());
         }
+        // Fired for an earlier use's deadline: on to this one's.
+        timer.as_mut().reset(deadline);
+        timer.as_mut().poll(cx)
     }
 }
 
@@ -166,6 +183,22 @@ mod tests {
         // turn of the runtime cannot make this fail; it could only hide a fault.)
         let longer = tokio::time::sleep(Duration::from_millis(900));
         assert_eq!(within_kept(Instant::now() + Duration::from_millis(1000), &mut timer, longer).await, Some(()));
+    }
+
+    #[tokio::test]
+    async fn a_kept_timer_set_earlier_than_a_use_waits_for_that_use_and_no_longer() {
+        // Armed for 100 ms, then for 400 ms: the timer is left at 100 ms, fires there, and
+        // the use goes on to its own deadline (a sleep of 250 ms finishes); a use that runs
+        // past its deadline is cut at it.
+        let mut timer = KeptTimer::default();
+        let start = Instant::now();
+        assert_eq!(within_kept(start + Duration::from_millis(100), &mut timer, tokio::time::sleep(Duration::from_millis(10))).await, Some(()));
+        let finishes = tokio::time::sleep(Duration::from_millis(250));
+        assert_eq!(within_kept(start + Duration::from_millis(400), &mut timer, finishes).await, Some(()), "not cut at the earlier deadline");
+        let slow = tokio::time::sleep(Duration::from_secs(60));
+        let deadline = Instant::now() + Duration::from_millis(200);
+        assert_eq!(within_kept(deadline, &mut timer, slow).await, None, "cut at its own deadline");
+        assert!(Instant::now() >= deadline, "not before it");
     }
 
     #[test]
