@@ -9,10 +9,10 @@
 //! future's room, in every layer of the request path above it.
 //!
 //! A connection that waits under the same deadline again and again (a member connection, for
-//! each answer's head) keeps one timer, a [`KeptTimer`], and [`within_kept`] re-arms it: a
-//! registered timer moved to a later deadline only has a number changed, where a new timer is
+//! each answer's head) keeps one timer, a [`KeptTimer`], for [`within_kept`]: a new timer is
 //! put in the runtime's timer wheel and taken out again, every time (about 500 instructions
-//! of a small proxied request).
+//! of a small proxied request), where the kept one stays registered and is moved on only
+//! when it fires before the deadline of its current use.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -68,14 +68,11 @@ impl<F: Future> Future for Within<F> {
 #[derive(Debug, Default)]
 pub(crate) struct KeptTimer {
     timer: Option<(Option<runtime::Id>, Pin<Box<Sleep>>)>,
-    /// The deadline of the current use (the timer may be set earlier).
-    deadline: Option<Instant>,
 }
 
 impl KeptTimer {
-    /// Makes the timer fire at `deadline` (see the type's header).
+    /// Makes the timer fire by `deadline` (see the type's header).
     fn arm(&mut self, deadline: Instant) {
-        self.deadline = Some(deadline);
         let here = Handle::try_current().ok().map(|h| h.id());
         match &mut self.timer {
             Some((made_on, timer)) if *made_on == here => {
@@ -87,9 +84,9 @@ impl KeptTimer {
         }
     }
 
-    /// Whether the deadline it was last armed for has passed (never, when never armed).
-    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        let (Some((_, timer)), Some(deadline)) = (&mut self.timer, self.deadline) else { return Poll::Pending };
+    /// Whether `deadline`, the one it was last armed for, has passed (never, when never armed).
+    fn poll(&mut self, cx: &mut Context<'_>, deadline: Instant) -> Poll<()> {
+        let Some((_, timer)) = &mut self.timer else { return Poll::Pending };
         std::task::ready!(timer.as_mut().poll(cx));
         if timer.deadline() >= deadline {
             return Poll::Ready(());
@@ -130,7 +127,7 @@ impl<F: Future> Future for WithinKept<'_, F> {
             this.timer.arm(*this.deadline);
             *this.armed = true;
         }
-        match this.timer.poll(cx) {
+        match this.timer.poll(cx, *this.deadline) {
             Poll::Ready(()) => Poll::Ready(None),
             Poll::Pending => Poll::Pending,
         }

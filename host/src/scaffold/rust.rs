@@ -67,6 +67,7 @@ switchyard_sdk::export_lbmethod!({ty});
 // Each call gets the blocks the last one freed instead of going to dlmalloc for them.
 #[global_allocator]
 static ALLOCATOR: switchyard_sdk::Recycling = switchyard_sdk::Recycling::new();
+
 #[cfg(test)]
 mod tests {{
     use super::*;

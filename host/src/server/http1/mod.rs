@@ -75,7 +75,7 @@ pub(crate) async fn serve(stream: ClientStream, woken: bool, conn: Arc<ConnShare
     let mut buf = ReadBuffer::default();
     // The wait for a shutdown, made once for the connection: made afresh for each idle wait,
     // it joined the server-wide watch's list of waiters and left it again on every request
-    // (turns of a lock all workers share, about 450 instructions of a small request). Once
+    // (turns of a lock all workers share, about 540 instructions of a small request). Once
     // it waits, it holds the waker it was polled with; it is polled again only when `stop`
     // changed (one atomic load to see) or the waker did.
     let mut shutdown = std::pin::pin!(shutdown(stop.clone()));
