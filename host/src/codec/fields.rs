@@ -5,6 +5,7 @@
 
 use http::header::{self, HeaderMap, HeaderName};
 
+use super::ascii::eq_ignore_case;
 use super::lines::HeaderView;
 
 const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
@@ -36,7 +37,7 @@ pub fn is_hop_by_hop(name: &[u8]) -> bool {
         18 => b"proxy-authenticate",
         _ => return false,
     };
-    name.eq_ignore_ascii_case(candidate)
+    eq_ignore_case(name, candidate)
 }
 
 /// The tokens of a Connection header value, trimmed, empty ones skipped.
@@ -46,13 +47,13 @@ pub fn connection_tokens(value: &[u8]) -> impl Iterator<Item = &[u8]> {
 
 /// Whether any Connection header of `headers` names `token` (any case).
 pub fn connection_has(headers: HeaderView<'_>, token: &[u8]) -> bool {
-    headers.get_all(&header::CONNECTION).any(|v| connection_tokens(v).any(|t| t.eq_ignore_ascii_case(token)))
+    headers.get_all(&header::CONNECTION).any(|v| connection_tokens(v).any(|t| eq_ignore_case(t, token)))
 }
 
 /// Whether a Connection token names a header to remove: `close` and `keep-alive` name none
 /// (a Keep-Alive header is hop-by-hop anyway).
 fn names_a_header(token: &[u8]) -> bool {
-    !token.eq_ignore_ascii_case(b"close") && !token.eq_ignore_ascii_case(b"keep-alive")
+    !eq_ignore_case(token, b"close") && !eq_ignore_case(token, b"keep-alive")
 }
 
 /// Whether some Connection header of `headers` names a header to remove.
@@ -63,13 +64,13 @@ pub fn names_other_headers(headers: HeaderView<'_>) -> bool {
 /// Whether some Connection header of `headers` names the header `name` (any case), which is
 /// then hop-by-hop.
 pub fn named_by_connection(headers: HeaderView<'_>, name: &[u8]) -> bool {
-    headers.get_all(&header::CONNECTION).flat_map(connection_tokens).any(|token| names_a_header(token) && token.eq_ignore_ascii_case(name))
+    headers.get_all(&header::CONNECTION).flat_map(connection_tokens).any(|token| names_a_header(token) && eq_ignore_case(token, name))
 }
 
 /// Whether a request header (any case) is one the member exchange writes itself:
 /// Content-Length and Transfer-Encoding (the framing is the proxy's own), and Expect.
 pub fn is_framing_or_expect(name: &[u8]) -> bool {
-    name.eq_ignore_ascii_case(b"content-length") || name.eq_ignore_ascii_case(b"transfer-encoding") || name.eq_ignore_ascii_case(b"expect")
+    eq_ignore_case(name, b"content-length") || eq_ignore_case(name, b"transfer-encoding") || eq_ignore_case(name, b"expect")
 }
 
 /// Removes hop-by-hop headers, including those named in Connection.

@@ -8,6 +8,7 @@
 //! `chunked`; never both Transfer-Encoding and Content-Length; a Content-Length is plain
 //! digits (no list, not even `5, 5`), repeated only with an equal value.
 
+use super::ascii::eq_ignore_case;
 use super::fields::{connection_tokens, is_hop_by_hop};
 
 /// Why a message's framing headers are refused.
@@ -59,9 +60,9 @@ impl FramingFields {
     #[inline]
     pub fn note(&mut self, name: &[u8], value: &[u8]) {
         match name.len() {
-            14 if name.eq_ignore_ascii_case(b"content-length") => self.note_length(value),
-            17 if name.eq_ignore_ascii_case(b"transfer-encoding") => self.note_transfer_encoding(value),
-            10 if name.eq_ignore_ascii_case(b"connection") => self.note_connection(value),
+            14 if eq_ignore_case(name, b"content-length") => self.note_length(value),
+            17 if eq_ignore_case(name, b"transfer-encoding") => self.note_transfer_encoding(value),
+            10 if eq_ignore_case(name, b"connection") => self.note_connection(value),
             _ => {}
         }
     }
@@ -82,24 +83,24 @@ impl FramingFields {
     /// Notes a Transfer-Encoding value.
     pub fn note_transfer_encoding(&mut self, value: &[u8]) {
         self.transfer_encodings += 1;
-        self.chunked = value.trim_ascii().eq_ignore_ascii_case(b"chunked");
+        self.chunked = eq_ignore_case(value.trim_ascii(), b"chunked");
     }
 
     /// Notes a Connection value.
     pub fn note_connection(&mut self, value: &[u8]) {
         // Most members and clients send the one token alone: no list to split.
-        if value.eq_ignore_ascii_case(b"keep-alive") {
+        if eq_ignore_case(value, b"keep-alive") {
             self.keep_alive = true;
             return;
         }
-        if value.eq_ignore_ascii_case(b"close") {
+        if eq_ignore_case(value, b"close") {
             self.close = true;
             return;
         }
         for token in connection_tokens(value) {
-            if token.eq_ignore_ascii_case(b"close") {
+            if eq_ignore_case(token, b"close") {
                 self.close = true;
-            } else if token.eq_ignore_ascii_case(b"keep-alive") {
+            } else if eq_ignore_case(token, b"keep-alive") {
                 self.keep_alive = true;
             } else if !is_hop_by_hop(token) {
                 self.names_others = true;

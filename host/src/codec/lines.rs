@@ -17,6 +17,7 @@ use std::cell::RefCell;
 use bytes::Bytes;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 
+use super::ascii::eq_ignore_case;
 use crate::spare;
 
 /// Name offset, name length, value offset, value length of one line, into its head.
@@ -110,6 +111,7 @@ impl HeaderLines {
     }
 
     /// The values of header `name` (any spelling), in order.
+    #[inline]
     pub fn get_all<'a>(&'a self, name: &'a HeaderName) -> LineValues<'a> {
         LineValues { head: &self.head, lines: self.lines.iter(), name: name.as_str().as_bytes() }
     }
@@ -117,7 +119,7 @@ impl HeaderLines {
     /// The first value of header `name` as a `HeaderValue` sharing the head's bytes.
     pub fn value(&self, name: &HeaderName) -> Option<HeaderValue> {
         let name = name.as_str().as_bytes();
-        let &[_, _, v, vl] = self.lines.iter().find(|&&[n, nl, _, _]| self.head[n as usize..(n + nl) as usize].eq_ignore_ascii_case(name))?;
+        let &[_, _, v, vl] = self.lines.iter().find(|&&[n, nl, _, _]| nl as usize == name.len() && eq_ignore_case(&self.head[n as usize..(n + nl) as usize], name))?;
         HeaderValue::from_maybe_shared(self.head.slice(v as usize..(v + vl) as usize)).ok()
     }
 
@@ -180,9 +182,12 @@ impl<'a> HeaderView<'a> {
     }
 
     /// The values of header `name`, in order.
+    // Inlined: a plain request's checks look up a few names in one or two lines, and the
+    // call cost as much as the looking (the map's hashing stays behind a call).
+    #[inline]
     pub fn get_all(self, name: &'a HeaderName) -> Values<'a> {
         match self {
-            HeaderView::Map(map) => Values::Map(map.get_all(name).iter()),
+            HeaderView::Map(map) => map_values(map, name),
             HeaderView::Lines(lines) => Values::Lines(lines.get_all(name)),
         }
     }
@@ -207,6 +212,12 @@ impl<'a> HeaderView<'a> {
     }
 }
 
+/// The values of header `name` in a map.
+#[inline(never)]
+fn map_values<'a>(map: &'a HeaderMap, name: &'a HeaderName) -> Values<'a> {
+    Values::Map(map.get_all(name).iter())
+}
+
 /// The values of one header name in kept lines.
 #[derive(Debug, Clone)]
 pub struct LineValues<'a> {
@@ -218,12 +229,13 @@ pub struct LineValues<'a> {
 impl<'a> Iterator for LineValues<'a> {
     type Item = &'a [u8];
 
+    #[inline]
     fn next(&mut self) -> Option<&'a [u8]> {
         let (head, name) = (self.head, self.name);
         // The length first: most lines differ in it, and then no slice of the head is made.
         self.lines
             .by_ref()
-            .find(|&&[n, nl, _, _]| nl as usize == name.len() && head[n as usize..(n + nl) as usize].eq_ignore_ascii_case(name))
+            .find(|&&[n, nl, _, _]| nl as usize == name.len() && eq_ignore_case(&head[n as usize..(n + nl) as usize], name))
             .map(|&[_, _, v, vl]| &head[v as usize..(v + vl) as usize])
     }
 }
@@ -240,6 +252,7 @@ pub enum Values<'a> {
 impl<'a> Iterator for Values<'a> {
     type Item = &'a [u8];
 
+    #[inline]
     fn next(&mut self) -> Option<&'a [u8]> {
         match self {
             Values::Map(values) => values.next().map(HeaderValue::as_bytes),

@@ -2,6 +2,7 @@
 //! raw-head scanner and strict checks on client requests, the fast path's answers, the member
 //! client, the health probe, and the fuzz targets.
 //!
+//! - [`ascii`]: header names and tokens compared in any case, eight bytes at a time;
 //! - [`fields`]: hop-by-hop headers, Connection tokens, writing a field line;
 //! - [`framing`]: what Content-Length, Transfer-Encoding and Connection lines declare, and
 //!   which combinations are refused;
@@ -11,6 +12,7 @@
 //!
 //! No I/O happens here, and nothing here depends on the rest of the crate.
 
+pub mod ascii;
 pub mod body;
 pub mod fields;
 pub mod framing;

@@ -13,6 +13,7 @@ use bytes::BytesMut;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode};
 
+use super::ascii::eq_ignore_case;
 use super::body::Framing;
 use super::fields::{is_hop_by_hop, strip_hop_by_hop};
 use super::framing::{Declared, FramingFields};
@@ -112,7 +113,7 @@ pub fn parse_with(buf: &mut BytesMut, method: &Method, keep_hop_by_hop: bool) ->
             let name = h.name.as_bytes();
             bare_lf |= !buf[..offset(name) as usize].ends_with(b"\r\n");
             facts.note(name, h.value);
-            has_date |= name.eq_ignore_ascii_case(b"date");
+            has_date |= eq_ignore_case(name, b"date");
             if !(strip && is_hop_by_hop(name)) {
                 lines.push(place(h));
             }

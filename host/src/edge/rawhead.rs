@@ -19,6 +19,7 @@
 //! ([`H2Frames`]) so that its request heads are timed like HTTP/1 ones.
 
 use super::h2frames::H2Frames;
+use crate::codec::ascii::eq_ignore_case;
 use crate::codec::body::parse_chunk_size;
 use crate::codec::framing::{Declared, FramingError, FramingFields};
 
@@ -375,7 +376,7 @@ impl Scanner {
         // NUL and stray CR in values are left to httparse, which refuses both: checking
         // every value byte here again would double the scanner's cost.
         let value = value.trim_ascii();
-        if self.head.http10 && name.len() == 17 && name.eq_ignore_ascii_case(b"transfer-encoding") {
+        if self.head.http10 && name.len() == 17 && eq_ignore_case(name, b"transfer-encoding") {
             return self.found(Violation::TransferEncodingInHttp10);
         }
         self.head.framing.note(name, value);

@@ -15,6 +15,7 @@ use std::net::IpAddr;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
+use crate::codec::ascii::eq_ignore_case;
 use crate::codec::fields::{is_framing_or_expect, is_hop_by_hop, named_by_connection, names_other_headers, strip_hop_by_hop, write_field};
 use crate::codec::lines::{HeaderLines, HeaderView};
 use crate::head_buffer::HeadBuffer;
@@ -86,13 +87,13 @@ impl Forwarding {
     /// Whether a client line named `name` (any case) is dropped: every forwarding header
     /// when the client's chain is, else those the rules set.
     fn drops(&self, name: &[u8]) -> bool {
-        is_forwarding(name) && (self.drop_client_chain || self.set().any(|(n, _)| name.eq_ignore_ascii_case(n.as_str().as_bytes())))
+        is_forwarding(name) && (self.drop_client_chain || self.set().any(|(n, _)| eq_ignore_case(name, n.as_str().as_bytes())))
     }
 }
 
 /// Forwarded, or an X-Forwarded-* name (any case).
 fn is_forwarding(name: &[u8]) -> bool {
-    name.eq_ignore_ascii_case(b"forwarded") || name.get(..12).is_some_and(|p| p.eq_ignore_ascii_case(b"x-forwarded-"))
+    eq_ignore_case(name, b"forwarded") || name.get(..12).is_some_and(|p| eq_ignore_case(p, b"x-forwarded-"))
 }
 
 /// `values` joined into one comma-separated list, `last` at the end.
@@ -135,10 +136,10 @@ pub(crate) fn write_lines(lines: &HeaderLines, forwarding: &Forwarding, request_
     let mut out = HeadBuffer::take();
     lines.write_where(&mut out, |name, _| {
         let dropped = is_hop_by_hop(name)
-            || name.eq_ignore_ascii_case(b"host")
+            || eq_ignore_case(name, b"host")
             || is_framing_or_expect(name)
             || forwarding.drops(name)
-            || (request_id.is_some() && name.eq_ignore_ascii_case(b"x-request-id"))
+            || (request_id.is_some() && eq_ignore_case(name, b"x-request-id"))
             || (names_others && named_by_connection(view, name));
         !dropped
     });

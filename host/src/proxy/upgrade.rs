@@ -15,6 +15,7 @@ use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 
 use super::body::ResponseBody;
+use crate::codec::ascii::eq_ignore_case;
 use crate::codec::fields::connection_has;
 use crate::codec::lines::HeaderView;
 use crate::edge::ConnShared;
@@ -52,7 +53,7 @@ pub(crate) fn wants_websocket<B>(request: &Request<B>, headers: HeaderView<'_>) 
     }
     let mut upgrade = headers.get_all(&header::UPGRADE);
     let Some(first) = upgrade.next() else { return false };
-    let websocket = first.trim_ascii().eq_ignore_ascii_case(b"websocket") && upgrade.next().is_none();
+    let websocket = eq_ignore_case(first.trim_ascii(), b"websocket") && upgrade.next().is_none();
     websocket && connection_has(headers, b"upgrade")
 }
 

@@ -6,6 +6,7 @@ use std::mem::MaybeUninit;
 use bytes::BytesMut;
 use http::{Method, Request, Uri, Version};
 
+use crate::codec::ascii::eq_ignore_case;
 use crate::codec::fields::connection_tokens;
 use crate::codec::lines::{HeaderLines, places};
 use crate::proxy::ClientBodySource;
@@ -75,7 +76,7 @@ pub(crate) fn read_request(buf: &mut BytesMut) -> Parsed {
 /// Whether a request header keeps the request plain: no body, no upgrade, no `Expect`, and a
 /// Connection header naming nothing but `close` or `keep-alive`.
 fn plain_header(name: &[u8], value: &[u8]) -> bool {
-    let is = |n: &str| name.eq_ignore_ascii_case(n.as_bytes());
+    let is = |n: &str| eq_ignore_case(name, n.as_bytes());
     if is("content-length") {
         return value.trim_ascii() == b"0";
     }
@@ -83,7 +84,7 @@ fn plain_header(name: &[u8], value: &[u8]) -> bool {
         return false;
     }
     if is("connection") {
-        return connection_tokens(value).all(|t| t.eq_ignore_ascii_case(b"close") || t.eq_ignore_ascii_case(b"keep-alive"));
+        return connection_tokens(value).all(|t| eq_ignore_case(t, b"close") || eq_ignore_case(t, b"keep-alive"));
     }
     true
 }
