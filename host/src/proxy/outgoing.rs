@@ -2,6 +2,7 @@
 //! from a plain request's lines), and what each attempt adds for its member (its path and
 //! Host).
 
+use http::uri::PathAndQuery;
 use http::{HeaderValue, Method, Request, Uri, Version, header, request::Parts};
 
 use super::body::RequestBody;
@@ -25,10 +26,49 @@ pub(super) struct Way<'a> {
     pub(super) request_id: Option<&'a HeaderValue>,
 }
 
+/// What a member's base path is joined to: the route's rest of the client's path, and the
+/// client's query.
+pub(super) enum Rest {
+    /// The rest is the tail of the client's path from `at` (as on most routes: the client
+    /// spelled its path canonically). The client's path is kept, which shares the head's
+    /// bytes, instead of copying the rest into a string of its own for every request.
+    Tail { client: PathAndQuery, at: usize },
+    /// The rest is spelled otherwise (canonicalized).
+    Spelled { rest: String, query: Option<String> },
+}
+
+impl Rest {
+    /// `rest`, which the client's `uri` may end with.
+    pub(super) fn of(uri: &Uri, rest: &str) -> Self {
+        if let Some(client) = uri.path_and_query() {
+            let path = client.path();
+            if let Some(at) = path.len().checked_sub(rest.len())
+                && path.get(at..) == Some(rest)
+            {
+                return Rest::Tail { client: client.clone(), at };
+            }
+        }
+        Rest::Spelled { rest: rest.to_string(), query: uri.query().map(str::to_string) }
+    }
+
+    fn rest(&self) -> &str {
+        match self {
+            Rest::Tail { client, at } => client.path().get(*at..).unwrap_or_default(),
+            Rest::Spelled { rest, .. } => rest,
+        }
+    }
+
+    fn query(&self) -> Option<&str> {
+        match self {
+            Rest::Tail { client, .. } => client.query(),
+            Rest::Spelled { query, .. } => query.as_deref(),
+        }
+    }
+}
+
 /// The request as it goes to members, minus what depends on the member (URI, Host).
 pub(crate) struct Outgoing {
-    rest: String,
-    query: Option<String>,
+    rest: Rest,
     client_host: Option<HeaderValue>,
     preserve_host: bool,
     /// Whether the request may be sent again after an exchange broke: an idempotent method
@@ -48,7 +88,7 @@ impl Outgoing {
     /// Applies the header rules (see [`headers`]) to the request: to `parts`' map, or, for a
     /// plain request with its client's `lines`, once into the lines every member gets (into
     /// the map when `map_wanted`). Returns what each attempt needs.
-    pub(super) fn prepare(parts: &mut Parts, lines: Option<HeaderLines>, map_wanted: bool, rest: String, no_body: bool, preserve_host: bool, way: &Way<'_>) -> Self {
+    pub(super) fn prepare(parts: &mut Parts, lines: Option<HeaderLines>, map_wanted: bool, rest: Rest, no_body: bool, preserve_host: bool, way: &Way<'_>) -> Self {
         let lines = match lines {
             Some(lines) if map_wanted => {
                 parts.headers = lines.into_map();
@@ -70,10 +110,9 @@ impl Outgoing {
                 None
             }
         };
-        let query = parts.uri.query().map(str::to_string);
         parts.version = Version::HTTP_11;
         let replayable = is_idempotent(&parts.method) && no_body;
-        Self { rest, query, client_host, preserve_host, replayable, upgrade: None, scheme: way.scheme, written }
+        Self { rest, client_host, preserve_host, replayable, upgrade: None, scheme: way.scheme, written }
     }
 
     /// The host the client asked for, as text (empty when it named none).
@@ -115,9 +154,9 @@ impl Outgoing {
         // The parts' URI is the client's (or the last member's): kept when it is already the
         // path this member gets, as on most routes, instead of built and parsed again.
         let unchanged = parts.uri.scheme().is_none()
-            && parts.uri.path_and_query().is_some_and(|sent| route::is_forward_path(sent.as_str(), base, &self.rest, self.query.as_deref()));
+            && parts.uri.path_and_query().is_some_and(|sent| route::is_forward_path(sent.as_str(), base, self.rest.rest(), self.rest.query()));
         if !unchanged {
-            let path = forward_path(base, &self.rest, self.query.as_deref());
+            let path = forward_path(base, self.rest.rest(), self.rest.query());
             parts.uri = path.parse::<Uri>().map_err(|e| ProxyError::BadRequest { reason: format!("path `{path}`: {e}") })?;
         }
         if self.written.is_none() {
@@ -165,12 +204,12 @@ pub(crate) fn member_heads(
     };
     let framing = crate::upstream::RequestFraming::None;
     let mut by_map = parts();
-    let outgoing = Outgoing::prepare(&mut by_map, Some(lines.clone()), true, String::new(), true, false, &way);
+    let outgoing = Outgoing::prepare(&mut by_map, Some(lines.clone()), true, Rest::of(uri, ""), true, false, &way);
     set_host(&mut by_map.headers, host);
     let mut map_head = Vec::new();
     crate::upstream::encode_head(&by_map, outgoing.head_fields_with(host), framing, false, &mut map_head);
     let mut by_lines = parts();
-    let outgoing = Outgoing::prepare(&mut by_lines, Some(lines.clone()), false, String::new(), true, false, &way);
+    let outgoing = Outgoing::prepare(&mut by_lines, Some(lines.clone()), false, Rest::of(uri, ""), true, false, &way);
     let mut lines_head = Vec::new();
     crate::upstream::encode_head(&by_lines, outgoing.head_fields_with(host), framing, false, &mut lines_head);
     [map_head, lines_head]

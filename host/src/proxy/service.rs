@@ -17,7 +17,7 @@ use super::access;
 use super::limits::ClientBody;
 use super::outcome::Outcome;
 use super::respond::{ProxyError, error_response};
-use super::outgoing::{Outgoing, Way};
+use super::outgoing::{Outgoing, Rest, Way};
 use super::route;
 use super::{Proxy, SharedProxy, Target, headers, strict, upgrade};
 use crate::balancer::sticky;
@@ -192,8 +192,8 @@ impl Proxy {
         let rest = match route.target.nocanon {
             true => route::raw_rest(&route.prefix, raw_path).unwrap_or(rest),
             false => rest,
-        }
-        .to_string();
+        };
+        let rest = Rest::of(request.uri(), rest);
         let upgrade = upgrade::wants_websocket(&request, headers).then_some(route.target.upgrade);
         let on_upgrade = upgrade.map(|_| hyper::upgrade::on(&mut *request));
         let trusted = self.forwarded.trusts(client.addr.ip());
