@@ -84,7 +84,7 @@ impl<C> Balancer<C> {
         };
         self.record(request, index, &candidates, &table);
         if let Some(shadow) = &self.shadow {
-            shadow.offer(key, table, candidates, index, now);
+            shadow.offer(key, table, candidates.into_vec(), index, now);
         }
         Ok(self.elect(index, false))
     }

@@ -6,18 +6,57 @@
 //! members; if that is empty, the usable hot standbys (H); only then the next lbset. Members
 //! already tried by this request count as unusable.
 
+use std::cell::RefCell;
+use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Instant;
 
 use super::lbmethod::Candidate;
 use super::member::Member;
 use crate::config::StatusFlags;
+use crate::spare;
+
+/// Candidate vectors kept per thread.
+const KEPT_CANDIDATES: usize = 8;
+/// Vectors with room for more members than this are not kept.
+const LARGEST_KEPT_CANDIDATES: usize = 1024;
+
+thread_local! {
+    static SPARE_CANDIDATES: RefCell<Vec<Vec<usize>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// One pick's candidates: indices into the balancer's members. Every request's pick makes
+/// one, so its vector is one of the thread's spares, given back when dropped (an allocation
+/// and a free per request before).
+#[derive(Debug)]
+pub(crate) struct Candidates(Vec<usize>);
+
+impl Candidates {
+    /// The indices as a vector of their own (the spare is not given back).
+    pub(crate) fn into_vec(mut self) -> Vec<usize> {
+        std::mem::take(&mut self.0)
+    }
+}
+
+impl Deref for Candidates {
+    type Target = [usize];
+
+    fn deref(&self) -> &[usize] {
+        &self.0
+    }
+}
+
+impl Drop for Candidates {
+    fn drop(&mut self) {
+        spare::keep(&SPARE_CANDIDATES, std::mem::take(&mut self.0), KEPT_CANDIDATES, LARGEST_KEPT_CANDIDATES);
+    }
+}
 
 /// Indices (into `members`) of the first non-empty tier; empty when no member is usable.
-pub(crate) fn first_tier<C>(members: &[Arc<Member<C>>], tried: &[usize], now: Instant) -> Vec<usize> {
-    let mut candidates = Vec::with_capacity(members.len());
+pub(crate) fn first_tier<C>(members: &[Arc<Member<C>>], tried: &[usize], now: Instant) -> Candidates {
+    let mut candidates = spare::take(&SPARE_CANDIDATES, members.len());
     let Some(mut lbset) = members.iter().map(|m| m.config.lbset).min() else {
-        return candidates;
+        return Candidates(candidates);
     };
     loop {
         // Spares and standbys are rare: these stay unallocated unless there are some.
@@ -53,9 +92,9 @@ pub(crate) fn first_tier<C>(members: &[Arc<Member<C>>], tried: &[usize], now: In
             candidates = standbys;
         }
         match next_lbset {
-            _ if !candidates.is_empty() => return candidates,
+            _ if !candidates.is_empty() => return Candidates(candidates),
             Some(next) => lbset = next,
-            None => return candidates,
+            None => return Candidates(candidates),
         }
     }
 }

@@ -14,6 +14,7 @@ use http_body::{Body, Frame, SizeHint};
 
 use super::limits::{ClientBody, ClientBodyError};
 use crate::codec::response::RawHeaders;
+use crate::spare_box::SpareBox;
 use crate::upstream::MemberBody;
 
 /// Errors a body can end with.
@@ -69,7 +70,7 @@ pub enum ResponseBody {
         /// The member's header lines, while they are kept raw.
         head: Option<RawHeaders>,
         /// The body (boxed as the member's answer brought it).
-        body: Box<MemberBody>,
+        body: SpareBox<MemberBody>,
     },
     /// A body the proxy made itself (error pages).
     Local(Option<Bytes>),
@@ -127,7 +128,7 @@ impl Body for ResponseBody {
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         match self.get_mut() {
             ResponseBody::Local(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
-            ResponseBody::Member { body, .. } => Pin::new(body).poll_frame(cx).map_err(|e| Box::new(e) as BodyError),
+            ResponseBody::Member { body, .. } => Pin::new(&mut **body).poll_frame(cx).map_err(|e| Box::new(e) as BodyError),
         }
     }
 

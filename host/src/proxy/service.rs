@@ -48,7 +48,7 @@ impl ProxyService {
     /// Answers one request (hyper's, or the HTTP/1 fast path's) with whatever proxy is current.
     /// A fast-path request comes with its header `lines` as the client sent them and its map
     /// left empty; the request path reads either through a [`HeaderView`].
-    pub(crate) fn respond(&self, request: Box<Request<ClientBodySource>>, lines: Option<HeaderLines>) -> impl Future<Output = Response<Tracked<ResponseBody>>> + Send + 'static {
+    pub(crate) fn respond(&self, request: SpareBox<Request<ClientBodySource>>, lines: Option<HeaderLines>) -> impl Future<Output = Response<Tracked<ResponseBody>>> + Send + 'static {
         let proxy = self.proxy.load_full();
         let (flight, raw) = self.conn.begin_request();
         let client = Client { addr: self.peer, forwarded_for: self.peer_value.clone(), raw, conn: Arc::clone(&self.conn), secure: self.secure };
@@ -93,7 +93,7 @@ impl hyper::service::Service<Request<Incoming>> for ProxyService {
         // The answering is made straight into a block the worker keeps (see `spare_box`):
         // held by an async block instead, it was copied (about 7 KB) into the block and again
         // into the box. The box hyper wants holds only the pointer to it.
-        Box::pin(SpareBox::new(|| HyperAnswer { answering: self.respond(Box::new(request.map(ClientBodySource::Stream)), None) }))
+        Box::pin(SpareBox::new(|| HyperAnswer { answering: self.respond(SpareBox::new(|| request.map(ClientBodySource::Stream)), None) }))
     }
 }
 
@@ -153,7 +153,7 @@ impl Proxy {
     /// why it cannot; what became of it is left in `outcome`.
     async fn relay(
         &self,
-        mut request: Box<Request<ClientBodySource>>,
+        mut request: SpareBox<Request<ClientBodySource>>,
         lines: Option<HeaderLines>,
         client: &Client,
         outcome: &mut Outcome,
@@ -197,7 +197,7 @@ impl Proxy {
         let upgrade = upgrade::wants_websocket(&request, headers).then_some(route.target.upgrade);
         let on_upgrade = upgrade.map(|_| hyper::upgrade::on(&mut *request));
         let trusted = self.forwarded.trusts(client.addr.ip());
-        let (mut parts, body) = (*request).into_parts();
+        let (mut parts, body) = request.into_inner().into_parts();
         let scheme = if client.secure { "https" } else { "http" };
         let way = Way { forwarded_for: &client.forwarded_for, trusted, scheme, request_id: outcome.request_id.as_ref() };
         // Header rewriters edit a map: a route whose rewriters edit requests gets one.

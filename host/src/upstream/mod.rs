@@ -42,6 +42,7 @@ pub(crate) use request::{HeadFields, RequestFraming, encode_head};
 
 use crate::balancer::{AttemptOutcome, BusyGuard, Member};
 use crate::codec::response::{Fields, ResponseHead};
+use crate::spare_box::SpareBox;
 use head::{Continue, HeadFailure, await_continue, read_head, read_head_from};
 use pool::Lease;
 use request::BodyWriteError;
@@ -75,7 +76,7 @@ pub struct MemberResponse {
     /// The body, read off the member connection as it is consumed. Boxed: it is a few
     /// hundred bytes, and the answer moves up through every layer of the request's future
     /// (each move of it inline was a copy).
-    pub body: Box<MemberBody>,
+    pub body: SpareBox<MemberBody>,
 }
 
 /// A member's 101: its headers (hop-by-hop ones left out) and the connection, ready to be
@@ -190,7 +191,7 @@ pub(crate) async fn exchange<B: OutgoingBody>(
     if status == StatusCode::SWITCHING_PROTOCOLS {
         return tunnel::switched(lease, busy, Arc::clone(member), fields.into_map()).map(MemberAnswer::Switched).map_err(|reason| broken(reason, parts));
     }
-    let body = Box::new(MemberBody::new(lease, framing, keep_alive, Arc::clone(member), busy, upload));
+    let body = SpareBox::new(|| MemberBody::new(lease, framing, keep_alive, Arc::clone(member), busy, upload));
     Ok(MemberAnswer::Response(MemberResponse { status, head: fields, body }))
 }
 

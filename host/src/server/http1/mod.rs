@@ -164,7 +164,7 @@ async fn answer(
     io: &mut Guard,
     buf: &mut ReadBuffer,
     service: &ProxyService,
-    request: Box<Request<ClientBodySource>>,
+    request: SpareBox<Request<ClientBodySource>>,
     lines: HeaderLines,
     stop: &watch::Receiver<bool>,
 ) -> Answered {

@@ -10,6 +10,7 @@ use crate::codec::ascii::eq_ignore_case;
 use crate::codec::fields::connection_tokens;
 use crate::codec::lines::{HeaderLines, places};
 use crate::proxy::ClientBodySource;
+use crate::spare_box::SpareBox;
 
 /// Most header lines a fast-path request may have (hyper's own limit is 100; more goes to it).
 const MAX_HEADERS: usize = 100;
@@ -22,7 +23,7 @@ pub(crate) enum Parsed {
     /// them, come beside it. Its head was taken off the buffer. Boxed: a request is a few
     /// hundred bytes and goes down through every layer of its answering's future before it
     /// is split (each move of it inline was a copy).
-    Request(Box<Request<ClientBodySource>>, HeaderLines),
+    Request(SpareBox<Request<ClientBodySource>>, HeaderLines),
     /// Not a whole head yet.
     Partial,
     /// Something for hyper: not a plain HTTP/1.1 request without a body, or not valid.
@@ -66,7 +67,7 @@ pub(crate) fn read_request(buf: &mut BytesMut) -> Parsed {
         *buf = whole;
         return Parsed::NotPlain;
     };
-    let mut request = Box::new(Request::new(ClientBodySource::None));
+    let mut request = SpareBox::new(|| Request::new(ClientBodySource::None));
     *request.method_mut() = method;
     *request.uri_mut() = uri;
     *request.version_mut() = Version::HTTP_11;
