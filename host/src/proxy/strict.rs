@@ -16,10 +16,11 @@
 //!   `transfer_encoding`): some back ends fold `_` into `-` → 400;
 //! - a declared Content-Length over `limits.body` → 413, before a byte of the body is read.
 
-use http::{Request, Version, header};
+use http::{Request, Version};
 
 use super::respond::ProxyError;
 use crate::config::Limits;
+use crate::codec::ascii::eq_ignore_case;
 use crate::codec::framing::{Declared, FramingFields};
 use crate::codec::lines::HeaderView;
 use crate::edge::Violation;
@@ -41,19 +42,46 @@ pub(crate) fn check<B>(request: &Request<B>, headers: HeaderView<'_>, limits: &L
     if headers.len() > limits.header_fields {
         return Err(ProxyError::HeaderTooLarge { reason: format!("{} fields, limit {}", headers.len(), limits.header_fields) });
     }
+    // One pass over the fields notes what the Host and framing checks need (a lookup of
+    // each name would pass over them four times more).
     let mut size = 0usize;
+    let mut hosts = Hosts::default();
+    let mut framing = FramingFields::default();
     for (name, value) in headers.iter() {
         // As on the wire: `name: value` and CRLF.
         size += name.len() + value.len() + 4;
         if name.contains(&b'_') && reads_as_framing(name) {
             return Err(malformed(format!("header `{}` reads as a framing header", String::from_utf8_lossy(name))));
         }
+        match name.len() {
+            4 if eq_ignore_case(name, b"host") => hosts.note(value),
+            // Content-Length and Transfer-Encoding; a name's values keep their order, as
+            // in a map, and the two names do not bear on each other's noting.
+            14 | 17 => framing.note(name, value),
+            _ => {}
+        }
     }
     if size > limits.header_size {
         return Err(ProxyError::HeaderTooLarge { reason: format!("{size} bytes of header fields, limit {}", limits.header_size) });
     }
-    check_host(request, headers)?;
-    check_framing(headers, limits)
+    check_host(request, hosts)?;
+    check_framing(&framing, limits)
+}
+
+/// The Host fields of a request: the first one's value, and whether there was another.
+#[derive(Default)]
+struct Hosts<'a> {
+    first: Option<&'a [u8]>,
+    more: bool,
+}
+
+impl<'a> Hosts<'a> {
+    fn note(&mut self, value: &'a [u8]) {
+        match self.first {
+            Some(_) => self.more = true,
+            None => self.first = Some(value),
+        }
+    }
 }
 
 fn malformed(reason: impl Into<String>) -> ProxyError {
@@ -80,12 +108,11 @@ fn reads_as_framing(name: &[u8]) -> bool {
     folded("content-length") || folded("transfer-encoding") || folded("host") || folded("connection")
 }
 
-fn check_host<B>(request: &Request<B>, headers: HeaderView<'_>) -> Result<(), ProxyError> {
-    let mut hosts = headers.get_all(&header::HOST);
-    let host = hosts.next();
-    if hosts.next().is_some() {
+fn check_host<B>(request: &Request<B>, hosts: Hosts<'_>) -> Result<(), ProxyError> {
+    if hosts.more {
         return Err(malformed("more than one Host"));
     }
+    let host = hosts.first;
     match (request.version(), host) {
         (Version::HTTP_11, None) => return Err(malformed("HTTP/1.1 request without Host")),
         (_, Some(h)) if !valid_host(h) => {
@@ -153,14 +180,7 @@ pub(crate) fn valid_host(host: &[u8]) -> bool {
     name_ok && port_ok
 }
 
-fn check_framing(headers: HeaderView<'_>, limits: &Limits) -> Result<(), ProxyError> {
-    let mut framing = FramingFields::default();
-    for value in headers.get_all(&header::TRANSFER_ENCODING) {
-        framing.note_transfer_encoding(value);
-    }
-    for value in headers.get_all(&header::CONTENT_LENGTH) {
-        framing.note_length(value);
-    }
+fn check_framing(framing: &FramingFields, limits: &Limits) -> Result<(), ProxyError> {
     match (framing.declared().map_err(|e| malformed(e.to_string()))?, limits.body) {
         (Declared::Length(n), Some(limit)) if n > limit => Err(ProxyError::BodyTooLarge { limit }),
         _ => Ok(()),
