@@ -6,7 +6,8 @@ the machine's load the way wrk's requests per CPU-second does (its run-to-run sp
 Runs the release proxy on examples/bench.toml under valgrind's callgrind over the shared
 harness's three nginx origins, warms it up with wrk, zeroes the counters, drives
 `GET /ok` for a fixed time at low concurrency, dumps, and prints the user-space
-instructions per request, then the functions costing the most per request (inclusive).
+instructions per request (and how many of them the runtime's waits took), then the functions
+costing the most per request (inclusive).
 
     cargo build --release -p switchyard
     python3 host/benches/instructions_per_request.py          # ~1 min; TOP=60 for more rows
@@ -90,6 +91,12 @@ def main():
     rows = re.findall(r"^\s*([\d,]+) \(\s*[\d.]+%\)\s+(\S.*)$", report, re.MULTILINE)
     total = int(rows[0][0].replace(",", ""))
     print(f"{requests} requests, {total / requests:,.0f} user-space instructions per request ({dumps[0]})")
+    # The runtime's waits (epoll, then its timers) are counted apart too: how many a worker
+    # makes per request depends on how the proxy's threads and wrk interleave under valgrind
+    # (from about 0.5 to 1.5, some 800 instructions each), which moves the total by a few
+    # hundred from run to run with no change to the proxy. What is left is steadier.
+    waits = max((int(c.replace(",", "")) for c, where in rows if re.search(r"current_thread::Context::park \[", where)), default=0)
+    print(f"{waits / requests:9,.0f}  of them in the runtime's waits; {(total - waits) / requests:,.0f} outside them")
     shown = 0
     seen = set()
     for count, where in rows[1:]:
