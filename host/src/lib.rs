@@ -8,9 +8,10 @@
 //!   depends on nothing.
 //! - `spare`: small vectors kept by each thread between uses; depends on nothing.
 //! - `spare_box`: boxes whose memory each thread keeps for the next box of the same size (a
-//!   request's answering future); depends on nothing.
+//!   request's answering future, its head, a member's body reader); depends on nothing.
 //! - [`codec`]: HTTP/1 on the wire, once — framing rules, the body decoder, chunk encoding,
-//!   response heads, hop-by-hop headers; depends on nothing but `spare`.
+//!   response heads, hop-by-hop headers, names compared in any case; depends on nothing but
+//!   `spare`.
 //! - `splice`: bytes moved from one TCP socket to another through a pipe, never copied
 //!   through user space (large answers from plain members to plain clients).
 //! - [`worker`]: which worker thread this is (per-worker state is indexed by it).
