@@ -9,9 +9,10 @@
 //!
 //! A request's head and a member's body reader are each boxed once per request too (so the
 //! futures that carry them stay small); they are small enough for glibc's cache, but a block
-//! from the thread's stack still costs less than malloc and free (together about 140
-//! instructions fewer per request). A value that may move (`Unpin`) can be edited in its box and moved out
-//! ([`SpareBox::into_inner`]); a future cannot.
+//! from the thread's stack still costs less than malloc and free (together about 85
+//! instructions fewer per request). A value that may move (`Unpin`) can be edited in its box
+//! and moved out ([`SpareBox::into_inner`]); one that is not `Unpin`, such as most futures,
+//! cannot.
 //!
 //! Bounded both ways, like `crate::spare`: a thread keeps at most [`KEPT`] blocks, none larger
 //! than [`LARGEST`] bytes; any other block is freed. A box dropped on another thread gives its
@@ -93,7 +94,8 @@ fn give_back(layout: Layout, block: NonNull<u8>) {
 }
 
 /// A value in a heap block that its thread keeps when the box is dropped (see the module
-/// header). Like `Box`, it owns the value and never moves it: a future in it is pinned.
+/// header). Like `Box`, it owns the value; it never moves a value that is not `Unpin` (only
+/// an `Unpin` one can be moved out, by [`SpareBox::into_inner`]), so a future in it is pinned.
 pub struct SpareBox<T> {
     value: NonNull<T>,
 }

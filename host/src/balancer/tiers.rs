@@ -88,7 +88,8 @@ pub(crate) fn first_tier<C>(members: &[Arc<Member<C>>], tried: &[usize], now: In
             }
         }
         candidates.extend(spares.into_iter().take(unusable_regulars));
-        if candidates.is_empty() {
+        // Only when there are standbys: the spare vector is kept otherwise.
+        if candidates.is_empty() && !standbys.is_empty() {
             candidates = standbys;
         }
         match next_lbset {
