@@ -87,6 +87,14 @@ impl Browser {
 
     /// One DevTools command; its result (events in between are passed over).
     pub async fn call(&mut self, method: &str, params: Value) -> Value {
+        match self.try_call(method, params).await {
+            Ok(result) => result,
+            Err(answer) => panic!("{method}: {answer}"),
+        }
+    }
+
+    /// One DevTools command; its result, or the whole answer when it is an error.
+    async fn try_call(&mut self, method: &str, params: Value) -> Result<Value, Value> {
         self.next_id += 1;
         let id = self.next_id;
         let message = json!({ "id": id, "method": method, "params": params }).to_string();
@@ -96,8 +104,10 @@ impl Browser {
             let Some(Ok(Message::Text(text))) = next else { continue };
             let answer: Value = serde_json::from_str(&text).expect("json");
             if answer["id"] == id {
-                assert!(answer.get("error").is_none(), "{method}: {answer}");
-                return answer["result"].clone();
+                if answer.get("error").is_some() {
+                    return Err(answer);
+                }
+                return Ok(answer["result"].clone());
             }
         }
     }
@@ -115,11 +125,18 @@ impl Browser {
         self.wait_for("document.readyState === 'complete' && location.href !== 'about:blank'").await;
     }
 
-    /// Waits (bounded) until `condition` is true in the page.
+    /// Waits (bounded) until `condition` is true in the page. A page that is navigating (a
+    /// form posted, its answer loading) cannot evaluate: DevTools answers such a look with an
+    /// error, and the next look is made on the new page.
     pub async fn wait_for(&mut self, condition: &str) {
         for _ in 0..400 {
-            if self.eval(condition).await == Value::Bool(true) {
-                return;
+            let look = self.try_call("Runtime.evaluate", json!({ "expression": condition, "returnByValue": true, "awaitPromise": true })).await;
+            match look {
+                Ok(result) if result.get("exceptionDetails").is_none() && result["result"]["value"] == Value::Bool(true) => return,
+                Ok(result) if result.get("exceptionDetails").is_some() && !result.to_string().contains("context was destroyed") => panic!("{condition}: {result}"),
+                Ok(_) => {}
+                Err(answer) if navigating(&answer) => {}
+                Err(answer) => panic!("Runtime.evaluate: {answer}"),
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
@@ -131,4 +148,10 @@ impl Browser {
         let shot = self.call("Page.captureScreenshot", json!({ "format": "png", "captureBeyondViewport": true })).await;
         base64::engine::general_purpose::STANDARD.decode(shot["data"].as_str().expect("data")).expect("base64")
     }
+}
+
+/// Whether a DevTools error says the page went away while it was asked (it is navigating).
+fn navigating(answer: &Value) -> bool {
+    let message = answer["error"]["message"].as_str().unwrap_or_default();
+    message.contains("navigated or closed") || message.contains("context was destroyed")
 }
