@@ -13,8 +13,9 @@ costing the most per request (inclusive).
     python3 host/benches/instructions_per_request.py          # ~1 min; TOP=60 for more rows
     CONFIG=examples/bench-access-log.toml python3 host/benches/instructions_per_request.py
                                                               # the same with the access log on
+    HTTP2=1 python3 host/benches/instructions_per_request.py  # HTTP/2 clients (h2load, h2c)
 
-Needs valgrind, nginx and wrk (Debian: apt-get install -y valgrind nginx wrk) and the shared
+Needs valgrind, nginx and wrk (Debian: apt-get install -y valgrind nginx wrk; h2load for HTTP2=1: nghttp2-client) and the shared
 bench harness (../shared/bench, or set BENCH_DIR). Everything listens on 127.0.0.1 (origins
 9001-9003, the proxy on 8090) and is stopped by PID. The profile is kept (its path is
 printed) for `callgrind_annotate --inclusive=yes --tree=calling`.
@@ -37,14 +38,27 @@ PROXY_PORT = 8090
 SECONDS = int(os.environ.get("SECONDS_UNDER_LOAD", "10"))
 CONNECTIONS = 4
 TOP = int(os.environ.get("TOP", "30"))
+# HTTP2=1: the same requests from HTTP/2 clients (h2load, cleartext with prior knowledge, as
+# many streams at once on each connection as there are connections), which hyper serves.
+HTTP2 = os.environ.get("HTTP2") == "1"
 
 
 def wrk(seconds):
+    if HTTP2:
+        return h2load(seconds)
     out = subprocess.run(
         ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", f"http://127.0.0.1:{PROXY_PORT}/ok"],
         capture_output=True, text=True, timeout=seconds + 30, check=True,
     ).stdout
     return int(re.search(r"(\d+) requests in", out).group(1))
+
+
+def h2load(seconds):
+    out = subprocess.run(
+        ["h2load", "-t1", f"-c{CONNECTIONS}", f"-m{CONNECTIONS}", f"-D{seconds}", f"http://127.0.0.1:{PROXY_PORT}/ok"],
+        capture_output=True, text=True, timeout=seconds + 30, check=True,
+    ).stdout
+    return int(re.search(r"requests: \d+ total, \d+ started, \d+ done, (\d+) succeeded", out).group(1))
 
 
 def main():

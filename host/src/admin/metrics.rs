@@ -237,7 +237,7 @@ pub(super) fn render(control: &Control) -> Response<Full<Bytes>> {
     if let Some(log) = proxy.access_log() {
         let dropped = Counter::<u64>::default();
         dropped.inc_by(log.dropped());
-        registry.register("access_log_dropped_lines", "Access-log lines dropped because the writer fell behind", dropped);
+        registry.register("access_log_dropped_lines", "Access-log lines dropped because a worker had gathered `buffer` lines the writer had not taken", dropped);
     }
     let mut text = String::new();
     if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &registry) {

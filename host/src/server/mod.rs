@@ -128,10 +128,14 @@ impl Running {
         self.wait().await;
     }
 
-    /// Waits until every worker has stopped (after a shutdown was triggered).
+    /// Waits until every worker has stopped (after a shutdown was triggered), then until the
+    /// access log has written every line.
     pub async fn wait(mut self) {
         for worker in std::mem::take(&mut self.workers) {
             let _ = worker.await;
+        }
+        if let Some(log) = self.shared.proxy.load().access_log() {
+            log.close();
         }
     }
 

@@ -141,6 +141,11 @@ format = "xml"
     assert_eq!(log.format, crate::config::AccessFormat::Text(crate::config::parse_format(crate::config::COMBINED).expect("combined")));
     assert!(log.request_id);
     assert!(errors("[[listen]]\naddr = \"127.0.0.1:1\"\n[access_log]\nformat = \"json\"\n")[0].ends_with("access_log.path: give a file, or \"stderr\""));
+    assert_eq!(log.flush, Duration::from_millis(100), "flush's default");
+    let flush = |value: &str| parse(&format!("[[listen]]\naddr = \"127.0.0.1:1\"\n[access_log]\npath = \"a.log\"\nflush = \"{value}\"\n"), Path::new("/etc/sy/test.toml"));
+    assert_eq!(flush("0s").expect("zero: every line at once").access_log.map(|l| l.flush), Some(Duration::ZERO));
+    assert_eq!(flush("2s").expect("valid").access_log.map(|l| l.flush), Some(Duration::from_secs(2)));
+    assert_eq!(errors("[[listen]]\naddr = \"127.0.0.1:1\"\n[access_log]\npath = \"a.log\"\nflush = \"11s\"\n"), ["test.toml:5: access_log.flush: must be at most 10s"]);
 }
 
 #[test]
