@@ -19,8 +19,8 @@
 //! - `deadline`: a deadline that arms no timer when the work finishes at once.
 //! - [`durable`]: directories opened once as capabilities, files replaced atomically.
 //! - [`config`]: the TOML file, checked into a typed model.
-//! - [`observe`]: the access log (written by a thread of its own), request ids, latency
-//!   histograms and traffic counters.
+//! - [`observe`]: the access log (lines made and gathered by each worker, written by a
+//!   thread of its own), request ids, latency histograms and traffic counters.
 //! - [`scaffold`]: `switchyard plugin new`, a plugin project that builds outside this
 //!   repository (depends on nothing).
 //! - [`import`]: `switchyard import-httpd`, an httpd configuration turned into ours (uses

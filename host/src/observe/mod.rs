@@ -1,10 +1,9 @@
-//! Observability below the request path: the access log (lines made off the request path
-//! by a writer thread of its own), the request id, and the per-route traffic counters that
-//! `/metrics` reads.
+//! Observability below the request path: the access log, the request id, and the per-route
+//! traffic counters that `/metrics` reads.
 //!
-//! The request path only fills an [`Entry`] and hands it over; formatting and writing
-//! happen on the writer thread, and a full queue drops the line (counted), never slows a
-//! request.
+//! The request path fills an [`Entry`]; when its answer ends, the worker formats the line
+//! into a batch of its own, and a writer thread of the log's own writes every worker's batch
+//! in rounds. A full batch drops the line (counted), never slows a request.
 
 mod access;
 mod render;
