@@ -16,8 +16,6 @@ Switchyard 8463/8464, nginx 8465/8466) and is stopped by PID; the logs go to a t
 directory.
 """
 import os
-import re
-import subprocess
 
 import beside_nginx as side
 
@@ -27,11 +25,7 @@ FLUSH = os.environ.get("FLUSH")
 
 
 def wrk(port, connections, seconds):
-    out = subprocess.run(
-        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", f"http://127.0.0.1:{port}/ok"],
-        capture_output=True, text=True, timeout=seconds + 30, check=True,
-    ).stdout
-    return int(re.search(r"(\d+) requests in", out).group(1))
+    return side.wrk_requests(f"http://127.0.0.1:{port}/ok", threads=2, connections=connections, seconds=seconds)
 
 
 def user_system(pid):

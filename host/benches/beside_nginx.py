@@ -1,11 +1,13 @@
 """What the scripts that run Switchyard beside nginx share: the shared bench harness, the
 release binary, the three nginx origins, an nginx config balancing over them, the matching
 Switchyard members, a throwaway certificate, and starting and stopping a proxy by its
-process group. Not a benchmark itself; imported by tls_vs_nginx.py, h2load_vs_nginx.py,
-idle_connections.py and paused_clients.py.
+process group, counting wrk's requests. Not a benchmark itself; imported by tls_vs_nginx.py,
+h2load_vs_nginx.py, idle_connections.py, paused_clients.py, access_log_vs_nginx.py and
+instructions_per_request.py.
 """
 import contextlib
 import os
+import re
 import subprocess
 import sys
 import time
@@ -149,6 +151,15 @@ def proxy(run, name, cmd, ports):
         except ProcessLookupError:
             pass
         proc.wait(30)
+
+
+def wrk_requests(url, *, threads, connections, seconds):
+    """How many requests `wrk` made to `url` in `seconds`."""
+    out = subprocess.run(
+        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", url],
+        capture_output=True, text=True, timeout=seconds + 30, check=True,
+    ).stdout
+    return int(re.search(r"(\d+) requests in", out).group(1))
 
 
 def cpu_seconds(pid):

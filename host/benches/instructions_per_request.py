@@ -33,6 +33,7 @@ REPO = Path(__file__).resolve().parents[2]
 BENCH_DIR = Path(os.environ.get("BENCH_DIR", REPO.parent / "shared" / "bench"))
 sys.path.insert(0, str(BENCH_DIR))
 import common  # noqa: E402  (the shared harness: origins, Server, process-group stops)
+import beside_nginx as side  # noqa: E402  (wrk's request count)
 
 PROXY_PORT = 8090
 SECONDS = int(os.environ.get("SECONDS_UNDER_LOAD", "10"))
@@ -46,11 +47,7 @@ HTTP2 = os.environ.get("HTTP2") == "1"
 def wrk(seconds):
     if HTTP2:
         return h2load(seconds)
-    out = subprocess.run(
-        ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", f"http://127.0.0.1:{PROXY_PORT}/ok"],
-        capture_output=True, text=True, timeout=seconds + 30, check=True,
-    ).stdout
-    return int(re.search(r"(\d+) requests in", out).group(1))
+    return side.wrk_requests(f"http://127.0.0.1:{PROXY_PORT}/ok", threads=1, connections=CONNECTIONS, seconds=seconds)
 
 
 def h2load(seconds):
