@@ -5,8 +5,8 @@
 //! its answer ends and appends it to a batch of its own (a lock nobody else takes but the
 //! writer, once per round). The writer takes every worker's batch in rounds: it swaps each
 //! for an empty one, writes and flushes, and then lets the next lines gather for `flush`. It
-//! is woken early only when a batch gets its first line (so an idle writer sleeps and a quiet
-//! proxy's line goes out at once) or passes half of `buffer` lines; nothing else wakes it.
+//! is woken early only when a batch passes half of `buffer` lines, or by any line once a round
+//! found nothing and it sleeps for good (so a quiet proxy's line goes out at once).
 //! Handing each entry to the writer over a queue woke it for almost every line (a futex call
 //! on the worker and a context switch per request) and moved every entry's allocations to be
 //! freed on another thread, which together cost a small request more than its line.
@@ -222,10 +222,6 @@ impl AccessLog {
     /// Makes `entry`'s line and adds it to this thread's batch, or drops and counts it when
     /// the batch already holds `buffer` lines (or the log is closed).
     fn record(&self, entry: Entry) {
-        if self.shared.close.load(Ordering::Acquire) {
-            self.shared.dropped.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
         let limit = self.settings.buffer;
         let wake = LOCAL.try_with(|local| {
             let mut local = local.borrow_mut();
@@ -234,16 +230,18 @@ impl AccessLog {
             }
             let Some(local) = local.as_mut() else { return false };
             let mut batch = lock(&local.batch);
-            if batch.lines >= limit {
+            // Looked at under the batch's lock: the writer's last round takes this lock after
+            // the flag is set, so a line is either in that round or counted here.
+            if batch.lines >= limit || self.shared.close.load(Ordering::Acquire) {
                 self.shared.dropped.fetch_add(1, Ordering::Relaxed);
                 return false;
             }
             local.renderer.render(&entry, &mut batch.text);
             batch.lines += 1;
-            // A writer between rounds is not woken for every first line (it would take one
-            // line a round); an asleep one is. Half the limit wakes either, lest the batch
-            // fill. Read after the line is in (the writer looks at the batches after saying
-            // it sleeps): one of the two sees the other.
+            // A writer between rounds is not woken for every line (it would take one line a
+            // round); an asleep one is. Half the limit wakes either, lest the batch fill.
+            // Read under the batch's lock, which the writer takes after saying it sleeps:
+            // one of the two sees the other.
             batch.lines == limit.div_ceil(2) || self.settings.flush.is_zero() || self.shared.asleep.load(Ordering::SeqCst)
         });
         match wake {
@@ -290,9 +288,10 @@ impl AccessLog {
 
 impl Drop for AccessLog {
     fn drop(&mut self) {
-        // The writer finishes on its own (a reload replaced this log, or the process ends).
-        self.shared.close.store(true, Ordering::Release);
-        self.writer.unpark();
+        // A log a reload replaced goes when its last request ends: its lines are written
+        // before that request's worker goes on (one write and flush, once per such reload),
+        // so none is lost if the process ends soon after.
+        self.close();
     }
 }
 
@@ -338,6 +337,9 @@ fn target_path(target: &LogTarget) -> PathBuf {
         LogTarget::File(p) => p.clone(),
     }
 }
+
+/// Room a batch keeps after a round, at most: about two thousand lines.
+const KEPT_ROOM: usize = 256 * 1024;
 
 /// The writer thread's state: the batches and where lines go.
 struct Writer {
@@ -399,8 +401,13 @@ impl Writer {
                 tracing::warn!(error = %e, "access log write failed");
             }
             spare.clear();
+            // A burst's room is not kept for ever (it goes round the workers' batches).
+            spare.shrink_to(KEPT_ROOM);
             wrote = true;
         }
+        // A batch only the list holds belongs to a thread that went away or now logs to
+        // another log: forgotten once empty.
+        lock(&self.shared.batches).retain(|batch| Arc::strong_count(batch) > 1 || lock(batch).lines > 0);
         wrote
     }
 }
@@ -465,24 +472,54 @@ mod tests {
         let _ = std::fs::remove_file(&path);
     }
 
+    fn written(path: &Path) -> usize {
+        std::fs::read_to_string(path).unwrap_or_default().lines().count()
+    }
+
+    /// Waits (bounded) until `path` holds `n` lines.
+    fn wait_for(path: &Path, n: usize) {
+        for _ in 0..500 {
+            if written(path) >= n {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("{} never held {n} lines", path.display());
+    }
+
     #[test]
-    fn a_full_batch_drops_and_counts_and_a_quiet_line_is_written_without_close() {
+    fn a_writer_asleep_is_woken_by_one_line() {
+        let path = std::env::temp_dir().join(format!("switchyard-access-quiet-{}.log", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let log = AccessLog::open(&settings(&path, 1000, Duration::from_millis(20))).expect("open");
+        for n in 1..=3 {
+            // Long enough for a round with nothing in it: the writer sleeps until woken. No
+            // timer would write this line; only the wake-up does.
+            std::thread::sleep(Duration::from_millis(200));
+            log.record(entry(200));
+            wait_for(&path, n);
+        }
+        assert_eq!(log.dropped(), 0);
+        log.close();
+        let _ = std::fs::remove_file(&path);
+    }
+
+    #[test]
+    fn a_batch_holds_buffer_lines_and_drops_and_counts_the_rest() {
         let path = std::env::temp_dir().join(format!("switchyard-access-full-{}.log", std::process::id()));
         let _ = std::fs::remove_file(&path);
         let log = AccessLog::open(&settings(&path, 4, Duration::from_secs(10))).expect("open");
-        // The writer may take lines between two records; a batch holds four at most, so at
-        // most six are dropped.
-        (0..10).for_each(|_| log.record(entry(200)));
-        let written = |path: &Path| std::fs::read_to_string(path).unwrap_or_default().lines().count();
-        // An idle writer wakes for a batch's first line and writes it within the round.
-        let mut waited = 0;
-        while written(&path) as u64 + log.dropped() < 10 && waited < 500 {
-            std::thread::sleep(Duration::from_millis(10));
-            waited += 1;
+        log.record(entry(200));
+        wait_for(&path, 1);
+        {
+            // The writer cannot take any batch while the list is held.
+            let _list = lock(&log.shared.batches);
+            (0..9).for_each(|_| log.record(entry(404)));
+            assert_eq!(log.dropped(), 5, "four fit, five are dropped");
         }
-        assert_eq!(written(&path) as u64 + log.dropped(), 10, "every line is written or counted");
-        assert!(log.dropped() <= 6);
         log.close();
+        let text = std::fs::read_to_string(&path).expect("read");
+        assert_eq!(text.lines().collect::<Vec<_>>(), ["200", "404", "404", "404", "404"]);
         let _ = std::fs::remove_file(&path);
     }
 }

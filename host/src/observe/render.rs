@@ -1,5 +1,6 @@
 //! Formatting an [`Entry`] as one line: an httpd `LogFormat` or a JSON object. Runs on the
-//! access log's writer thread, never on a worker.
+//! worker that answered the request, when its answer ends; each thread keeps a renderer of
+//! its own.
 
 use std::io::Write;
 use std::net::IpAddr;
@@ -27,7 +28,7 @@ impl Renderer {
 
     /// Appends `entry`'s line, with its newline, to `out`.
     pub(super) fn render(&mut self, entry: &Entry, out: &mut Vec<u8>) {
-        // The clock is read here, on the writer, not on the worker: arrival = now − age.
+        // The wall clock is read once, when the line is made: arrival = now − age.
         let time = SystemTime::now().checked_sub(entry.arrived.elapsed()).unwrap_or(UNIX_EPOCH);
         let since_epoch = time.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
         if since_epoch.as_secs() != self.second {

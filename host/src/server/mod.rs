@@ -134,8 +134,9 @@ impl Running {
         for worker in std::mem::take(&mut self.workers) {
             let _ = worker.await;
         }
-        if let Some(log) = self.shared.proxy.load().access_log() {
-            log.close();
+        if let Some(log) = self.shared.proxy.load().access_log().cloned() {
+            // Its last write and flush, off the runtime's thread.
+            let _ = tokio::task::spawn_blocking(move || log.close()).await;
         }
     }
 
