@@ -19,7 +19,7 @@ fn log_path(name: &str) -> PathBuf {
     file
 }
 
-/// The file's lines once it has `n` (the writer flushes when its queue runs empty; bounded).
+/// The file's lines once it has `n` (a quiet proxy's lines are written at once; bounded).
 async fn read_lines(file: &Path, n: usize) -> Vec<String> {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
