@@ -1,6 +1,7 @@
 //! The access log: every line of both formats parsed and checked against the requests sent
 //! (HTTP/1.1 on the fast path and through hyper, HTTP/2, a 404, a balancer with a sticky
-//! route), and the request id: generated for an untrusted peer, kept from a trusted one.
+//! route), the request id: generated for an untrusted peer, kept from a trusted one, and
+//! no line lost to a reload that moves the log or to shutdown.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -144,4 +145,34 @@ async fn an_untrusted_request_id_is_replaced_and_logging_off_sends_none() {
     let reply = TestClient::http1().get(&proxy.url("/echo")).await;
     assert!(reply.seen("x-request-id").is_empty(), "no access log, no request id");
     proxy.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_line_is_written_by_a_reload_to_another_file_and_by_shutdown() {
+    let m = Member::start("m1").await;
+    let (first, second) = (log_path("reload-a"), log_path("reload-b"));
+    // A long flush: past each file's first line, only the reload and the shutdown write.
+    let toml = |file: &Path| config(&format!("[access_log]\npath = \"{}\"\nformat = \"%U\"\nflush = \"10s\"\n{}", file.display(), routes(&m, "")));
+    let proxy = TestProxy::start(&toml(&first)).await;
+    let client = TestClient::http1();
+    for i in 0..20 {
+        assert_eq!(client.get(&proxy.url(&format!("/a{i}"))).await.status, StatusCode::OK);
+    }
+    proxy.reload(&toml(&second)).await.expect("reload");
+    for i in 0..20 {
+        assert_eq!(client.get(&proxy.url(&format!("/b{i}"))).await.status, StatusCode::OK);
+    }
+    proxy.stop().await;
+    // Read at once: every line was written before the proxy stopped.
+    let lines = |file: &Path, prefix: &str| {
+        let mut found: Vec<String> = std::fs::read_to_string(file).unwrap_or_default().lines().map(str::to_string).collect();
+        found.sort();
+        let mut sent: Vec<String> = (0..20).map(|i| format!("/{prefix}{i}")).collect();
+        sent.sort();
+        (found, sent)
+    };
+    let (found, sent) = lines(&first, "a");
+    assert_eq!(found, sent, "the first file has the lines from before the reload");
+    let (found, sent) = lines(&second, "b");
+    assert_eq!(found, sent, "the second file has the lines from after it");
 }
