@@ -9,7 +9,9 @@ mod access;
 mod render;
 mod request_id;
 mod traffic;
+mod writer;
 
-pub use access::{AccessLog, AccessLogError, Entry, PendingEntry};
+pub use access::{AccessLog, Entry, PendingEntry};
+pub use writer::AccessLogError;
 pub use request_id::new_request_id;
 pub use traffic::{BUCKETS, CALL_BUCKETS, Latency, LatencySnapshot, TrafficSnapshot, TrafficStats};
