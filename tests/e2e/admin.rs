@@ -214,33 +214,40 @@ async fn httpd_scripts_and_the_page_use_the_same_edit() {
     proxy.proxy.stop().await;
 }
 
+/// `/metrics` parsed as Prometheus text.
+fn parse_metrics(text: &str) -> prometheus_parse::Scrape {
+    prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).expect("Prometheus text format")
+}
+
+/// Summed over the samples of `metric` whose labels include `with`.
+fn sum_of(scrape: &prometheus_parse::Scrape, metric: &str, with: &[(&str, &str)]) -> f64 {
+    let plain = |v: &prometheus_parse::Value| match v {
+        prometheus_parse::Value::Counter(x) | prometheus_parse::Value::Gauge(x) | prometheus_parse::Value::Untyped(x) => *x,
+        other => panic!("not a plain value: {other:?}"),
+    };
+    scrape.samples.iter().filter(|s| s.metric == metric && with.iter().all(|(k, v)| s.labels.get(k) == Some(*v))).map(|s| plain(&s.value)).sum()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_what_the_members_served() {
-    let (proxy, _a, _b, admin, _running) = setup("admin-metrics", None).await;
+    let (a, b) = (Member::start("a").await, Member::start("b").await);
+    let checked = "hcmethod = \"GET\"\nhcuri = \"/health\"\nhcinterval = \"100ms\"\n";
+    let proxy = ManagedProxy::start_in(&temp_dir("admin-metrics"), &web_config(&a, &b, checked)).await.expect("starts");
+    let (admin, _running) = manager(&proxy, None).await;
     let client = TestClient::http1();
     client.members_of(&proxy.proxy.url("/x"), 6).await;
     let reply = admin.get("/metrics").await;
     assert_eq!(reply.status, StatusCode::OK);
     let text = reply.text();
-    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).expect("Prometheus text format");
-    let plain = |v: &prometheus_parse::Value| match v {
-        prometheus_parse::Value::Counter(x) | prometheus_parse::Value::Gauge(x) | prometheus_parse::Value::Untyped(x) => *x,
-        other => panic!("not a plain value: {other:?}"),
-    };
-    // Summed over the samples of `metric` whose labels include `with`.
-    let total = |metric: &str, with: &[(&str, &str)]| -> f64 {
-        scrape
-            .samples
-            .iter()
-            .filter(|s| s.metric == metric && with.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
-            .map(|s| plain(&s.value))
-            .sum()
-    };
+    let scrape = parse_metrics(&text);
+    let total = |metric: &str, with: &[(&str, &str)]| sum_of(&scrape, metric, with);
     assert_eq!(total("switchyard_member_elected_total", &[("balancer", "web")]), 6.0, "{text}");
     assert_eq!(total("switchyard_member_response_head_seconds_count", &[("balancer", "web")]), 6.0, "{text}");
-    // byrequests is plannable: one call planned all six picks.
-    assert_eq!(total("switchyard_lbmethod_pick_seconds_count", &[("plugin", "byrequests"), ("version", "config")]), 1.0, "{text}");
-    assert_eq!(total("switchyard_lbmethod_planned_picks_total", &[("plugin", "byrequests"), ("version", "config")]), 6.0, "{text}");
+    // byrequests is plannable: one call planned all six picks. Its version is its component's.
+    let version = admin.balancer().await["lbmethod_version"].as_str().expect("a version").to_string();
+    assert!(version.starts_with("sha256:") && version.len() == 19, "{version}");
+    assert_eq!(total("switchyard_lbmethod_pick_seconds_count", &[("plugin", "byrequests"), ("version", &version)]), 1.0, "{text}");
+    assert_eq!(total("switchyard_lbmethod_planned_picks_total", &[("plugin", "byrequests"), ("version", &version)]), 6.0, "{text}");
     assert_eq!(total("switchyard_requests_total", &[("route", "/"), ("balancer", "web"), ("class", "2xx")]), 6.0, "{text}");
     assert_eq!(total("switchyard_request_head_seconds_count", &[("route", "/")]), 6.0, "{text}");
     assert_eq!(total("switchyard_config_reloads_total", &[("outcome", "applied")]), 0.0, "{text}");
@@ -266,6 +273,24 @@ async fn metrics_count_what_the_members_served() {
     assert_eq!(client.get(&proxy.proxy.url("/bytes/300000")).await.body.len(), 300_000);
     let after = spliced(&admin.get("/metrics").await.text());
     assert!(after - before >= 200_000.0, "all but what came with the head: {before} -> {after}");
+
+    // An edit rebuilds the proxy; every counter goes on from where it was, the route's, the
+    // lbmethod's and the health check's included (a counter that starts again would read
+    // as lost requests to `increase()`).
+    let probes = |scrape: &prometheus_parse::Scrape| sum_of(scrape, "switchyard_member_health_probes_total", &[("balancer", "web")]);
+    let check_calls = |scrape: &prometheus_parse::Scrape| sum_of(scrape, "switchyard_plugin_call_seconds_count", &[("kind", "healthcheck"), ("plugin", "hcheck")]);
+    let before = parse_metrics(&admin.get("/metrics").await.text());
+    assert!(check_calls(&before) >= 2.0, "every probe is two calls of the check plugin (describe, judge)");
+    admin.ok(Method::PATCH, "/api/balancers/web/members/0", r#"{"loadfactor": 2}"#).await;
+    client.members_of(&proxy.proxy.url("/x"), 3).await;
+    let text = admin.get("/metrics").await.text();
+    let after = parse_metrics(&text);
+    assert_eq!(sum_of(&after, "switchyard_requests_total", &[("route", "/"), ("class", "2xx")]), 10.0, "6, the large answer, and 3 more: {text}");
+    assert_eq!(sum_of(&after, "switchyard_request_head_seconds_count", &[("route", "/")]), 10.0, "{text}");
+    assert_eq!(sum_of(&after, "switchyard_lbmethod_planned_picks_total", &[("plugin", "byrequests"), ("version", &version)]), 10.0, "{text}");
+    assert!(probes(&after) >= probes(&before) && check_calls(&after) >= check_calls(&before), "{text}");
+    assert_eq!(sum_of(&after, "switchyard_plugin_traps_total", &[("kind", "healthcheck")]), 0.0, "{text}");
+    assert_eq!(sum_of(&after, "switchyard_lbmethod_traps_total", &[("balancer", "web")]), 0.0, "{text}");
     proxy.proxy.stop().await;
 }
 

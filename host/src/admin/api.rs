@@ -36,7 +36,9 @@ pub(super) fn refused(e: &ControlError) -> Answer {
     let status = match e {
         ControlError::NotFound(_) => StatusCode::NOT_FOUND,
         ControlError::Unavailable(_) => StatusCode::CONFLICT,
-        ControlError::Dir(DirError::Name(_)) => StatusCode::BAD_REQUEST,
+        ControlError::Dir(DirError::Name(_) | DirError::NotAFile(_) | DirError::NotAComponent(_)) => StatusCode::BAD_REQUEST,
+        ControlError::Dir(DirError::Version(_)) => StatusCode::NOT_FOUND,
+        ControlError::Dir(DirError::Io { source, .. }) if source.kind() == std::io::ErrorKind::InvalidInput => StatusCode::BAD_REQUEST,
         ControlError::Dir(DirError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => StatusCode::NOT_FOUND,
         // Outside the directory (a symlink leading out), as cap-std refuses it.
         ControlError::Dir(DirError::Io { source, .. }) if source.kind() == std::io::ErrorKind::PermissionDenied => StatusCode::BAD_REQUEST,
@@ -75,7 +77,8 @@ pub(super) fn balancer_json(proxy: &Proxy, view: &View, index: usize, b: &ProxyB
     json!({
         "name": b.name(),
         "lbmethod": b.lbmethod().name(),
-        "lbmethod_version": changes.and_then(|c| c.lbmethod.as_ref()).map(LbMethodChoice::label),
+        "lbmethod_version": b.lbmethod().version(),
+        "lbmethod_config": method_config(view, b.name()),
         "rollback_available": changes.is_some_and(|c| c.rollback.is_some()),
         "maxattempts": b.maxattempts(),
         "nofailover": failover.nofailover,
@@ -83,7 +86,9 @@ pub(super) fn balancer_json(proxy: &Proxy, view: &View, index: usize, b: &ProxyB
         "failonstatus": failover.failonstatus,
         "failontimeout": failover.failontimeout,
         "timeout_ms": failover.timeout.as_millis() as u64,
-        "stickysession": b.sticky().map(|s| s.cookie.clone()),
+        "stickysession": b.sticky().map(|s| if s.param == s.cookie { s.cookie.clone() } else { format!("{}|{}", s.cookie, s.param) }),
+        "stickysessionsep": b.sticky().map(|s| s.separator.map(String::from).unwrap_or_default()),
+        "scolonpathdelim": b.sticky().is_some_and(|s| s.scolon_path_delim),
         "lbmethod_failures": stats.method_failures.load(relaxed),
         "refused_answers": stats.refused_answers.load(relaxed),
         "fallbacks": stats.fallbacks.load(relaxed),
@@ -117,7 +122,10 @@ pub(super) fn member_json(proxy: &Proxy, view: &View, balancer: usize, index: us
             "fails": spec.map(|c| c.fails),
         })
     });
-    let flag_names: Vec<&str> = StatusFlags::ALL.iter().filter(|(f, _, _)| s.status.contains(*f)).map(|(_, _, n)| *n).collect();
+    // httpd's "Init": the member is set up in this process (its pool made) — every member
+    // the proxy in service has; then its flags, or "Ok".
+    let set: Vec<&str> = StatusFlags::ALL.iter().filter(|(f, _, _)| s.status.contains(*f)).map(|(_, _, n)| *n).collect();
+    let flag_names: Vec<&str> = std::iter::once("Init").chain(if set.is_empty() { vec!["Ok"] } else { set }).collect();
     let name = proxy.balancers()[balancer].name();
     json!({
         "index": index,
@@ -127,7 +135,7 @@ pub(super) fn member_json(proxy: &Proxy, view: &View, balancer: usize, index: us
         "loadfactor": f64::from(s.lbfactor) / 100.0,
         "lbset": m.config.lbset,
         "status": s.status.to_string(),
-        "flags": if flag_names.is_empty() { vec!["Ok"] } else { flag_names },
+        "flags": flag_names,
         "elected": s.elected,
         "busy": s.busy,
         "lbstatus": s.lbstatus,
@@ -137,6 +145,15 @@ pub(super) fn member_json(proxy: &Proxy, view: &View, balancer: usize, index: us
         "health": health,
         "changed_from_config": changed(view, name, &m.config),
     })
+}
+
+/// The config of the lbmethod balancer `balancer` runs: the one a runtime change gave it, else
+/// the file's.
+pub(super) fn method_config(view: &View, balancer: &str) -> Value {
+    let chosen = view.overlay.balancers.get(balancer).and_then(|c| c.lbmethod.as_ref()).map(|c| c.config().clone());
+    chosen
+        .or_else(|| view.file.balancers.iter().find(|b| b.name == balancer).and_then(|b| serde_json::from_str(&b.lbmethod.config_json).ok()))
+        .unwrap_or_else(|| json!({}))
 }
 
 /// Which of a member's values differ from the config file (`added`: not in the file).
@@ -240,7 +257,8 @@ fn method_choice(control: &Control, wasm: bool, body: &[u8]) -> Result<LbMethodC
     let text = |k: &str| fields.get(k).map(|v| v.as_str().map(str::to_string).ok_or_else(|| ControlError::Invalid(format!("{k} must be a string"))));
     let choice = match (text("builtin").transpose()?, text("sha256").transpose()?, text("file").transpose()?) {
         (Some(name), None, None) => LbMethodChoice::Builtin { name, config },
-        (None, Some(sha256), None) => LbMethodChoice::Stored { sha256: sha256.to_ascii_lowercase(), config },
+        // Named as the page shows it (`sha256:` and a prefix) or whole: resolved with the change.
+        (None, Some(sha256), None) => LbMethodChoice::Stored { sha256, config },
         (None, None, Some(file)) => {
             let store = control.store().ok_or_else(no_store)?;
             LbMethodChoice::Stored { sha256: store.import(&file)?, config }
@@ -256,10 +274,10 @@ pub(super) fn versions(control: &Control) -> Answer {
     json_response(StatusCode::OK, &json!({ "versions": versions, "uploads": control.store().is_some() }))
 }
 
-/// `POST /api/plugins`: keeps a component in the plugins directory; answers its SHA-256.
+/// `POST /api/plugins`: keeps a component in the plugins directory (what is plainly not one
+/// is refused, in words, and not kept); answers its SHA-256.
 pub(super) fn upload(control: &Control, body: &[u8]) -> Result<String, ControlError> {
     let store = control.store().ok_or_else(no_store)?;
-    check_component(body)?;
     Ok(store.put(body)?)
 }
 
@@ -267,24 +285,27 @@ fn no_store() -> ControlError {
     ControlError::Unavailable("plugin uploads need `[admin] plugins` (a directory) in the config".into())
 }
 
-/// Refuses what is plainly not a component, in words (the compiler's own message comes when
-/// the version is loaded).
-fn check_component(bytes: &[u8]) -> Result<(), ControlError> {
-    match bytes.get(..8) {
-        Some([0, b'a', b's', b'm', _, _, 1, 0]) => Ok(()),
-        Some([0, b'a', b's', b'm', 1, 0, 0, 0]) => {
-            Err(ControlError::Invalid("a core WebAssembly module, not a component: build for wasm32-wasip2 or run `wasm-tools component new`".into()))
-        }
-        _ => Err(ControlError::Invalid("not a WebAssembly component (bad magic number)".into())),
-    }
-}
-
-/// Answers a change made: the balancer as it is now.
-pub(super) async fn made(control: &Control, balancer: Option<&str>, change: Result<Change, ControlError>) -> Answer {
+/// Makes `change`, asked for by `peer`, and says so in the log (httpd's manager leaves its
+/// trail in the error log too): what was asked, by whom, and whether it was applied.
+pub(super) async fn logged_change(control: &Control, peer: std::net::SocketAddr, change: Result<Change, ControlError>) -> Result<crate::control::Applied, ControlError> {
+    let asked = match &change {
+        Ok(change) => format!("{change:?}"),
+        Err(_) => "(not understood)".to_string(),
+    };
     let outcome = match change {
         Ok(change) => control.change(change).await,
         Err(e) => Err(e),
     };
+    match &outcome {
+        Ok(applied) => tracing::info!(%peer, change = %asked, members_kept = applied.members_kept, "balancer manager: change applied"),
+        Err(e) => tracing::warn!(%peer, change = %asked, reason = %e, "balancer manager: change refused"),
+    }
+    outcome
+}
+
+/// Answers a change made: the balancer as it is now.
+pub(super) async fn made(control: &Control, peer: std::net::SocketAddr, balancer: Option<&str>, change: Result<Change, ControlError>) -> Answer {
+    let outcome = logged_change(control, peer, change).await;
     match (outcome, balancer) {
         (Err(e), _) => refused(&e),
         (Ok(_), Some(name)) => one(control, name),
@@ -316,14 +337,6 @@ fn shadow_json(b: &crate::proxy::ProxyBalancer, shadow: &crate::balancer::Shadow
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn components_are_told_from_modules_and_other_bytes() {
-        assert!(check_component(b"\0asm\x0d\0\x01\0rest").is_ok());
-        assert!(check_component(b"\0asm\x01\0\0\0").unwrap_err().to_string().contains("core WebAssembly module"));
-        assert!(check_component(b"MZ\x90\0\x03\0\0\0").unwrap_err().to_string().contains("bad magic number"));
-        assert!(check_component(b"").is_err());
-    }
 
     #[test]
     fn bodies_are_checked_before_any_change() {

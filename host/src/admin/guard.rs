@@ -15,15 +15,26 @@ use super::httpd::form;
 pub(super) struct Refusal(pub StatusCode, pub String);
 
 impl Refusal {
-    /// The JSON answer.
+    /// The JSON answer; a 401 names the schemes that are accepted, so a browser asks for the
+    /// token (Basic: any user name, the token as the password).
     pub(super) fn response(self) -> Response<Full<Bytes>> {
-        error(self.0, self.1)
+        let unauthorised = self.0 == StatusCode::UNAUTHORIZED;
+        let mut r = error(self.0, self.1);
+        if unauthorised {
+            for scheme in ["Bearer realm=\"switchyard\"", "Basic realm=\"switchyard balancer manager\", charset=\"UTF-8\""] {
+                r.headers_mut().append(header::WWW_AUTHENTICATE, http::HeaderValue::from_static(scheme));
+            }
+        }
+        r
     }
 }
 
-/// A fresh nonce: 32 hex digits, different in every process.
-pub(super) fn new_nonce() -> String {
-    crate::observe::new_request_id().to_str().map(str::to_string).unwrap_or_default()
+/// A fresh nonce: 128 bits from the OS's random source, as 32 hex digits. (Not derived from
+/// anything the proxy shows elsewhere, such as request ids.)
+pub(super) fn new_nonce() -> Result<String, getrandom::Error> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes)?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// Whether the request carries the token, when one is set (every request, GET included).
@@ -40,12 +51,29 @@ pub(super) fn authorised(state: &AdminState, req: &Request<Incoming>) -> Result<
             Err(Refusal(StatusCode::FORBIDDEN, format!("Host `{host}` is not this manager (use {}, or set a token)", state.addr)))
         };
     };
-    let given = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).unwrap_or("");
-    if constant_time_eq(given.as_bytes(), token.as_bytes()) {
+    let given = req.headers().get(header::AUTHORIZATION).map(|v| presented_token(v.as_bytes())).unwrap_or_default();
+    if constant_time_eq(&given, token.as_bytes()) {
         Ok(())
     } else {
-        Err(Refusal(StatusCode::UNAUTHORIZED, "a bearer token is required (Authorization: Bearer …)".into()))
+        Err(Refusal(StatusCode::UNAUTHORIZED, "the admin token is required (Authorization: Bearer TOKEN, or Basic with the token as the password)".into()))
     }
+}
+
+/// The token an `Authorization` header presents: `Bearer TOKEN` (scripts), or `Basic` with
+/// the token as the password and any user name (what a browser sends once it has asked).
+/// Schemes are case-insensitive (RFC 9110); anything else presents nothing.
+fn presented_token(value: &[u8]) -> Vec<u8> {
+    use base64::Engine;
+    let Some(space) = value.iter().position(|&b| b == b' ') else { return Vec::new() };
+    let (scheme, credentials) = (&value[..space], value[space + 1..].trim_ascii());
+    if scheme.eq_ignore_ascii_case(b"bearer") {
+        return credentials.to_vec();
+    }
+    if !scheme.eq_ignore_ascii_case(b"basic") {
+        return Vec::new();
+    }
+    let pair = base64::engine::general_purpose::STANDARD.decode(credentials).unwrap_or_default();
+    pair.iter().position(|&b| b == b':').map(|colon| pair[colon + 1..].to_vec()).unwrap_or_default()
 }
 
 /// Whether a state-changing request may go ahead: it names this process's nonce (header
@@ -65,7 +93,8 @@ pub(super) fn may_change(state: &AdminState, parts: &Parts, body: Option<&Bytes>
     let host = parts.headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
     for name in [header::ORIGIN, header::REFERER] {
         if let Some(value) = parts.headers.get(&name).and_then(|v| v.to_str().ok()) {
-            let authority = value.split_once("://").map_or("", |(_, rest)| rest.split('/').next().unwrap_or(""));
+            // The listener speaks plain HTTP: a page of this manager has an http:// origin.
+            let authority = value.split_once("://").filter(|(scheme, _)| scheme.eq_ignore_ascii_case("http")).map_or("", |(_, rest)| rest.split('/').next().unwrap_or(""));
             if authority.is_empty() || !authority.eq_ignore_ascii_case(host) {
                 return Err(Refusal(StatusCode::FORBIDDEN, format!("{name} `{value}` is not this manager")));
             }
@@ -92,7 +121,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::constant_time_eq;
+    use super::{constant_time_eq, presented_token};
 
     #[test]
     fn compares_whole_strings() {
@@ -100,5 +129,18 @@ mod tests {
         assert!(!constant_time_eq(b"secret", b"secreT"));
         assert!(!constant_time_eq(b"secret", b"secret-and-more"));
         assert!(!constant_time_eq(b"", b"x"));
+    }
+
+    #[test]
+    fn the_token_comes_as_bearer_or_as_basics_password() {
+        assert_eq!(presented_token(b"Bearer s3cret"), b"s3cret");
+        assert_eq!(presented_token(b"bearer s3cret "), b"s3cret");
+        // "admin:s3cret" and ":s3cret:x" (a colon in the password stays in it).
+        assert_eq!(presented_token(b"Basic YWRtaW46czNjcmV0"), b"s3cret");
+        assert_eq!(presented_token(b"BASIC OnMzY3JldDp4"), b"s3cret:x");
+        assert_eq!(presented_token(b"Basic czNjcmV0"), b"", "no colon: no password");
+        assert_eq!(presented_token(b"Basic !!!"), b"");
+        assert_eq!(presented_token(b"Digest s3cret"), b"");
+        assert_eq!(presented_token(b"s3cret"), b"");
     }
 }

@@ -8,6 +8,7 @@
 //! | `w` | the member's URL: the `w_*` fields edit it |
 //! | `w_lf`, `w_ls`, `w_wr`, `w_rr` | loadfactor, lbset, route, redirect |
 //! | `w_status_X` (`0`/`1`) | clear or set flag X (D S I R H E N C) |
+//! | `w_hm`, `w_hu`, `w_he`, `w_hi`, `w_hp`, `w_hf` | the health check's method, URI, expression, interval, passes, fails |
 //! | `b_lbm` | the lbmethod (a default one's name) |
 //! | `b_tmo`, `b_max`, `b_sforce`, `b_ss` | the balancer's timeout (seconds), maxattempts, nofailover, stickysession |
 //! | `b_nwrkr` (with `b_wyes=1`) | add a member with this URL |
@@ -60,9 +61,15 @@ pub(super) fn change(query: Option<&str>, body: &[u8]) -> Result<(String, Change
                 changes.push(Change::AddMember { balancer: balancer.clone(), member: new });
             }
             "b_nwrkr" => {}
-            "w_hm" | "w_hu" | "w_hi" | "w_hp" | "w_hf" | "w_hv" => {
-                return Err(ControlError::Invalid(format!("{key}: health-check settings are not editable at run time; edit the config file and reload")));
-            }
+            // An empty number is one the form left blank (a member not checked yet).
+            "w_hi" | "w_hp" | "w_hf" if value.trim().is_empty() => {}
+            "w_hm" => drop(member.keys.insert("hcmethod".into(), Value::String(value.clone()))),
+            "w_hu" => drop(member.keys.insert("hcuri".into(), Value::String(value.clone()))),
+            "w_he" => drop(member.keys.insert("hcexpr".into(), Value::String(value.clone()))),
+            // httpd's interval is in seconds unless a unit is given; ours reads the same.
+            "w_hi" => drop(member.keys.insert("hcinterval".into(), if value.trim().parse::<f64>().is_ok() { number(key, value)? } else { Value::String(value.clone()) })),
+            "w_hp" => drop(member.keys.insert("hcpasses".into(), number(key, value)?)),
+            "w_hf" => drop(member.keys.insert("hcfails".into(), number(key, value)?)),
             other => return Err(ControlError::Invalid(format!("unknown field `{other}`"))),
         }
     }
@@ -82,6 +89,12 @@ pub(super) fn change(query: Option<&str>, body: &[u8]) -> Result<(String, Change
         return Err(ControlError::Invalid("nothing to change".into()));
     }
     Ok((balancer, Change::Batch(changes)))
+}
+
+/// The first field of a query that asks for a change (anything but `b`, `w`, `nonce` and
+/// httpd's `xml`), if any.
+pub(super) fn edit_field(query: Option<&str>) -> Option<String> {
+    query.map(form).unwrap_or_default().into_iter().map(|(k, _)| k).find(|k| !["b", "w", "nonce", "xml"].contains(&k.as_str()))
 }
 
 fn number(key: &str, value: &str) -> Result<Value, ControlError> {
@@ -152,6 +165,13 @@ mod tests {
         assert!(change_of("b=web&b_nwrkr=http://n:1").unwrap_err().to_string().contains("b_wyes"));
         assert!(change_of("w=u&w_lf=1").unwrap_err().to_string().contains("b (the balancer"));
         assert!(change_of("b=web&colour=1").unwrap_err().to_string().contains("unknown field"));
+    }
+
+    #[test]
+    fn a_query_asking_for_a_change_is_told_from_one_that_looks() {
+        assert_eq!(edit_field(Some("b=web&w=http://n1:1&nonce=x&w_lf=2")).as_deref(), Some("w_lf"));
+        assert_eq!(edit_field(Some("b=web&w=http://n1:1&nonce=x")), None);
+        assert_eq!(edit_field(None), None);
     }
 
     fn change_of(q: &str) -> Result<(String, Change), ControlError> {

@@ -15,7 +15,7 @@ use prometheus_client::registry::Registry;
 use super::api::error;
 use crate::config::StatusFlags;
 use crate::observe::LatencySnapshot;
-use crate::control::{Control, ControlStats, LbMethodChoice, View};
+use crate::control::{Control, ControlStats};
 use crate::proxy::Proxy;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -58,18 +58,20 @@ struct OutcomeLabels {
 /// Each balancer's lbmethod: failed calls (traps, circuit open), refused answers and the
 /// requests that fell back (to the previous method, or byrequests), since the balancer was
 /// last built.
-fn register_lbmethods(registry: &mut Registry, proxy: &Proxy, view: &View) {
-    let [failures, refused, planned] = [(); 3].map(|()| Family::<PluginLabels, Counter>::default());
+fn register_lbmethods(registry: &mut Registry, proxy: &Proxy) {
+    let [failures, refused, planned, traps, opens] = [(); 5].map(|()| Family::<PluginLabels, Counter>::default());
     let fallbacks = Family::<FallbackLabels, Counter>::default();
     let shadow_picks = Family::<ShadowLabels, Counter>::default();
     let shadow_would = Family::<ShadowMemberLabels, Counter>::default();
     let relaxed = std::sync::atomic::Ordering::Relaxed;
     let mut picks = Vec::new();
     for b in proxy.balancers() {
-        let version = view.overlay.balancers.get(b.name()).and_then(|c| c.lbmethod.as_ref()).map_or_else(|| "config".to_string(), LbMethodChoice::label);
-        let labels = PluginLabels { balancer: b.name().to_string(), plugin: b.lbmethod().name().to_string(), version };
+        let labels = PluginLabels { balancer: b.name().to_string(), plugin: b.lbmethod().name().to_string(), version: b.lbmethod().version().to_string() };
         let stats = b.stats();
         failures.get_or_create(&labels).inc_by(stats.method_failures.load(relaxed));
+        let (trapped, opened) = b.lbmethod().traps();
+        traps.get_or_create(&labels).inc_by(trapped);
+        opens.get_or_create(&labels).inc_by(opened);
         refused.get_or_create(&labels).inc_by(stats.refused_answers.load(relaxed));
         planned.get_or_create(&labels).inc_by(stats.planned_picks.load(relaxed));
         let (all, to_previous) = (stats.fallbacks.load(relaxed), stats.fallbacks_to_previous.load(relaxed));
@@ -94,10 +96,47 @@ fn register_lbmethods(registry: &mut Registry, proxy: &Proxy, view: &View) {
     registry.register("lbmethod_pick_seconds", "lbmethod calls (pick, or plan for a plannable method), by balancer, plugin and version", Histograms(picks));
     registry.register("lbmethod_planned_picks", "Requests placed by a plannable lbmethod's plan (its picks made ahead, several per call)", planned);
     registry.register("lbmethod_failures", "lbmethod calls that trapped or found the plugin circuit-broken", failures);
+    registry.register("lbmethod_traps", "lbmethod calls that trapped (panic, CPU deadline, memory cap)", traps);
+    registry.register("lbmethod_circuit_opens", "Times the lbmethod's circuit opened after repeated traps", opens);
     registry.register("lbmethod_refused_answers", "lbmethod answers refused (index out of range, wrong deltas)", refused);
     registry.register("lbmethod_fallbacks", "Requests the lbmethod failed to place, by where they went instead: the previous method or byrequests", fallbacks);
     registry.register("lbmethod_shadow_picks", "Picks of a balancer's shadow lbmethod, by whether it chose the member the active one did", shadow_picks);
     registry.register("lbmethod_shadow_would_pick", "Requests a balancer's shadow lbmethod would have sent to each member", shadow_would);
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CallLabels {
+    /// `healthcheck` or `rewrite`.
+    kind: &'static str,
+    plugin: String,
+    version: String,
+}
+
+/// The calls of every health-check and header-rewrite plugin, by plugin and version (loaded
+/// plugins of the same version, with other configs, added together): their times, traps and
+/// circuit openings. An lbmethod's calls are its balancer's `lbmethod_pick_seconds`.
+fn register_plugin_calls(registry: &mut Registry, proxy: &Proxy) {
+    let mut by_version: Vec<(CallLabels, crate::observe::PluginCalls)> = Vec::new();
+    for (kind, plugin, calls) in proxy.plugin_calls() {
+        let labels = CallLabels { kind, plugin: plugin.to_string(), version: calls.version.clone() };
+        match by_version.iter_mut().find(|(l, _)| *l == labels) {
+            Some((_, sum)) => {
+                sum.times.add(&calls.times);
+                sum.traps += calls.traps;
+                sum.circuit_opens += calls.circuit_opens;
+            }
+            None => by_version.push((labels, calls)),
+        }
+    }
+    let [traps, opens] = [(); 2].map(|()| Family::<CallLabels, Counter>::default());
+    for (labels, calls) in &by_version {
+        traps.get_or_create(labels).inc_by(calls.traps);
+        opens.get_or_create(labels).inc_by(calls.circuit_opens);
+    }
+    let times = Histograms(by_version.into_iter().map(|(labels, calls)| (labels, calls.times)).collect());
+    registry.register("plugin_call_seconds", "Calls of health-check and header-rewrite plugins, by kind, plugin and version (its count is the number of calls)", times);
+    registry.register("plugin_traps", "Calls of health-check and header-rewrite plugins that trapped (panic, CPU deadline, memory cap)", traps);
+    registry.register("plugin_circuit_opens", "Times a health-check or header-rewrite plugin's circuit opened after repeated traps", opens);
 }
 
 /// Config reloads, manager edits and hot swaps, applied or refused.
@@ -165,7 +204,6 @@ struct FlagLabels {
 
 pub(super) fn render(control: &Control) -> Response<Full<Bytes>> {
     let proxy = control.current();
-    let view = control.view();
     let mut registry = Registry::with_prefix("switchyard");
     let elected = Family::<MemberLabels, Counter>::default();
     let errors = Family::<MemberLabels, Counter>::default();
@@ -223,7 +261,8 @@ pub(super) fn render(control: &Control) -> Response<Full<Bytes>> {
     registry.register("member_flag", "1 when the member has the status flag (D S I R H E N C)", flags);
     registry.register("member_health_probes", "Health-check probes judged", probes);
     registry.register("member_health_failures", "Health-check probes that failed", probe_failures);
-    register_lbmethods(&mut registry, &proxy, &view);
+    register_lbmethods(&mut registry, &proxy);
+    register_plugin_calls(&mut registry, &proxy);
     register_changes(&mut registry, control.stats());
     let spliced = Counter::<u64>::default();
     spliced.inc_by(crate::splice::moved_bytes());

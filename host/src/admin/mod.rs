@@ -38,12 +38,13 @@ mod page;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -54,6 +55,17 @@ use crate::control::{Change, Control};
 const BODY_LIMIT: usize = 64 * 1024;
 /// Largest plugin upload (a Python component is ~20 MB).
 const PLUGIN_LIMIT: usize = 64 << 20;
+/// Most admin connections open at once: more are closed as they come, so no one can hold
+/// the process's file descriptors (which the traffic listeners need) through this listener.
+const MAX_CONNECTIONS: usize = 64;
+/// How long a request's head may take to arrive.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a request's body may take to arrive (a plugin upload included).
+const BODY_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long one admin connection may stay open, kept alive or not.
+const CONNECTION_LIFETIME: Duration = Duration::from_secs(120);
+/// A token shorter than this is warned about.
+const SHORT_TOKEN: usize = 16;
 
 /// Why the balancer manager could not start.
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +81,9 @@ pub enum AdminError {
     /// The token could not be read.
     #[error("admin token: {0}")]
     Token(String),
+    /// No nonce could be drawn from the OS's random source.
+    #[error("admin nonce: the OS's random source failed: {0}")]
+    Nonce(getrandom::Error),
 }
 
 /// What every admin request sees.
@@ -99,30 +114,52 @@ pub async fn start(settings: &config::Admin, control: Arc<Control>) -> Result<Ru
         None => None,
         Some(TokenSource::File(path)) => {
             let text = std::fs::read_to_string(path).map_err(|e| AdminError::Token(format!("{}: {e}", path.display())))?;
+            warn_if_readable_by_others(path);
             Some(text.trim().to_string())
         }
-        Some(TokenSource::Env(var)) => Some(std::env::var(var).map_err(|_| AdminError::Token(format!("environment variable {var} is not set")))?),
+        Some(TokenSource::Env(var)) => Some(std::env::var(var).map_err(|_| AdminError::Token(format!("environment variable {var} is not set")))?.trim().to_string()),
     };
-    if token.as_deref().is_some_and(str::is_empty) {
-        return Err(AdminError::Token("the token is empty".into()));
+    match token.as_deref() {
+        Some("") => return Err(AdminError::Token("the token is empty".into())),
+        Some(t) if t.len() < SHORT_TOKEN => tracing::warn!(length = t.len(), "the admin token is short: use {SHORT_TOKEN} characters or more (e.g. `openssl rand -hex 32`)"),
+        _ => {}
     }
+    let nonce = guard::new_nonce().map_err(AdminError::Nonce)?;
     let listener = TcpListener::bind(settings.addr).await.map_err(|source| AdminError::Bind { addr: settings.addr, source })?;
     let addr = listener.local_addr().map_err(|source| AdminError::Bind { addr: settings.addr, source })?;
-    let state = Arc::new(AdminState { control, addr, token, nonce: guard::new_nonce() });
+    let state = Arc::new(AdminState { control, addr, token, nonce });
     let (stop, mut stopped) = watch::channel(false);
+    let open = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     tokio::spawn(async move {
         loop {
-            let (stream, _) = tokio::select! {
-                accepted = listener.accept() => match accepted { Ok(a) => a, Err(_) => continue },
+            let accepted = tokio::select! {
+                accepted = listener.accept() => accepted,
                 _ = stopped.wait_for(|s| *s) => return,
+            };
+            let (stream, peer) = match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors, most likely: wait rather than spin.
+                    tracing::warn!(error = %e, "balancer manager: accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let Ok(permit) = Arc::clone(&open).try_acquire_owned() else {
+                tracing::warn!(%peer, "balancer manager: {MAX_CONNECTIONS} connections open already; this one is closed");
+                continue;
             };
             let state = Arc::clone(&state);
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(move |req| {
                     let state = Arc::clone(&state);
-                    async move { Ok::<_, Infallible>(handle(&state, req).await) }
+                    async move { Ok::<_, Infallible>(handle(&state, peer, req).await) }
                 });
-                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(stream), service).await;
+                let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                builder.http1().timer(TokioTimer::new()).header_read_timeout(HEAD_TIMEOUT);
+                let connection = builder.serve_connection(TokioIo::new(stream), service);
+                let _ = tokio::time::timeout(CONNECTION_LIFETIME, connection).await;
+                drop(permit);
             });
         }
     });
@@ -130,12 +167,49 @@ pub async fn start(settings: &config::Admin, control: Arc<Control>) -> Result<Ru
     Ok(RunningAdmin { addr, stop })
 }
 
-/// One admin request: checked, then routed.
-async fn handle(state: &AdminState, req: Request<Incoming>) -> Response<Full<Bytes>> {
+/// Warns when the token file can be read by others than its owner.
+fn warn_if_readable_by_others(path: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = std::fs::metadata(path)
+        && meta.permissions().mode() & 0o077 != 0
+    {
+        tracing::warn!(file = %path.display(), mode = format!("{:o}", meta.permissions().mode() & 0o777), "the admin token file can be read by others than its owner (chmod 600 it)");
+    }
+}
+
+/// The methods a resource allows, for a 405 (`None`: no such resource, 404).
+fn allowed(segments: &[&str]) -> Option<&'static str> {
+    Some(match segments {
+        [""] | ["manager.js"] | ["metrics"] | ["api", "overrides"] => "GET, HEAD",
+        ["balancer-manager"] => "GET, HEAD, POST",
+        ["api", "balancers"] => "GET, HEAD",
+        ["api", "balancers", _] => "GET, HEAD, PATCH",
+        ["api", "balancers", _, "members"] => "POST",
+        ["api", "balancers", _, "members", _] => "PATCH, DELETE",
+        ["api", "balancers", _, "lbmethod"] => "PUT",
+        ["api", "balancers", _, "shadow"] => "PUT, DELETE",
+        ["api", "balancers", _, "lbmethod", "rollback"] | ["api", "reload"] => "POST",
+        ["api", "plugins"] => "GET, HEAD, POST",
+        _ => return None,
+    })
+}
+
+/// One admin request: checked, then routed; every answer marked as not to be sniffed.
+async fn handle(state: &AdminState, peer: SocketAddr, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let mut answer = route(state, peer, req).await;
+    answer.headers_mut().insert(http::header::X_CONTENT_TYPE_OPTIONS, http::HeaderValue::from_static("nosniff"));
+    answer
+}
+
+async fn route(state: &AdminState, peer: SocketAddr, req: Request<Incoming>) -> Response<Full<Bytes>> {
     if let Err(refusal) = guard::authorised(state, &req) {
         return refusal.response();
     }
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
+    // HEAD is GET without the body (hyper leaves the body out).
+    if parts.method == Method::HEAD {
+        parts.method = Method::GET;
+    }
     let path = parts.uri.path().to_string();
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     let content_type = parts.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
@@ -151,51 +225,67 @@ async fn handle(state: &AdminState, req: Request<Incoming>) -> Response<Full<Byt
         ["api", "plugins"] | ["api", "balancers", _, "lbmethod" | "shadow"] if early && (wasm || segments[1] == "plugins") => PLUGIN_LIMIT,
         _ => BODY_LIMIT,
     };
-    let body = match Limited::new(body, limit).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(_) => return api::error(StatusCode::PAYLOAD_TOO_LARGE, format!("this admin request's body is limited to {limit} bytes")),
+    let body = match tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, limit).collect()).await {
+        Ok(Ok(b)) => b.to_bytes(),
+        Ok(Err(_)) => return api::error(StatusCode::PAYLOAD_TOO_LARGE, format!("this admin request's body is limited to {limit} bytes")),
+        Err(_) => return api::error(StatusCode::REQUEST_TIMEOUT, format!("the body did not arrive within {BODY_TIMEOUT:?}")),
     };
     if changes && !early && let Err(refusal) = guard::may_change(state, &parts, Some(&body)) {
         return refusal.response();
     }
     let control = &*state.control;
     match (&parts.method, segments.as_slice()) {
+        // httpd 2.4 changes nothing on GET either (it reads only b, w and nonce from a query);
+        // a script that asks for a change that way is told, not shown the page as if it worked.
+        (&Method::GET, ["balancer-manager"]) if let Some(field) = httpd::edit_field(parts.uri.query()) => {
+            let reason = format!("`{field}` asks for a change, and GET never changes anything: send the same fields with POST (curl -d '…' or -X POST)");
+            let mut r = api::error(StatusCode::METHOD_NOT_ALLOWED, reason);
+            r.headers_mut().insert(http::header::ALLOW, http::HeaderValue::from_static("GET, POST"));
+            r
+        }
         (&Method::GET, [""]) | (&Method::GET, ["balancer-manager"]) => page::render(control, &state.nonce),
         (&Method::GET, ["manager.js"]) => page::script(),
         (&Method::GET, ["api", "balancers"]) => api::list(control, &state.nonce),
         (&Method::GET, ["api", "balancers", name]) => api::one(control, name),
-        (&Method::PATCH, ["api", "balancers", name]) => api::made(control, Some(name), api::balancer_change(name, &body)).await,
-        (&Method::PATCH, ["api", "balancers", name, "members", index]) => api::made(control, Some(name), api::member_change(name, index, &body)).await,
-        (&Method::POST, ["api", "balancers", name, "members"]) => api::made(control, Some(name), api::add_member(name, &body)).await,
-        (&Method::DELETE, ["api", "balancers", name, "members", index]) => api::made(control, Some(name), api::remove_member(name, index)).await,
-        (&Method::PUT, ["api", "balancers", name, "lbmethod"]) => api::made(control, Some(name), api::lbmethod_change(control, name, wasm, &body)).await,
-        (&Method::PUT, ["api", "balancers", name, "shadow"]) => api::made(control, Some(name), api::shadow_change(control, name, wasm, &body)).await,
-        (&Method::DELETE, ["api", "balancers", name, "shadow"]) => api::made(control, Some(name), Ok(api::shadow_removal(name))).await,
+        (&Method::PATCH, ["api", "balancers", name]) => api::made(control, peer, Some(name), api::balancer_change(name, &body)).await,
+        (&Method::PATCH, ["api", "balancers", name, "members", index]) => api::made(control, peer, Some(name), api::member_change(name, index, &body)).await,
+        (&Method::POST, ["api", "balancers", name, "members"]) => api::made(control, peer, Some(name), api::add_member(name, &body)).await,
+        (&Method::DELETE, ["api", "balancers", name, "members", index]) => api::made(control, peer, Some(name), api::remove_member(name, index)).await,
+        (&Method::PUT, ["api", "balancers", name, "lbmethod"]) => api::made(control, peer, Some(name), api::lbmethod_change(control, name, wasm, &body)).await,
+        (&Method::PUT, ["api", "balancers", name, "shadow"]) => api::made(control, peer, Some(name), api::shadow_change(control, name, wasm, &body)).await,
+        (&Method::DELETE, ["api", "balancers", name, "shadow"]) => api::made(control, peer, Some(name), Ok(api::shadow_removal(name))).await,
         (&Method::POST, ["api", "balancers", name, "lbmethod", "rollback"]) => {
-            api::made(control, Some(name), Ok(Change::Rollback { balancer: name.to_string() })).await
+            api::made(control, peer, Some(name), Ok(Change::Rollback { balancer: name.to_string() })).await
         }
         (&Method::GET, ["api", "plugins"]) => api::versions(control),
         (&Method::POST, ["api", "plugins"]) => match api::upload(control, &body) {
             Ok(sha256) => api::json_response(StatusCode::CREATED, &serde_json::json!({ "sha256": sha256, "size": body.len() })),
             Err(e) => api::refused(&e),
         },
-        (&Method::POST, ["api", "reload"]) => api::made(control, None, Ok(Change::ReloadFile)).await,
+        (&Method::POST, ["api", "reload"]) => api::made(control, peer, None, Ok(Change::ReloadFile)).await,
         (&Method::GET, ["api", "overrides"]) => api::overrides(control),
-        (&Method::DELETE, ["api", "overrides"]) => api::made(control, None, Ok(Change::DropOverrides)).await,
+        (&Method::DELETE, ["api", "overrides"]) => api::made(control, peer, None, Ok(Change::DropOverrides)).await,
         (&Method::POST, ["balancer-manager"]) => {
             let browser = parts.headers.get(http::header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("text/html"));
-            match httpd::change(parts.uri.query(), &body) {
-                Ok((name, change)) => match control.change(change).await {
-                    // A browser's form post goes back to the page (post/redirect/get).
-                    Ok(_) if browser => page::back_to_page(),
-                    Ok(_) => api::one(control, &name),
-                    Err(e) => api::refused(&e),
-                },
+            let (name, change) = match httpd::change(parts.uri.query(), &body) {
+                Ok((name, change)) => (name, Ok(change)),
+                Err(e) => (String::new(), Err(e)),
+            };
+            match api::logged_change(control, peer, change).await {
+                // A browser's form post goes back to the page (post/redirect/get).
+                Ok(_) if browser => page::back_to_page(),
+                Ok(_) => api::one(control, &name),
                 Err(e) => api::refused(&e),
             }
         }
         (&Method::GET, ["metrics"]) => metrics::render(control),
-        (_, ["api", ..]) | (_, ["metrics"]) | (_, ["balancer-manager"]) | (_, [""]) => api::error(StatusCode::METHOD_NOT_ALLOWED, format!("{} is not allowed on {path}", parts.method)),
-        _ => api::error(StatusCode::NOT_FOUND, format!("no admin resource at {path}")),
+        (method, segments) => match allowed(segments) {
+            Some(allow) => {
+                let mut r = api::error(StatusCode::METHOD_NOT_ALLOWED, format!("{method} is not allowed on {path} (allowed: {allow})"));
+                r.headers_mut().insert(http::header::ALLOW, http::HeaderValue::from_static(allow));
+                r
+            }
+            None => api::error(StatusCode::NOT_FOUND, format!("no admin resource at {path}")),
+        },
     }
 }

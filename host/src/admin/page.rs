@@ -11,7 +11,8 @@ use http::{HeaderValue, Response, StatusCode, header};
 use http_body_util::Full;
 
 use super::api::changed;
-use crate::config::{BUILTIN_LBMETHODS, StatusFlags};
+use crate::control::overlay::same_url;
+use crate::config::{BUILTIN_LBMETHODS, PluginSource, StatusFlags};
 use crate::control::{Control, LbMethodChoice};
 
 /// Flags the page offers to set and clear: the configured ones. E and C are live state that
@@ -45,26 +46,32 @@ pub(super) fn render(control: &Control, nonce: &str) -> Response<Full<Bytes>> {
         let changes = view.overlay.balancers.get(b.name());
         let set = |key: &str| if changes.is_some_and(|c| c.settings.contains_key(key)) { " class=\"changed\"" } else { "" };
         let chosen = changes.and_then(|c| c.lbmethod.as_ref());
-        // A kept version is named by its hash; a default method's name says it all.
-        let version = chosen.filter(|c| matches!(c, LbMethodChoice::Stored { .. })).map(LbMethodChoice::label);
         let name = esc(b.name());
+        let sticky = b.sticky().map_or_else(
+            || "(none)".to_string(),
+            |s| if s.param == s.cookie { s.cookie.clone() } else { format!("{}|{}", s.cookie, s.param) },
+        );
         let _ = write!(
             h,
-            "<h2>balancer://{name}</h2><table><tr><th>LB method</th><th>Max attempts</th><th>Sticky session</th><th>No failover</th><th>Failover timeout</th><th>Fail on status</th></tr>\
-             <tr><td{}>{}{}</td><td{}>{}</td><td{}>{}</td><td{}>{}</td><td{}>{}</td><td{}>{}</td></tr></table>",
-            if chosen.is_some() { " class=\"changed\"" } else { "" },
+            "<h2>balancer://{name}</h2><table><tr><th>LB method</th><th>Version</th><th>Max attempts</th><th>Sticky session</th><th>No failover</th><th>Failover timeout</th><th>Fail on status</th><th>Fail on timeout</th><th>Force recovery</th></tr>\
+             <tr><td{chosen}>{}</td><td{chosen}>{}</td><td{}>{}</td><td{}>{}</td><td{}>{}</td><td{}>{}</td><td{}>{}</td><td{}>{}</td><td{}>{}</td></tr></table>",
             esc(b.lbmethod().name()),
-            version.map(|v| format!(" ({})", esc(&v))).unwrap_or_default(),
+            esc(b.lbmethod().version()),
             set("maxattempts"),
             b.maxattempts(),
             set("stickysession"),
-            esc(&b.sticky().map(|s| s.cookie.clone()).unwrap_or_else(|| "(none)".into())),
+            esc(&sticky),
             set("nofailover"),
-            if f.nofailover { "On" } else { "Off" },
+            on_off(f.nofailover),
             set("timeout"),
             if f.timeout.is_zero() { "-".to_string() } else { format!("{:?}", f.timeout) },
             set("failonstatus"),
-            esc(&f.failonstatus.iter().map(u16::to_string).collect::<Vec<_>>().join(","))
+            esc(&f.failonstatus.iter().map(u16::to_string).collect::<Vec<_>>().join(",")),
+            set("failontimeout"),
+            on_off(f.failontimeout),
+            set("forcerecovery"),
+            on_off(f.forcerecovery),
+            chosen = if chosen.is_some() { " class=\"changed\"" } else { "" },
         );
         let versions = control.store().map(|s| s.versions()).unwrap_or_default();
         let current = match chosen {
@@ -74,7 +81,16 @@ pub(super) fn render(control: &Control, nonce: &str) -> Response<Full<Bytes>> {
         if let Some(shadow) = b.shadow() {
             shadow_table(&mut h, b, shadow);
         }
-        balancer_forms(&mut h, &name, nonce, b.maxattempts(), changes.is_some_and(|c| c.rollback.is_some()), &versions, &current);
+        let settings = Settings {
+            maxattempts: b.maxattempts(),
+            timeout: f.timeout,
+            nofailover: f.nofailover,
+            sticky: if b.sticky().is_some() { sticky.clone() } else { String::new() },
+            method: current,
+            method_config: super::api::method_config(&view, b.name()).to_string(),
+            rollback: changes.is_some_and(|c| c.rollback.is_some()),
+        };
+        balancer_forms(&mut h, &name, nonce, &settings, &versions);
         h.push_str("<table><tr><th>Worker URL</th><th>Route</th><th>Redirect</th><th>Factor</th><th>Set</th><th>Status</th><th>Elected</th><th>Busy</th><th>Load</th><th>To</th><th>From</th><th>Errors</th><th>Health check</th><th>Edit</th></tr>");
         for (mi, m) in b.members().iter().enumerate() {
             let s = m.snapshot();
@@ -94,11 +110,28 @@ pub(super) fn render(control: &Control, nonce: &str) -> Response<Full<Bytes>> {
                 _ => "-".to_string(),
             };
             let diff = changed(&view, b.name(), &m.config);
-            let mark = |key: &str| if diff.get(key).and_then(serde_json::Value::as_bool).unwrap_or(false) { " class=\"changed\"" } else { "" };
+            let in_file = view.file.balancers.iter().find(|f| f.name == b.name()).and_then(|f| f.members.iter().find(|f| same_url(&f.url, &m.config.url)));
+            // A changed value is marked, with what the file says on hover.
+            let mark = |key: &str| {
+                if !diff.get(key).and_then(serde_json::Value::as_bool).unwrap_or(false) {
+                    return String::new();
+                }
+                let file_value = match (key, in_file) {
+                    ("added", _) | (_, None) => "not in the config file: added at run time".to_string(),
+                    ("route", Some(f)) => format!("in the config file: {}", f.route),
+                    ("redirect", Some(f)) => format!("in the config file: {}", f.redirect),
+                    ("loadfactor", Some(f)) => format!("in the config file: {}", f64::from(f.lbfactor) / 100.0),
+                    ("lbset", Some(f)) => format!("in the config file: {}", f.lbset),
+                    (_, Some(f)) => format!("in the config file: {}", f.status.without(StatusFlags::RUNTIME).names()),
+                };
+                format!(" class=\"changed\" title=\"{}\"", esc(&file_value))
+            };
+            let manage = format!("/balancer-manager?b={}&w={}&nonce={}", url_segment(b.name()), url_segment(&m.config.url), url_segment(nonce));
             let _ = write!(
                 h,
-                "<tr><td{}>{}</td><td{}>{}</td><td{}>{}</td><td{}>{}</td><td{}>{}</td><td{}>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>",
+                "<tr><td{}><a href=\"{}\">{}</a></td><td{}>{}</td><td{}>{}</td><td{}>{}</td><td{}>{}</td><td{}>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>",
                 mark("added"),
+                esc(&manage),
                 esc(&m.config.url),
                 mark("route"),
                 esc(&m.config.route),
@@ -109,7 +142,7 @@ pub(super) fn render(control: &Control, nonce: &str) -> Response<Full<Bytes>> {
                 mark("lbset"),
                 m.config.lbset,
                 mark("status"),
-                esc(&s.status.names()),
+                esc(&format!("Init {}", s.status.names())),
                 s.elected,
                 s.busy,
                 s.lbstatus,
@@ -140,14 +173,27 @@ pub(super) fn render(control: &Control, nonce: &str) -> Response<Full<Bytes>> {
                     if on { " selected" } else { "" }
                 );
             }
+            h.push_str("<button type=\"submit\">Submit</button></form>");
+            health_form(&mut h, &name, nonce, &m.config);
             let _ = write!(
                 h,
-                "<button type=\"submit\">Submit</button></form><button data-call=\"DELETE /api/balancers/{name}/members/{}\" data-confirm=\"Remove {}?\">Remove</button></td></tr>",
+                "<button data-call=\"DELETE /api/balancers/{name}/members/{}\" data-confirm=\"Remove {}?\">Remove</button></td></tr>",
                 esc(&url_segment(&m.config.url)),
                 esc(&m.config.url)
             );
         }
         h.push_str("</table>");
+        // Members of the file that a runtime change removed: shown, so the page says
+        // everything that differs from the file, with a way back.
+        for url in changes.map(|c| c.removed.iter()).into_iter().flatten() {
+            let _ = write!(
+                h,
+                "<form method=\"post\" action=\"/balancer-manager\" class=\"removed changed\">{}<input type=\"hidden\" name=\"b_wyes\" value=\"1\"><input type=\"hidden\" name=\"b_nwrkr\" value=\"{url}\">\
+                 Removed at run time (still in the config file): {url} <button type=\"submit\">Add back</button></form>",
+                hidden(&name, nonce),
+                url = esc(url)
+            );
+        }
     }
     h.push_str("</body></html>");
     let mut r = Response::new(Full::new(Bytes::from(h)));
@@ -183,8 +229,8 @@ fn shadow_table(h: &mut String, b: &crate::proxy::ProxyBalancer, shadow: &crate:
 
 /// The balancer-wide forms: settings, lbmethod (a default one or a kept version, with its
 /// config), upload, rollback, a new member.
-fn balancer_forms(h: &mut String, name: &str, nonce: &str, maxattempts: u32, rollback: bool, versions: &[(String, u64)], current: &str) {
-    let selected = |value: &str| if value == current { " selected" } else { "" };
+fn balancer_forms(h: &mut String, name: &str, nonce: &str, settings: &Settings, versions: &[(String, u64)]) {
+    let selected = |value: &str| if value == settings.method { " selected" } else { "" };
     let mut methods: String = BUILTIN_LBMETHODS.iter().map(|m| format!("<option value=\"builtin:{m}\"{}>{m}</option>", selected(&format!("builtin:{m}")))).collect();
     for (sha, size) in versions {
         let value = format!("sha256:{sha}");
@@ -193,15 +239,76 @@ fn balancer_forms(h: &mut String, name: &str, nonce: &str, maxattempts: u32, rol
     let _ = write!(
         h,
         "<form data-lbmethod=\"/api/balancers/{name}/lbmethod\"><label>LB method <select name=\"lbm\">{methods}</select></label> \
-         <label>config <input name=\"lbconfig\" size=\"30\" value=\"{{}}\"></label> <button type=\"submit\">Change</button></form>\
+         <label>config <input name=\"lbconfig\" size=\"30\" value=\"{config}\"></label> <button type=\"submit\">Change</button></form>\
          <label>Upload a new version <input type=\"file\" accept=\".wasm\" data-upload=\"/api/balancers/{name}/lbmethod\"></label> {}\
          <form data-lbmethod=\"/api/balancers/{name}/shadow\"><label>Shadow <select name=\"lbm\">{methods}</select></label> \
          <label>config <input name=\"lbconfig\" size=\"30\" value=\"{{}}\"></label> <button type=\"submit\">Run in shadow</button></form>\
-         <form method=\"post\" action=\"/balancer-manager\">{hidden}<label>Max attempts <input name=\"b_max\" size=\"3\" value=\"{maxattempts}\"></label> <button type=\"submit\">Set</button></form>\
+         <form method=\"post\" action=\"/balancer-manager\">{hidden}<label>Max attempts <input name=\"b_max\" size=\"3\" value=\"{maxattempts}\"></label> \
+         <label>Failover timeout (s) <input name=\"b_tmo\" size=\"4\" value=\"{timeout}\"></label> \
+         <label>No failover <select name=\"b_sforce\"><option value=\"0\"{off}>Off</option><option value=\"1\"{on}>On</option></select></label> \
+         <label>Sticky session <input name=\"b_ss\" size=\"16\" value=\"{sticky}\"></label> <button type=\"submit\">Set</button></form>\
          <form method=\"post\" action=\"/balancer-manager\">{hidden}<input type=\"hidden\" name=\"b_wyes\" value=\"1\"><label>Add member <input name=\"b_nwrkr\" size=\"30\" placeholder=\"http://host:port\"></label> <button type=\"submit\">Add</button></form>",
-        if rollback { format!("<button data-call=\"POST /api/balancers/{name}/lbmethod/rollback\">Roll back the lbmethod</button>") } else { String::new() },
+        if settings.rollback { format!("<button data-call=\"POST /api/balancers/{name}/lbmethod/rollback\">Roll back the lbmethod</button>") } else { String::new() },
         hidden = hidden(name, nonce),
+        config = esc(&settings.method_config),
+        maxattempts = settings.maxattempts,
+        timeout = settings.timeout.as_secs_f64(),
+        off = if settings.nofailover { "" } else { " selected" },
+        on = if settings.nofailover { " selected" } else { "" },
+        sticky = esc(&settings.sticky),
     );
+}
+
+/// What a balancer's forms show: the settings the settings form edits (httpd's `b_max`,
+/// `b_tmo`, `b_sforce`, `b_ss`) and the method in service, with its config.
+struct Settings {
+    maxattempts: u32,
+    timeout: std::time::Duration,
+    nofailover: bool,
+    sticky: String,
+    /// `builtin:NAME` or `sha256:HEX`, as the method form's choices are named.
+    method: String,
+    method_config: String,
+    /// Whether there is a method to roll back to.
+    rollback: bool,
+}
+
+/// A member's health-check form (httpd's `w_hm`, `w_hu`, `w_he`, `w_hi`, `w_hp`, `w_hf`),
+/// showing what it is checked with now. A member checked by a plugin of its own has no
+/// method, URI or expression to set (its plugin's config says how it probes).
+fn health_form(h: &mut String, balancer: &str, nonce: &str, m: &crate::config::Member) {
+    let spec = m.health.as_ref();
+    let custom = spec.is_some_and(|s| !matches!(&s.plugin.source, PluginSource::Builtin(b) if b == "hcheck"));
+    let check: serde_json::Value = spec.and_then(|s| serde_json::from_str(&s.plugin.config_json).ok()).unwrap_or_default();
+    let text = |key: &str| check.get(key).and_then(serde_json::Value::as_str).map(esc).unwrap_or_default();
+    let _ = write!(h, "<form method=\"post\" action=\"/balancer-manager\" class=\"health\">{}<input type=\"hidden\" name=\"w\" value=\"{}\">Health check: ", hidden(balancer, nonce), esc(&m.url));
+    if !custom {
+        let _ = write!(
+            h,
+            "<label>method <input name=\"w_hm\" size=\"6\" value=\"{}\" placeholder=\"TCP\"></label> <label>URI <input name=\"w_hu\" size=\"10\" value=\"{}\"></label> \
+             <label>expr <input name=\"w_he\" size=\"20\" value=\"{}\"></label> ",
+            if spec.is_some() && text("method").is_empty() { "TCP".to_string() } else { text("method") },
+            text("uri"),
+            text("expr")
+        );
+    }
+    let _ = write!(
+        h,
+        "<label>interval <input name=\"w_hi\" size=\"5\" value=\"{}\" placeholder=\"30s\"></label> <label>passes <input name=\"w_hp\" size=\"2\" value=\"{}\"></label> \
+         <label>fails <input name=\"w_hf\" size=\"2\" value=\"{}\"></label> <button type=\"submit\">Set</button></form>",
+        spec.map(|s| duration_text(s.interval)).unwrap_or_default(),
+        spec.map(|s| s.passes.to_string()).unwrap_or_default(),
+        spec.map(|s| s.fails.to_string()).unwrap_or_default()
+    );
+}
+
+/// A duration as the config writes one (`"30s"`, `"200ms"`).
+fn duration_text(d: std::time::Duration) -> String {
+    if d.subsec_millis() == 0 { format!("{}s", d.as_secs()) } else { format!("{}ms", d.as_millis()) }
+}
+
+fn on_off(on: bool) -> &'static str {
+    if on { "On" } else { "Off" }
 }
 
 /// A member URL as one path segment (every byte but unreserved ones percent-encoded).

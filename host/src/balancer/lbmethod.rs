@@ -79,6 +79,17 @@ pub trait LbMethod: Send + Sync + 'static {
     /// A name for logs and the manager (e.g. `byrequests`, or a file name).
     fn name(&self) -> &str;
 
+    /// The version in service, for the manager and the metrics (`sha256:` and 12 hex digits
+    /// for a plugin); empty for a method that has none.
+    fn version(&self) -> &str {
+        ""
+    }
+
+    /// Calls that trapped and times the circuit opened (a plugin's), for `/metrics`.
+    fn traps(&self) -> (u64, u64) {
+        (0, 0)
+    }
+
     /// Chooses among `candidates` (never empty) for a request placed at `now` (the time
     /// methods that ask for completions are told). `Ok(None)` means the method refuses all of
     /// them; the answer is validated by the caller.

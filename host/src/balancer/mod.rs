@@ -55,7 +55,9 @@ pub struct Balancer<C> {
     routes: HashMap<String, usize>,
     /// Picks planned ahead, for a plannable method.
     plan: plan::PlanSlot,
-    stats: BalancerStats,
+    /// Shared with the balancer of the same name in the build before, when its method is the
+    /// same version: the counters go on across reloads and edits.
+    stats: Arc<BalancerStats>,
 }
 
 /// Counters about the balancer's method, shown in the manager and logs.
@@ -169,7 +171,7 @@ impl<C> Balancer<C> {
             sticky: config.sticky.clone(),
             routes,
             plan: plan::PlanSlot::default(),
-            stats: BalancerStats::default(),
+            stats: Arc::default(),
         };
         balancer.lbmethod().set_members(balancer.member_infos());
         balancer
@@ -213,6 +215,13 @@ impl<C> Balancer<C> {
     /// The current load-balancing method.
     pub fn lbmethod(&self) -> Arc<dyn LbMethod> {
         self.lbmethod.load()
+    }
+
+    /// Counts into `before`'s counters (the same balancer with the same method version in the
+    /// build this one replaces), so they go on rather than start again.
+    pub fn with_stats_of<O>(mut self, before: &Balancer<O>) -> Self {
+        self.stats = Arc::clone(&before.stats);
+        self
     }
 
     /// Makes `method`, loaded from `spec` (the method used before a swap), where requests go

@@ -47,6 +47,15 @@ pub enum DirError {
     /// A plugin name that is not a plain file name inside the plugins directory.
     #[error("`{0}` is not a file name inside the plugins directory")]
     Name(String),
+    /// A name inside the plugins directory that is not a regular file (a directory, a pipe…).
+    #[error("`{0}` in the plugins directory is not a regular file")]
+    NotAFile(String),
+    /// Bytes that are not a WebAssembly component: not kept.
+    #[error("{0}")]
+    NotAComponent(String),
+    /// A version named by a prefix of its SHA-256 that names none, or more than one.
+    #[error("{0}")]
+    Version(String),
 }
 
 fn open(path: &Path) -> Result<Dir, DirError> {
@@ -65,9 +74,22 @@ pub struct StateDir {
 }
 
 impl StateDir {
-    /// Opens (creating) the directory.
+    /// Opens (creating) the directory, and removes the temporary files of writes a crash cut
+    /// short (the state file itself is always whole: it is replaced by a rename).
     pub fn open(path: &Path) -> Result<Self, DirError> {
-        Ok(Self { dir: open(path)?, path: path.to_path_buf() })
+        let dir = open(path)?;
+        let leftovers: Vec<String> = dir
+            .entries()
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok)
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|n| n.starts_with(&format!(".{STATE_FILE}.")) && n.ends_with(".tmp"))
+            .collect();
+        for name in leftovers {
+            let _ = dir.remove_file(&name);
+        }
+        Ok(Self { dir, path: path.to_path_buf() })
     }
 
     /// The state file's path, for messages.
@@ -118,6 +140,7 @@ impl PluginStore {
     /// Keeps `bytes` as a version; returns its SHA-256 (lowercase hex). Keeping the same
     /// bytes twice writes nothing the second time.
     pub fn put(&self, bytes: &[u8]) -> Result<String, DirError> {
+        crate::plugin::component_header(bytes).map_err(|reason| DirError::NotAComponent(reason.to_string()))?;
         let sha = sha256_hex(bytes);
         let name = file_name(&sha);
         if !self.dir.is_file(&name) {
@@ -129,12 +152,35 @@ impl PluginStore {
     /// Keeps the file `name` of this directory as a version (a file copied there by other
     /// means); returns its SHA-256.
     pub fn import(&self, name: &str) -> Result<String, DirError> {
-        let plain = Path::new(name).components().count() == 1 && !name.is_empty() && !name.starts_with('.');
+        let plain = Path::new(name).components().count() == 1 && !name.is_empty() && !name.starts_with('.') && !name.chars().any(char::is_control);
         if !plain {
             return Err(DirError::Name(name.to_string()));
         }
+        // Looked at before it is opened: opening a pipe would wait for a writer.
+        let meta = self.dir.metadata(name).map_err(|source| DirError::Io { path: self.path.join(name), source })?;
+        if !meta.is_file() {
+            return Err(DirError::NotAFile(name.to_string()));
+        }
         let bytes = self.dir.read(name).map_err(|source| DirError::Io { path: self.path.join(name), source })?;
         self.put(&bytes)
+    }
+
+    /// The full SHA-256 of the version `given` names: the whole hex, or (as the page shows it)
+    /// `sha256:` and/or a prefix of at least 12 hex digits that names exactly one version.
+    pub fn resolve(&self, given: &str) -> Result<String, DirError> {
+        let hex = given.strip_prefix("sha256:").unwrap_or(given).to_ascii_lowercase();
+        if self.path_of(&hex).is_some() {
+            return Ok(hex);
+        }
+        if hex.len() < 12 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(DirError::Version(format!("no plugin version {given} in the plugins directory (name one by its SHA-256, or at least its first 12 hex digits)")));
+        }
+        let matching: Vec<String> = self.versions().into_iter().map(|(sha, _)| sha).filter(|sha| sha.starts_with(&hex)).collect();
+        match matching.as_slice() {
+            [one] => Ok(one.clone()),
+            [] => Err(DirError::Version(format!("no plugin version {given} in the plugins directory"))),
+            _ => Err(DirError::Version(format!("{given} names {} versions: give more of its SHA-256", matching.len()))),
+        }
     }
 
     /// The versions kept here (SHA-256 and size), sorted.
@@ -200,13 +246,32 @@ mod tests {
     fn the_plugin_store_keeps_versions_and_stays_inside() {
         let path = temp("store");
         let store = PluginStore::open(&path).expect("opens");
-        let sha = store.put(b"\0asm").expect("puts");
+        let component = b"\0asm\x0d\0\x01\0one";
+        let sha = store.put(component).expect("puts");
         assert_eq!(sha.len(), 64);
         assert_eq!(store.path_of(&sha), Some(std::fs::canonicalize(&path).expect("canonical").join(format!("{sha}.wasm"))));
         assert_eq!(store.path_of("../etc/passwd"), None);
-        std::fs::write(path.join("mine.wasm"), b"bytes").expect("write");
-        assert_eq!(store.import("mine.wasm").expect("imports"), sha256_hex(b"bytes"));
+        std::fs::write(path.join("mine.wasm"), b"\0asm\x0d\0\x01\0two").expect("write");
+        assert_eq!(store.import("mine.wasm").expect("imports"), sha256_hex(b"\0asm\x0d\0\x01\0two"));
         assert_eq!(store.versions().len(), 2, "the two versions, not mine.wasm");
+        // What is not a component is refused and not kept, whichever way it comes.
+        std::fs::write(path.join("junk.wasm"), b"MZ junk").expect("write");
+        assert!(matches!(store.import("junk.wasm"), Err(DirError::NotAComponent(_))));
+        assert!(matches!(store.put(b"\0asm\x01\0\0\0core"), Err(DirError::NotAComponent(_))));
+        assert_eq!(store.versions().len(), 2);
+        // A pipe is refused without being opened (opening it would wait for a writer); so is
+        // a directory; a NUL is not a file name.
+        let made = std::process::Command::new("mkfifo").arg(path.join("pipe.wasm")).status().expect("mkfifo runs");
+        assert!(made.success(), "mkfifo");
+        assert!(matches!(store.import("pipe.wasm"), Err(DirError::NotAFile(_))));
+        std::fs::create_dir(path.join("dir.wasm")).expect("dir");
+        assert!(matches!(store.import("dir.wasm"), Err(DirError::NotAFile(_))));
+        assert!(matches!(store.import("x\0.wasm"), Err(DirError::Name(_))));
+        // A version is named by its whole SHA-256 or, as the page shows it, a prefix.
+        assert_eq!(store.resolve(&format!("sha256:{}", &sha[..12])).expect("short form"), sha);
+        assert_eq!(store.resolve(&sha.to_ascii_uppercase()).expect("any case"), sha);
+        assert!(matches!(store.resolve(&sha[..6]), Err(DirError::Version(_))), "too short to name one");
+        assert!(matches!(store.resolve(&"0".repeat(64)), Err(DirError::Version(_))));
         for bad in ["../x.wasm", "/etc/passwd", "sub/x.wasm", "", ".."] {
             assert!(matches!(store.import(bad), Err(DirError::Name(_))), "{bad}");
         }

@@ -16,8 +16,9 @@ use crate::proxy::Proxy;
 /// The flags an operator sets in the config file's sense: kept in the overlay.
 const CONFIG_FLAGS: StatusFlags = StatusFlags::CONFIGURED;
 
-/// The member keys an edit may set.
-const MEMBER_KEYS: [&str; 4] = ["loadfactor", "lbset", "route", "redirect"];
+/// The member keys an edit may set: its place in the balancer, and its health check
+/// (httpd's `hc*` keys, as the file writes them).
+const MEMBER_KEYS: [&str; 11] = ["loadfactor", "lbset", "route", "redirect", "hcmethod", "hcuri", "hcexpr", "hcinterval", "hctimeout", "hcpasses", "hcfails"];
 
 /// The balancer keys an edit may set.
 pub const BALANCER_KEYS: [&str; 10] = [
@@ -176,14 +177,14 @@ fn apply_one(change: Change, overlay: &mut Overlay, cx: &Context<'_>) -> Result<
             let m = find_member(running, &balancer, &member)?;
             let url = m.config.url.clone();
             if change.keys.is_empty() && change.status.is_none() {
-                return Err(ControlError::Invalid("nothing to change: give loadfactor, lbset, route, redirect and/or status".into()));
+                return Err(ControlError::Invalid(format!("nothing to change: give any of {}, status", MEMBER_KEYS.join(", "))));
             }
             // Only what differs from the running member is kept: a form that sends every
             // field back does not pin the unchanged ones over later file edits.
             let mut keys = BTreeMap::new();
             for (key, value) in change.keys {
                 if !MEMBER_KEYS.contains(&key.as_str()) {
-                    return Err(ControlError::Invalid(format!("unknown member field `{key}` (editable: loadfactor, lbset, route, redirect, status)")));
+                    return Err(ControlError::Invalid(format!("unknown member field `{key}` (editable: {}, status)", MEMBER_KEYS.join(", "))));
                 }
                 let value = member_value(&key, value)?;
                 if !same_as_running(&key, &value, &m.config) {
@@ -253,8 +254,13 @@ fn apply_one(change: Change, overlay: &mut Overlay, cx: &Context<'_>) -> Result<
             if let Some(key) = settings.keys().find(|k| !BALANCER_KEYS.contains(&k.as_str())) {
                 return Err(ControlError::Invalid(format!("unknown balancer field `{key}` (editable: {}; the lbmethod has its own call)", BALANCER_KEYS.join(", "))));
             }
+            let running_balancer = find_balancer(running, &balancer)?;
             let kept = &mut overlay.balancer_mut(&balancer).settings;
             for (key, value) in settings {
+                // A form sending every setting back pins only what it changed.
+                if !kept.contains_key(&key) && balancer_same_as_running(&key, &value, running_balancer) {
+                    continue;
+                }
                 // `null`: back to the file's value.
                 if value.is_null() {
                     kept.remove(&key);
@@ -266,7 +272,7 @@ fn apply_one(change: Change, overlay: &mut Overlay, cx: &Context<'_>) -> Result<
         }
         Change::LbMethod { balancer, choice } => {
             find_balancer(running, &balancer)?;
-            check_choice(&choice, cx)?;
+            let choice = checked_choice(choice, cx)?;
             let b = overlay.balancer_mut(&balancer);
             // httpd's form sends the method in use with every balancer edit: not a swap.
             let unchanged = match (&choice, &b.lbmethod) {
@@ -281,9 +287,7 @@ fn apply_one(change: Change, overlay: &mut Overlay, cx: &Context<'_>) -> Result<
         }
         Change::Shadow { balancer, choice } => {
             find_balancer(running, &balancer)?;
-            if let Some(choice) = &choice {
-                check_choice(choice, cx)?;
-            }
+            let choice = choice.map(|c| checked_choice(c, cx)).transpose()?;
             overlay.balancer_mut(&balancer).shadow = Some(match choice {
                 Some(choice) => ShadowChange::Set(choice),
                 None => ShadowChange::Removed,
@@ -302,25 +306,24 @@ fn apply_one(change: Change, overlay: &mut Overlay, cx: &Context<'_>) -> Result<
     }
 }
 
-/// Refuses a method choice that cannot be loaded: an unknown default, a version not in the
-/// plugins directory, a config that is not an object.
-fn check_choice(choice: &LbMethodChoice, cx: &Context<'_>) -> Result<(), ControlError> {
-    match choice {
-        LbMethodChoice::Builtin { name, .. } if !BUILTIN_LBMETHODS.contains(&name.as_str()) => {
-            return Err(ControlError::Invalid(format!("no default lbmethod `{name}` (there are {})", BUILTIN_LBMETHODS.join(", "))));
-        }
-        LbMethodChoice::Stored { sha256, .. } => {
-            let store = cx.store.ok_or_else(|| ControlError::Unavailable("plugin uploads need `[admin] plugins` (a directory)".into()))?;
-            if store.path_of(sha256).is_none() {
-                return Err(ControlError::NotFound(format!("no plugin version {sha256} in the plugins directory")));
-            }
-        }
-        LbMethodChoice::Builtin { .. } => {}
-    }
+/// The method choice, its version named by its whole SHA-256; refused when it cannot be
+/// loaded: an unknown default, a version not in the plugins directory (or a prefix naming
+/// several), a config that is not an object.
+fn checked_choice(choice: LbMethodChoice, cx: &Context<'_>) -> Result<LbMethodChoice, ControlError> {
     if !choice.config().is_object() {
         return Err(ControlError::Invalid("the plugin's config must be a JSON object".into()));
     }
-    Ok(())
+    match choice {
+        LbMethodChoice::Builtin { name, .. } if !BUILTIN_LBMETHODS.contains(&name.as_str()) => {
+            Err(ControlError::Invalid(format!("no default lbmethod `{name}` (there are {})", BUILTIN_LBMETHODS.join(", "))))
+        }
+        LbMethodChoice::Stored { sha256, config } => {
+            let store = cx.store.ok_or_else(|| ControlError::Unavailable("plugin uploads need `[admin] plugins` (a directory)".into()))?;
+            let sha256 = store.resolve(&sha256).map_err(|e| ControlError::NotFound(e.to_string()))?;
+            Ok(LbMethodChoice::Stored { sha256, config })
+        }
+        builtin => Ok(builtin),
+    }
 }
 
 fn find_balancer<'a>(running: &'a Proxy, name: &str) -> Result<&'a crate::proxy::ProxyBalancer, ControlError> {
@@ -340,13 +343,58 @@ fn find_member<'a>(running: &'a Proxy, balancer: &str, member: &MemberRef) -> Re
     })
 }
 
-/// Whether a member key's new value is what the member has now.
+/// Whether a balancer key's new value is what the balancer has now (for the keys the page's
+/// settings form sends; any other counts as a change).
+fn balancer_same_as_running(key: &str, value: &Value, b: &crate::proxy::ProxyBalancer) -> bool {
+    let failover = b.failover();
+    match key {
+        "maxattempts" => value.as_u64() == Some(u64::from(b.maxattempts())),
+        "nofailover" => value.as_bool() == Some(failover.nofailover),
+        "timeout" => match value {
+            Value::Number(n) => n.as_f64().and_then(|s| std::time::Duration::try_from_secs_f64(s).ok()) == Some(failover.timeout),
+            Value::String(s) => crate::config::parse_duration(s).ok() == Some(failover.timeout),
+            _ => false,
+        },
+        "stickysession" => match (value, b.sticky()) {
+            (Value::Null, None) => true,
+            (Value::String(v), Some(s)) => *v == s.cookie && s.param == s.cookie || *v == format!("{}|{}", s.cookie, s.param),
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
+/// Whether a member key's new value is what the member has now. A key this cannot tell
+/// (a health-check key of a member checked by a plugin of its own) counts as a change.
 fn same_as_running(key: &str, value: &Value, m: &crate::config::Member) -> bool {
+    let health = m.health.as_ref();
+    let duration = |v: &Value| match v {
+        Value::Number(n) => n.as_f64().and_then(|s| std::time::Duration::try_from_secs_f64(s).ok()),
+        Value::String(s) => crate::config::parse_duration(s).ok(),
+        _ => None,
+    };
+    // The default check's own config holds hcmethod, hcuri and hcexpr (as method, uri, expr).
+    let check_key = |name: &str| {
+        let spec = health.filter(|h| matches!(&h.plugin.source, crate::config::PluginSource::Builtin(b) if b == "hcheck"))?;
+        let config: Value = serde_json::from_str(&spec.plugin.config_json).ok()?;
+        Some(config.get(name).and_then(Value::as_str).map(str::to_string))
+    };
+    if health.is_none() && key.starts_with("hc") {
+        return value.is_null();
+    }
     match key {
         "loadfactor" => value.as_f64().is_some_and(|lf| (lf * 100.0).round() == f64::from(m.lbfactor)),
         "lbset" => value.as_u64() == Some(u64::from(m.lbset)),
         "route" => value.as_str().unwrap_or("") == m.route,
         "redirect" => value.as_str().unwrap_or("") == m.redirect,
+        "hcpasses" => health.is_some_and(|h| value.as_u64() == Some(u64::from(h.passes))),
+        "hcfails" => health.is_some_and(|h| value.as_u64() == Some(u64::from(h.fails))),
+        "hcinterval" => health.is_some_and(|h| duration(value) == Some(h.interval)),
+        "hctimeout" => health.is_some_and(|h| duration(value) == Some(h.timeout)),
+        "hcmethod" | "hcuri" | "hcexpr" => check_key(&key[2..]).is_some_and(|running| match (running.as_deref(), value.as_str()) {
+            (Some(now), Some(new)) if key == "hcmethod" => now.eq_ignore_ascii_case(new),
+            (now, new) => now == new,
+        }),
         _ => false,
     }
 }
@@ -355,13 +403,16 @@ fn same_as_running(key: &str, value: &Value, m: &crate::config::Member) -> bool 
 fn member_value(key: &str, value: Value) -> Result<Value, ControlError> {
     let ok = match key {
         "loadfactor" => value.is_number(),
-        "lbset" => value.is_u64(),
+        "lbset" | "hcpasses" | "hcfails" => value.is_u64(),
+        "hcinterval" | "hctimeout" => value.is_number() || value.is_string() || value.is_null(),
         _ => value.is_string() || value.is_null(),
     };
     if !ok {
         let expected = match key {
             "loadfactor" => "a number from 1 to 100",
             "lbset" => "a whole number from 0 to 99",
+            "hcpasses" | "hcfails" => "a whole number, at least 1",
+            "hcinterval" | "hctimeout" => "a duration: seconds, or a string such as \"500ms\" or \"5s\"",
             _ => "a string",
         };
         return Err(ControlError::Invalid(format!("{key} must be {expected}, got {value}")));

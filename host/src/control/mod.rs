@@ -109,7 +109,14 @@ impl Boot {
 
     /// The config to start with: the file with the kept overlay laid over it.
     pub fn config(&mut self) -> Result<Config, ControlError> {
-        let (config, passed_over) = effective(&self.path, &self.text, &self.file, &self.overlay, self.store.as_ref())?;
+        // The file alone was checked when it was read: what is wrong now came with the kept
+        // changes, so the state file is the one named.
+        let (config, passed_over) = effective(&self.path, &self.text, &self.file, &self.overlay, self.store.as_ref()).map_err(|e| match (&self.state, e) {
+            (Some(state), ControlError::Invalid(reason)) => {
+                ControlError::Dir(DirError::BadState { path: state.file(), reason: format!("a kept change does not fit the config file: {reason}") })
+            }
+            (_, e) => e,
+        })?;
         for note in &passed_over {
             tracing::warn!(state = %self.state.as_ref().map(|s| s.file().display().to_string()).unwrap_or_default(), "{note}");
         }

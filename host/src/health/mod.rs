@@ -104,4 +104,8 @@ pub trait HealthCheck: Send + Sync + 'static {
     fn probe(&self, target: &Target) -> Result<Probe, CheckError>;
     /// Judges what a probe of `target` came to.
     fn judge(&self, target: &Target, outcome: &Outcome) -> Result<Verdict, CheckError>;
+    /// How its calls went, for `/metrics`; `None` for a check that does not count them.
+    fn calls(&self) -> Option<crate::observe::PluginCalls> {
+        None
+    }
 }

@@ -14,4 +14,4 @@ mod writer;
 pub use access::{AccessLog, Entry, PendingEntry};
 pub use writer::AccessLogError;
 pub use request_id::new_request_id;
-pub use traffic::{BUCKETS, CALL_BUCKETS, Latency, LatencySnapshot, TrafficSnapshot, TrafficStats};
+pub use traffic::{BUCKETS, CALL_BUCKETS, Latency, LatencySnapshot, PluginCalls, TrafficSnapshot, TrafficStats};

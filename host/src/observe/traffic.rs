@@ -39,6 +39,16 @@ pub struct LatencySnapshot {
     pub sum_seconds: f64,
 }
 
+impl LatencySnapshot {
+    /// Adds `other`'s observations (a histogram with the same bounds) to these.
+    pub fn add(&mut self, other: &LatencySnapshot) {
+        for (mine, theirs) in self.buckets.iter_mut().zip(other.buckets) {
+            *mine += theirs;
+        }
+        self.sum_seconds += other.sum_seconds;
+    }
+}
+
 impl Latency {
     /// An empty histogram with these bucket bounds (seconds).
     pub fn with_bounds(bounds: &'static [f64; 12]) -> Self {
@@ -61,6 +71,20 @@ impl Latency {
             sum_seconds: self.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9,
         }
     }
+}
+
+/// How a plugin's calls went, for `/metrics`: their times (the count is the number of calls)
+/// and how many trapped or found the plugin circuit-broken.
+#[derive(Debug, Clone)]
+pub struct PluginCalls {
+    /// The version in service (`sha256:` and 12 hex digits).
+    pub version: String,
+    /// Each call's time.
+    pub times: LatencySnapshot,
+    /// Calls that trapped (a panic, the CPU deadline, the memory cap).
+    pub traps: u64,
+    /// Times the plugin's circuit opened after repeated traps.
+    pub circuit_opens: u64,
 }
 
 /// One route's counters.

@@ -2,6 +2,7 @@
 //! contract, behind [`rewrite::HeaderRewriter`].
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use wasmtime::Store;
 use wasmtime::component::Component;
@@ -10,6 +11,7 @@ use super::PluginError;
 use super::bindings::versioned_world;
 use super::instances::{Instances, LoadParams, PluginStats};
 use super::state::PluginState;
+use crate::observe::PluginCalls;
 use crate::rewrite::{Context, Edit, Header, HeaderRewriter, Interest, PhaseInterest, RewriteError};
 
 /// The calls of one version of the world, with the host's types. The two versions' WIT is
@@ -149,10 +151,20 @@ impl HeaderRewriter for WasmHeaderRewrite {
     }
 
     fn on_request(&self, context: &Context<'_>, method: &str, path: &str, headers: &[Header]) -> Result<Vec<Edit>, RewriteError> {
-        self.instances.call(|b, store| b.on_request(store, context, method, path, headers)).map_err(|e| RewriteError(e.to_string()))
+        let started = Instant::now();
+        let edits = self.instances.call(|b, store| b.on_request(store, context, method, path, headers));
+        self.instances.stats.calls.record(started.elapsed());
+        edits.map_err(|e| RewriteError(e.to_string()))
     }
 
     fn on_response(&self, context: &Context<'_>, status: u16, headers: &[Header]) -> Result<Vec<Edit>, RewriteError> {
-        self.instances.call(|b, store| b.on_response(store, context, status, headers)).map_err(|e| RewriteError(e.to_string()))
+        let started = Instant::now();
+        let edits = self.instances.call(|b, store| b.on_response(store, context, status, headers));
+        self.instances.stats.calls.record(started.elapsed());
+        edits.map_err(|e| RewriteError(e.to_string()))
+    }
+
+    fn calls(&self) -> Option<PluginCalls> {
+        Some(self.instances.calls())
     }
 }

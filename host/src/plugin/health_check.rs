@@ -2,6 +2,7 @@
 //! behind [`health::HealthCheck`].
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use wasmtime::Store;
 use wasmtime::component::Component;
@@ -10,6 +11,7 @@ use super::PluginError;
 use super::bindings::versioned_world;
 use super::instances::{Instances, LoadParams, PluginStats};
 use super::state::PluginState;
+use crate::observe::PluginCalls;
 use crate::health::{self, CheckError, HealthCheck, HttpProbe, Outcome, Probe, Target, Verdict};
 
 /// The calls of one version of the world, with the host's types. The two versions' WIT is
@@ -116,10 +118,20 @@ impl HealthCheck for WasmHealthCheck {
     }
 
     fn probe(&self, target: &Target) -> Result<Probe, CheckError> {
-        self.instances.call(|b, store| b.describe_probe(store, target)).map_err(|e| CheckError(e.to_string()))
+        let started = Instant::now();
+        let probe = self.instances.call(|b, store| b.describe_probe(store, target));
+        self.instances.stats.calls.record(started.elapsed());
+        probe.map_err(|e| CheckError(e.to_string()))
     }
 
     fn judge(&self, target: &Target, outcome: &Outcome) -> Result<Verdict, CheckError> {
-        self.instances.call(|b, store| b.judge(store, target, outcome)).map_err(|e| CheckError(e.to_string()))
+        let started = Instant::now();
+        let verdict = self.instances.call(|b, store| b.judge(store, target, outcome));
+        self.instances.stats.calls.record(started.elapsed());
+        verdict.map_err(|e| CheckError(e.to_string()))
+    }
+
+    fn calls(&self) -> Option<PluginCalls> {
+        Some(self.instances.calls())
     }
 }

@@ -29,6 +29,7 @@ use super::breaker::Breaker;
 use super::engine::EpochTicker;
 use super::state::PluginState;
 use crate::config::PluginLimits;
+use crate::observe::{CALL_BUCKETS, Latency};
 
 /// Setup calls (instantiation, `configure`, `reset`, and a plugin's self-test when it is
 /// loaded) may parse config or start a language runtime, and run wherever a reload runs, so
@@ -58,8 +59,10 @@ pub(crate) trait World: 'static {
     fn configure(bindings: &Self::Bindings, store: &mut Store<PluginState>, config: &str) -> wasmtime::Result<Result<(), String>>;
 }
 
-/// Counters of one loaded plugin.
-#[derive(Debug, Default)]
+/// Counters of one plugin version in one role (a balancer's lbmethod, a health check, a
+/// route's rewriter). The runtime keeps them by role and version, so a plugin loaded again
+/// for a new build (a reload, a manager edit) counts on where the one before stopped.
+#[derive(Debug)]
 pub struct PluginStats {
     /// Calls that trapped (panic, deadline, memory cap).
     pub traps: AtomicU64,
@@ -67,6 +70,15 @@ pub struct PluginStats {
     pub circuit_opens: AtomicU64,
     /// Instances made (the first, and one after every trap).
     pub instances: AtomicU64,
+    /// Each call's time, kept by health checks and header rewrites (an lbmethod's calls are
+    /// timed by its balancer, with the pick: `BalancerStats::picks`).
+    pub calls: Latency,
+}
+
+impl Default for PluginStats {
+    fn default() -> Self {
+        Self { traps: AtomicU64::new(0), circuit_opens: AtomicU64::new(0), instances: AtomicU64::new(0), calls: Latency::with_bounds(&CALL_BUCKETS) }
+    }
 }
 
 /// Why a call into a plugin did not return an answer.
@@ -110,6 +122,10 @@ pub(crate) struct LoadParams<'a> {
     pub(crate) engine: &'a Engine,
     pub(crate) linker: &'a Linker<PluginState>,
     pub(crate) name: String,
+    /// The component's version ([`super::version_of`]).
+    pub(crate) version: Arc<str>,
+    /// Its counters, carried from an earlier load of the same version in the same role.
+    pub(crate) stats: Arc<PluginStats>,
     pub(crate) label: String,
     pub(crate) config_json: String,
     pub(crate) limits: PluginLimits,
@@ -132,6 +148,8 @@ pub(crate) enum SetupError {
 /// The pool of instances of one plugin version with one config.
 pub(crate) struct Instances<W: World> {
     pub(crate) name: String,
+    /// The component's version ([`super::version_of`]).
+    pub(crate) version: Arc<str>,
     pub(crate) label: Arc<str>,
     factory: Arc<Factory<W>>,
     pub(crate) limits: PluginLimits,
@@ -183,7 +201,7 @@ impl<W: World> Factory<W> {
 impl<W: World> Instances<W> {
     /// Links and pre-instantiates `component` for world `W`; no instance is made yet.
     pub(crate) fn new(component: &Component, params: LoadParams<'_>) -> Result<Self, PluginError> {
-        let LoadParams { engine, linker, name, label, config_json, limits, call_ticks, setup_ticks, ticker, callers } = params;
+        let LoadParams { engine, linker, name, version, stats, label, config_json, limits, call_ticks, setup_ticks, ticker, callers } = params;
         let instance_pre = linker
             .instantiate_pre(component)
             .map_err(|e| PluginError::Link { plugin: name.clone(), world: W::NAME, reason: format!("{e:#}") })?;
@@ -191,11 +209,11 @@ impl<W: World> Instances<W> {
             .map_err(|e| PluginError::Link { plugin: name.clone(), world: W::NAME, reason: format!("{e:#}") })?;
         let threads = callers.max(1);
         let label: Arc<str> = label.into();
-        let stats = Arc::new(PluginStats::default());
         let factory = Arc::new(Factory { engine: engine.clone(), pre, config_json, label: Arc::clone(&label), limits, setup_ticks, stats: Arc::clone(&stats) });
         Ok(Self {
             label,
             name,
+            version,
             factory,
             limits,
             call_ticks,
@@ -208,6 +226,16 @@ impl<W: World> Instances<W> {
             stats,
             _ticker: ticker,
         })
+    }
+
+    /// How the calls went, for `/metrics`.
+    pub(crate) fn calls(&self) -> crate::observe::PluginCalls {
+        crate::observe::PluginCalls {
+            version: self.version.to_string(),
+            times: self.stats.calls.snapshot(),
+            traps: self.stats.traps.load(Ordering::Relaxed),
+            circuit_opens: self.stats.circuit_opens.load(Ordering::Relaxed),
+        }
     }
 
     /// Makes and configures a fresh instance (for the load-time self-test, or the pool).

@@ -286,6 +286,15 @@ impl LbMethod for WasmLbMethod {
         &self.instances.name
     }
 
+    fn version(&self) -> &str {
+        &self.instances.version
+    }
+
+    fn traps(&self) -> (u64, u64) {
+        let stats = &self.instances.stats;
+        (stats.traps.load(Ordering::Relaxed), stats.circuit_opens.load(Ordering::Relaxed))
+    }
+
     fn pick(&self, key: u64, candidates: &[Candidate], now: Instant) -> Result<Option<Decision>, LbMethodError> {
         let mut instance = self.checkout().map_err(lb_error)?;
         // The tables move out for the call (the instance is borrowed by it) and back after.

@@ -104,6 +104,9 @@ pub struct PluginRuntime {
     ticker: Arc<EpochTicker>,
     /// Compiled components by the SHA-256 of their bytes.
     compiled: Mutex<HashMap<String, Component>>,
+    /// Each plugin's counters by role (`web/lbmethod/byrequests`) and version, so a plugin
+    /// loaded again for a new build counts on.
+    stats: Mutex<HashMap<(String, String), Arc<PluginStats>>>,
     /// Compiled components on disk, when a cache directory is configured.
     disk: Option<Arc<CompiledCache>>,
     /// How many threads call plugins at once (the proxy's workers): each keeps an instance
@@ -130,7 +133,7 @@ impl PluginRuntime {
         let ticker = Arc::new(EpochTicker::start(&engine, limits.deadline)?);
         let disk = cache.map(|dir| CompiledCache::open(dir, &engine).map(Arc::new)).transpose()?;
         let callers = std::thread::available_parallelism().map_or(2, |n| n.get());
-        Ok(Self { engine, lbmethod_linker, health_linker, rewrite_linker, limits, ticker, compiled: Mutex::new(HashMap::new()), disk, callers })
+        Ok(Self { engine, lbmethod_linker, health_linker, rewrite_linker, limits, ticker, compiled: Mutex::new(HashMap::new()), stats: Mutex::new(HashMap::new()), disk, callers })
     }
 
     /// Plugins loaded from now on keep an instance ready for each of `threads` calling threads
@@ -144,30 +147,43 @@ impl PluginRuntime {
     /// instantiates it, configures it and self-tests it.
     pub async fn lbmethod(&self, spec: &PluginSpec, balancer: &str) -> Result<Arc<WasmLbMethod>, PluginError> {
         let name = plugin_name(&spec.source);
-        let component = self.component(&spec.source, &name).await?;
-        WasmLbMethod::load(&component, self.params(&self.lbmethod_linker, name, format!("{balancer}/lbmethod"), spec))
+        let (component, sha) = self.component(&spec.source, &name).await?;
+        WasmLbMethod::load(&component, self.params(&self.lbmethod_linker, name, &sha, format!("{balancer}/lbmethod"), spec))
     }
 
     /// Loads the health check `spec`, used by `users` (for log lines).
     pub async fn health_check(&self, spec: &PluginSpec, users: &str) -> Result<Arc<WasmHealthCheck>, PluginError> {
         let name = plugin_name(&spec.source);
-        let component = self.component(&spec.source, &name).await?;
-        WasmHealthCheck::load(&component, self.params(&self.health_linker, name, format!("{users}/healthcheck"), spec))
+        let (component, sha) = self.component(&spec.source, &name).await?;
+        WasmHealthCheck::load(&component, self.params(&self.health_linker, name, &sha, format!("{users}/healthcheck"), spec))
     }
 
     /// Loads the header rewrite `spec` for route `route`.
     pub async fn header_rewrite(&self, spec: &PluginSpec, route: &str) -> Result<Arc<WasmHeaderRewrite>, PluginError> {
         let name = plugin_name(&spec.source);
-        let component = self.component(&spec.source, &name).await?;
-        WasmHeaderRewrite::load(&component, self.params(&self.rewrite_linker, name, format!("{route}/rewrite"), spec))
+        let (component, sha) = self.component(&spec.source, &name).await?;
+        WasmHeaderRewrite::load(&component, self.params(&self.rewrite_linker, name, &sha, format!("{route}/rewrite"), spec))
     }
 
-    fn params<'a>(&'a self, linker: &'a Linker<PluginState>, name: String, role: String, spec: &PluginSpec) -> LoadParams<'a> {
+    fn params<'a>(&'a self, linker: &'a Linker<PluginState>, name: String, sha: &str, role: String, spec: &PluginSpec) -> LoadParams<'a> {
+        let label = format!("{role}/{name}");
+        let stats = match self.stats.lock() {
+            Ok(mut kept) => {
+                // Bounded: a long-lived proxy swapping in ever new versions must not keep them all.
+                if kept.len() >= MAX_KEPT_STATS {
+                    kept.clear();
+                }
+                Arc::clone(kept.entry((label.clone(), sha.to_string())).or_default())
+            }
+            Err(_) => Arc::default(),
+        };
         LoadParams {
             engine: &self.engine,
             linker,
-            label: format!("{role}/{name}"),
+            label,
             name,
+            version: version_of(sha).into(),
+            stats,
             config_json: spec.config_json.clone(),
             limits: self.limits,
             call_ticks: self.ticker.ticks_for(self.limits.deadline),
@@ -181,7 +197,7 @@ impl PluginRuntime {
     /// compiled — both on a blocking thread, never on a worker. Components are keyed by the
     /// SHA-256 of their bytes, so a file that changed is compiled again and one loaded for
     /// several balancers (or again, unchanged) is compiled once.
-    async fn component(&self, source: &PluginSource, name: &str) -> Result<Component, PluginError> {
+    async fn component(&self, source: &PluginSource, name: &str) -> Result<(Component, String), PluginError> {
         let bytes: Arc<[u8]> = match source {
             PluginSource::Builtin(builtin) => builtin::component(builtin)
                 .ok_or_else(|| PluginError::Compile { plugin: name.to_string(), reason: "no such default plugin".into() })?
@@ -193,7 +209,7 @@ impl PluginRuntime {
         };
         let sha = sha256_hex(&bytes);
         if let Some(c) = self.compiled.lock().ok().and_then(|c| c.get(&sha).cloned()) {
-            return Ok(c);
+            return Ok((c, sha));
         }
         let (engine, disk, key) = (self.engine.clone(), self.disk.clone(), sha.clone());
         let started = std::time::Instant::now();
@@ -217,11 +233,30 @@ impl PluginRuntime {
             if compiled.len() >= MAX_CACHED_COMPONENTS {
                 compiled.clear();
             }
-            compiled.insert(sha, component.clone());
+            compiled.insert(sha.clone(), component.clone());
         }
-        Ok(component)
+        Ok((component, sha))
     }
 }
+
+/// Refuses what is plainly not a component, in words, before any compiling (the compiler's
+/// own message comes when the version is loaded).
+pub fn component_header(bytes: &[u8]) -> Result<(), &'static str> {
+    match bytes.get(..8) {
+        Some([0, b'a', b's', b'm', _, _, 1, 0]) => Ok(()),
+        Some([0, b'a', b's', b'm', 1, 0, 0, 0]) => Err("a core WebAssembly module, not a component: build for wasm32-wasip2 or run `wasm-tools component new`"),
+        _ => Err("not a WebAssembly component (bad magic number)"),
+    }
+}
+
+/// How the manager, the metrics and the logs name a version of a plugin: `sha256:` and the
+/// first 12 hex digits of its component's SHA-256 (the plugins directory keeps the whole).
+pub fn version_of(sha256: &str) -> String {
+    format!("sha256:{}", &sha256[..sha256.len().min(12)])
+}
+
+/// Most plugin counters kept by role and version.
+const MAX_KEPT_STATS: usize = 4096;
 
 /// Most compiled components kept in memory for reuse.
 const MAX_CACHED_COMPONENTS: usize = 32;

@@ -43,7 +43,7 @@ pub async fn check(path: &Path, config_json: &str) -> Result<CheckReport, Plugin
     let runtime = PluginRuntime::new(PluginLimits::default())?;
     let source = PluginSource::File(path.to_path_buf());
     let name = super::plugin_name(&source);
-    let component = runtime.component(&source, &name).await?;
+    let (component, _) = runtime.component(&source, &name).await?;
     let ty = component.component_type();
     let imports: Vec<String> = ty.imports(&runtime.engine).map(|(n, _)| n.to_string()).collect();
     let exports: Vec<String> = ty.exports(&runtime.engine).map(|(n, _)| n.to_string()).collect();
@@ -76,8 +76,7 @@ pub async fn compile(path: &Path, cache: &Path) -> Result<(String, bool), Plugin
     let cached = runtime.disk.as_ref().is_some_and(|d| d.load(&runtime.engine, &sha).is_some());
     if !cached {
         let source = PluginSource::File(path.to_path_buf());
-        let _: Component = runtime.component(&source, &super::plugin_name(&source)).await?;
+        let _: (Component, String) = runtime.component(&source, &super::plugin_name(&source)).await?;
     }
     Ok((sha, !cached))
 }
-

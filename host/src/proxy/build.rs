@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use super::route::{Route, RouteTable};
 use super::{BuildError, HealthCheckTask, MemberPool, Proxy, ProxyMember, RouteEntry, RouteRewrite, Target};
-use crate::balancer::{Balancer, Member};
+use crate::balancer::{Balancer, LbMethod, Member};
 use crate::config::{self, Config, PluginSource, RouteTarget};
-use crate::health::{self, HealthCheck, HealthState};
+use crate::health::{self, HealthCheck};
 use crate::plugin::PluginRuntime;
 use crate::rewrite::{HeaderRewriter, RewriteChain};
 use crate::tls::MemberConnector;
@@ -18,19 +18,23 @@ impl Proxy {
     /// Builds routes, balancers and pools (with a slot for each of `workers` threads), loading
     /// every plugin the config names. Health checks are described, not started.
     pub async fn build(config: &Config, plugins: &PluginRuntime, workers: usize) -> Result<Self, BuildError> {
-        Self::build_with(config, plugins, workers, &|_, _| None, &HashMap::new()).await
+        Self::build_with(config, plugins, workers, &|_, _| None, &HashMap::new(), None).await
     }
 
     /// Like [`Proxy::build`], carrying over the member `previous` finds (given the member's
     /// owner — balancer name or route prefix — and its new config): its live state always,
     /// and its connection pool when `previous` says it may be kept. A balancer named in
-    /// `fallbacks` also loads that method, to fall back to while its own fails.
+    /// `fallbacks` also loads that method, to fall back to while its own fails. Counters of
+    /// `old` (the build this one replaces) go on where their subject stays: a route's (same
+    /// prefix and balancer), a balancer method's (same balancer, method and version), a
+    /// member's health checks (same balancer and URL).
     pub(super) async fn build_with(
         config: &Config,
         plugins: &PluginRuntime,
         workers: usize,
         previous: &(dyn Fn(&str, &config::Member) -> Option<Previous> + Sync),
         fallbacks: &HashMap<String, config::PluginSpec>,
+        old: Option<&Proxy>,
     ) -> Result<Self, BuildError> {
         let connectors = member_connectors(config)?;
         let member_for = |owner: &str, m: &config::Member| {
@@ -50,7 +54,11 @@ impl Proxy {
                 .lbmethod(&b.lbmethod, &b.name)
                 .await
                 .map_err(|source| BuildError::Plugin { origin: b.lbmethod.origin.clone(), source })?;
+            let same_method = old.and_then(|o| o.balancers.iter().find(|ob| ob.name() == b.name && ob.lbmethod().name() == method.name() && ob.lbmethod().version() == method.version()));
             let mut balancer = Balancer::with_members(b, method, |m| member_for(&b.name, m));
+            if let Some(before) = same_method {
+                balancer = balancer.with_stats_of(before);
+            }
             if let Some(spec) = fallbacks.get(&b.name) {
                 // The fallback is a convenience: one that no longer loads leaves byrequests.
                 match plugins.lbmethod(spec, &b.name).await {
@@ -71,7 +79,7 @@ impl Proxy {
             }
             balancers.push(Arc::new(balancer));
         }
-        let health = health_checks(config, plugins).await?;
+        let health = health_checks(config, plugins, old).await?;
         let mut routes = Vec::with_capacity(config.routes.len());
         for (i, r) in config.routes.iter().enumerate() {
             let target = match &r.target {
@@ -104,7 +112,7 @@ impl Proxy {
             health,
             forwarded: config.forwarded.clone(),
             access_log: None,
-            traffic: (0..=config.routes.len()).map(|_| Default::default()).collect(),
+            traffic: route_traffic(config, old),
         })
     }
 }
@@ -117,9 +125,21 @@ pub(super) struct Previous {
     pub keep_pool: bool,
 }
 
+/// Each route's traffic counters, then those of requests no route matched: `old`'s for a
+/// route with the same prefix and balancer (and for no route), new ones for the others.
+fn route_traffic(config: &Config, old: Option<&Proxy>) -> Box<[Arc<crate::observe::TrafficStats>]> {
+    let balancer_of = |r: &config::Route| match &r.target {
+        RouteTarget::Balancer(i) => Some(config.balancers[*i].name.as_str()),
+        _ => None,
+    };
+    let before = |key: Option<(&str, Option<&str>)>| old.and_then(|o| o.routes.iter().map(|r| Some((r.prefix.as_str(), r.target.labels.balancer.as_deref()))).chain(std::iter::once(None)).zip(o.traffic.iter()).find(|(k, _)| *k == key).map(|(_, t)| Arc::clone(t)));
+    config.routes.iter().map(|r| Some((r.prefix.as_str(), balancer_of(r)))).chain(std::iter::once(None)).map(|key| before(key).unwrap_or_default()).collect()
+}
+
 /// Loads the health check of every checked member; members with the same check and settings
-/// share one loaded plugin.
-async fn health_checks(config: &Config, plugins: &PluginRuntime) -> Result<Vec<HealthCheckTask>, BuildError> {
+/// share one loaded plugin. A member `old` checked too keeps its counts (probes, failures,
+/// the last verdict).
+async fn health_checks(config: &Config, plugins: &PluginRuntime, old: Option<&Proxy>) -> Result<Vec<HealthCheckTask>, BuildError> {
     let mut loaded: HashMap<(PluginSource, String), Arc<dyn HealthCheck>> = HashMap::new();
     let mut tasks = Vec::new();
     for (b, balancer) in config.balancers.iter().enumerate() {
@@ -138,7 +158,12 @@ async fn health_checks(config: &Config, plugins: &PluginRuntime) -> Result<Vec<H
                 }
             };
             let settings = health::Settings { interval: spec.interval, passes: spec.passes, fails: spec.fails, timeout: spec.timeout };
-            tasks.push(HealthCheckTask { balancer: b, member: m, check, settings, state: Arc::new(HealthState::default()) });
+            let before = old.and_then(|o| {
+                let ob = o.balancers.iter().position(|ob| ob.name() == balancer.name)?;
+                let om = o.balancers[ob].members().iter().position(|om| om.config.url == member.url)?;
+                o.health.iter().find(|t| t.balancer == ob && t.member == om).map(|t| Arc::clone(&t.state))
+            });
+            tasks.push(HealthCheckTask { balancer: b, member: m, check, settings, state: before.unwrap_or_default() });
         }
     }
     Ok(tasks)

@@ -108,7 +108,9 @@ pub struct Proxy {
     access_log: Option<Arc<AccessLog>>,
     /// Traffic counters per route, in route order, then one for requests no route matched
     /// (a reload starts them again, as Prometheus counters may).
-    traffic: Box<[TrafficStats]>,
+    /// Per route, then one for requests no route matched; shared with the build before for
+    /// routes with the same prefix and balancer, so the counts go on across reloads and edits.
+    traffic: Box<[Arc<TrafficStats>]>,
 }
 
 /// Why the proxy could not be built from a valid config.
@@ -166,7 +168,7 @@ impl Proxy {
             .iter()
             .map(|r| Some((r.prefix.as_str(), r.target.labels.balancer.as_deref())))
             .chain(std::iter::once(None))
-            .zip(self.traffic.iter())
+            .zip(self.traffic.iter().map(|t| &**t))
     }
 
     /// Counts an answer: to route `route` (or none) with `status`, its head ready after `took`.
@@ -188,6 +190,16 @@ impl Proxy {
     /// What the health checks of member `member` of balancer `balancer` have seen.
     pub fn health_status(&self, balancer: usize, member: usize) -> Option<HealthStatus> {
         self.health.iter().find(|t| t.balancer == balancer && t.member == member).map(|t| t.state.status())
+    }
+
+    /// How the calls of every health-check and header-rewrite plugin went: `("healthcheck" or
+    /// "rewrite", plugin name, calls)`, each loaded plugin once (members with the same check
+    /// share one).
+    pub fn plugin_calls(&self) -> Vec<(&'static str, &str, crate::observe::PluginCalls)> {
+        let mut seen = std::collections::HashSet::new();
+        let checks = self.health.iter().filter(|t| seen.insert(Arc::as_ptr(&t.check).cast::<()>())).filter_map(|t| Some(("healthcheck", t.check.name(), t.check.calls()?)));
+        let rewriters = self.routes.iter().filter_map(|r| r.target.rewrite.as_ref()).flat_map(|rw| rw.chain.rewriters());
+        checks.chain(rewriters.filter_map(|r| Some(("rewrite", r.name(), r.calls()?)))).collect()
     }
 
     /// The counters of route `route`'s header-rewrite chain, if it has one.

@@ -32,7 +32,7 @@ impl Proxy {
                 Some((b.name.clone(), old.fallback_spec_for(&b.lbmethod)?.clone()))
             })
             .collect();
-        let new = Self::build_with(config, plugins, workers, &previous, &fallbacks).await?;
+        let new = Self::build_with(config, plugins, workers, &previous, &fallbacks, Some(old)).await?;
         let kept = members_by_owner(&new).into_iter().filter(|(k, _)| before.contains_key(k)).map(|(_, m)| m).collect();
         Ok((new, kept))
     }

@@ -95,6 +95,10 @@ pub trait HeaderRewriter: Send + Sync + 'static {
     fn on_request(&self, context: &Context<'_>, method: &str, path: &str, headers: &[Header]) -> Result<Vec<Edit>, RewriteError>;
     /// Edits for a response about to go to the client.
     fn on_response(&self, context: &Context<'_>, status: u16, headers: &[Header]) -> Result<Vec<Edit>, RewriteError>;
+    /// How its calls went, for `/metrics`; `None` for a rewriter that does not count them.
+    fn calls(&self) -> Option<crate::observe::PluginCalls> {
+        None
+    }
 }
 
 /// Counters of a route's rewrite chain.
@@ -132,6 +136,11 @@ impl RewriteChain {
     /// The chain's counters.
     pub fn stats(&self) -> &RewriteStats {
         &self.stats
+    }
+
+    /// The rewriters, in the order they are called.
+    pub fn rewriters(&self) -> &[Arc<dyn HeaderRewriter>] {
+        &self.rewriters
     }
 
     /// Whether some rewriter may edit requests (a request's headers are then a map).

@@ -17,9 +17,10 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 const DEFAULT_MAX_CONNECTIONS: u32 = 1024;
 const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Whether `v` is a valid route token.
+/// Whether `v` can be a route. A route travels in a cookie's value, so it is what RFC 6265
+/// lets a cookie value hold: visible ASCII but `"` `,` `;` `\` (no spaces, no controls).
 pub(super) fn is_route_token(v: &str) -> bool {
-    !v.is_empty() && v.chars().all(|c| c.is_ascii_alphanumeric() || "-_.~".contains(c))
+    !v.is_empty() && v.bytes().all(|b| b.is_ascii_graphic() && !b"\",;\\".contains(&b))
 }
 
 pub(super) fn member(here: &[Seg], m: &RawMember, balancer_tls: Option<&RawMemberTls>, base_dir: &Path, p: &mut Problems) -> Option<Member> {
@@ -48,7 +49,7 @@ pub(super) fn member(here: &[Seg], m: &RawMember, balancer_tls: Option<&RawMembe
     for (field, value) in [("route", &m.route), ("redirect", &m.redirect)] {
         if let Some(v) = value
             && !is_route_token(v) {
-                p.push(&key(here, field), format!("`{v}` must be a non-empty token of letters, digits, - _ . ~"));
+                p.push(&key(here, field), format!("`{v}` must be visible ASCII with no space, quote, comma, semicolon or backslash (it travels in a cookie)"));
             }
     }
     let connection = connection(here, [m.timeout, m.connectiontimeout, m.ttl, m.acquire], m.max, p);
@@ -135,7 +136,22 @@ pub(super) fn parse_member_url(url: &str) -> Result<(http::uri::Authority, Strin
     if uri.query().is_some() {
         return Err(format!("`{url}`: a member URL cannot carry a query"));
     }
-    let port = authority.port_u16().unwrap_or(if https { 443 } else { 80 });
+    if url.contains('#') {
+        return Err(format!("`{url}`: a member URL cannot carry a fragment"));
+    }
+    if authority.host().is_empty() {
+        return Err(format!("`{url}` has no host"));
+    }
+    // A port the URL spells but that does not fit 16 bits reads as none: not the default.
+    let spelled_port = authority.as_str().get(authority.host().len()..).is_some_and(|rest| rest.len() > 1);
+    let port = match authority.port() {
+        None if spelled_port => return Err(format!("`{url}`: the port must be between 1 and 65535")),
+        None => if https { 443 } else { 80 },
+        Some(p) => match p.as_u16() {
+            0 => return Err(format!("`{url}`: the port must be between 1 and 65535")),
+            port => port,
+        },
+    };
     let authority: http::uri::Authority = format!("{}:{port}", authority.host())
         .parse()
         .map_err(|e| format!("`{url}`: {e}"))?;
@@ -157,5 +173,8 @@ mod tests {
         assert!(parse_member_url("ftp://x").is_err());
         assert!(parse_member_url("/just/a/path").is_err());
         assert!(parse_member_url("http://x/?q=1").is_err());
+        for bad in ["http://:80", "http://x:0", "http://x:99999", "http://x:1/#f", "http://x:1#f"] {
+            assert!(parse_member_url(bad).is_err(), "{bad}");
+        }
     }
 }
