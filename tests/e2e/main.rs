@@ -19,6 +19,7 @@ mod health;
 mod lbmethods;
 mod limits;
 mod manager;
+mod manager_http;
 mod parking;
 mod pinned;
 mod plugins;

@@ -168,7 +168,21 @@ pub(super) fn changed(view: &View, balancer: &str, m: &config::Member) -> Value 
         "route": f.route != m.route,
         "redirect": f.redirect != m.redirect,
         "status": f.status.without(runtime) != m.status.without(runtime),
+        "health": !same_check(f.health.as_ref(), m.health.as_ref()),
     })
+}
+
+/// Whether two members are checked the same way (where each was set is not compared).
+fn same_check(a: Option<&config::HealthCheckSpec>, b: Option<&config::HealthCheckSpec>) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(a), Some(b)) => {
+            (a.interval, a.timeout, a.passes, a.fails) == (b.interval, b.timeout, b.passes, b.fails)
+                && a.plugin.source == b.plugin.source
+                && a.plugin.config_json == b.plugin.config_json
+        }
+        _ => false,
+    }
 }
 
 /// The JSON body as an object.
