@@ -86,3 +86,26 @@ async fn hostile_values_show_as_text() {
     assert!(values.as_array().is_some_and(|v| v.iter().any(|v| v == hostile)), "and the URL too: {values}");
     proxy.proxy.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_token_the_browser_asks_for_it_and_the_page_works() {
+    let Some(mut browser) = Browser::start("token").await else { return };
+    let (a, b) = (Member::start("a").await, Member::start("b").await);
+    let proxy = ManagedProxy::start_in(&temp_dir("browser-token"), &two_members(&a, &b)).await.expect("starts");
+    let token = "page-token-0123456789";
+    let (admin, running) = manager(&proxy, Some(token)).await;
+    // What an operator types into the browser's login prompt (any user name, the token as
+    // the password); the browser then sends it with every request of the page, its script's
+    // calls and its forms included.
+    browser.open(&format!("http://operator:{token}@{}/", running.addr)).await;
+    assert_eq!(browser.eval("document.querySelectorAll('input[name=w_lf]').length").await, 2, "the page, not a refusal");
+    browser.eval("window.beforeSubmit = true; document.querySelector('[name=lbm]').value = 'builtin:bybusyness'; document.querySelector('form[data-lbmethod]').requestSubmit(); true").await;
+    browser.wait_for("window.beforeSubmit === undefined && document.readyState === 'complete'").await;
+    assert_eq!(admin.balancer().await["lbmethod"], "bybusyness", "the script's call carried the token");
+    let edited = browser.eval("(() => { const lf = document.querySelectorAll('input[name=w_lf]')[1]; window.beforeSubmit = true; lf.value = '3'; lf.form.requestSubmit(); return true; })()").await;
+    assert_eq!(edited, true);
+    browser.wait_for("window.beforeSubmit === undefined && document.readyState === 'complete' && document.querySelectorAll('input[name=w_lf]')[1]?.value === '3'").await;
+    assert_eq!(admin.balancer().await["members"][1]["loadfactor"], 3.0, "the form's post carried the token");
+    proxy.proxy.stop().await;
+}
+

@@ -22,7 +22,7 @@ const FORM_FLAGS: [(char, &str); 6] = [('D', "Disabled"), ('S', "Stopped"), ('I'
 
 const STYLE: &str = "body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse;margin-bottom:1em}\
     th,td{border:1px solid #bbb;padding:.25em .5em;text-align:left;vertical-align:top}th{background:#eee}\
-    .changed{background:#ffd}form{margin:0}form.inline{display:inline}.note{color:#555}";
+    .changed{background:#ffd}form{margin:0}form.inline{display:inline}.note{color:#555}td.edit{min-width:40em}form.health{margin-top:.3em}";
 
 pub(super) fn render(control: &Control, nonce: &str) -> Response<Full<Bytes>> {
     let (proxy, view) = (control.current(), control.view());
@@ -129,7 +129,7 @@ pub(super) fn render(control: &Control, nonce: &str) -> Response<Full<Bytes>> {
             let manage = format!("/balancer-manager?b={}&w={}&nonce={}", url_segment(b.name()), url_segment(&m.config.url), url_segment(nonce));
             let _ = write!(
                 h,
-                "<tr><td{}><a href=\"{}\">{}</a></td><td{}>{}</td><td{}>{}</td><td{}>{}</td><td{}>{}</td><td{}>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>",
+                "<tr><td{}><a href=\"{}\">{}</a></td><td{}>{}</td><td{}>{}</td><td{}>{}</td><td{}>{}</td><td{}>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"edit\">",
                 mark("added"),
                 esc(&manage),
                 esc(&m.config.url),
@@ -341,7 +341,10 @@ const nonce = document.querySelector('meta[name=nonce]').content;
 async function call(method, url, body, type) {
   const headers = { 'X-Nonce': nonce };
   if (type) headers['Content-Type'] = type;
-  const r = await fetch(url, { method, headers, body });
+  // From the origin, not relative to the page: a page opened as http://user:token@host/
+  // would make a URL with credentials in it, which fetch refuses (the browser sends the
+  // Basic credentials it was given with every request to the origin anyway).
+  const r = await fetch(location.origin + url, { method, headers, body });
   if (r.ok) { location.reload(); return; }
   let reason = r.statusText;
   try { reason = (await r.json()).error; } catch (e) {}
