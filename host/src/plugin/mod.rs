@@ -104,6 +104,10 @@ pub struct PluginRuntime {
     ticker: Arc<EpochTicker>,
     /// Compiled components by the SHA-256 of their bytes.
     compiled: Mutex<HashMap<String, Component>>,
+    /// The SHA-256 of each component read before, with what its file's metadata said then
+    /// (`None` for a default plugin, whose bytes never change): a rebuild finds an unchanged
+    /// file's compiled component without reading and hashing the file again.
+    known: Mutex<HashMap<PluginSource, (Option<FileStamp>, String)>>,
     /// Each plugin's counters by role (`web/lbmethod/byrequests`) and version, so a plugin
     /// loaded again for a new build counts on.
     stats: Mutex<HashMap<(String, String), Arc<PluginStats>>>,
@@ -133,7 +137,7 @@ impl PluginRuntime {
         let ticker = Arc::new(EpochTicker::start(&engine, limits.deadline)?);
         let disk = cache.map(|dir| CompiledCache::open(dir, &engine).map(Arc::new)).transpose()?;
         let callers = std::thread::available_parallelism().map_or(2, |n| n.get());
-        Ok(Self { engine, lbmethod_linker, health_linker, rewrite_linker, limits, ticker, compiled: Mutex::new(HashMap::new()), stats: Mutex::new(HashMap::new()), disk, callers })
+        Ok(Self { engine, lbmethod_linker, health_linker, rewrite_linker, limits, ticker, compiled: Mutex::new(HashMap::new()), known: Mutex::new(HashMap::new()), stats: Mutex::new(HashMap::new()), disk, callers })
     }
 
     /// Plugins loaded from now on keep an instance ready for each of `threads` calling threads
@@ -198,6 +202,16 @@ impl PluginRuntime {
     /// SHA-256 of their bytes, so a file that changed is compiled again and one loaded for
     /// several balancers (or again, unchanged) is compiled once.
     async fn component(&self, source: &PluginSource, name: &str) -> Result<(Component, String), PluginError> {
+        let stamp = match source {
+            PluginSource::Builtin(_) => None,
+            PluginSource::File(path) => tokio::fs::metadata(path).await.ok().map(|m| FileStamp::of(&m)),
+        };
+        let known = self.known.lock().ok().and_then(|k| k.get(source).filter(|(then, _)| *then == stamp).map(|(_, sha)| sha.clone()));
+        if let Some(sha) = known
+            && let Some(c) = self.compiled.lock().ok().and_then(|c| c.get(&sha).cloned())
+        {
+            return Ok((c, sha));
+        }
         let bytes: Arc<[u8]> = match source {
             PluginSource::Builtin(builtin) => builtin::component(builtin)
                 .ok_or_else(|| PluginError::Compile { plugin: name.to_string(), reason: "no such default plugin".into() })?
@@ -208,6 +222,12 @@ impl PluginRuntime {
                 .into(),
         };
         let sha = sha256_hex(&bytes);
+        if let Ok(mut known) = self.known.lock() {
+            if known.len() >= MAX_CACHED_COMPONENTS {
+                known.clear();
+            }
+            known.insert(source.clone(), (stamp, sha.clone()));
+        }
         if let Some(c) = self.compiled.lock().ok().and_then(|c| c.get(&sha).cloned()) {
             return Ok((c, sha));
         }
@@ -253,6 +273,23 @@ pub fn component_header(bytes: &[u8]) -> Result<(), &'static str> {
 /// first 12 hex digits of its component's SHA-256 (the plugins directory keeps the whole).
 pub fn version_of(sha256: &str) -> String {
     format!("sha256:{}", &sha256[..sha256.len().min(12)])
+}
+
+/// What a file's metadata said when it was read: a file written since differs in one of
+/// these (its change time moves on every write).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileStamp {
+    len: u64,
+    inode: u64,
+    modified: (i64, i64),
+    changed: (i64, i64),
+}
+
+impl FileStamp {
+    fn of(meta: &std::fs::Metadata) -> Self {
+        use std::os::unix::fs::MetadataExt;
+        Self { len: meta.len(), inode: meta.ino(), modified: (meta.mtime(), meta.mtime_nsec()), changed: (meta.ctime(), meta.ctime_nsec()) }
+    }
 }
 
 /// Most plugin counters kept by role and version.

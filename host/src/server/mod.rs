@@ -228,7 +228,9 @@ impl Reloader {
 
 /// How many worker threads `config` asks for (default: one per CPU).
 pub fn worker_count(config: &Config) -> usize {
-    config.server.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+    // Asked once: the answer reads cgroup files, and every reload and manager edit asks.
+    static CPUS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    config.server.workers.unwrap_or_else(|| *CPUS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get())))
 }
 
 /// Loads the plugins and builds the proxy for `config`, without binding anything (what
