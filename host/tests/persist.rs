@@ -133,3 +133,27 @@ fn every_acknowledged_change_survives_sigkill() {
     eprintln!("{} changes acknowledged over {ROUNDS} kills; all were there after each restart", acknowledged.len());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_state_file_that_does_not_fit_is_refused_at_start_naming_it() {
+    let dir = std::env::temp_dir().join(format!("switchyard-persist-misfit-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("state")).expect("dir");
+    let config = dir.join("switchyard.toml");
+    let admin = format!("127.0.0.1:{}", free_port());
+    std::fs::write(
+        &config,
+        format!("[[listen]]\naddr = \"127.0.0.1:0\"\n[admin]\nlisten = \"{admin}\"\npersist = \"state\"\n[[route]]\npath = \"/\"\nbalancer = \"web\"\n[balancer.web]\n[[balancer.web.member]]\nurl = \"http://127.0.0.1:9\"\n"),
+    )
+    .expect("config");
+    // Well-formed, from this version, but holding a load factor the file could never have.
+    std::fs::write(dir.join("state/state.json"), r#"{"version": 1, "balancers": {"web": {"members": {"http://127.0.0.1:9": {"loadfactor": 0}}}}}"#).expect("state");
+    // And a temporary file a crash left behind, which a start clears away.
+    std::fs::write(dir.join("state/.state.json.1.0.tmp"), "{").expect("leftover");
+    let out = Command::new(env!("CARGO_BIN_EXE_switchyard")).arg("--config").arg(&config).stdin(Stdio::null()).output().expect("runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "refused: {stderr}");
+    assert!(stderr.contains("state.json") && stderr.contains("loadfactor"), "names the state file and the key: {stderr}");
+    assert!(!dir.join("state/.state.json.1.0.tmp").exists(), "the leftover is gone");
+    let _ = std::fs::remove_dir_all(&dir);
+}

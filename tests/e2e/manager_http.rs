@@ -219,3 +219,42 @@ async fn health_checks_are_changed_at_run_time_from_the_api_httpds_fields_and_th
     assert_eq!(serde_json::from_slice::<Value>(&admin.get("/api/overrides").await.body).expect("json"), kept_after);
     proxy.proxy.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn httpds_xml_and_a_kept_version_forgotten() {
+    let (a, b) = (Member::start("a").await, Member::start("b").await);
+    let dir = temp_dir("manager-xml");
+    let config = two_members(&a, &b) + "[admin]\nplugins = \"plugins\"\n";
+    let proxy = ManagedProxy::start_in(&dir, &config).await.expect("starts");
+    let (admin, _running) = manager(&proxy, None).await;
+    TestClient::http1().members_of(&proxy.proxy.url("/x"), 4).await;
+
+    // The XML httpd's manager writes for `?xml=1`, which monitoring scripts read.
+    let xml = admin.get("/balancer-manager?xml=1").await;
+    assert_eq!((xml.status, xml.header("content-type").as_str()), (StatusCode::OK, "text/xml; charset=utf-8"));
+    let text = xml.text();
+    assert!(text.starts_with("<?xml") && text.contains("<httpd:name>balancer://web</httpd:name>"), "{text}");
+    assert!(text.contains(&format!("<httpd:name>{}</httpd:name>", a.url())) && text.contains("<httpd:elected>2</httpd:elected>"), "{text}");
+    assert!(text.contains("<httpd:status>Init Ok</httpd:status>") && text.contains("<httpd:lbmethod>byrequests</httpd:lbmethod>"), "{text}");
+
+    // A version kept and in service cannot be forgotten; once out of use it can, by the
+    // short name the page shows.
+    let nonce = admin.nonce().await;
+    let component = std::fs::read(switchyard_tests::GUEST_MISBEHAVE).expect("the test guest");
+    let upload = admin.request(Method::POST, "/api/plugins").header("x-nonce", &nonce).header("content-type", "application/wasm");
+    let reply = admin.client.send(upload.body(Full::new(Bytes::from(component))).expect("request")).await;
+    let sha = serde_json::from_slice::<Value>(&reply.body).expect("json")["sha256"].as_str().expect("sha").to_string();
+    admin.ok(Method::PUT, "/api/balancers/web/lbmethod", &format!(r#"{{"sha256": "sha256:{}", "config": {{"mode": "ok"}}}}"#, &sha[..12])).await;
+    let in_use = admin.call(Method::DELETE, &format!("/api/plugins/{sha}"), "", Some(&nonce)).await;
+    assert_eq!(in_use.status, StatusCode::CONFLICT, "{}", in_use.text());
+    admin.ok(Method::PUT, "/api/balancers/web/lbmethod", r#"{"builtin": "byrequests"}"#).await;
+    let still = admin.call(Method::DELETE, &format!("/api/plugins/sha256:{}", &sha[..12]), "", Some(&nonce)).await;
+    assert_eq!(still.status, StatusCode::CONFLICT, "kept to roll back to: {}", still.text());
+    admin.ok(Method::DELETE, "/api/overrides", "").await;
+    let gone = admin.call(Method::DELETE, &format!("/api/plugins/sha256:{}", &sha[..12]), "", Some(&nonce)).await;
+    assert_eq!(gone.status, StatusCode::OK, "{}", gone.text());
+    let versions: Value = serde_json::from_slice(&admin.get("/api/plugins").await.body).expect("json");
+    assert_eq!(versions["versions"], serde_json::json!([]), "{versions}");
+    assert!(!dir.join("plugins").join(format!("{sha}.wasm")).exists());
+    proxy.proxy.stop().await;
+}

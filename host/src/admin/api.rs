@@ -288,6 +288,42 @@ pub(super) fn versions(control: &Control) -> Answer {
     json_response(StatusCode::OK, &json!({ "versions": versions, "uploads": control.store().is_some() }))
 }
 
+/// `DELETE /api/plugins/{version}`: forgets a kept version that no balancer runs, keeps to
+/// roll back to, or runs in shadow (those are refused with 409: change them first).
+pub(super) fn forget_version(control: &Control, peer: std::net::SocketAddr, given: &str) -> Answer {
+    let store = match control.store() {
+        Some(store) => store,
+        None => return refused(&no_store()),
+    };
+    let sha = match store.resolve(given) {
+        Ok(sha) => sha,
+        Err(e) => return refused(&ControlError::Dir(e)),
+    };
+    let view = control.view();
+    let named = |choice: Option<&LbMethodChoice>| matches!(choice, Some(LbMethodChoice::Stored { sha256, .. }) if *sha256 == sha);
+    let users: Vec<String> = view
+        .overlay
+        .balancers
+        .iter()
+        .filter(|(_, b)| {
+            named(b.lbmethod.as_ref())
+                || named(b.rollback.as_ref().and_then(|r| r.lbmethod.as_ref()))
+                || matches!(&b.shadow, Some(crate::control::overlay::ShadowChange::Set(c)) if named(Some(c)))
+        })
+        .map(|(name, _)| name.clone())
+        .collect();
+    if !users.is_empty() {
+        return error(StatusCode::CONFLICT, format!("refused; nothing changed: version {} is in use by balancer {} (as its lbmethod, the one to roll back to, or its shadow)", crate::plugin::version_of(&sha), users.join(", ")));
+    }
+    match store.remove(&sha) {
+        Ok(()) => {
+            tracing::info!(%peer, version = %crate::plugin::version_of(&sha), "balancer manager: plugin version forgotten");
+            json_response(StatusCode::OK, &json!({ "removed": sha }))
+        }
+        Err(e) => refused(&ControlError::Dir(e)),
+    }
+}
+
 /// `POST /api/plugins`: keeps a component in the plugins directory (what is plainly not one
 /// is refused, in words, and not kept); answers its SHA-256.
 pub(super) fn upload(control: &Control, body: &[u8]) -> Result<String, ControlError> {

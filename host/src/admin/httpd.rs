@@ -91,6 +91,11 @@ pub(super) fn change(query: Option<&str>, body: &[u8]) -> Result<(String, Change
     Ok((balancer, Change::Batch(changes)))
 }
 
+/// Whether a query asks for httpd's XML (`xml`, with any value, as httpd reads it).
+pub(super) fn wants_xml(query: Option<&str>) -> bool {
+    query.map(form).unwrap_or_default().iter().any(|(k, _)| k == "xml")
+}
+
 /// The first field of a query that asks for a change (anything but `b`, `w`, `nonce` and
 /// httpd's `xml`), if any.
 pub(super) fn edit_field(query: Option<&str>) -> Option<String> {

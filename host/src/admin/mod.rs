@@ -16,10 +16,12 @@
 //! | `DELETE /api/balancers/{name}/shadow` | stop the shadow |
 //! | `GET /api/plugins` | the versions kept in the plugins directory |
 //! | `POST /api/plugins` | keep a component in the plugins directory; answers its SHA-256 |
+//! | `DELETE /api/plugins/{version}` | forget a kept version no balancer uses |
 //! | `POST /api/reload` | re-read the config file (as SIGHUP); runtime changes stay laid over it |
 //! | `GET /api/overrides`, `DELETE /api/overrides` | the runtime changes; forget them all |
 //! | `GET /metrics` | Prometheus text |
 //! | `POST /balancer-manager` | httpd's form/query shape, onto the same changes (`httpd`) |
+//! | `GET /balancer-manager?xml=1` | httpd's XML of every balancer and member (`xml`) |
 //!
 //! Every change goes through [`Control::change`]: built whole, kept (with `persist`), then
 //! published, or refused with its reason and nothing changed.
@@ -34,6 +36,7 @@ mod guard;
 mod httpd;
 mod metrics;
 mod page;
+mod xml;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -190,6 +193,7 @@ fn allowed(segments: &[&str]) -> Option<&'static str> {
         ["api", "balancers", _, "shadow"] => "PUT, DELETE",
         ["api", "balancers", _, "lbmethod", "rollback"] | ["api", "reload"] => "POST",
         ["api", "plugins"] => "GET, HEAD, POST",
+        ["api", "plugins", _] => "DELETE",
         _ => return None,
     })
 }
@@ -237,6 +241,7 @@ async fn route(state: &AdminState, peer: SocketAddr, req: Request<Incoming>) -> 
     match (&parts.method, segments.as_slice()) {
         // httpd 2.4 changes nothing on GET either (it reads only b, w and nonce from a query);
         // a script that asks for a change that way is told, not shown the page as if it worked.
+        (&Method::GET, ["balancer-manager"]) if httpd::wants_xml(parts.uri.query()) => xml::render(control),
         (&Method::GET, ["balancer-manager"]) if let Some(field) = httpd::edit_field(parts.uri.query()) => {
             let reason = format!("`{field}` asks for a change, and GET never changes anything: send the same fields with POST (curl -d '…' or -X POST)");
             let mut r = api::error(StatusCode::METHOD_NOT_ALLOWED, reason);
@@ -258,6 +263,7 @@ async fn route(state: &AdminState, peer: SocketAddr, req: Request<Incoming>) -> 
             api::made(control, peer, Some(name), Ok(Change::Rollback { balancer: name.to_string() })).await
         }
         (&Method::GET, ["api", "plugins"]) => api::versions(control),
+        (&Method::DELETE, ["api", "plugins", version]) => api::forget_version(control, peer, version),
         (&Method::POST, ["api", "plugins"]) => match api::upload(control, &body) {
             Ok(sha256) => api::json_response(StatusCode::CREATED, &serde_json::json!({ "sha256": sha256, "size": body.len() })),
             Err(e) => api::refused(&e),

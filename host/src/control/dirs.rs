@@ -202,6 +202,15 @@ impl PluginStore {
         out
     }
 
+    /// Forgets version `sha` (the whole SHA-256): its file is removed.
+    pub fn remove(&self, sha: &str) -> Result<(), DirError> {
+        if self.path_of(sha).is_none() {
+            return Err(DirError::Version(format!("no plugin version {sha} in the plugins directory")));
+        }
+        let name = file_name(sha);
+        self.dir.remove_file(&name).map_err(|source| DirError::Io { path: self.path.join(name), source })
+    }
+
     /// Where version `sha` is, when it is here.
     pub fn path_of(&self, sha: &str) -> Option<PathBuf> {
         let valid = sha.len() == 64 && sha.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
