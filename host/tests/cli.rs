@@ -316,3 +316,26 @@ fn plugin_replay_prints_what_a_method_would_have_chosen() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("trace line 2"), "{}", String::from_utf8_lossy(&bad.stderr));
 }
+
+#[test]
+fn a_manager_beyond_loopback_needs_a_token() {
+    let dir = temp_dir("admin-token");
+    let file = dir.join("admin.toml");
+    let base = "[[listen]]\naddr = \"127.0.0.1:0\"\n[[route]]\npath = \"/\"\nbalancer = \"b\"\n[balancer.b]\n[[balancer.b.member]]\nurl = \"http://127.0.0.1:1\"\n";
+    for (admin, refused) in [
+        ("[admin]\nlisten = \"0.0.0.0:0\"\n", true),
+        ("[admin]\nlisten = \"[::]:0\"\n", true),
+        ("[admin]\nlisten = \"192.0.2.7:8081\"\n", true),
+        ("[admin]\nlisten = \"127.0.0.1:0\"\n", false),
+        ("[admin]\nlisten = \"0.0.0.0:0\"\ntoken = \"env:SWITCHYARD_TEST_ADMIN_TOKEN\"\n", false),
+    ] {
+        std::fs::write(&file, format!("{base}{admin}")).expect("write");
+        let out = Command::new(BIN).arg("--config").arg(&file).arg("--check").output().expect("run");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(!out.status.success(), refused, "{admin}: {stderr}");
+        if refused {
+            assert!(stderr.contains("admin.toml:") && stderr.contains("admin.listen") && stderr.contains("set a token"), "{stderr}");
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

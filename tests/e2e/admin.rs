@@ -39,6 +39,16 @@ impl Admin {
         self.call(Method::PATCH, &format!("/api/balancers/web/members/{member}"), body, nonce).await
     }
 
+    /// A form post to httpd's `/balancer-manager`, as a script sends it (or, with
+    /// `from_page`, as the page's form does: the browser asks for HTML back).
+    pub(crate) async fn form(&self, body: String, from_page: bool) -> Reply {
+        let mut post = self.request(Method::POST, "/balancer-manager").header("content-type", "application/x-www-form-urlencoded");
+        if from_page {
+            post = post.header("accept", "text/html");
+        }
+        self.client.send(post.body(Full::new(Bytes::from(body))).expect("request")).await
+    }
+
     /// A state-changing call with a JSON body (or none when empty).
     pub(crate) async fn call(&self, method: Method, path: &str, body: &str, nonce: Option<&str>) -> Reply {
         let mut b = self.request(method, path).header("content-type", "application/json");
@@ -179,13 +189,7 @@ async fn refused_changes_change_nothing() {
 async fn httpd_scripts_and_the_page_use_the_same_edit() {
     let (proxy, a, _b, admin, _running) = setup("admin-httpd", None).await;
     let nonce = admin.nonce().await;
-    let form = format!("b=web&w={}&nonce={nonce}&w_lf=4&w_status_N=1", a.url().replace(':', "%3A").replace('/', "%2F"));
-    let post = admin
-        .request(Method::POST, "/balancer-manager")
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(Full::new(Bytes::from(form)))
-        .expect("request");
-    let reply = admin.client.send(post).await;
+    let reply = admin.form(format!("b=web&w={}&nonce={nonce}&w_lf=4&w_status_N=1", a.url().replace(':', "%3A").replace('/', "%2F")), false).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
     let member = &admin.balancer().await["members"][0];
     assert_eq!((member["loadfactor"].as_f64(), member["status"].as_str()), (Some(4.0), Some("N")));

@@ -179,13 +179,7 @@ async fn health_checks_are_changed_at_run_time_from_the_api_httpds_fields_and_th
 
     // httpd's fields: method, URI, expression, interval (seconds), passes, fails.
     let url = a.url().replace(':', "%3A").replace('/', "%2F");
-    let form = format!("b=web&w={url}&nonce={nonce}&w_hm=HEAD&w_hu=%2Fready&w_he=&w_hi=0.2&w_hp=3&w_hf=4");
-    let post = admin
-        .request(Method::POST, "/balancer-manager")
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(Full::new(Bytes::from(form)))
-        .expect("request");
-    let reply = admin.client.send(post).await;
+    let reply = admin.form(format!("b=web&w={url}&nonce={nonce}&w_hm=HEAD&w_hu=%2Fready&w_he=&w_hi=0.2&w_hp=3&w_hf=4"), false).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
     let h = health(&admin.balancer().await, 0);
     assert_eq!((h["interval_ms"].as_u64(), h["passes"].as_u64(), h["fails"].as_u64()), (Some(200), Some(3), Some(4)), "{h}");
@@ -197,24 +191,13 @@ async fn health_checks_are_changed_at_run_time_from_the_api_httpds_fields_and_th
     assert!(html.contains("name=\"w_hm\" size=\"6\" value=\"HEAD\"") && html.contains("name=\"w_hi\" size=\"5\" value=\"200ms\""), "{html}");
     let kept_before: Value = serde_json::from_slice(&admin.get("/api/overrides").await.body).expect("json");
     let unchanged = format!("b=web&w={url}&nonce={nonce}&w_hm=HEAD&w_hu=%2Fready&w_he=&w_hi=200ms&w_hp=3&w_hf=4");
-    let post = admin
-        .request(Method::POST, "/balancer-manager")
-        .header("content-type", "application/x-www-form-urlencoded")
-        .header("accept", "text/html")
-        .body(Full::new(Bytes::from(unchanged)))
-        .expect("request");
-    assert_eq!(admin.client.send(post).await.status, StatusCode::SEE_OTHER);
+    assert_eq!(admin.form(unchanged, true).await.status, StatusCode::SEE_OTHER);
     let kept_after: Value = serde_json::from_slice(&admin.get("/api/overrides").await.body).expect("json");
     assert_eq!(kept_before, kept_after, "nothing new is kept");
     // A member with no check sends the form back empty: nothing is asked of it.
     let b_url = admin.balancer().await["members"][1]["url"].as_str().expect("url").replace(':', "%3A").replace('/', "%2F");
     let empty = format!("b=web&w={b_url}&nonce={nonce}&w_hm=&w_hu=&w_he=&w_hi=&w_hp=&w_hf=");
-    let post = admin
-        .request(Method::POST, "/balancer-manager")
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(Full::new(Bytes::from(empty)))
-        .expect("request");
-    assert_eq!(admin.client.send(post).await.status, StatusCode::OK);
+    assert_eq!(admin.form(empty, false).await.status, StatusCode::OK);
     assert!(health(&admin.balancer().await, 1).is_null(), "still not checked");
     assert_eq!(serde_json::from_slice::<Value>(&admin.get("/api/overrides").await.body).expect("json"), kept_after);
     proxy.proxy.stop().await;

@@ -374,8 +374,8 @@ for (const input of document.querySelectorAll('input[data-upload]')) {
 }
 "#;
 
-/// HTML-escaped text.
-fn esc(s: &str) -> String {
+/// HTML-escaped text (XML-escaped too).
+pub(super) fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
