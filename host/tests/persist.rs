@@ -149,11 +149,11 @@ fn a_state_file_that_does_not_fit_is_refused_at_start_naming_it() {
     // Well-formed, from this version, but holding a load factor the file could never have.
     std::fs::write(dir.join("state/state.json"), r#"{"version": 1, "balancers": {"web": {"members": {"http://127.0.0.1:9": {"loadfactor": 0}}}}}"#).expect("state");
     // And a temporary file a crash left behind, which a start clears away.
-    std::fs::write(dir.join("state/.state.json.1.0.tmp"), "{").expect("leftover");
+    std::fs::write(dir.join("state/.state.json.999999999.0.tmp"), "{").expect("leftover");
     let out = Command::new(env!("CARGO_BIN_EXE_switchyard")).arg("--config").arg(&config).stdin(Stdio::null()).output().expect("runs");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "refused: {stderr}");
     assert!(stderr.contains("state.json") && stderr.contains("loadfactor"), "names the state file and the key: {stderr}");
-    assert!(!dir.join("state/.state.json.1.0.tmp").exists(), "the leftover is gone");
+    assert!(!dir.join("state/.state.json.999999999.0.tmp").exists(), "the leftover is gone");
     let _ = std::fs::remove_dir_all(&dir);
 }

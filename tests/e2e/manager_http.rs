@@ -12,7 +12,7 @@ use serde_json::Value;
 use switchyard_tests::client::TestClient;
 use switchyard_tests::member::Member;
 use switchyard_tests::proxy::{ManagedProxy, config, temp_dir};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 
 use crate::admin::{Admin, manager};
 
@@ -139,10 +139,6 @@ async fn idle_connections_cannot_take_the_manager_or_the_proxy_down() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(answered, "the manager answers once a connection is free");
-    // A client that sends half a head is not waited for for ever either (the head deadline);
-    // it is not waited out here: it is 10 s.
-    let mut half = idle.pop().expect("one");
-    half.write_all(b"GET / HTTP/1.1\r\n").await.expect("written");
     drop(idle);
     proxy.proxy.stop().await;
 }
@@ -194,6 +190,16 @@ async fn health_checks_are_changed_at_run_time_from_the_api_httpds_fields_and_th
     assert_eq!(admin.form(unchanged, true).await.status, StatusCode::SEE_OTHER);
     let kept_after: Value = serde_json::from_slice(&admin.get("/api/overrides").await.body).expect("json");
     assert_eq!(kept_before, kept_after, "nothing new is kept");
+    // A member checked by TCP (no method written) sends the form back with the method empty
+    // or named: neither is a change.
+    admin.ok(Method::PATCH, "/api/balancers/web/members/0", r#"{"hcmethod": null, "hcuri": null}"#).await;
+    let kept_tcp: Value = serde_json::from_slice(&admin.get("/api/overrides").await.body).expect("json");
+    for method in ["", "TCP", "tcp"] {
+        let same = format!("b=web&w={url}&nonce={nonce}&w_hm={method}&w_hu=&w_he=&w_hi=200ms&w_hp=3&w_hf=4");
+        assert_eq!(admin.form(same, false).await.status, StatusCode::OK);
+        assert_eq!(serde_json::from_slice::<Value>(&admin.get("/api/overrides").await.body).expect("json"), kept_tcp, "{method:?}");
+    }
+    let kept_after = kept_tcp;
     // A member with no check sends the form back empty: nothing is asked of it.
     let b_url = admin.balancer().await["members"][1]["url"].as_str().expect("url").replace(':', "%3A").replace('/', "%2F");
     let empty = format!("b=web&w={b_url}&nonce={nonce}&w_hm=&w_hu=&w_he=&w_hi=&w_hp=&w_hf=");

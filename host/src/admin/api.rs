@@ -35,7 +35,7 @@ pub(super) fn error(status: StatusCode, reason: impl Into<String>) -> Answer {
 pub(super) fn refused(e: &ControlError) -> Answer {
     let status = match e {
         ControlError::NotFound(_) => StatusCode::NOT_FOUND,
-        ControlError::Unavailable(_) => StatusCode::CONFLICT,
+        ControlError::Unavailable(_) | ControlError::InUse(_) => StatusCode::CONFLICT,
         ControlError::Dir(DirError::Name(_) | DirError::NotAFile(_) | DirError::NotAComponent(_)) => StatusCode::BAD_REQUEST,
         ControlError::Dir(DirError::Version(_)) => StatusCode::NOT_FOUND,
         ControlError::Dir(DirError::Io { source, .. }) if source.kind() == std::io::ErrorKind::InvalidInput => StatusCode::BAD_REQUEST,
@@ -288,39 +288,17 @@ pub(super) fn versions(control: &Control) -> Answer {
     json_response(StatusCode::OK, &json!({ "versions": versions, "uploads": control.store().is_some() }))
 }
 
-/// `DELETE /api/plugins/{version}`: forgets a kept version that no balancer runs, keeps to
-/// roll back to, or runs in shadow (those are refused with 409: change them first).
-pub(super) fn forget_version(control: &Control, peer: std::net::SocketAddr, given: &str) -> Answer {
-    let store = match control.store() {
-        Some(store) => store,
-        None => return refused(&no_store()),
-    };
-    let sha = match store.resolve(given) {
-        Ok(sha) => sha,
-        Err(e) => return refused(&ControlError::Dir(e)),
-    };
-    let view = control.view();
-    let named = |choice: Option<&LbMethodChoice>| matches!(choice, Some(LbMethodChoice::Stored { sha256, .. }) if *sha256 == sha);
-    let users: Vec<String> = view
-        .overlay
-        .balancers
-        .iter()
-        .filter(|(_, b)| {
-            named(b.lbmethod.as_ref())
-                || named(b.rollback.as_ref().and_then(|r| r.lbmethod.as_ref()))
-                || matches!(&b.shadow, Some(crate::control::overlay::ShadowChange::Set(c)) if named(Some(c)))
-        })
-        .map(|(name, _)| name.clone())
-        .collect();
-    if !users.is_empty() {
-        return error(StatusCode::CONFLICT, format!("refused; nothing changed: version {} is in use by balancer {} (as its lbmethod, the one to roll back to, or its shadow)", crate::plugin::version_of(&sha), users.join(", ")));
-    }
-    match store.remove(&sha) {
-        Ok(()) => {
+/// `DELETE /api/plugins/{version}`: forgets a kept version nothing uses (409 otherwise).
+pub(super) async fn forget_version(control: &Control, peer: std::net::SocketAddr, given: &str) -> Answer {
+    match control.forget_version(given).await {
+        Ok(sha) => {
             tracing::info!(%peer, version = %crate::plugin::version_of(&sha), "balancer manager: plugin version forgotten");
             json_response(StatusCode::OK, &json!({ "removed": sha }))
         }
-        Err(e) => refused(&ControlError::Dir(e)),
+        Err(e) => {
+            tracing::warn!(%peer, version = given, reason = %e, "balancer manager: plugin version not forgotten");
+            refused(&e)
+        }
     }
 }
 
@@ -339,7 +317,7 @@ fn no_store() -> ControlError {
 /// trail in the error log too): what was asked, by whom, and whether it was applied.
 pub(super) async fn logged_change(control: &Control, peer: std::net::SocketAddr, change: Result<Change, ControlError>) -> Result<crate::control::Applied, ControlError> {
     let asked = match &change {
-        Ok(change) => format!("{change:?}"),
+        Ok(change) => describe(change),
         Err(_) => "(not understood)".to_string(),
     };
     let outcome = match change {
@@ -351,6 +329,16 @@ pub(super) async fn logged_change(control: &Control, peer: std::net::SocketAddr,
         Err(e) => tracing::warn!(%peer, change = %asked, reason = %e, "balancer manager: change refused"),
     }
     outcome
+}
+
+/// A change in a line for the log; a plugin's config is left out (it may hold secrets).
+fn describe(change: &Change) -> String {
+    match change {
+        Change::LbMethod { balancer, choice } => format!("lbmethod of {balancer} to {}", choice.label()),
+        Change::Shadow { balancer, choice } => format!("shadow of {balancer} to {}", choice.as_ref().map_or_else(|| "none".to_string(), LbMethodChoice::label)),
+        Change::Batch(changes) => changes.iter().map(describe).collect::<Vec<_>>().join("; "),
+        other => format!("{other:?}"),
+    }
 }
 
 /// Answers a change made: the balancer as it is now.

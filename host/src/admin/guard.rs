@@ -20,6 +20,8 @@ impl Refusal {
     pub(super) fn response(self) -> Response<Full<Bytes>> {
         let unauthorised = self.0 == StatusCode::UNAUTHORIZED;
         let mut r = error(self.0, self.1);
+        // A refused client does not keep one of the manager's few connections.
+        r.headers_mut().insert(header::CONNECTION, http::HeaderValue::from_static("close"));
         if unauthorised {
             for scheme in ["Bearer realm=\"switchyard\"", "Basic realm=\"switchyard balancer manager\", charset=\"UTF-8\""] {
                 r.headers_mut().append(header::WWW_AUTHENTICATE, http::HeaderValue::from_static(scheme));

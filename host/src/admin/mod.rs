@@ -161,7 +161,14 @@ pub async fn start(settings: &config::Admin, control: Arc<Control>) -> Result<Ru
                 let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
                 builder.http1().timer(TokioTimer::new()).header_read_timeout(HEAD_TIMEOUT);
                 let connection = builder.serve_connection(TokioIo::new(stream), service);
-                let _ = tokio::time::timeout(CONNECTION_LIFETIME, connection).await;
+                tokio::pin!(connection);
+                // At the end of its lifetime a connection is told to close once the request
+                // it is serving (a change being made, say) is answered; then given a bounded
+                // time for that.
+                if tokio::time::timeout(CONNECTION_LIFETIME, connection.as_mut()).await.is_err() {
+                    connection.as_mut().graceful_shutdown();
+                    let _ = tokio::time::timeout(BODY_TIMEOUT, connection).await;
+                }
                 drop(permit);
             });
         }
@@ -263,7 +270,7 @@ async fn route(state: &AdminState, peer: SocketAddr, req: Request<Incoming>) -> 
             api::made(control, peer, Some(name), Ok(Change::Rollback { balancer: name.to_string() })).await
         }
         (&Method::GET, ["api", "plugins"]) => api::versions(control),
-        (&Method::DELETE, ["api", "plugins", version]) => api::forget_version(control, peer, version),
+        (&Method::DELETE, ["api", "plugins", version]) => api::forget_version(control, peer, version).await,
         (&Method::POST, ["api", "plugins"]) => match api::upload(control, &body) {
             Ok(sha256) => api::json_response(StatusCode::CREATED, &serde_json::json!({ "sha256": sha256, "size": body.len() })),
             Err(e) => api::refused(&e),

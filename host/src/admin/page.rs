@@ -287,7 +287,7 @@ fn health_form(h: &mut String, balancer: &str, nonce: &str, m: &crate::config::M
             h,
             "<label>method <input name=\"w_hm\" size=\"6\" value=\"{}\" placeholder=\"TCP\"></label> <label>URI <input name=\"w_hu\" size=\"10\" value=\"{}\"></label> \
              <label>expr <input name=\"w_he\" size=\"20\" value=\"{}\"></label> ",
-            if spec.is_some() && text("method").is_empty() { "TCP".to_string() } else { text("method") },
+            text("method"),
             text("uri"),
             text("expr")
         );

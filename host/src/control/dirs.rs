@@ -85,6 +85,9 @@ impl StateDir {
             .filter_map(Result::ok)
             .filter_map(|e| e.file_name().into_string().ok())
             .filter(|n| n.starts_with(&format!(".{STATE_FILE}.")) && n.ends_with(".tmp"))
+            // `.state.json.PID.N.tmp`: only a process that is gone left it (another one, a
+            // `--check` beside the daemon say, may be writing it now).
+            .filter(|n| n[STATE_FILE.len() + 2..].split('.').next().and_then(|pid| pid.parse::<u32>().ok()).is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists()))
             .collect();
         for name in leftovers {
             let _ = dir.remove_file(&name);

@@ -275,8 +275,12 @@ fn apply_one(change: Change, overlay: &mut Overlay, cx: &Context<'_>) -> Result<
             let choice = checked_choice(choice, cx)?;
             let b = overlay.balancer_mut(&balancer);
             // httpd's form sends the method in use with every balancer edit: not a swap.
+            let file_config = cx.file.balancers.iter().find(|f| f.name == balancer).and_then(|f| serde_json::from_str::<Value>(&f.lbmethod.config_json).ok());
             let unchanged = match (&choice, &b.lbmethod) {
-                (LbMethodChoice::Builtin { name, config }, None) => find_balancer(running, &balancer)?.lbmethod().name() == name && config.as_object().is_some_and(serde_json::Map::is_empty),
+                (LbMethodChoice::Builtin { name, config }, None) => {
+                    find_balancer(running, &balancer)?.lbmethod().name() == name
+                        && (config.as_object().is_some_and(serde_json::Map::is_empty) || Some(config) == file_config.as_ref())
+                }
                 (choice, Some(current)) => choice == current,
                 _ => false,
             };
@@ -392,7 +396,8 @@ fn same_as_running(key: &str, value: &Value, m: &crate::config::Member) -> bool 
         "hcinterval" => health.is_some_and(|h| duration(value) == Some(h.interval)),
         "hctimeout" => health.is_some_and(|h| duration(value) == Some(h.timeout)),
         "hcmethod" | "hcuri" | "hcexpr" => check_key(&key[2..]).is_some_and(|running| match (running.as_deref(), value.as_str()) {
-            (Some(now), Some(new)) if key == "hcmethod" => now.eq_ignore_ascii_case(new),
+            // No method is TCP, the default.
+            (now, Some(new)) if key == "hcmethod" => now.unwrap_or("TCP").eq_ignore_ascii_case(new),
             (now, new) => now == new,
         }),
         _ => false,

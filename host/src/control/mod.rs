@@ -54,6 +54,9 @@ pub enum ControlError {
     /// The change could not be kept in the state directory; nothing was changed.
     #[error("the change could not be kept: {0}")]
     NotKept(String),
+    /// Something still uses what the change would take away.
+    #[error("{0}")]
+    InUse(String),
     /// A directory could not be opened or the state file read.
     #[error(transparent)]
     Dir(#[from] DirError),
@@ -196,6 +199,34 @@ impl Control {
     /// The access log in service opens its file again (SIGUSR1).
     pub fn reopen_logs(&self) {
         self.reloader.reopen_logs();
+    }
+
+    /// Forgets the kept plugin version `given` names (as [`PluginStore::resolve`] reads it),
+    /// unless something uses it: a balancer runs it, keeps it to roll back to, runs it in
+    /// shadow, or falls back to it. Made between changes, never beside one. Returns its
+    /// SHA-256.
+    pub async fn forget_version(&self, given: &str) -> Result<String, ControlError> {
+        let _one_at_a_time = self.file_text.lock().await;
+        let store = self.store.as_ref().ok_or_else(|| ControlError::Unavailable("plugin uploads need `[admin] plugins` (a directory) in the config".into()))?;
+        let sha = store.resolve(given)?;
+        let version = crate::plugin::version_of(&sha);
+        let named = |choice: Option<&LbMethodChoice>| matches!(choice, Some(LbMethodChoice::Stored { sha256, .. }) if *sha256 == sha);
+        let view = self.view.load_full();
+        let kept = view.overlay.balancers.iter().filter(|(_, b)| {
+            named(b.lbmethod.as_ref()) || named(b.rollback.as_ref().and_then(|r| r.lbmethod.as_ref())) || matches!(&b.shadow, Some(overlay::ShadowChange::Set(c)) if named(Some(c)))
+        });
+        let running = self.reloader.current();
+        let serving = running.balancers().iter().filter(|b| {
+            b.lbmethod().version() == version || b.previous_method().is_some_and(|m| m.version() == version) || b.shadow().is_some_and(|s| s.method().version() == version)
+        });
+        let mut users: Vec<String> = kept.map(|(name, _)| name.clone()).chain(serving.map(|b| b.name().to_string())).collect();
+        users.sort();
+        users.dedup();
+        if !users.is_empty() {
+            return Err(ControlError::InUse(format!("version {version} is in use by balancer {} (as its lbmethod, the one to roll back to or fall back to, or its shadow)", users.join(", "))));
+        }
+        store.remove(&sha)?;
+        Ok(sha)
     }
 
     /// Makes `change`: the new overlay, the new running state built from the file and it,

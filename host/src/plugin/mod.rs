@@ -108,9 +108,9 @@ pub struct PluginRuntime {
     /// (`None` for a default plugin, whose bytes never change): a rebuild finds an unchanged
     /// file's compiled component without reading and hashing the file again.
     known: Mutex<HashMap<PluginSource, (Option<FileStamp>, String)>>,
-    /// Each plugin's counters by role (`web/lbmethod/byrequests`) and version, so a plugin
-    /// loaded again for a new build counts on.
-    stats: Mutex<HashMap<(String, String), Arc<PluginStats>>>,
+    /// Each plugin's counters by role (`web/lbmethod/byrequests`), version and config, so a
+    /// plugin loaded again for a new build counts on (and two loaded copies never share).
+    stats: Mutex<HashMap<(String, String, String), Arc<PluginStats>>>,
     /// Compiled components on disk, when a cache directory is configured.
     disk: Option<Arc<CompiledCache>>,
     /// How many threads call plugins at once (the proxy's workers): each keeps an instance
@@ -177,7 +177,7 @@ impl PluginRuntime {
                 if kept.len() >= MAX_KEPT_STATS {
                     kept.clear();
                 }
-                Arc::clone(kept.entry((label.clone(), sha.to_string())).or_default())
+                Arc::clone(kept.entry((label.clone(), sha.to_string(), spec.config_json.clone())).or_default())
             }
             Err(_) => Arc::default(),
         };
@@ -222,7 +222,14 @@ impl PluginRuntime {
                 .into(),
         };
         let sha = sha256_hex(&bytes);
-        if let Ok(mut known) = self.known.lock() {
+        // Kept only for a file that did not change while it was read and was not written in
+        // the last seconds: a rewrite of the same length within one ctime tick would
+        // otherwise go unnoticed.
+        let settled = match source {
+            PluginSource::Builtin(_) => true,
+            PluginSource::File(path) => tokio::fs::metadata(path).await.ok().is_some_and(|m| Some(FileStamp::of(&m)) == stamp && FileStamp::of(&m).settled()),
+        };
+        if settled && let Ok(mut known) = self.known.lock() {
             if known.len() >= MAX_CACHED_COMPONENTS {
                 known.clear();
             }
@@ -289,6 +296,12 @@ impl FileStamp {
     fn of(meta: &std::fs::Metadata) -> Self {
         use std::os::unix::fs::MetadataExt;
         Self { len: meta.len(), inode: meta.ino(), modified: (meta.mtime(), meta.mtime_nsec()), changed: (meta.ctime(), meta.ctime_nsec()) }
+    }
+
+    /// Whether the file was last changed more than two seconds ago.
+    fn settled(&self) -> bool {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        i64::try_from(now).is_ok_and(|now| now - self.changed.0 > 2)
     }
 }
 

@@ -132,8 +132,13 @@ fn route_traffic(config: &Config, old: Option<&Proxy>) -> Box<[Arc<crate::observ
         RouteTarget::Balancer(i) => Some(config.balancers[*i].name.as_str()),
         _ => None,
     };
-    let before = |key: Option<(&str, Option<&str>)>| old.and_then(|o| o.routes.iter().map(|r| Some((r.prefix.as_str(), r.target.labels.balancer.as_deref()))).chain(std::iter::once(None)).zip(o.traffic.iter()).find(|(k, _)| *k == key).map(|(_, t)| Arc::clone(t)));
-    config.routes.iter().map(|r| Some((r.prefix.as_str(), balancer_of(r)))).chain(std::iter::once(None)).map(|key| before(key).unwrap_or_default()).collect()
+    // Each old route's counters go to one new route at most (two routes may share a prefix).
+    type Slot<'a> = (Option<(&'a str, Option<&'a str>)>, Option<Arc<crate::observe::TrafficStats>>);
+    let mut before: Vec<Slot<'_>> = old
+        .map(|o| o.routes.iter().map(|r| Some((r.prefix.as_str(), r.target.labels.balancer.as_deref()))).chain(std::iter::once(None)).zip(o.traffic.iter().map(|t| Some(Arc::clone(t)))).collect())
+        .unwrap_or_default();
+    let mut take = |key: Option<(&str, Option<&str>)>| before.iter_mut().find(|(k, t)| *k == key && t.is_some()).and_then(|(_, t)| t.take()).unwrap_or_default();
+    config.routes.iter().map(|r| Some((r.prefix.as_str(), balancer_of(r)))).chain(std::iter::once(None)).map(&mut take).collect()
 }
 
 /// Loads the health check of every checked member; members with the same check and settings
