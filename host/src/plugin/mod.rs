@@ -223,11 +223,15 @@ impl PluginRuntime {
         };
         let sha = sha256_hex(&bytes);
         // Kept only for a file that did not change while it was read and was not written in
-        // the last seconds: a rewrite of the same length within one ctime tick would
-        // otherwise go unnoticed.
+        // the last seconds (a rewrite of the same length within one ctime tick would
+        // otherwise go unnoticed) — or that is named by its own SHA-256, as the manager's
+        // plugin store names its versions, and is written once, by rename.
         let settled = match source {
             PluginSource::Builtin(_) => true,
-            PluginSource::File(path) => tokio::fs::metadata(path).await.ok().is_some_and(|m| Some(FileStamp::of(&m)) == stamp && FileStamp::of(&m).settled()),
+            PluginSource::File(path) => {
+                let named_by_content = path.file_name().is_some_and(|n| *n == *format!("{sha}.wasm"));
+                tokio::fs::metadata(path).await.ok().is_some_and(|m| Some(FileStamp::of(&m)) == stamp && (named_by_content || FileStamp::of(&m).settled()))
+            }
         };
         if settled && let Ok(mut known) = self.known.lock() {
             if known.len() >= MAX_CACHED_COMPONENTS {
