@@ -140,7 +140,7 @@ def main():
     members = [start_member(n) for n in "abc"]
     print(f"{'case':58} {'to the next request':>19} {'the call alone':>15}")
     for persist in (False, True):
-        fresh, memory, disk = ([], []), ([], []), ([], [])
+        fresh, memory, disk, plain = ([], []), ([], []), ([], []), []
         for _ in range(REPEATS):
             with tempfile.TemporaryDirectory(prefix="switchyard-swap-") as tmp:
                 workdir = Path(tmp)
@@ -148,6 +148,11 @@ def main():
                 shas = [proxy.upload(v) for v in versions]
                 total, call = proxy.swap({"sha256": shas[0]})
                 fresh[0].append(total), fresh[1].append(call)
+                # What a request costs the client with no swap before it, for comparison.
+                for _ in range(20):
+                    started = time.perf_counter()
+                    assert proxy.get() == 200
+                    plain.append(time.perf_counter() - started)
                 # Back and forth between the two versions, both compiled now.
                 for i in range(10):
                     total, call = proxy.swap({"sha256": shas[(i + 1) % 2]})
@@ -161,6 +166,7 @@ def main():
                 disk[0].append(total), disk[1].append(call)
                 proxy.stop()
         label = "persist on " if persist else "persist off"
+        print(f"{label}: {'one request, no swap (what the client alone costs)':45} {ms(plain):>19}")
         for name, (total, call) in [("never compiled (compiles)", fresh), ("compiled before in this process", memory), ("from the compiled cache on disk (restarted)", disk)]:
             print(f"{label}: {name:45} {ms(total):>19} {ms(call):>15}")
     for m in members:
