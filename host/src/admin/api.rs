@@ -86,7 +86,7 @@ pub(super) fn balancer_json(proxy: &Proxy, view: &View, index: usize, b: &ProxyB
         "failonstatus": failover.failonstatus,
         "failontimeout": failover.failontimeout,
         "timeout_ms": failover.timeout.as_millis() as u64,
-        "stickysession": b.sticky().map(|s| if s.param == s.cookie { s.cookie.clone() } else { format!("{}|{}", s.cookie, s.param) }),
+        "stickysession": b.sticky().map(crate::config::StickySession::names),
         "stickysessionsep": b.sticky().map(|s| s.separator.map(String::from).unwrap_or_default()),
         "scolonpathdelim": b.sticky().is_some_and(|s| s.scolon_path_delim),
         "lbmethod_failures": stats.method_failures.load(relaxed),

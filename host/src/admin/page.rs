@@ -49,7 +49,7 @@ pub(super) fn render(control: &Control, nonce: &str) -> Response<Full<Bytes>> {
         let name = esc(b.name());
         let sticky = b.sticky().map_or_else(
             || "(none)".to_string(),
-            |s| if s.param == s.cookie { s.cookie.clone() } else { format!("{}|{}", s.cookie, s.param) },
+            crate::config::StickySession::names,
         );
         let _ = write!(
             h,
@@ -142,7 +142,7 @@ pub(super) fn render(control: &Control, nonce: &str) -> Response<Full<Bytes>> {
                 mark("lbset"),
                 m.config.lbset,
                 mark("status"),
-                esc(&format!("Init {}", s.status.names())),
+                esc(&httpd_status(s.status)),
                 s.elected,
                 s.busy,
                 s.lbstatus,
@@ -307,7 +307,13 @@ fn duration_text(d: std::time::Duration) -> String {
     if d.subsec_millis() == 0 { format!("{}s", d.as_secs()) } else { format!("{}ms", d.as_millis()) }
 }
 
-fn on_off(on: bool) -> &'static str {
+/// A member's status as httpd's manager shows it: "Init" (set up in this process, as every
+/// member the proxy in service has), then its flags' names or "Ok".
+pub(super) fn httpd_status(status: StatusFlags) -> String {
+    format!("Init {}", status.names())
+}
+
+pub(super) fn on_off(on: bool) -> &'static str {
     if on { "On" } else { "Off" }
 }
 

@@ -21,12 +21,11 @@ pub(super) fn render(control: &Control) -> Response<Full<Bytes>> {
         x.push_str("    <httpd:balancer>\n");
         element(&mut x, 6, "name", &format!("balancer://{}", b.name()));
         if let Some(sticky) = b.sticky() {
-            let names = if sticky.param == sticky.cookie { sticky.cookie.clone() } else { format!("{}|{}", sticky.cookie, sticky.param) };
-            element(&mut x, 6, "stickysession", &names);
+            element(&mut x, 6, "stickysession", &sticky.names());
             element(&mut x, 6, "stickysessionsep", &sticky.separator.map(String::from).unwrap_or_default());
-            element(&mut x, 6, "scolonpathdelim", on_off(sticky.scolon_path_delim));
+            element(&mut x, 6, "scolonpathdelim", super::page::on_off(sticky.scolon_path_delim));
         }
-        element(&mut x, 6, "nofailover", on_off(failover.nofailover));
+        element(&mut x, 6, "nofailover", super::page::on_off(failover.nofailover));
         element(&mut x, 6, "timeout", &failover.timeout.as_secs().to_string());
         element(&mut x, 6, "maxattempts", &b.maxattempts().to_string());
         element(&mut x, 6, "lbmethod", method.name());
@@ -53,7 +52,7 @@ pub(super) fn render(control: &Control) -> Response<Full<Bytes>> {
             element(&mut x, 10, "read", &s.read.to_string());
             element(&mut x, 10, "elected", &s.elected.to_string());
             element(&mut x, 10, "errors", &s.errors.to_string());
-            element(&mut x, 10, "status", &format!("Init {}", s.status.names()));
+            element(&mut x, 10, "status", &super::page::httpd_status(s.status));
             x.push_str("        </httpd:worker>\n");
         }
         x.push_str("      </httpd:workers>\n    </httpd:balancer>\n");
@@ -69,10 +68,6 @@ pub(super) fn render(control: &Control) -> Response<Full<Bytes>> {
 fn element(x: &mut String, indent: usize, name: &str, text: &str) {
     // The page's escaping: its `&#39;` is XML's too.
     let _ = writeln!(x, "{:indent$}<httpd:{name}>{}</httpd:{name}>", "", super::page::esc(text));
-}
-
-fn on_off(on: bool) -> &'static str {
-    if on { "On" } else { "Off" }
 }
 
 #[cfg(test)]

@@ -147,6 +147,13 @@ pub struct StickySession {
     pub insert: Option<RouteCookie>,
 }
 
+impl StickySession {
+    /// The names as the config writes them: `COOKIE`, or `COOKIE|param` when they differ.
+    pub fn names(&self) -> String {
+        if self.param == self.cookie { self.cookie.clone() } else { format!("{}|{}", self.cookie, self.param) }
+    }
+}
+
 /// The attributes of a cookie the proxy sets to keep a client on its member.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteCookie {

@@ -354,17 +354,22 @@ fn balancer_same_as_running(key: &str, value: &Value, b: &crate::proxy::ProxyBal
     match key {
         "maxattempts" => value.as_u64() == Some(u64::from(b.maxattempts())),
         "nofailover" => value.as_bool() == Some(failover.nofailover),
-        "timeout" => match value {
-            Value::Number(n) => n.as_f64().and_then(|s| std::time::Duration::try_from_secs_f64(s).ok()) == Some(failover.timeout),
-            Value::String(s) => crate::config::parse_duration(s).ok() == Some(failover.timeout),
-            _ => false,
-        },
+        "timeout" => duration_of(value) == Some(failover.timeout),
         "stickysession" => match (value, b.sticky()) {
             (Value::Null, None) => true,
-            (Value::String(v), Some(s)) => *v == s.cookie && s.param == s.cookie || *v == format!("{}|{}", s.cookie, s.param),
+            (Value::String(v), Some(s)) => *v == s.names(),
             _ => false,
         },
         _ => false,
+    }
+}
+
+/// A duration as the config writes one: seconds, or a string with a unit.
+fn duration_of(value: &Value) -> Option<std::time::Duration> {
+    match value {
+        Value::Number(n) => n.as_f64().and_then(|s| std::time::Duration::try_from_secs_f64(s).ok()),
+        Value::String(s) => crate::config::parse_duration(s).ok(),
+        _ => None,
     }
 }
 
@@ -372,11 +377,6 @@ fn balancer_same_as_running(key: &str, value: &Value, b: &crate::proxy::ProxyBal
 /// (a health-check key of a member checked by a plugin of its own) counts as a change.
 fn same_as_running(key: &str, value: &Value, m: &crate::config::Member) -> bool {
     let health = m.health.as_ref();
-    let duration = |v: &Value| match v {
-        Value::Number(n) => n.as_f64().and_then(|s| std::time::Duration::try_from_secs_f64(s).ok()),
-        Value::String(s) => crate::config::parse_duration(s).ok(),
-        _ => None,
-    };
     // The default check's own config holds hcmethod, hcuri and hcexpr (as method, uri, expr).
     let check_key = |name: &str| {
         let spec = health.filter(|h| matches!(&h.plugin.source, crate::config::PluginSource::Builtin(b) if b == "hcheck"))?;
@@ -393,8 +393,8 @@ fn same_as_running(key: &str, value: &Value, m: &crate::config::Member) -> bool 
         "redirect" => value.as_str().unwrap_or("") == m.redirect,
         "hcpasses" => health.is_some_and(|h| value.as_u64() == Some(u64::from(h.passes))),
         "hcfails" => health.is_some_and(|h| value.as_u64() == Some(u64::from(h.fails))),
-        "hcinterval" => health.is_some_and(|h| duration(value) == Some(h.interval)),
-        "hctimeout" => health.is_some_and(|h| duration(value) == Some(h.timeout)),
+        "hcinterval" => health.is_some_and(|h| duration_of(value) == Some(h.interval)),
+        "hctimeout" => health.is_some_and(|h| duration_of(value) == Some(h.timeout)),
         "hcmethod" | "hcuri" | "hcexpr" => check_key(&key[2..]).is_some_and(|running| match (running.as_deref(), value.as_str()) {
             // No method is TCP, the default.
             (now, Some(new)) if key == "hcmethod" => now.unwrap_or("TCP").eq_ignore_ascii_case(new),

@@ -2,7 +2,6 @@
 //! contract, behind [`rewrite::HeaderRewriter`].
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use wasmtime::Store;
 use wasmtime::component::Component;
@@ -151,17 +150,11 @@ impl HeaderRewriter for WasmHeaderRewrite {
     }
 
     fn on_request(&self, context: &Context<'_>, method: &str, path: &str, headers: &[Header]) -> Result<Vec<Edit>, RewriteError> {
-        let started = Instant::now();
-        let edits = self.instances.call(|b, store| b.on_request(store, context, method, path, headers));
-        self.instances.stats.calls.record(started.elapsed());
-        edits.map_err(|e| RewriteError(e.to_string()))
+        self.instances.timed_call(|b, store| b.on_request(store, context, method, path, headers)).map_err(|e| RewriteError(e.to_string()))
     }
 
     fn on_response(&self, context: &Context<'_>, status: u16, headers: &[Header]) -> Result<Vec<Edit>, RewriteError> {
-        let started = Instant::now();
-        let edits = self.instances.call(|b, store| b.on_response(store, context, status, headers));
-        self.instances.stats.calls.record(started.elapsed());
-        edits.map_err(|e| RewriteError(e.to_string()))
+        self.instances.timed_call(|b, store| b.on_response(store, context, status, headers)).map_err(|e| RewriteError(e.to_string()))
     }
 
     fn calls(&self) -> Option<PluginCalls> {

@@ -2,7 +2,6 @@
 //! behind [`health::HealthCheck`].
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use wasmtime::Store;
 use wasmtime::component::Component;
@@ -118,17 +117,11 @@ impl HealthCheck for WasmHealthCheck {
     }
 
     fn probe(&self, target: &Target) -> Result<Probe, CheckError> {
-        let started = Instant::now();
-        let probe = self.instances.call(|b, store| b.describe_probe(store, target));
-        self.instances.stats.calls.record(started.elapsed());
-        probe.map_err(|e| CheckError(e.to_string()))
+        self.instances.timed_call(|b, store| b.describe_probe(store, target)).map_err(|e| CheckError(e.to_string()))
     }
 
     fn judge(&self, target: &Target, outcome: &Outcome) -> Result<Verdict, CheckError> {
-        let started = Instant::now();
-        let verdict = self.instances.call(|b, store| b.judge(store, target, outcome));
-        self.instances.stats.calls.record(started.elapsed());
-        verdict.map_err(|e| CheckError(e.to_string()))
+        self.instances.timed_call(|b, store| b.judge(store, target, outcome)).map_err(|e| CheckError(e.to_string()))
     }
 
     fn calls(&self) -> Option<PluginCalls> {

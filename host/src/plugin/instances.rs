@@ -367,6 +367,18 @@ impl<W: World> Instances<W> {
         self.finish(result, instance)
     }
 
+    /// Like [`Instances::call`], and records the call's time in the plugin's `calls` (for the
+    /// plugins the host does not time itself: health checks and header rewrites).
+    pub(crate) fn timed_call<R>(
+        &self,
+        call: impl FnOnce(&W::Bindings, &mut Store<PluginState>) -> wasmtime::Result<R>,
+    ) -> Result<R, CallError> {
+        let started = Instant::now();
+        let result = self.call(call);
+        self.stats.calls.record(started.elapsed());
+        result
+    }
+
     /// Returns the instance to the pool after a normal return; counts and logs a trap.
     pub(crate) fn finish<R>(&self, result: wasmtime::Result<R>, instance: Box<Instance<W>>) -> Result<R, CallError> {
         match result {
